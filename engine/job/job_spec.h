@@ -1,0 +1,136 @@
+// JobSpec: everything that defines one seeded training computation.
+//
+// Plain engine-side value types (no protobuf here; the servers and the CLI
+// translate driftscope.v1.JobSpec into these at the edge). Defaults are the
+// Keras 3 defaults (spec/rnn-math.md §1-§7). Thread-compatible.
+#ifndef DRIFTSCOPE_ENGINE_JOB_JOB_SPEC_H_
+#define DRIFTSCOPE_ENGINE_JOB_JOB_SPEC_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace driftscope {
+
+enum class LayerKind { kLstm, kGru, kSimpleRnn, kDense };
+
+enum class Activation {
+  kTanh,
+  kSigmoid,
+  kHardSigmoidKeras2,  // clip(0.2·x + 0.5, 0, 1)
+  kHardSigmoidKeras3,  // relu6(x + 3) / 6
+  kRelu,
+  kLinear,
+};
+
+struct InitializerSpec {
+  enum class Kind {
+    kGlorotUniform,
+    kOrthogonal,
+    kZeros,
+    kOnes,
+    kRandomUniform,  // U(minval, maxval)
+    kRandomNormal,   // N(mean, stddev), Box-Muller as TF does
+  };
+  Kind kind = Kind::kZeros;
+  double minval = -0.05, maxval = 0.05;  // random_uniform (Keras defaults)
+  double mean = 0.0, stddev = 0.05;      // random_normal (Keras defaults)
+  double gain = 1.0;                     // orthogonal
+};
+
+struct LayerSpec {
+  LayerKind kind = LayerKind::kLstm;
+  int units = 0;
+  bool return_sequences = false;  // RNN layers; Dense keeps its input rank
+  bool return_state = false;      // RNN layers: final states are also kept
+  bool go_backwards = false;
+  Activation activation = Activation::kTanh;  // Dense default: kLinear
+  Activation recurrent_activation = Activation::kSigmoid;  // LSTM, GRU
+  bool use_bias = true;
+  bool unit_forget_bias = true;  // LSTM
+  int implementation = 2;        // 1 or 2: addition order (rnn-math §1.5)
+  bool reset_after = true;       // GRU
+  InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
+  InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
+  InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};
+};
+
+struct ModelSpec {
+  int timesteps = 10;
+  int features = 1;
+  std::vector<LayerSpec> layers;
+};
+
+enum class OptimizerKind { kAdam, kSgd, kRmsprop };
+
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::kAdam;
+  double learning_rate = 0.001;
+  // Adam
+  double beta_1 = 0.9, beta_2 = 0.999;
+  double epsilon = 1e-7;  // Adam and RMSprop
+  bool amsgrad = false;
+  // SGD and RMSprop
+  double momentum = 0.0;
+  bool nesterov = false;
+  // RMSprop
+  double rho = 0.9;
+  bool centered = false;
+  // At most one of the three clipping modes (Keras raises otherwise).
+  std::optional<double> clipnorm;         // per variable
+  std::optional<double> global_clipnorm;  // over all variables
+  std::optional<double> clipvalue;        // elementwise
+};
+
+enum class LossKind { kMse, kMae };
+
+struct DataSpec {
+  enum class Generator { kSine, kRandomWalk, kDelayedCopy };
+  Generator generator = Generator::kSine;
+  int samples = 1024;
+  int eval_samples = 128;
+  double noise = 0.05;  // sine: stddev of the added noise
+  int delay = 2;        // delayed copy: y_t = x_{t-delay}
+};
+
+struct TrainingSpec {
+  int epochs = 3;
+  int batch_size = 32;
+  bool shuffle = true;
+  bool capture_epoch_outputs = false;  // eval outputs after every epoch
+};
+
+struct JobSpec {
+  uint64_t seed = 42;
+  ModelSpec model;
+  OptimizerSpec optimizer;
+  LossKind loss = LossKind::kMse;
+  DataSpec data;
+  TrainingSpec training;
+};
+
+// The built-in default job: LSTM(64, seq) -> LSTM(32, seq), T=10, F=1, Adam
+// 1e-3 with clipnorm 1, MSE, SINE data 1024/128, 3 epochs, batch 32, shuffle.
+JobSpec DefaultJobSpec();
+
+// Checks ranges and combinations. The message names the field and the value,
+// e.g. "model.layers[1].units must be in [1, 4096], got 0".
+absl::Status ValidateJobSpec(const JobSpec& spec);
+
+// Output width of the model's last layer (the target's last dimension) and
+// whether the model output is a sequence (B,T,U) or a vector (B,U).
+int ModelOutputUnits(const ModelSpec& model);
+bool ModelOutputIsSequence(const ModelSpec& model);
+
+// Canonical, versioned text form of the spec (every field, fixed order,
+// doubles as hex-float) and its SHA-256 in lowercase hex. Two runs with the
+// same digest claim to compute the same thing.
+std::string CanonicalText(const JobSpec& spec);
+std::string SpecDigest(const JobSpec& spec);
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_ENGINE_JOB_JOB_SPEC_H_
