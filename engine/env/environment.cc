@@ -1,0 +1,156 @@
+#include "engine/env/environment.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <Eigen/Core>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+#ifndef DRIFTSCOPE_VERSION
+#define DRIFTSCOPE_VERSION "unknown"
+#endif
+#ifndef DRIFTSCOPE_COMPILER
+#define DRIFTSCOPE_COMPILER "unknown"
+#endif
+#ifndef DRIFTSCOPE_CXX_FLAGS
+#define DRIFTSCOPE_CXX_FLAGS "unknown"
+#endif
+
+namespace driftscope {
+
+namespace {
+
+std::string ReadCpuInfoField(const std::string& key) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, key)) {
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      }
+    }
+  }
+  return "";
+}
+
+std::string OsPrettyName() {
+  std::ifstream in("/etc/os-release");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "PRETTY_NAME=")) {
+      std::string v = line.substr(12);
+      if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+      return v;
+    }
+  }
+  return "unknown";
+}
+
+Environment Probe() {
+  Environment env;
+  char host[256] = {};
+  env.hostname = gethostname(host, sizeof(host) - 1) == 0 ? host : "unknown";
+  env.os = OsPrettyName();
+  struct utsname u;
+  if (uname(&u) == 0) {
+    env.kernel = absl::StrCat(u.sysname, " ", u.release);
+    env.arch = u.machine;
+  }
+  env.cpu_model = ReadCpuInfoField("model name");
+  if (env.cpu_model.empty()) env.cpu_model = "unknown";
+  // The flags that change floating-point results of vectorized code.
+  static const std::set<std::string> kRelevant = {
+      "sse2",     "sse4_1",   "avx",         "avx2",
+      "fma",      "f16c",     "avx512f",     "avx512dq",
+      "avx512vl", "avx512bw", "avx512_bf16", "avx512_fp16",
+      "amx_bf16", "amx_tile", "asimd",       "sve"};
+  for (absl::string_view f :
+       absl::StrSplit(ReadCpuInfoField("flags"), ' ', absl::SkipEmpty())) {
+    if (kRelevant.count(std::string(f))) env.isa_flags.emplace_back(f);
+  }
+  env.cores = static_cast<int>(std::thread::hardware_concurrency());
+  env.compiler = DRIFTSCOPE_COMPILER;
+  env.compile_flags = DRIFTSCOPE_CXX_FLAGS;
+  env.eigen_version = absl::StrCat(
+      EIGEN_WORLD_VERSION, ".", EIGEN_MAJOR_VERSION, ".", EIGEN_MINOR_VERSION);
+  env.blas = absl::StrCat("Eigen ", env.eigen_version, " GEMM (",
+                          Eigen::SimdInstructionSetsInUse(), ")");
+  env.engine_version = DRIFTSCOPE_VERSION;
+  env.cuda = ProbeCuda();
+  return env;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+const Environment& ProbeEnvironment() {
+  static const Environment* env = new Environment(Probe());
+  return *env;
+}
+
+std::string EnvironmentToJson(const Environment& env) {
+  std::vector<std::string> flags;
+  for (const std::string& f : env.isa_flags) flags.push_back(JsonString(f));
+  std::vector<std::string> gpus;
+  for (const CudaDeviceInfo& d : env.cuda.devices) {
+    gpus.push_back(absl::StrCat(
+        "{\"name\":", JsonString(d.name), ",\"compute_capability\":\"",
+        d.compute_major, ".", d.compute_minor, "\",\"sm_count\":", d.sm_count,
+        ",\"memory_bytes\":", d.memory_bytes, "}"));
+  }
+  return absl::StrCat(
+      "{\"hostname\":", JsonString(env.hostname),
+      ",\"os\":", JsonString(env.os), ",\"kernel\":", JsonString(env.kernel),
+      ",\"arch\":", JsonString(env.arch),
+      ",\"cpu_model\":", JsonString(env.cpu_model), ",\"isa_flags\":[",
+      absl::StrJoin(flags, ","), "],\"cores\":", env.cores,
+      ",\"compiler\":", JsonString(env.compiler),
+      ",\"compile_flags\":", JsonString(env.compile_flags),
+      ",\"eigen_version\":", JsonString(env.eigen_version),
+      ",\"blas\":", JsonString(env.blas),
+      ",\"engine_version\":", JsonString(env.engine_version),
+      ",\"cuda\":{\"compiled\":", env.cuda.compiled ? "true" : "false",
+      ",\"runtime_version\":", env.cuda.runtime_version,
+      ",\"driver_version\":", env.cuda.driver_version,
+      ",\"error\":", JsonString(env.cuda.error), ",\"devices\":[",
+      absl::StrJoin(gpus, ","), "]}}");
+}
+
+}  // namespace driftscope
