@@ -21,42 +21,26 @@ constexpr Preset kPresets[] = {
     {"fp32", "fp32"},
 };
 
-}  // namespace
-
-std::vector<std::string> Profile::PresetNames() {
-  std::vector<std::string> names;
-  for (const Preset& p : kPresets) names.push_back(p.name);
-  return names;
+std::string ValidChoices() {
+  return absl::StrCat("presets: ", absl::StrJoin(Profile::PresetNames(), ", "),
+                      "; or a knob string fp64|fp32[,threads=N]");
 }
 
-std::string Profile::ToString() const {
-  return absl::StrCat(precision == Precision::kFp64 ? "fp64" : "fp32",
-                      ",threads=", threads);
-}
-
-absl::StatusOr<Profile> Profile::Parse(absl::string_view text) {
-  for (const Preset& p : kPresets) {
-    if (text == p.name) {
-      absl::StatusOr<Profile> parsed = Parse(p.knobs);
-      if (parsed.ok()) parsed->preset = p.name;
-      return parsed;
-    }
-  }
+absl::StatusOr<Profile> ParseKnobs(absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, ',');
   Profile profile;
   if (parts.empty() || parts[0].empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "profile is empty; use a preset (", absl::StrJoin(PresetNames(), ", "),
-        ") or fp64|fp32[,threads=N]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("profile is empty; valid: ", ValidChoices()));
   }
   if (parts[0] == "fp64") {
     profile.precision = Precision::kFp64;
   } else if (parts[0] == "fp32") {
     profile.precision = Precision::kFp32;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "profile '", text, "': unknown precision or preset '", parts[0],
-        "'; valid: ", absl::StrJoin(PresetNames(), ", "), ", fp64, fp32"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("profile '", text, "': unknown precision or preset '",
+                     parts[0], "'; valid: ", ValidChoices()));
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     std::pair<absl::string_view, absl::string_view> kv =
@@ -76,6 +60,30 @@ absl::StatusOr<Profile> Profile::Parse(absl::string_view text) {
     }
   }
   return profile;
+}
+
+}  // namespace
+
+std::vector<std::string> Profile::PresetNames() {
+  std::vector<std::string> names;
+  for (const Preset& p : kPresets) names.push_back(p.name);
+  return names;
+}
+
+std::string Profile::ToString() const {
+  return absl::StrCat(precision == Precision::kFp64 ? "fp64" : "fp32",
+                      ",threads=", threads);
+}
+
+absl::StatusOr<Profile> Profile::Parse(absl::string_view text) {
+  for (const Preset& p : kPresets) {
+    if (text == p.name) {
+      absl::StatusOr<Profile> parsed = ParseKnobs(p.knobs);
+      if (parsed.ok()) parsed->preset = p.name;
+      return parsed;
+    }
+  }
+  return ParseKnobs(text);
 }
 
 }  // namespace driftscope
