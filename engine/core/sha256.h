@@ -1,0 +1,35 @@
+// SHA-256 digests in lowercase hex, over OpenSSL's EVP interface.
+//
+// Used for spec digests and weight fingerprints. Sha256Hex is a pure
+// function; a Sha256 object is one thread at a time and owns its OpenSSL
+// context.
+#ifndef DRIFTSCOPE_ENGINE_CORE_SHA256_H_
+#define DRIFTSCOPE_ENGINE_CORE_SHA256_H_
+
+#include <cstddef>
+#include <string>
+
+namespace driftscope {
+
+// SHA-256 of `size` bytes at `data`, as 64 lowercase hex digits.
+std::string Sha256Hex(const void* data, size_t size);
+
+// Incremental form: Update() any number of times, then HexDigest() once;
+// after HexDigest() the object starts over as if newly constructed.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void Update(const void* data, size_t size);
+  std::string HexDigest();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX*, kept opaque so OpenSSL stays out of headers
+};
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_ENGINE_CORE_SHA256_H_
