@@ -41,12 +41,18 @@ void Sha256::Update(const void* data, size_t size) {
   EVP_DigestUpdate(Ctx(ctx_), data, size);
 }
 
-std::string Sha256::HexDigest() {
-  unsigned char digest[EVP_MAX_MD_SIZE];
+std::string Sha256::HexDigest() { return DigestHex(Digest()); }
+
+Sha256Digest Sha256::Digest() {
+  Sha256Digest digest{};
   unsigned int n = 0;
-  EVP_DigestFinal_ex(Ctx(ctx_), digest, &n);
+  EVP_DigestFinal_ex(Ctx(ctx_), digest.data(), &n);
   EVP_DigestInit_ex(Ctx(ctx_), EVP_sha256(), nullptr);
-  return ToHex(digest, n);
+  return digest;
+}
+
+std::string DigestHex(const Sha256Digest& digest) {
+  return ToHex(digest.data(), static_cast<unsigned int>(digest.size()));
 }
 
 }  // namespace driftscope

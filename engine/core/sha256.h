@@ -6,13 +6,18 @@
 #ifndef DRIFTSCOPE_ENGINE_CORE_SHA256_H_
 #define DRIFTSCOPE_ENGINE_CORE_SHA256_H_
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace driftscope {
 
 // SHA-256 of `size` bytes at `data`, as 64 lowercase hex digits.
 std::string Sha256Hex(const void* data, size_t size);
+
+using Sha256Digest = std::array<uint8_t, 32>;
+std::string DigestHex(const Sha256Digest& digest);
 
 // Incremental form: Update() any number of times, then HexDigest() once;
 // after HexDigest() the object starts over as if newly constructed.
@@ -25,6 +30,8 @@ class Sha256 {
 
   void Update(const void* data, size_t size);
   std::string HexDigest();
+  // The same as raw bytes; allocates nothing, for hot loops.
+  Sha256Digest Digest();
 
  private:
   void* ctx_;  // EVP_MD_CTX*, kept opaque so OpenSSL stays out of headers

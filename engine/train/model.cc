@@ -1,0 +1,83 @@
+#include "engine/train/model.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace driftscope {
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<Model<T>>> Model<T>::Create(
+    const ModelSpec& spec, int max_batch) {
+  if (max_batch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model: max_batch must be at least 1, got ", max_batch));
+  }
+  if (spec.layers.empty()) {
+    return absl::InvalidArgumentError("model.layers must not be empty");
+  }
+  std::unique_ptr<Model<T>> m(new Model<T>());
+  m->max_batch_ = max_batch;
+  ActivationShape in{true, spec.timesteps, spec.features};
+  int64_t offset = 0;
+  int64_t max_grad = 0;
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<Layer<T>>> layer =
+        MakeLayer<T>(spec.layers[i], in, absl::StrCat("model.layers[", i, "]"));
+    if (!layer.ok()) return layer.status();
+    m->layer_offsets_.push_back(offset);
+    for (const WeightShape& w : (*layer)->weights()) {
+      m->weights_.push_back(ModelWeight{static_cast<int>(i),
+                                        absl::StrCat("layer", i, "_", w.name),
+                                        w.shape, offset, w.size()});
+      offset += w.size();
+    }
+    // Layer 0 needs no input gradient; the others get one of two buffers.
+    if (i > 0) max_grad = std::max(max_grad, in.per_sample());
+    in = (*layer)->output_shape();
+    m->acts_.emplace_back(static_cast<size_t>(max_batch * in.per_sample()));
+    m->layers_.push_back(*std::move(layer));
+  }
+  m->params_.assign(static_cast<size_t>(offset), T(0));
+  m->grads_.assign(static_cast<size_t>(offset), T(0));
+  for (std::vector<T>& d : m->dbuf_) {
+    d.assign(static_cast<size_t>(max_batch * max_grad), T(0));
+  }
+  return m;
+}
+
+template <typename T>
+std::vector<VariableSlice> Model<T>::variables() const {
+  std::vector<VariableSlice> v;
+  v.reserve(weights_.size());
+  for (const ModelWeight& w : weights_) v.push_back({w.offset, w.size});
+  return v;
+}
+
+template <typename T>
+const T* Model<T>::Forward(const Context& ctx, const T* x, int batch) {
+  const T* in = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->Forward(ctx, params_.data() + layer_offsets_[i], in, batch,
+                        acts_[i].data());
+    in = acts_[i].data();
+  }
+  return in;
+}
+
+template <typename T>
+void Model<T>::Backward(const Context& ctx, const T* dy) {
+  const T* grad_out = dy;
+  for (int i = num_layers() - 1; i >= 0; --i) {
+    T* dx = i > 0 ? dbuf_[i % 2].data() : nullptr;
+    layers_[i]->Backward(ctx, params_.data() + layer_offsets_[i], grad_out, dx,
+                         grads_.data() + layer_offsets_[i]);
+    grad_out = dx;
+  }
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace driftscope

@@ -1,0 +1,84 @@
+// Model<T>: a stack of Layer<T> over ONE contiguous parameter buffer and one
+// gradient buffer (llm.c style), with activation buffers sized once.
+//
+// The parameter buffer holds every layer's weights back to back in Keras
+// get_weights() order, so fingerprinting, zeroing, copying and the optimizer
+// each see one span. All buffers are allocated by Create() for at most
+// `max_batch` samples: Forward/Backward never allocate. One thread at a time;
+// the model owns its layers and buffers.
+#ifndef DRIFTSCOPE_ENGINE_TRAIN_MODEL_H_
+#define DRIFTSCOPE_ENGINE_TRAIN_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/job/job_spec.h"
+#include "engine/layers/layer.h"
+#include "engine/numerics/context.h"
+#include "engine/optim/optimizer.h"
+
+namespace driftscope {
+
+// One Keras weight inside the flat buffer.
+struct ModelWeight {
+  int layer = 0;
+  std::string name;  // "layer{i}_{kernel|recurrent_kernel|bias}"
+  std::vector<int64_t> shape;
+  int64_t offset = 0;
+  int64_t size = 0;
+};
+
+template <typename T>
+class Model {
+ public:
+  // InvalidArgument (from MakeLayer, naming "model.layers[i]") when a layer
+  // cannot take its input; max_batch must be ≥ 1.
+  static absl::StatusOr<std::unique_ptr<Model<T>>> Create(const ModelSpec& spec,
+                                                          int max_batch);
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  int num_layers() const { return static_cast<int>(layers_.size()); }
+  int64_t num_params() const { return static_cast<int64_t>(params_.size()); }
+  int max_batch() const { return max_batch_; }
+  T* params() { return params_.data(); }
+  const T* params() const { return params_.data(); }
+  T* grads() { return grads_.data(); }
+  // Every weight in get_weights() order, and the same as optimizer slices.
+  const std::vector<ModelWeight>& weights() const { return weights_; }
+  std::vector<VariableSlice> variables() const;
+  // Offset of layer i's block in the flat buffers.
+  int64_t layer_offset(int i) const { return layer_offsets_[i]; }
+  Layer<T>& layer(int i) { return *layers_[i]; }
+  ActivationShape input_shape() const { return layers_.front()->input_shape(); }
+  ActivationShape output_shape() const {
+    return layers_.back()->output_shape();
+  }
+
+  // Runs the stack on `batch` ≤ max_batch() samples of x (which must stay
+  // valid until Backward returns). Returns the output buffer (batch ·
+  // output_shape().per_sample() values), valid until the next Forward.
+  const T* Forward(const Context& ctx, const T* x, int batch);
+  // Back-propagates dy (gradient w.r.t. the last Forward's output) and
+  // overwrites grads() with the parameter gradients.
+  void Backward(const Context& ctx, const T* dy);
+
+ private:
+  Model() = default;
+
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<int64_t> layer_offsets_;
+  std::vector<ModelWeight> weights_;
+  std::vector<T> params_, grads_;
+  std::vector<std::vector<T>> acts_;  // acts_[i]: output of layer i
+  std::vector<T> dbuf_[2];            // ping-pong input gradients
+  int max_batch_ = 0;
+};
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_ENGINE_TRAIN_MODEL_H_
