@@ -12,7 +12,8 @@ What it checks/produces:
   * The glorot_uniform kernel of an LSTM(64) on D=1 and the orthogonal
     (64, 256) recurrent kernel, with seed=[42, streams::Init(0, w)], computed
     with TF ops exactly as Keras 3 does (Orthogonal in float32 TF QR), plus a
-    float64 numpy QR of the same float32 normals (a tighter reference).
+    float64 numpy QR of the same float32 normals, rounded once to float32
+    (a tighter reference: the engine factors in double too).
   * Whether keras.initializers.X(seed=s) equals the stateless draw with seed
     [s, 0]; if so, Keras' own outputs are saved as keras_*.npy.
   * Tiny .npy files for the NPY reader tests (npy_*.npy).
@@ -36,7 +37,7 @@ def init_stream(layer, weight):  # engine/rng/philox.h streams::Init
 
 
 def save(name, a):
-    np.save(os.path.join(HERE, name), a)
+    np.save(os.path.join(HERE, name), np.asarray(a, order="C"))
 
 
 def seed_tensor(s0, s1):
@@ -133,8 +134,8 @@ def npy_goldens():
     save("npy_f8_3.npy", np.array([1.5, -2.25, 1e300], dtype="<f8"))
     save("npy_f4_scalar.npy", np.array(3.5, dtype="<f4"))
     save("npy_f8_2x0.npy", np.zeros((2, 0), dtype="<f8"))
-    save("npy_f4_fortran.npy", np.asfortranarray(
-        np.arange(6, dtype="<f4").reshape(2, 3)))
+    with open(os.path.join(HERE, "npy_f4_fortran.npy"), "wb") as f:
+        np.save(f, np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3)))
     save("npy_i8.npy", np.arange(4, dtype="<i8"))
     save("npy_f4_bigendian.npy", np.arange(3, dtype=">f4"))
     a = np.arange(4, dtype="<f4")
