@@ -1,0 +1,509 @@
+#include "engine/reference/reference.h"
+
+#include <cmath>
+
+namespace driftscope {
+namespace {
+
+using Mat = std::vector<std::vector<double>>;
+
+struct Args {
+  const LayerSpec& spec;
+  const ActivationShape& in;
+  const RefWeights& w;
+  const std::vector<double>& x;
+  int batch;
+  const std::vector<double>* dy;  // null: forward only
+};
+
+struct Outputs {
+  std::vector<double> y;
+  std::vector<std::vector<double>> states;
+  RefLayerGrads grads;
+};
+
+Mat Zeros(int rows, int cols) {
+  return Mat(rows, std::vector<double>(cols, 0.0));
+}
+
+void PrepareGrads(const Args& a, Outputs* o) {
+  if (a.dy == nullptr) return;
+  for (const auto& shape : RefWeightShapes(a.spec, a.in)) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    o->grads.dweights.emplace_back(n, 0.0);
+  }
+  o->grads.dx.assign(a.x.size(), 0.0);
+}
+
+// Shared time bookkeeping of the three RNN layers.
+struct Seq {
+  int T, D, U;
+  bool backwards, ret_seq;
+  // Input time index consumed at processing step k.
+  int TimeOf(int k) const { return backwards ? T - 1 - k : k; }
+  const double* XAt(const std::vector<double>& x, int b, int k) const {
+    return &x[(static_cast<size_t>(b) * T + TimeOf(k)) * D];
+  }
+  // Output gradient arriving at processing step k (0 when none).
+  double DyAt(const std::vector<double>& dy, int b, int k, int u) const {
+    if (ret_seq) return dy[(static_cast<size_t>(b) * T + k) * U + u];
+    return k == T - 1 ? dy[static_cast<size_t>(b) * U + u] : 0.0;
+  }
+  void WriteOut(std::vector<double>* y, int b, int k, const double* h) const {
+    if (ret_seq) {
+      for (int u = 0; u < U; ++u)
+        (*y)[(static_cast<size_t>(b) * T + k) * U + u] = h[u];
+    } else if (k == T - 1) {
+      for (int u = 0; u < U; ++u) (*y)[static_cast<size_t>(b) * U + u] = h[u];
+    }
+  }
+};
+
+Seq MakeSeq(const Args& a) {
+  return Seq{a.in.timesteps, a.in.dim, a.spec.units, a.spec.go_backwards,
+             a.spec.return_sequences};
+}
+
+// Row vector times matrix: out[j] = Σ_i v[i]·M[i·ld + col0 + j], j < n.
+void VecMat(const double* v, int rows, const double* m, int ld, int col0, int n,
+            double* out) {
+  for (int j = 0; j < n; ++j) {
+    double s = 0.0;
+    for (int i = 0; i < rows; ++i)
+      s += v[i] * m[static_cast<size_t>(i) * ld + col0 + j];
+    out[j] = s;
+  }
+}
+// out[i] (+)= Σ_j M[i·ld + col0 + j]·g[j], i < rows (g times Mᵀ).
+void MatVecT(const double* m, int rows, int ld, int col0, int n,
+             const double* g, double* out, bool accumulate) {
+  for (int i = 0; i < rows; ++i) {
+    double s = 0.0;
+    for (int j = 0; j < n; ++j)
+      s += m[static_cast<size_t>(i) * ld + col0 + j] * g[j];
+    out[i] = accumulate ? out[i] + s : s;
+  }
+}
+// dM[i·ld + col0 + j] += v[i]·g[j].
+void Outer(const double* v, int rows, const double* g, int n, double* dm,
+           int ld, int col0) {
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < n; ++j)
+      dm[static_cast<size_t>(i) * ld + col0 + j] += v[i] * g[j];
+}
+
+// ---------------------------------------------------------------- LSTM §1,
+// §9.1
+void RunLstm(const Args& a, Outputs* o) {
+  const Seq s = MakeSeq(a);
+  const int T = s.T, D = s.D, U = s.U, G = 4 * U;
+  const LayerSpec& sp = a.spec;
+  const double* W = a.w[0].data();
+  const double* R = a.w[1].data();
+  const double* bias = sp.use_bias ? a.w[2].data() : nullptr;
+  const Activation act = sp.activation, ract = sp.recurrent_activation;
+  o->y.assign(static_cast<size_t>(a.batch) * (s.ret_seq ? T : 1) * U, 0.0);
+  o->states.assign(2, std::vector<double>(static_cast<size_t>(a.batch) * U));
+  PrepareGrads(a, o);
+  for (int b = 0; b < a.batch; ++b) {
+    Mat z = Zeros(T, G), gate = Zeros(T, G);
+    Mat h = Zeros(T + 1, U), c = Zeros(T + 1, U);
+    std::vector<double> zx(G), zh(G);
+    for (int k = 0; k < T; ++k) {
+      VecMat(s.XAt(a.x, b, k), D, W, G, 0, G, zx.data());
+      VecMat(h[k].data(), U, R, G, 0, G, zh.data());
+      for (int j = 0; j < G; ++j) {
+        if (bias == nullptr) {
+          z[k][j] = zx[j] + zh[j];
+        } else if (sp.implementation == 1) {
+          z[k][j] = (zx[j] + bias[j]) + zh[j];
+        } else {
+          z[k][j] = (zx[j] + zh[j]) + bias[j];
+        }
+        const bool cell = j >= 2 * U && j < 3 * U;
+        gate[k][j] = RefActivation(cell ? act : ract, z[k][j]);
+      }
+      for (int u = 0; u < U; ++u) {
+        const double i = gate[k][u], f = gate[k][U + u], g = gate[k][2 * U + u],
+                     og = gate[k][3 * U + u];
+        c[k + 1][u] = f * c[k][u] + i * g;
+        h[k + 1][u] = og * RefActivation(act, c[k + 1][u]);
+      }
+      s.WriteOut(&o->y, b, k, h[k + 1].data());
+    }
+    for (int u = 0; u < U; ++u) {
+      o->states[0][static_cast<size_t>(b) * U + u] = h[T][u];
+      o->states[1][static_cast<size_t>(b) * U + u] = c[T][u];
+    }
+    if (a.dy == nullptr) continue;
+    std::vector<double> dh(U, 0.0), dc(U, 0.0), dA(G);
+    for (int k = T - 1; k >= 0; --k) {
+      for (int u = 0; u < U; ++u) {
+        const double dht = dh[u] + s.DyAt(*a.dy, b, k, u);
+        const double i = gate[k][u], f = gate[k][U + u], g = gate[k][2 * U + u],
+                     og = gate[k][3 * U + u];
+        const double tau = RefActivation(act, c[k + 1][u]);
+        const double dct =
+            dc[u] + dht * og * RefActivationDerivative(act, c[k + 1][u]);
+        dA[u] = dct * g * RefActivationDerivative(ract, z[k][u]);
+        dA[U + u] = dct * c[k][u] * RefActivationDerivative(ract, z[k][U + u]);
+        dA[2 * U + u] = dct * i * RefActivationDerivative(act, z[k][2 * U + u]);
+        dA[3 * U + u] =
+            dht * tau * RefActivationDerivative(ract, z[k][3 * U + u]);
+        dc[u] = dct * f;
+      }
+      const double* xt = s.XAt(a.x, b, k);
+      Outer(xt, D, dA.data(), G, o->grads.dweights[0].data(), G, 0);
+      Outer(h[k].data(), U, dA.data(), G, o->grads.dweights[1].data(), G, 0);
+      if (bias != nullptr)
+        for (int j = 0; j < G; ++j) o->grads.dweights[2][j] += dA[j];
+      double* dxt =
+          &o->grads.dx[(static_cast<size_t>(b) * T + s.TimeOf(k)) * D];
+      MatVecT(W, D, G, 0, G, dA.data(), dxt, /*accumulate=*/false);
+      MatVecT(R, U, G, 0, G, dA.data(), dh.data(), /*accumulate=*/false);
+    }
+  }
+}
+
+// ----------------------------------------------------------------- GRU §2,
+// §9.2-3
+void RunGru(const Args& a, Outputs* o) {
+  const Seq s = MakeSeq(a);
+  const int T = s.T, D = s.D, U = s.U, G = 3 * U;
+  const LayerSpec& sp = a.spec;
+  const bool ra = sp.reset_after;
+  const double* W = a.w[0].data();
+  const double* R = a.w[1].data();
+  const double* bx = sp.use_bias ? a.w[2].data() : nullptr;
+  const double* bh = (sp.use_bias && ra) ? a.w[2].data() + G : nullptr;
+  const Activation act = sp.activation, ract = sp.recurrent_activation;
+  o->y.assign(static_cast<size_t>(a.batch) * (s.ret_seq ? T : 1) * U, 0.0);
+  o->states.assign(1, std::vector<double>(static_cast<size_t>(a.batch) * U));
+  PrepareGrads(a, o);
+  for (int b = 0; b < a.batch; ++b) {
+    // pre[k] = pre-activations [z | r | h]; mh_h (reset_after) or q = r ⊙ h.
+    Mat pre = Zeros(T, G), zrn = Zeros(T, G), mhh = Zeros(T, U),
+        q = Zeros(T, U);
+    Mat h = Zeros(T + 1, U);
+    std::vector<double> mx(G), mh(G), qr(U);
+    for (int k = 0; k < T; ++k) {
+      VecMat(s.XAt(a.x, b, k), D, W, G, 0, G, mx.data());
+      if (bx != nullptr)
+        for (int j = 0; j < G; ++j) mx[j] = mx[j] + bx[j];
+      const double* hp = h[k].data();
+      if (ra) {
+        VecMat(hp, U, R, G, 0, G, mh.data());
+        if (bh != nullptr)
+          for (int j = 0; j < G; ++j) mh[j] = mh[j] + bh[j];
+      } else {
+        VecMat(hp, U, R, G, 0, 2 * U, mh.data());
+      }
+      for (int j = 0; j < 2 * U; ++j) {
+        pre[k][j] = mx[j] + mh[j];
+        zrn[k][j] = RefActivation(ract, pre[k][j]);
+      }
+      for (int u = 0; u < U; ++u) {
+        const double r = zrn[k][U + u];
+        if (ra) {
+          mhh[k][u] = mh[2 * U + u];
+          pre[k][2 * U + u] = mx[2 * U + u] + r * mhh[k][u];
+        } else {
+          q[k][u] = r * hp[u];
+        }
+      }
+      if (!ra) {
+        VecMat(q[k].data(), U, R, G, 2 * U, U, qr.data());
+        for (int u = 0; u < U; ++u) pre[k][2 * U + u] = mx[2 * U + u] + qr[u];
+      }
+      for (int u = 0; u < U; ++u) {
+        const double n = RefActivation(act, pre[k][2 * U + u]);
+        zrn[k][2 * U + u] = n;
+        const double z = zrn[k][u];
+        h[k + 1][u] = z * hp[u] + (1.0 - z) * n;
+      }
+      s.WriteOut(&o->y, b, k, h[k + 1].data());
+    }
+    for (int u = 0; u < U; ++u)
+      o->states[0][static_cast<size_t>(b) * U + u] = h[T][u];
+    if (a.dy == nullptr) continue;
+    std::vector<double> dh(U, 0.0), dX(G), dHm(G), dq(U), dzr(U);
+    for (int k = T - 1; k >= 0; --k) {
+      const double* hp = h[k].data();
+      std::vector<double> dht(U);
+      for (int u = 0; u < U; ++u) {
+        dht[u] = dh[u] + s.DyAt(*a.dy, b, k, u);
+        const double z = zrn[k][u], n = zrn[k][2 * U + u];
+        dX[u] = dht[u] * (hp[u] - n) * RefActivationDerivative(ract, pre[k][u]);
+        dX[2 * U + u] = dht[u] * (1.0 - z) *
+                        RefActivationDerivative(act, pre[k][2 * U + u]);
+      }
+      if (ra) {
+        for (int u = 0; u < U; ++u) {
+          const double r = zrn[k][U + u];
+          dX[U + u] = dX[2 * U + u] * mhh[k][u] *
+                      RefActivationDerivative(ract, pre[k][U + u]);
+          dHm[u] = dX[u];
+          dHm[U + u] = dX[U + u];
+          dHm[2 * U + u] = dX[2 * U + u] * r;
+        }
+      } else {
+        MatVecT(R, U, G, 2 * U, U, &dX[2 * U], dq.data(), false);
+        for (int u = 0; u < U; ++u)
+          dX[U + u] =
+              dq[u] * hp[u] * RefActivationDerivative(ract, pre[k][U + u]);
+      }
+      const double* xt = s.XAt(a.x, b, k);
+      Outer(xt, D, dX.data(), G, o->grads.dweights[0].data(), G, 0);
+      if (bx != nullptr)
+        for (int j = 0; j < G; ++j) o->grads.dweights[2][j] += dX[j];
+      double* dxt =
+          &o->grads.dx[(static_cast<size_t>(b) * T + s.TimeOf(k)) * D];
+      MatVecT(W, D, G, 0, G, dX.data(), dxt, false);
+      if (ra) {
+        Outer(hp, U, dHm.data(), G, o->grads.dweights[1].data(), G, 0);
+        if (bh != nullptr)
+          for (int j = 0; j < G; ++j) o->grads.dweights[2][G + j] += dHm[j];
+        MatVecT(R, U, G, 0, G, dHm.data(), dzr.data(), false);
+        for (int u = 0; u < U; ++u) dh[u] = dht[u] * zrn[k][u] + dzr[u];
+      } else {
+        Outer(hp, U, dX.data(), 2 * U, o->grads.dweights[1].data(), G, 0);
+        Outer(q[k].data(), U, &dX[2 * U], U, o->grads.dweights[1].data(), G,
+              2 * U);
+        MatVecT(R, U, G, 0, 2 * U, dX.data(), dzr.data(), false);
+        for (int u = 0; u < U; ++u)
+          dh[u] = dht[u] * zrn[k][u] + dzr[u] + dq[u] * zrn[k][U + u];
+      }
+    }
+  }
+}
+
+// ----------------------------------------------------------- SimpleRNN §3,
+// §9.4
+void RunSimpleRnn(const Args& a, Outputs* o) {
+  const Seq s = MakeSeq(a);
+  const int T = s.T, D = s.D, U = s.U;
+  const double* W = a.w[0].data();
+  const double* R = a.w[1].data();
+  const double* bias = a.spec.use_bias ? a.w[2].data() : nullptr;
+  const Activation act = a.spec.activation;
+  o->y.assign(static_cast<size_t>(a.batch) * (s.ret_seq ? T : 1) * U, 0.0);
+  o->states.assign(1, std::vector<double>(static_cast<size_t>(a.batch) * U));
+  PrepareGrads(a, o);
+  for (int b = 0; b < a.batch; ++b) {
+    Mat pre = Zeros(T, U), h = Zeros(T + 1, U);
+    std::vector<double> zx(U), zh(U);
+    for (int k = 0; k < T; ++k) {
+      VecMat(s.XAt(a.x, b, k), D, W, U, 0, U, zx.data());
+      VecMat(h[k].data(), U, R, U, 0, U, zh.data());
+      for (int u = 0; u < U; ++u) {
+        pre[k][u] = (zx[u] + (bias ? bias[u] : 0.0)) + zh[u];
+        h[k + 1][u] = RefActivation(act, pre[k][u]);
+      }
+      s.WriteOut(&o->y, b, k, h[k + 1].data());
+    }
+    for (int u = 0; u < U; ++u)
+      o->states[0][static_cast<size_t>(b) * U + u] = h[T][u];
+    if (a.dy == nullptr) continue;
+    std::vector<double> dh(U, 0.0), da(U);
+    for (int k = T - 1; k >= 0; --k) {
+      for (int u = 0; u < U; ++u)
+        da[u] = (dh[u] + s.DyAt(*a.dy, b, k, u)) *
+                RefActivationDerivative(act, pre[k][u]);
+      Outer(s.XAt(a.x, b, k), D, da.data(), U, o->grads.dweights[0].data(), U,
+            0);
+      Outer(h[k].data(), U, da.data(), U, o->grads.dweights[1].data(), U, 0);
+      if (bias != nullptr)
+        for (int u = 0; u < U; ++u) o->grads.dweights[2][u] += da[u];
+      double* dxt =
+          &o->grads.dx[(static_cast<size_t>(b) * T + s.TimeOf(k)) * D];
+      MatVecT(W, D, U, 0, U, da.data(), dxt, false);
+      MatVecT(R, U, U, 0, U, da.data(), dh.data(), false);
+    }
+  }
+}
+
+// ------------------------------------------------------------------- Dense §5
+void RunDense(const Args& a, Outputs* o) {
+  const int D = a.in.dim, U = a.spec.units;
+  const int rows = a.batch * (a.in.sequence ? a.in.timesteps : 1);
+  const double* W = a.w[0].data();
+  const double* bias = a.spec.use_bias ? a.w[1].data() : nullptr;
+  o->y.assign(static_cast<size_t>(rows) * U, 0.0);
+  PrepareGrads(a, o);
+  std::vector<double> z(U), dz(U);
+  for (int row = 0; row < rows; ++row) {
+    const double* xr = &a.x[static_cast<size_t>(row) * D];
+    VecMat(xr, D, W, U, 0, U, z.data());
+    for (int u = 0; u < U; ++u) {
+      if (bias != nullptr) z[u] += bias[u];
+      o->y[static_cast<size_t>(row) * U + u] =
+          RefActivation(a.spec.activation, z[u]);
+    }
+    if (a.dy == nullptr) continue;
+    for (int u = 0; u < U; ++u)
+      dz[u] = (*a.dy)[static_cast<size_t>(row) * U + u] *
+              RefActivationDerivative(a.spec.activation, z[u]);
+    Outer(xr, D, dz.data(), U, o->grads.dweights[0].data(), U, 0);
+    if (bias != nullptr)
+      for (int u = 0; u < U; ++u) o->grads.dweights[1][u] += dz[u];
+    MatVecT(W, D, U, 0, U, dz.data(),
+            &o->grads.dx[static_cast<size_t>(row) * D], false);
+  }
+}
+
+Outputs Run(const Args& a) {
+  Outputs o;
+  switch (a.spec.kind) {
+    case LayerKind::kLstm:
+      RunLstm(a, &o);
+      break;
+    case LayerKind::kGru:
+      RunGru(a, &o);
+      break;
+    case LayerKind::kSimpleRnn:
+      RunSimpleRnn(a, &o);
+      break;
+    case LayerKind::kDense:
+      RunDense(a, &o);
+      break;
+  }
+  return o;
+}
+
+}  // namespace
+
+double RefActivation(Activation a, double x) {
+  switch (a) {
+    case Activation::kTanh:
+      return std::tanh(x);
+    case Activation::kSigmoid:
+      return 1.0 / (1.0 + std::exp(-x));
+    case Activation::kHardSigmoidKeras2:
+      return std::fmin(1.0, std::fmax(0.0, 0.2 * x + 0.5));
+    case Activation::kHardSigmoidKeras3:
+      return std::fmin(6.0, std::fmax(0.0, x + 3.0)) / 6.0;
+    case Activation::kRelu:
+      return x > 0.0 ? x : 0.0;
+    case Activation::kLinear:
+      break;
+  }
+  return x;
+}
+
+double RefActivationDerivative(Activation a, double x) {
+  switch (a) {
+    case Activation::kTanh: {
+      const double t = std::tanh(x);
+      return 1.0 - t * t;
+    }
+    case Activation::kSigmoid: {
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return s * (1.0 - s);
+    }
+    case Activation::kHardSigmoidKeras2:
+      return (x > -2.5 && x < 2.5) ? 0.2 : 0.0;
+    case Activation::kHardSigmoidKeras3:
+      return (x > -3.0 && x < 3.0) ? 1.0 / 6.0 : 0.0;
+    case Activation::kRelu:
+      return x > 0.0 ? 1.0 : 0.0;
+    case Activation::kLinear:
+      break;
+  }
+  return 1.0;
+}
+
+std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
+                                                  const ActivationShape& in) {
+  const int64_t D = in.dim, U = spec.units;
+  switch (spec.kind) {
+    case LayerKind::kLstm: {
+      std::vector<std::vector<int64_t>> s = {{D, 4 * U}, {U, 4 * U}};
+      if (spec.use_bias) s.push_back({4 * U});
+      return s;
+    }
+    case LayerKind::kGru: {
+      std::vector<std::vector<int64_t>> s = {{D, 3 * U}, {U, 3 * U}};
+      if (spec.use_bias)
+        s.push_back(spec.reset_after ? std::vector<int64_t>{2, 3 * U}
+                                     : std::vector<int64_t>{3 * U});
+      return s;
+    }
+    case LayerKind::kSimpleRnn: {
+      std::vector<std::vector<int64_t>> s = {{D, U}, {U, U}};
+      if (spec.use_bias) s.push_back({U});
+      return s;
+    }
+    case LayerKind::kDense:
+      break;
+  }
+  std::vector<std::vector<int64_t>> s = {{D, U}};
+  if (spec.use_bias) s.push_back({U});
+  return s;
+}
+
+ActivationShape RefOutputShape(const LayerSpec& spec,
+                               const ActivationShape& in) {
+  ActivationShape out;
+  out.dim = spec.units;
+  if (spec.kind == LayerKind::kDense) {
+    out.sequence = in.sequence;
+    out.timesteps = in.sequence ? in.timesteps : 1;
+  } else {
+    out.sequence = spec.return_sequences;
+    out.timesteps = spec.return_sequences ? in.timesteps : 1;
+  }
+  return out;
+}
+
+std::vector<double> RefForward(const LayerSpec& spec, const ActivationShape& in,
+                               const RefWeights& weights,
+                               const std::vector<double>& x, int batch,
+                               std::vector<std::vector<double>>* final_states) {
+  Outputs o = Run(Args{spec, in, weights, x, batch, nullptr});
+  if (final_states != nullptr) *final_states = std::move(o.states);
+  return o.y;
+}
+
+RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
+                          const RefWeights& weights,
+                          const std::vector<double>& x, int batch,
+                          const std::vector<double>& dy) {
+  return Run(Args{spec, in, weights, x, batch, &dy}).grads;
+}
+
+std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
+                                    const ActivationShape& in,
+                                    const std::vector<RefWeights>& weights,
+                                    const std::vector<double>& x, int batch) {
+  std::vector<double> act = x;
+  ActivationShape shape = in;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    act = RefForward(layers[i], shape, weights[i], act, batch);
+    shape = RefOutputShape(layers[i], shape);
+  }
+  return act;
+}
+
+std::vector<RefLayerGrads> RefModelBackward(
+    const std::vector<LayerSpec>& layers, const ActivationShape& in,
+    const std::vector<RefWeights>& weights, const std::vector<double>& x,
+    int batch, const std::vector<double>& dy) {
+  std::vector<std::vector<double>> inputs = {x};
+  std::vector<ActivationShape> shapes = {in};
+  for (size_t i = 0; i + 1 < layers.size(); ++i) {
+    inputs.push_back(
+        RefForward(layers[i], shapes[i], weights[i], inputs[i], batch));
+    shapes.push_back(RefOutputShape(layers[i], shapes[i]));
+  }
+  std::vector<RefLayerGrads> grads(layers.size());
+  std::vector<double> g = dy;
+  for (size_t i = layers.size(); i-- > 0;) {
+    grads[i] =
+        RefBackward(layers[i], shapes[i], weights[i], inputs[i], batch, g);
+    g = grads[i].dx;
+  }
+  return grads;
+}
+
+}  // namespace driftscope

@@ -1,0 +1,136 @@
+// Test helpers shared by the layer and reference tests: a tiny deterministic
+// LCG (independent of engine/rng), random weights in Keras layout, and the
+// list of layer configurations every check runs over.
+#ifndef DRIFTSCOPE_TESTS_ENGINE_REFERENCE_LAYER_TEST_UTIL_H_
+#define DRIFTSCOPE_TESTS_ENGINE_REFERENCE_LAYER_TEST_UTIL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/job/job_spec.h"
+#include "engine/numerics/activations.h"
+#include "engine/reference/reference.h"
+
+namespace driftscope {
+namespace testing_util {
+
+class Lcg {
+ public:
+  explicit Lcg(uint64_t seed) : s_(seed * 6364136223846793005ULL + 1) {}
+  // Uniform in [-scale, scale), 53 bits from the high end of the state.
+  double Next(double scale = 1.0) {
+    s_ = s_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    const double u = static_cast<double>(s_ >> 11) * 0x1.0p-53;
+    return (2.0 * u - 1.0) * scale;
+  }
+  std::vector<double> Vec(int64_t n, double scale) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (double& x : v) x = Next(scale);
+    return v;
+  }
+
+ private:
+  uint64_t s_;
+};
+
+inline RefWeights RandomWeights(const LayerSpec& spec,
+                                const ActivationShape& in, Lcg* rng,
+                                double scale) {
+  RefWeights w;
+  for (const auto& shape : RefWeightShapes(spec, in)) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    w.push_back(rng->Vec(n, scale));
+  }
+  return w;
+}
+
+inline std::vector<double> Flatten(const RefWeights& w) {
+  std::vector<double> out;
+  for (const auto& v : w) out.insert(out.end(), v.begin(), v.end());
+  return out;
+}
+
+inline std::string Describe(const LayerSpec& s) {
+  std::string k = s.kind == LayerKind::kLstm        ? "lstm"
+                  : s.kind == LayerKind::kGru       ? "gru"
+                  : s.kind == LayerKind::kSimpleRnn ? "simple_rnn"
+                                                    : "dense";
+  return k + " units=" + std::to_string(s.units) +
+         " return_sequences=" + std::to_string(s.return_sequences) +
+         " go_backwards=" + std::to_string(s.go_backwards) +
+         " implementation=" + std::to_string(s.implementation) +
+         " use_bias=" + std::to_string(s.use_bias) +
+         " reset_after=" + std::to_string(s.reset_after) +
+         " activation=" + ActivationName(s.activation) +
+         " recurrent_activation=" + ActivationName(s.recurrent_activation);
+}
+
+// Every recurrent configuration: {LSTM, GRU reset_after, GRU not, SimpleRNN}
+// × return_sequences × go_backwards × implementation 1/2 × use_bias ×
+// recurrent activation {sigmoid, hard_sigmoid K2, K3} × activation
+// {tanh, sigmoid, relu, linear}, plus Dense × every activation × bias.
+// SimpleRNN has no implementation or recurrent activation argument.
+inline std::vector<LayerSpec> AllLayerConfigs(int units) {
+  const Activation acts[] = {Activation::kTanh, Activation::kSigmoid,
+                             Activation::kRelu, Activation::kLinear};
+  const Activation racts[] = {Activation::kSigmoid,
+                              Activation::kHardSigmoidKeras2,
+                              Activation::kHardSigmoidKeras3};
+  std::vector<LayerSpec> out;
+  for (int kind = 0; kind < 4; ++kind) {
+    for (int rs = 0; rs < 2; ++rs) {
+      for (int gb = 0; gb < 2; ++gb) {
+        for (int impl = 1; impl <= 2; ++impl) {
+          for (int bias = 0; bias < 2; ++bias) {
+            for (Activation ra : racts) {
+              for (Activation a : acts) {
+                LayerSpec s;
+                s.units = units;
+                s.return_sequences = rs;
+                s.go_backwards = gb;
+                s.implementation = impl;
+                s.use_bias = bias;
+                s.activation = a;
+                s.recurrent_activation = ra;
+                if (kind == 0) s.kind = LayerKind::kLstm;
+                if (kind == 1 || kind == 2) {
+                  s.kind = LayerKind::kGru;
+                  s.reset_after = kind == 1;
+                }
+                if (kind == 3) {
+                  if (impl == 1 || ra != Activation::kSigmoid) continue;
+                  s.kind = LayerKind::kSimpleRnn;
+                }
+                out.push_back(s);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  const Activation dense_acts[] = {Activation::kTanh,
+                                   Activation::kSigmoid,
+                                   Activation::kHardSigmoidKeras2,
+                                   Activation::kHardSigmoidKeras3,
+                                   Activation::kRelu,
+                                   Activation::kLinear};
+  for (Activation a : dense_acts) {
+    for (int bias = 0; bias < 2; ++bias) {
+      LayerSpec s;
+      s.kind = LayerKind::kDense;
+      s.units = units;
+      s.activation = a;
+      s.use_bias = bias;
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+}  // namespace testing_util
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_TESTS_ENGINE_REFERENCE_LAYER_TEST_UTIL_H_
