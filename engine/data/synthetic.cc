@@ -131,6 +131,8 @@ void GenerateDelayedCopy(const Shape& s, int delay, PhiloxStream& rng, float* x,
 }  // namespace
 
 double SinTurns(double turns) {
+  // x − floor(x) is exact only for x ≥ 0, hence the odd symmetry first.
+  if (turns < 0) return -SinTurns(-turns);
   // Exact reduction to r ∈ [−1/4, 1/4] turns: every step below is exact
   // (a fraction of a double, or a Sterbenz subtraction).
   double r = turns - std::floor(turns);  // [0, 1)
