@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,50 +35,53 @@ void ComputeFans(const std::vector<int64_t>& shape, double* fan_in,
   }
 }
 
-// Reduced QR of the row-major m×n matrix a (m ≥ n) by Householder
-// reflections in double, every sum in index order. Returns Q (m×n,
-// row-major) and diag(R). The reflector sign convention does not matter to
-// callers: they normalise with sign(diag R), which makes Q unique.
+// Reduced QR of the m×n matrix a (m ≥ n, stored column-major so that the
+// reflector loops run over contiguous memory) by Householder reflections in
+// double, every sum in index order. Returns Q (m×n, column-major) and
+// diag(R). The reflector sign convention does not matter to callers: they
+// normalise with sign(diag R), which makes Q unique.
 void HouseholderQr(int64_t m, int64_t n, std::vector<double> a,
                    std::vector<double>* q, std::vector<double>* r_diag) {
-  std::vector<std::vector<double>> reflectors(n);
+  // Reflector k is stored in place of column k's entries k..m-1.
   std::vector<double> v_norm2(n, 0.0);
   r_diag->assign(n, 0.0);
   for (int64_t k = 0; k < n; ++k) {
+    double* v = a.data() + k * m + k;  // length m - k
+    const int64_t len = m - k;
     double norm2 = 0.0;
-    for (int64_t i = k; i < m; ++i) norm2 += a[i * n + k] * a[i * n + k];
+    for (int64_t i = 0; i < len; ++i) norm2 += v[i] * v[i];
     const double norm = std::sqrt(norm2);
-    const double alpha = a[k * n + k];
+    const double alpha = v[0];
     // Reflect onto −sign(alpha)·‖x‖ e1: no cancellation in v[0].
     const double beta = alpha >= 0 ? -norm : norm;
-    std::vector<double>& v = reflectors[k];
-    v.resize(m - k);
-    for (int64_t i = k; i < m; ++i) v[i - k] = a[i * n + k];
     v[0] = alpha - beta;
     double vv = 0.0;
-    for (double x : v) vv += x * x;
+    for (int64_t i = 0; i < len; ++i) vv += v[i] * v[i];
     v_norm2[k] = vv;
     (*r_diag)[k] = beta;
     if (vv == 0.0) continue;  // column already zero below the diagonal
     for (int64_t j = k + 1; j < n; ++j) {
+      double* col = a.data() + j * m + k;
       double s = 0.0;
-      for (int64_t i = k; i < m; ++i) s += v[i - k] * a[i * n + j];
+      for (int64_t i = 0; i < len; ++i) s += v[i] * col[i];
       const double f = 2.0 * s / vv;
-      for (int64_t i = k; i < m; ++i) a[i * n + j] -= f * v[i - k];
+      for (int64_t i = 0; i < len; ++i) col[i] -= f * v[i];
     }
   }
   // Q = H_0 · … · H_{n-1} · I[:, :n], applied right to left.
   q->assign(static_cast<size_t>(m * n), 0.0);
-  for (int64_t j = 0; j < n; ++j) (*q)[j * n + j] = 1.0;
+  for (int64_t j = 0; j < n; ++j) (*q)[j * m + j] = 1.0;
   for (int64_t k = n - 1; k >= 0; --k) {
-    const std::vector<double>& v = reflectors[k];
+    const double* v = a.data() + k * m + k;
+    const int64_t len = m - k;
     const double vv = v_norm2[k];
     if (vv == 0.0) continue;
     for (int64_t j = 0; j < n; ++j) {
+      double* col = q->data() + j * m + k;
       double s = 0.0;
-      for (int64_t i = k; i < m; ++i) s += v[i - k] * (*q)[i * n + j];
+      for (int64_t i = 0; i < len; ++i) s += v[i] * col[i];
       const double f = 2.0 * s / vv;
-      for (int64_t i = k; i < m; ++i) (*q)[i * n + j] -= f * v[i - k];
+      for (int64_t i = 0; i < len; ++i) col[i] -= f * v[i];
     }
   }
 }
@@ -94,18 +98,19 @@ absl::Status Orthogonal(const std::vector<int64_t>& shape, double gain,
   const int64_t cols = shape.back();
   const int64_t m = std::max(rows, cols), n = std::min(rows, cols);
   if (n == 0) return absl::OkStatus();
+  // The draws fill the (m, n) matrix row-major, as TF does.
   std::vector<float> draws(static_cast<size_t>(m * n));
   StatelessNormal(seed, stream, m * n, draws.data());
-  std::vector<double> q, r_diag;
-  HouseholderQr(m, n, std::vector<double>(draws.begin(), draws.end()), &q,
-                &r_diag);
-  std::vector<double> sign(n);
-  for (int64_t j = 0; j < n; ++j) {
-    sign[j] = r_diag[j] > 0 ? 1.0 : (r_diag[j] < 0 ? -1.0 : 0.0);
-  }
+  std::vector<double> a(static_cast<size_t>(m * n));
   for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      const double v = gain * (q[i * n + j] * sign[j]);
+    for (int64_t j = 0; j < n; ++j) a[j * m + i] = draws[i * n + j];
+  }
+  std::vector<double> q, r_diag;
+  HouseholderQr(m, n, std::move(a), &q, &r_diag);
+  for (int64_t j = 0; j < n; ++j) {
+    const double sign = r_diag[j] > 0 ? 1.0 : (r_diag[j] < 0 ? -1.0 : 0.0);
+    for (int64_t i = 0; i < m; ++i) {
+      const double v = gain * (q[j * m + i] * sign);
       // Q is (m, n); when rows < cols the tensor is Qᵀ.
       const int64_t dst = rows >= cols ? i * n + j : j * m + i;
       out[dst] = static_cast<float>(v);
