@@ -1,41 +1,79 @@
 // Context: the numerics a run computes with, resolved once from a Profile.
 //
 // Layers, losses and optimizers do all their matrix products through
-// Context::Gemm so that a profile can change how reductions are ordered
-// without touching the math. A Context is used by one run at a time; its
-// thread pool is owned by it.
+// Context::Gemm, so a profile changes how products are rounded and reduced
+// (ISA level, reduction order, split-k, TF32/bf16/fp16 input rounding,
+// stochastic rounding, nondeterministic combination) without touching the
+// math. A Context is used by one thread at a time (it owns scratch memory and
+// a thread pool); create one per run.
 #ifndef DRIFTSCOPE_ENGINE_NUMERICS_CONTEXT_H_
 #define DRIFTSCOPE_ENGINE_NUMERICS_CONTEXT_H_
 
+#include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "engine/numerics/profile.h"
 
 namespace driftscope {
 
 class ThreadPool;
+struct CpuKernelTable;
 
 class Context {
  public:
-  explicit Context(const Profile& profile);
+  // `seed` keys the stochastic-rounding stream (profile sr=on). The profile
+  // must have passed Context::Check; otherwise the base kernels are used.
+  explicit Context(const Profile& profile, uint64_t seed = 0);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
+  // Whether this build and CPU can run `profile` (e.g. isa=x86-64-v4 on a CPU
+  // without AVX-512 is FailedPrecondition). Runs never silently fall back.
+  static absl::Status Check(const Profile& profile);
+
   const Profile& profile() const { return profile_; }
+  // The ISA level and SIMD set of the kernels actually in use.
+  const char* kernel_isa() const;
+  const char* kernel_simd() const;
 
   // Row-major C(m×n) = beta·C + op(A)·op(B), op(A) is m×k, op(B) is k×n.
   // trans_a: A is stored k×m (lda = its row stride); same for trans_b.
-  // beta must be 0 (overwrite) or 1 (accumulate). The result's bits depend
-  // only on the shapes and the profile, never on profile().threads: the
-  // output is cut into tiles of a fixed size and each tile is one product.
+  // beta must be 0 (overwrite) or 1 (accumulate). Unless the profile asks
+  // for a thread-dependent reduction or nondeterminism, the bits depend only
+  // on the shapes and the profile, never on the thread count: the output is
+  // cut into tiles of a fixed width and each tile is one product.
   template <typename T>
   void Gemm(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
             int lda, const T* b, int ldb, T beta, T* c, int ldc) const;
 
+  // Rounds x[0..n) in place to the profile's activation precision (bf16 or
+  // fp16 for mixed precision; no-op otherwise). Layers call it on the
+  // activations they produce.
+  void RoundActivations(float* x, int64_t n) const;
+  void RoundActivations(double*, int64_t) const {}
+
  private:
+  template <typename T>
+  void GemmDispatch(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
+                    int lda, const T* b, int ldb, T beta, T* c, int ldc) const;
+  template <typename T>
+  void GemmSplitK(int chunks, bool combine_in_completion_order, bool trans_a,
+                  bool trans_b, int m, int n, int k, const T* a, int lda,
+                  const T* b, int ldb, T beta, T* c, int ldc) const;
+  template <typename T>
+  void GemmTiled(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
+                 int lda, const T* b, int ldb, T beta, T* c, int ldc) const;
+
   Profile profile_;
+  const CpuKernelTable* kernels_ = nullptr;
   std::unique_ptr<ThreadPool> pool_;  // null when threads == 1
+  uint64_t seed_;
+  mutable uint64_t sr_calls_ = 0;
+  mutable std::vector<float> scratch_a_, scratch_b_;
+  mutable std::vector<double> scratch_d_;
 };
 
 }  // namespace driftscope

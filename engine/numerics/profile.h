@@ -1,8 +1,10 @@
 // Profile: the numerics knobs of one environment (DESIGN §6).
 //
-// A Profile is a plain value. Parse() turns a preset name or a knob string
-// ("fp32,threads=2") into one; ToString() gives the canonical string that is
-// reported as "the profile that actually ran". Thread-compatible.
+// A Profile is a plain value. Parse() turns a preset name ("ref64", "tf32",
+// ...) or a knob string ("fp32,isa=x86-64-v3,gemm=split-k=4,threads=2") into
+// one; ToString() gives the canonical knob string that is reported as "the
+// profile that actually ran" (Parse(ToString()) == the same profile). Each
+// knob mirrors a real cause of drift. Thread-compatible.
 #ifndef DRIFTSCOPE_ENGINE_NUMERICS_PROFILE_H_
 #define DRIFTSCOPE_ENGINE_NUMERICS_PROFILE_H_
 
@@ -14,26 +16,70 @@
 
 namespace driftscope {
 
-enum class Precision { kFp64, kFp32 };
+// Storage and master-weight precision is fp64 for kFp64 and fp32 otherwise;
+// bf16/fp16 are mixed precision: GEMM inputs and layer activations rounded to
+// the low type, fp32 accumulation and master weights (fp16 with loss scaling).
+enum class Precision { kFp64, kFp32, kBf16, kFp16 };
+// GEMM input rounding on top of the precision: TF32 rounds inputs to a 10-bit
+// mantissa (round to nearest even), as Ampere tensor cores do.
+enum class MatmulInputs { kExact, kTf32 };
+// Which compiled CPU kernels run the blocked GEMM: the build's base level, or
+// one of the levels compiled into their own shared objects.
+enum class Isa { kBase, kX86_64, kX86_64_V3, kX86_64_V4, kNative };
+// Reduction order of every GEMM's inner (k) dimension.
+enum class GemmOrder { kBlocked, kSequential, kPairwise, kSplitK };
+enum class ActivationImpl { kLibm, kFast, kGpu };
 
 struct Profile {
   // The preset this profile came from, or "" for a custom knob string.
   std::string preset;
   Precision precision = Precision::kFp32;
-  // Worker threads for one run. Results never depend on it (fixed tiling).
+  MatmulInputs matmul = MatmulInputs::kExact;
+  Isa isa = Isa::kBase;
+  GemmOrder gemm = GemmOrder::kBlocked;
+  int split_k = 0;  // chunks of k when gemm == kSplitK (≥ 2)
+  ActivationImpl act = ActivationImpl::kLibm;
+  int implementation = 0;  // 0: as the spec says; 1 or 2: forced on all RNNs
+  // Worker threads for one run. Bits never depend on it, unless
+  // thread_reduce is set: then GEMMs split k into `threads` partial sums.
   int threads = 1;
+  bool thread_reduce = false;
+  // Partial sums combined in scheduling order: differs from run to run, like
+  // float atomics on a GPU.
+  bool nondet = false;
+  // Flip the last mantissa bit of a seeded fraction of the initial weights.
+  double perturb = 0.0;
+  // Seeded stochastic rounding of GEMM outputs (Monte Carlo arithmetic).
+  bool sr = false;
+  // Loss scale for fp16 (dynamic scaling is not modelled): gradients are
+  // computed on loss·scale and unscaled before the optimizer.
+  double loss_scale = 0.0;  // 0 = default (1024 for fp16, 1 otherwise)
 
-  // Canonical knob string, e.g. "fp64,threads=1". Parse(ToString()) == *this.
+  // Canonical knob string, e.g. "fp32,threads=1".
   std::string ToString() const;
-  // Accepts a preset ("ref64", "fp32") or "PRECISION[,key=value...]".
-  // Unknown keys or values give InvalidArgument listing the valid ones.
+  // Accepts a preset or "PRECISION[,key=value...]"; unknown keys or values
+  // give InvalidArgument listing the valid ones.
   static absl::StatusOr<Profile> Parse(absl::string_view text);
   static std::vector<std::string> PresetNames();
+  // The knob string of a preset ("tf32" -> "fp32,matmul=tf32"), or "".
+  static std::string PresetKnobs(absl::string_view preset);
+
+  // Whether runs of this profile are expected to be bit-reproducible.
+  bool deterministic() const { return !nondet; }
+  double effective_loss_scale() const {
+    return loss_scale > 0 ? loss_scale
+                          : (precision == Precision::kFp16 ? 1024.0 : 1.0);
+  }
 
   friend bool operator==(const Profile& a, const Profile& b) {
-    return a.precision == b.precision && a.threads == b.threads;
+    return a.ToString() == b.ToString();
+  }
+  friend bool operator!=(const Profile& a, const Profile& b) {
+    return !(a == b);
   }
 };
+
+const char* IsaName(Isa isa);  // "base", "x86-64", "x86-64-v3", ...
 
 }  // namespace driftscope
 

@@ -1,0 +1,198 @@
+// engine_bench: training and inference throughput of the CPU engine, in
+// samples per second (items_per_second), for the models of DESIGN §11:
+//   small: LSTM(64, seq) -> LSTM(32, seq), T=10, F=1, batch 32
+//   large: LSTM(256, seq) -> LSTM(256, seq), T=100, F=32, batch 64
+// fp32, Adam (lr 1e-3, clipnorm 1), MSE. One training step is exactly what
+// RunJob does per step: forward, batch loss, loss gradient, backward,
+// optimizer (with clipping), SHA-256 fingerprint of all weights.
+// bench/compare_pytorch.py runs this next to PyTorch and prints the ratios.
+//
+//   build/bench/engine_bench [--threads=N] [--profile=P] [benchmark flags]
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/core/sha256.h"
+#include "engine/init/initializers.h"
+#include "engine/job/job_spec.h"
+#include "engine/loss/loss.h"
+#include "engine/numerics/context.h"
+#include "engine/optim/optimizer.h"
+#include "engine/train/model.h"
+
+namespace driftscope {
+namespace {
+
+std::string g_profile = "fp32";  // --profile; --threads=N appends threads=N
+
+struct Config {
+  int timesteps, features, batch;
+  std::vector<int> units;
+};
+const Config kSmall = {10, 1, 32, {64, 32}};
+const Config kLarge = {100, 32, 64, {256, 256}};
+
+JobSpec SpecFor(const Config& c) {
+  JobSpec spec = DefaultJobSpec();
+  spec.model.timesteps = c.timesteps;
+  spec.model.features = c.features;
+  spec.model.layers.clear();
+  for (int u : c.units) {
+    LayerSpec l;
+    l.kind = LayerKind::kLstm;
+    l.units = u;
+    l.return_sequences = true;
+    spec.model.layers.push_back(l);
+  }
+  spec.training.batch_size = c.batch;
+  return spec;
+}
+
+std::vector<float> Fill(int64_t n, uint32_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  uint32_t s = seed;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = static_cast<float>((s >> 8) * (1.0 / 8388608.0) - 1.0);
+  }
+  return v;
+}
+
+struct Fixture {
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Model<float>> model;
+  std::unique_ptr<Optimizer<float>> opt;
+  std::vector<float> x, y, dy;
+  int batch = 0;
+  int64_t out_size = 0;
+
+  bool Setup(const Config& c, benchmark::State& state) {
+    JobSpec spec = SpecFor(c);
+    absl::StatusOr<Profile> profile = Profile::Parse(g_profile);
+    if (!profile.ok()) {
+      state.SkipWithError(std::string(profile.status().message()).c_str());
+      return false;
+    }
+    ctx = std::make_unique<Context>(*profile, spec.seed);
+    absl::StatusOr<std::unique_ptr<Model<float>>> m =
+        Model<float>::Create(spec.model, c.batch);
+    if (!m.ok()) {
+      state.SkipWithError(std::string(m.status().message()).c_str());
+      return false;
+    }
+    model = std::move(*m);
+    // Keras initial weights, as a run would start.
+    for (int i = 0; i < model->num_layers(); ++i) {
+      std::vector<std::vector<int64_t>> shapes;
+      for (const WeightShape& w : model->layer(i).weights()) {
+        shapes.push_back(w.shape);
+      }
+      std::vector<float> values;
+      absl::Status s =
+          InitializeLayer(spec.model.layers[i], shapes, spec.seed, i, &values);
+      if (!s.ok()) {
+        state.SkipWithError(std::string(s.message()).c_str());
+        return false;
+      }
+      std::memcpy(model->params() + model->layer_offset(i), values.data(),
+                  values.size() * sizeof(float));
+    }
+    absl::StatusOr<std::unique_ptr<Optimizer<float>>> o =
+        Optimizer<float>::Create(spec.optimizer, model->variables());
+    if (!o.ok()) {
+      state.SkipWithError(std::string(o.status().message()).c_str());
+      return false;
+    }
+    opt = std::move(*o);
+    batch = c.batch;
+    out_size = model->output_shape().per_sample();
+    x = Fill(int64_t{batch} * model->input_shape().per_sample(), 1);
+    y = Fill(int64_t{batch} * out_size, 2);
+    dy.resize(y.size());
+    return true;
+  }
+};
+
+void TrainStep(Fixture& f, Sha256& hasher, double* loss_sink) {
+  const float* out = f.model->Forward(*f.ctx, f.x.data(), f.batch);
+  const int units = f.model->output_shape().dim;
+  const int64_t rows = int64_t{f.batch} * f.out_size / units;
+  *loss_sink += LossForward(LossKind::kMse, out, f.y.data(), rows, units);
+  LossBackward(LossKind::kMse, out, f.y.data(), rows, units, f.dy.data());
+  f.model->Backward(*f.ctx, f.dy.data());
+  f.opt->Apply(f.model->params(), f.model->grads());
+  hasher.Update(f.model->params(), f.model->num_params() * sizeof(float));
+  Sha256Digest d = hasher.Digest();
+  benchmark::DoNotOptimize(d);
+}
+
+void BM_Train(benchmark::State& state, const Config* c) {
+  Fixture f;
+  if (!f.Setup(*c, state)) return;
+  Sha256 hasher;
+  double loss = 0;
+  for (auto _ : state) TrainStep(f, hasher, &loss);
+  benchmark::DoNotOptimize(loss);
+  state.SetItemsProcessed(state.iterations() * c->batch);
+  state.SetLabel(g_profile + " kernels=" + f.ctx->kernel_isa());
+}
+
+void BM_Infer(benchmark::State& state, const Config* c) {
+  Fixture f;
+  if (!f.Setup(*c, state)) return;
+  for (auto _ : state) {
+    const float* out = f.model->Forward(*f.ctx, f.x.data(), f.batch);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations() * c->batch);
+  state.SetLabel(g_profile + " kernels=" + f.ctx->kernel_isa());
+}
+
+BENCHMARK_CAPTURE(BM_Train, small_lstm, &kSmall)
+    ->Name("train/small_lstm")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Train, large_lstm, &kLarge)
+    ->Name("train/large_lstm")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Infer, small_lstm, &kSmall)
+    ->Name("infer/small_lstm")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Infer, large_lstm, &kLarge)
+    ->Name("infer/large_lstm")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace driftscope
+
+int main(int argc, char** argv) {
+  // Our own flags first; the rest goes to Google Benchmark.
+  std::vector<char*> rest = {argv[0]};
+  std::string threads;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--threads=", 0) == 0) {
+      threads = a.substr(10);
+    } else if (a.rfind("--profile=", 0) == 0) {
+      driftscope::g_profile = a.substr(10);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (!threads.empty() && threads != "1") {
+    driftscope::g_profile += ",threads=" + threads;
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,295 @@
+// Context::Gemm: one entry point, every reduction order a profile can ask
+// for. See engine/numerics/context.h.
+#include "engine/numerics/context.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+#include "engine/cpu/kernel_table.h"
+#include "engine/numerics/rounding.h"
+#include "engine/numerics/thread_pool.h"
+#include "engine/rng/philox.h"
+
+namespace driftscope {
+
+namespace {
+
+// Output columns per tile. Fixed: changing it changes results.
+constexpr int kTileCols = 256;
+// Chunks of k used by nondet=on when the profile sets no split-k.
+constexpr int kNondetChunks = 4;
+// Stream-id base of the stochastic-rounding streams (one per GEMM call).
+constexpr uint64_t kSrStreamBase = uint64_t{1} << 40;
+
+template <typename T>
+T ElemA(bool ta, const T* a, int lda, int i, int p) {
+  return ta ? a[static_cast<int64_t>(p) * lda + i]
+            : a[static_cast<int64_t>(i) * lda + p];
+}
+template <typename T>
+T ElemB(bool tb, const T* b, int ldb, int p, int j) {
+  return tb ? b[static_cast<int64_t>(j) * ldb + p]
+            : b[static_cast<int64_t>(p) * ldb + j];
+}
+
+// Pairwise (cascade) sum of v[0..n): blocks of 8 summed left to right, then
+// halves combined recursively, as numpy's pairwise summation.
+template <typename T>
+T PairwiseSum(const T* v, int n) {
+  if (n <= 8) {
+    T s = T(0);
+    for (int i = 0; i < n; ++i) s += v[i];
+    return s;
+  }
+  const int half = (n / 2 + 7) / 8 * 8;
+  return PairwiseSum(v, half) + PairwiseSum(v + half, n - half);
+}
+
+template <typename T>
+GemmFn<T> TableGemm(const CpuKernelTable* t);
+template <>
+GemmFn<float> TableGemm<float>(const CpuKernelTable* t) {
+  return t->sgemm;
+}
+template <>
+GemmFn<double> TableGemm<double>(const CpuKernelTable* t) {
+  return t->dgemm;
+}
+
+// Rounds a (rows × cols, stride ld) matrix into a dense copy (stride cols).
+void RoundCopy(const float* src, int rows, int cols, int ld,
+               float (*round)(float), std::vector<float>* dst) {
+  dst->resize(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r) {
+    const float* s = src + static_cast<int64_t>(r) * ld;
+    float* d = dst->data() + static_cast<int64_t>(r) * cols;
+    for (int c = 0; c < cols; ++c) d[c] = round(s[c]);
+  }
+}
+
+}  // namespace
+
+absl::Status Context::Check(const Profile& profile) {
+  absl::StatusOr<const CpuKernelTable*> k = KernelsFor(profile.isa);
+  if (!k.ok()) return k.status();
+  if (profile.sr && profile.precision == Precision::kFp64) {
+    return absl::InvalidArgumentError(
+        "profile: sr=on rounds GEMM outputs to float32 and needs fp32, bf16 "
+        "or fp16, not fp64");
+  }
+  return absl::OkStatus();
+}
+
+Context::Context(const Profile& profile, uint64_t seed)
+    : profile_(profile), seed_(seed) {
+  absl::StatusOr<const CpuKernelTable*> k = KernelsFor(profile_.isa);
+  kernels_ = k.ok() ? *k : *KernelsFor(Isa::kBase);
+  if (profile_.threads > 1) {
+    pool_ = std::make_unique<ThreadPool>(profile_.threads);
+  }
+}
+
+Context::~Context() = default;
+
+const char* Context::kernel_isa() const { return kernels_->isa; }
+const char* Context::kernel_simd() const { return kernels_->simd; }
+
+void Context::RoundActivations(float* x, int64_t n) const {
+  float (*round)(float) = nullptr;
+  if (profile_.precision == Precision::kBf16) round = &RoundToBf16;
+  if (profile_.precision == Precision::kFp16) round = &RoundToFp16;
+  if (round == nullptr) return;
+  for (int64_t i = 0; i < n; ++i) x[i] = round(x[i]);
+}
+
+template <typename T>
+void Context::GemmTiled(bool trans_a, bool trans_b, int m, int n, int k,
+                        const T* a, int lda, const T* b, int ldb, T beta, T* c,
+                        int ldc) const {
+  const GemmFn<T> gemm = TableGemm<T>(kernels_);
+  const int tiles = (n + kTileCols - 1) / kTileCols;
+  auto tile = [&](int t) {
+    const int j0 = t * kTileCols;
+    const int nt = std::min(kTileCols, n - j0);
+    const T* bt = trans_b ? b + static_cast<int64_t>(j0) * ldb : b + j0;
+    gemm(trans_a, trans_b, m, nt, k, a, lda, bt, ldb, beta, c + j0, ldc);
+  };
+  if (pool_ && tiles > 1) {
+    pool_->ParallelFor(tiles, tile);
+  } else {
+    for (int t = 0; t < tiles; ++t) tile(t);
+  }
+}
+
+template <typename T>
+void Context::GemmSplitK(int chunks, bool completion_order, bool trans_a,
+                         bool trans_b, int m, int n, int k, const T* a, int lda,
+                         const T* b, int ldb, T beta, T* c, int ldc) const {
+  chunks = std::max(1, std::min(chunks, k));
+  const int per = (k + chunks - 1) / chunks;
+  chunks = (k + per - 1) / per;
+  const size_t mn = static_cast<size_t>(m) * n;
+  std::vector<T> partial(mn * chunks);
+  std::vector<int> order;
+  std::mutex order_mu;
+  auto chunk = [&](int q) {
+    const int p0 = q * per, kq = std::min(per, k - p0);
+    const T* aq = trans_a ? a + static_cast<int64_t>(p0) * lda : a + p0;
+    const T* bq = trans_b ? b + p0 : b + static_cast<int64_t>(p0) * ldb;
+    TableGemm<T>(kernels_)(trans_a, trans_b, m, n, kq, aq, lda, bq, ldb, T(0),
+                           partial.data() + mn * q, n);
+    std::lock_guard<std::mutex> lock(order_mu);
+    order.push_back(q);
+  };
+  if (pool_) {
+    pool_->ParallelFor(chunks, chunk);
+  } else {
+    for (int q = 0; q < chunks; ++q) chunk(q);
+  }
+  if (!completion_order) {
+    for (int q = 0; q < chunks; ++q) order[q] = q;
+  } else {
+    // Like float atomics, the order is whatever happens: the completion
+    // order, shuffled with entropy, because on a quiet machine the threads
+    // would finish in the same order too often to show the effect.
+    std::random_device rd;
+    for (int q = chunks - 1; q > 0; --q) {
+      std::swap(order[q], order[rd() % (q + 1)]);
+    }
+  }
+  for (int i = 0; i < m; ++i) {
+    T* ci = c + static_cast<int64_t>(i) * ldc;
+    for (int j = 0; j < n; ++j) {
+      T s = partial[mn * order[0] + static_cast<size_t>(i) * n + j];
+      for (int q = 1; q < chunks; ++q) {
+        s += partial[mn * order[q] + static_cast<size_t>(i) * n + j];
+      }
+      ci[j] = beta == T(0) ? s : ci[j] + s;
+    }
+  }
+}
+
+template <typename T>
+void Context::GemmDispatch(bool trans_a, bool trans_b, int m, int n, int k,
+                           const T* a, int lda, const T* b, int ldb, T beta,
+                           T* c, int ldc) const {
+  if (profile_.nondet) {
+    const int chunks =
+        profile_.gemm == GemmOrder::kSplitK ? profile_.split_k : kNondetChunks;
+    GemmSplitK(chunks, true, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c,
+               ldc);
+    return;
+  }
+  if (profile_.thread_reduce && profile_.threads > 1) {
+    GemmSplitK(profile_.threads, false, trans_a, trans_b, m, n, k, a, lda, b,
+               ldb, beta, c, ldc);
+    return;
+  }
+  switch (profile_.gemm) {
+    case GemmOrder::kBlocked:
+      GemmTiled(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+      return;
+    case GemmOrder::kSplitK:
+      GemmSplitK(profile_.split_k, false, trans_a, trans_b, m, n, k, a, lda, b,
+                 ldb, beta, c, ldc);
+      return;
+    case GemmOrder::kSequential:
+    case GemmOrder::kPairwise: {
+      std::vector<T> prod(k);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+          T s = T(0);
+          if (profile_.gemm == GemmOrder::kSequential) {
+            for (int p = 0; p < k; ++p) {
+              s += ElemA(trans_a, a, lda, i, p) * ElemB(trans_b, b, ldb, p, j);
+            }
+          } else {
+            for (int p = 0; p < k; ++p) {
+              prod[p] =
+                  ElemA(trans_a, a, lda, i, p) * ElemB(trans_b, b, ldb, p, j);
+            }
+            s = PairwiseSum(prod.data(), k);
+          }
+          T& cij = c[static_cast<int64_t>(i) * ldc + j];
+          cij = beta == T(0) ? s : cij + s;
+        }
+      }
+      return;
+    }
+  }
+}
+
+template <typename T>
+void Context::Gemm(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
+                   int lda, const T* b, int ldb, T beta, T* c, int ldc) const {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (beta == T(0)) {
+      for (int i = 0; i < m; ++i) {
+        std::fill(c + static_cast<int64_t>(i) * ldc,
+                  c + static_cast<int64_t>(i) * ldc + n, T(0));
+      }
+    }
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    float (*round)(float) = nullptr;
+    if (profile_.precision == Precision::kBf16) round = &RoundToBf16;
+    if (profile_.precision == Precision::kFp16) round = &RoundToFp16;
+    if (profile_.matmul == MatmulInputs::kTf32) round = &RoundToTf32;
+    if (round != nullptr) {
+      const int ar = trans_a ? k : m, ac = trans_a ? m : k;
+      const int br = trans_b ? n : k, bc = trans_b ? k : n;
+      RoundCopy(a, ar, ac, lda, round, &scratch_a_);
+      RoundCopy(b, br, bc, ldb, round, &scratch_b_);
+      a = scratch_a_.data();
+      lda = ac;
+      b = scratch_b_.data();
+      ldb = bc;
+    }
+    if (profile_.sr) {
+      // The product in double (exact products, double sums), then each
+      // output rounded up or down at random in proportion to its distance.
+      std::vector<double> ad(static_cast<size_t>(trans_a ? k : m) *
+                             (trans_a ? m : k));
+      std::vector<double> bd(static_cast<size_t>(trans_b ? n : k) *
+                             (trans_b ? k : n));
+      const int ar = trans_a ? k : m, ac = trans_a ? m : k;
+      const int br = trans_b ? n : k, bc = trans_b ? k : n;
+      for (int r = 0; r < ar; ++r)
+        for (int q = 0; q < ac; ++q)
+          ad[static_cast<size_t>(r) * ac + q] =
+              a[static_cast<int64_t>(r) * lda + q];
+      for (int r = 0; r < br; ++r)
+        for (int q = 0; q < bc; ++q)
+          bd[static_cast<size_t>(r) * bc + q] =
+              b[static_cast<int64_t>(r) * ldb + q];
+      scratch_d_.assign(static_cast<size_t>(m) * n, 0.0);
+      GemmDispatch<double>(trans_a, trans_b, m, n, k, ad.data(), ac, bd.data(),
+                           bc, 0.0, scratch_d_.data(), n);
+      PhiloxStream stream(seed_, kSrStreamBase + sr_calls_++);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+          float& cij = c[static_cast<int64_t>(i) * ldc + j];
+          const double exact = scratch_d_[static_cast<size_t>(i) * n + j] +
+                               (beta == 0.0f ? 0.0 : static_cast<double>(cij));
+          cij =
+              StochasticRoundToFloat(exact, Uint32ToFloat(stream.NextUint32()));
+        }
+      }
+      return;
+    }
+  }
+  GemmDispatch<T>(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+template void Context::Gemm<float>(bool, bool, int, int, int, const float*, int,
+                                   const float*, int, float, float*, int) const;
+template void Context::Gemm<double>(bool, bool, int, int, int, const double*,
+                                    int, const double*, int, double, double*,
+                                    int) const;
+
+}  // namespace driftscope

@@ -1,0 +1,35 @@
+// The kernels of one ISA level; compiled once per level into its own shared
+// object (engine/CMakeLists.txt) with -fvisibility=hidden. Only the entry
+// point named by DRIFTSCOPE_KERNEL_ENTRY is exported.
+#include "engine/cpu/eigen_gemm.h"
+#include "engine/cpu/kernel_table.h"
+
+#ifndef DRIFTSCOPE_KERNEL_ENTRY
+#error "DRIFTSCOPE_KERNEL_ENTRY must name this level's entry point"
+#endif
+#ifndef DRIFTSCOPE_KERNEL_ISA
+#error "DRIFTSCOPE_KERNEL_ISA must name this level"
+#endif
+
+namespace {
+
+void Sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda,
+           const float* b, int ldb, float beta, float* c, int ldc) {
+  driftscope::cpu_internal::EigenGemm<float>(ta, tb, m, n, k, a, lda, b, ldb,
+                                             beta, c, ldc);
+}
+void Dgemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
+           const double* b, int ldb, double beta, double* c, int ldc) {
+  driftscope::cpu_internal::EigenGemm<double>(ta, tb, m, n, k, a, lda, b, ldb,
+                                              beta, c, ldc);
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default")))
+const driftscope::CpuKernelTable*
+DRIFTSCOPE_KERNEL_ENTRY() {
+  static const driftscope::CpuKernelTable table = {
+      DRIFTSCOPE_KERNEL_ISA, Eigen::SimdInstructionSetsInUse(), &Sgemm, &Dgemm};
+  return &table;
+}
