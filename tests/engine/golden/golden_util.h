@@ -9,13 +9,18 @@
 //   steps. 1e-10 relative is therefore a claim of "same math"; any formula
 //   difference (gate order, a Keras constant, an epsilon's place) shows up
 //   far above it.
-// - float32: each framework's float32 result carries its own rounding error
-//   of the same order, so the engine's float32 is compared with the Keras
-//   float64 result (the truth here) and must be at most 4 times as far from
-//   it as Keras' own float32 result is, plus 1e-6 for tensors on which Keras
-//   happens to be nearly exact: "at least as accurate as Keras float32".
-// Relative errors use a floor, |a - r| / max(|r|, 1e-3 * max|r|), so that
-// elements that cancel to ~0 are measured against the tensor's scale.
+// - float32: measured normwise, max|a - r| / max|r| against the Keras
+//   float64 result r (the truth here), because float32 rounding of sums and
+//   of cancelling terms is absolute at the tensor's scale, not relative to
+//   each element. Keras' own float32 results are within 1.2e-6 of its
+//   float64 ones on every golden tensor (layer and training cases); the
+//   bound 1e-5 (~170 ulp at the tensor's scale) leaves 8x headroom for a
+//   different but equally valid summation order, while a formula error (wrong
+//   gate, constant or derivative) is >= 1e-3. Small formula differences
+//   below float32 resolution are the float64 test's job.
+// float64 errors are relative per element with a floor,
+// |a - r| / max(|r|, 1e-3 * max|r|), so that elements that cancel to ~0 are
+// measured against the tensor's scale.
 // Not thread-safe (plain functions over test data).
 #ifndef DRIFTSCOPE_TESTS_ENGINE_GOLDEN_GOLDEN_UTIL_H_
 #define DRIFTSCOPE_TESTS_ENGINE_GOLDEN_GOLDEN_UTIL_H_
@@ -36,8 +41,7 @@ namespace driftscope {
 namespace golden {
 
 inline constexpr double kF64RelTol = 1e-10;
-inline constexpr double kF32VsKerasFactor = 4.0;
-inline constexpr double kF32AbsSlack = 1e-6;
+inline constexpr double kF32NormTol = 1e-5;
 inline constexpr double kRelFloor = 1e-3;
 
 inline std::string GoldenDir(const std::string& kind, const std::string& name,
@@ -67,12 +71,14 @@ struct RelError {
   double actual = 0, ref = 0;
 };
 
+// floor_fraction 1 gives the normwise error max|a - r| / max|r|.
 template <typename T>
-RelError MaxRel(const T* actual, const NdArray& ref) {
+RelError MaxRel(const T* actual, const NdArray& ref,
+                double floor_fraction = kRelFloor) {
   double scale = 0;
   for (int64_t i = 0; i < ref.size(); ++i)
     scale = std::max(scale, std::fabs(ref.at(i)));
-  const double floor = std::max(kRelFloor * scale, 1e-300);
+  const double floor = std::max(floor_fraction * scale, 1e-300);
   RelError e;
   for (int64_t i = 0; i < ref.size(); ++i) {
     const double a = static_cast<double>(actual[i]);
@@ -90,9 +96,9 @@ RelError MaxRel(const T* actual, const NdArray& ref) {
 }
 
 // Checks `actual` (count values) against the golden tensor `name` in the
-// case's f64 directory (and, for float32 runs, against Keras' own float32
-// error from the f32 directory). Returns the engine's max relative error
-// against Keras float64.
+// case's f64 directory with the tolerance of T (dir32 supplies Keras' own
+// float32 result for the failure message). Returns the engine's error as
+// measured for T.
 template <typename T>
 double ExpectMatchesKeras(const std::string& what, const T* actual,
                           int64_t count, const std::string& dir64,
@@ -108,14 +114,17 @@ double ExpectMatchesKeras(const std::string& what, const T* actual,
         << " at flat index " << e.worst << " (engine " << e.actual << ", Keras "
         << e.ref << ")";
   } else {
-    const NdArray ref32 = Load(dir32, name);
-    const RelError keras = MaxRel(Values<double>(ref32).data(), ref64);
-    const double tol = kF32VsKerasFactor * keras.max_rel + kF32AbsSlack;
-    EXPECT_LE(e.max_rel, tol)
-        << what << " " << name << ": float32 max rel error vs Keras float64 "
-        << e.max_rel << " at flat index " << e.worst << " (engine " << e.actual
-        << ", Keras f64 " << e.ref << "); Keras float32's own "
-        << "error is " << keras.max_rel << ", tolerance " << tol;
+    // Keras' own float32 error is in the message to put the engine's in
+    // context; it is not part of the bound.
+    const RelError keras =
+        MaxRel(Values<double>(Load(dir32, name)).data(), ref64, 1.0);
+    const RelError norm = MaxRel(actual, ref64, 1.0);
+    EXPECT_LE(norm.max_rel, kF32NormTol)
+        << what << " " << name << ": float32 normwise error vs Keras float64 "
+        << norm.max_rel << " at flat index " << norm.worst << " (engine "
+        << norm.actual << ", Keras f64 " << norm.ref
+        << "); Keras float32's own normwise error is " << keras.max_rel;
+    return norm.max_rel;
   }
   return e.max_rel;
 }

@@ -5,6 +5,7 @@
 // computed (tests/golden/model/make_model_golden.py). Tolerances are argued
 // in golden_util.h.
 #include <memory>
+#include <ostream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -104,6 +105,11 @@ struct Param {
   GoldenCase golden;
   bool fp64;
 };
+
+// Keeps gtest from printing the parameter as raw bytes.
+void PrintTo(const Param& p, std::ostream* os) {
+  *os << p.golden.name << (p.fp64 ? " float64" : " float32");
+}
 
 std::string ParamName(const testing::TestParamInfo<Param>& info) {
   return info.param.golden.name + (info.param.fp64 ? "_f64" : "_f32");

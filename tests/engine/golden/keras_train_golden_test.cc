@@ -5,6 +5,7 @@
 // every step, the final weights and the final model's outputs with Keras'
 // explicit training loop (which the golden script checks against model.fit).
 // Tolerances are argued in golden_util.h.
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,11 @@ struct Param {
   TrainCase tc;
   bool fp64;
 };
+
+// Keeps gtest from printing the parameter as raw bytes.
+void PrintTo(const Param& p, std::ostream* os) {
+  *os << p.tc.name << (p.fp64 ? " float64" : " float32");
+}
 
 std::string ParamName(const testing::TestParamInfo<Param>& info) {
   return info.param.tc.name + (info.param.fp64 ? "_f64" : "_f32");

@@ -5,7 +5,9 @@
 // to RefModelBackward is written out here from its definition,
 // 2·(ŷ − y) / (rows · last_dim), so this test does not depend on
 // engine/loss.
+#include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +97,8 @@ std::vector<RefCase> Cases() {
       {"stack_lstm_gru_dense", {lstm, gru, Spec(LayerKind::kDense, 2, true)}});
   return c;
 }
+
+void PrintTo(const RefCase& c, std::ostream* os) { *os << c.name; }
 
 class ReferenceKerasGoldenTest : public testing::TestWithParam<RefCase> {};
 
