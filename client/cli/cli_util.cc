@@ -1,0 +1,273 @@
+#include "client/cli/cli_util.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace driftscope::cli {
+
+namespace {
+
+std::string Errno() { return std::strerror(errno); }
+
+std::string Parent(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return p.substr(0, slash);
+}
+
+bool IsEmptyDirectory(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return false;
+  bool empty = true;
+  while (const struct dirent* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return empty;
+}
+
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  ::remove(path);
+  return 0;
+}
+
+}  // namespace
+
+int ReportError(std::FILE* err, const absl::Status& status) {
+  // One line whatever the message holds, so scripts can rely on it.
+  std::string message(status.message());
+  absl::StrReplaceAll({{"\r", " "}, {"\n", " "}}, &message);
+  std::fprintf(err, "driftscope: error: %s\n", message.c_str());
+  std::fflush(err);
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange:
+      return kExitUsage;
+    default:
+      return kExitFailure;
+  }
+}
+
+std::optional<std::string> ParsedArgs::Get(const std::string& name) const {
+  auto it = values.find(name);
+  if (it == values.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<ParsedArgs> ParseArgs(
+    const std::vector<std::string>& args,
+    const std::set<std::string>& value_flags,
+    const std::set<std::string>& switch_flags) {
+  ParsedArgs parsed;
+  bool flags_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (flags_done || arg.size() < 2 || arg[0] != '-' || arg == "-") {
+      parsed.positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      flags_done = true;
+      continue;
+    }
+    std::string name = arg.substr(absl::StartsWith(arg, "--") ? 2 : 1);
+    std::optional<std::string> value;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (switch_flags.count(name)) {
+      if (value.has_value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " takes no value"));
+      }
+      parsed.switches.insert(name);
+      continue;
+    }
+    if (!value_flags.count(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown flag '", arg, "' (see 'driftscope help <command>')"));
+    }
+    if (!value.has_value()) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " needs a value"));
+      }
+      value = args[++i];
+    }
+    if (value->empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", name, " needs a non-empty value"));
+    }
+    if (!parsed.values.emplace(name, *value).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", name, " given more than once"));
+    }
+  }
+  return parsed;
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void RemoveTree(const std::string& path) {
+  ::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
+                                            const std::string& flag) {
+  std::string target = final_path;
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  if (PathExists(target)) {
+    if (!IsDirectory(target)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          flag, " ", final_path, ": exists and is not a directory"));
+    }
+    // Only a previous output (or an empty directory) is ever replaced, so a
+    // mistyped --out cannot wipe unrelated files.
+    if (!IsEmptyDirectory(target) && !PathExists(target + "/run.json")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          flag, " ", final_path,
+          ": exists and is not a driftscope output directory (no run.json); "
+          "choose another path or remove it"));
+    }
+  }
+  const std::string parent = Parent(target);
+  if (!IsDirectory(parent)) {
+    return absl::NotFoundError(absl::StrCat(flag, " ", final_path,
+                                            ": parent directory ", parent,
+                                            " does not exist"));
+  }
+  std::string pattern = target + ".tmp-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(flag, " ", final_path,
+                     ": cannot create a directory next to it: ", Errno()));
+  }
+  return StagedDir(target, pattern);
+}
+
+StagedDir::StagedDir(StagedDir&& other) noexcept
+    : final_(std::move(other.final_)), temp_(std::move(other.temp_)) {
+  other.temp_.clear();
+}
+
+StagedDir::~StagedDir() {
+  if (!temp_.empty()) RemoveTree(temp_);
+}
+
+absl::Status StagedDir::MakeSubdir(const std::string& name) {
+  const std::string dir = temp_ + "/" + name;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", Errno()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StagedDir::Commit() {
+  std::string old;
+  if (PathExists(final_)) {
+    old = final_ + ".old-XXXXXX";
+    if (::mkdtemp(old.data()) == nullptr ||
+        ::rename(final_.c_str(), old.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("cannot move the previous ",
+                                              final_, " aside: ", Errno()));
+    }
+  }
+  if (::rename(temp_.c_str(), final_.c_str()) != 0) {
+    const std::string why = Errno();
+    if (!old.empty()) ::rename(old.c_str(), final_.c_str());
+    return absl::InternalError(
+        absl::StrCat("rename ", temp_, " -> ", final_, ": ", why));
+  }
+  temp_.clear();
+  if (!old.empty()) RemoveTree(old);
+  return absl::OkStatus();
+}
+
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    return absl::InternalError(absl::StrCat("open ", tmp, ": ", Errno()));
+  }
+  const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !wrote) {
+    ::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("write ", tmp, ": ", Errno()));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("rename ", tmp, ": ", Errno()));
+  }
+  return absl::OkStatus();
+}
+
+std::string JsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  for (int precision : {15, 16, 17}) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+}  // namespace driftscope::cli

@@ -1,0 +1,118 @@
+// `driftscope help`, `driftscope --help` and `driftscope version`.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "client/cli/cli_util.h"
+#include "client/cli/commands.h"
+#include "engine/env/environment.h"
+
+namespace driftscope::cli {
+
+namespace {
+
+constexpr char kProgramUsage[] =
+    R"(driftscope: measure how far identical seeded RNN training jobs drift
+apart across numerical environments.
+
+Usage: driftscope <command> [arguments]
+
+Commands:
+  train     run one job spec in this process and write its results
+  help      show help for a command ("driftscope help train")
+  version   print the version
+
+Exit codes: 0 success; 2 bad input (nothing was written); 1 other failure.
+)";
+
+constexpr char kTrainUsage[] =
+    R"(Usage: driftscope train [SPEC.json] [--profile P] [--init-weights DIR]
+                       [--x X.npy --y Y.npy] [--eval-x E.npy] --out OUT
+
+Trains the job in SPEC.json (the JSON form of driftscope.v1.JobSpec, see
+proto/driftscope/v1/job.proto; absent fields take Keras defaults) or, without
+SPEC.json, the built-in default job: LSTM(64, return_sequences) ->
+LSTM(32, return_sequences), T=10, F=1, Adam 1e-3 clipnorm 1, MSE, SINE data
+1024/128, 3 epochs, batch 32.
+
+  --profile P        numerics profile: a preset (ref64, fp32) or a knob
+                     string such as "fp32,threads=2" (default: fp32)
+  --init-weights DIR initial weights in Keras layout: DIR/layer{i}_kernel.npy,
+                     layer{i}_recurrent_kernel.npy (RNN layers),
+                     layer{i}_bias.npy (when use_bias); i counts all layers
+                     from 0, shapes as Keras get_weights()
+  --x X.npy          inputs (N, timesteps, features), float32 or float64
+  --y Y.npy          targets shaped like the model output for N samples;
+                     --x and --y replace the spec's data and come together
+  --eval-x E.npy     inputs whose outputs are reported (default: X.npy)
+  --out OUT          output directory; replaced only when the run succeeds,
+                     and only if it is empty or a previous driftscope output
+
+OUT receives:
+  outputs.npy                 eval-set outputs of the final model (Keras shape)
+  losses.npy                  batch loss of every step, (steps,)
+  fingerprints.json           [{"step", "sha256", "sha256_f32"}]: weights
+                              after init (step 0) and after every step
+  weights/layer{i}_{kernel,recurrent_kernel,bias}.npy   final weights
+  epoch_outputs/epoch{k}.npy  eval outputs after epoch k (0-based), when
+                              training.capture_epoch_outputs is true
+  states_h.npy, states_c.npy  final states when the last layer has
+                              return_state
+  run.json                    spec digest, the spec (explicit JSON), profile
+                              that ran, environment, data file digests,
+                              timings, step count
+
+On error: one line "driftscope: error: ..." on stderr, exit code 2, OUT
+untouched.
+)";
+
+constexpr char kHelpUsage[] = "Usage: driftscope help [COMMAND]\n";
+constexpr char kVersionUsage[] = "Usage: driftscope version\n";
+
+}  // namespace
+
+const char* ProgramUsage() { return kProgramUsage; }
+
+const char* CommandUsage(const std::string& command) {
+  if (command == "train") return kTrainUsage;
+  if (command == "help") return kHelpUsage;
+  if (command == "version") return kVersionUsage;
+  return "";
+}
+
+int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
+                std::FILE* err) {
+  if (args.empty()) {
+    std::fputs(kProgramUsage, out);
+    return kExitOk;
+  }
+  if (args.size() > 1) {
+    return ReportError(
+        err, absl::InvalidArgumentError("help takes at most one command name"));
+  }
+  const char* usage = CommandUsage(args[0]);
+  if (*usage == '\0') {
+    return ReportError(err, absl::InvalidArgumentError(
+                                absl::StrCat("unknown command '", args[0],
+                                             "'; commands: train, help, "
+                                             "version")));
+  }
+  std::fputs(usage, out);
+  return kExitOk;
+}
+
+int VersionCommand(const std::vector<std::string>& args, std::FILE* out,
+                   std::FILE* err) {
+  if (!args.empty()) {
+    return ReportError(err,
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "version takes no arguments, got '", args[0], "'")));
+  }
+  std::fprintf(out, "driftscope %s\n",
+               ProbeEnvironment().engine_version.c_str());
+  return kExitOk;
+}
+
+}  // namespace driftscope::cli

@@ -1,0 +1,34 @@
+// The `driftscope` command: picks the subcommand and hands it the rest of
+// the arguments.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "client/cli/cli_util.h"
+#include "client/cli/commands.h"
+
+int main(int argc, char** argv) {
+  using driftscope::cli::ReportError;
+  if (argc < 2) {
+    return ReportError(stderr,
+                       absl::InvalidArgumentError(
+                           "no command given; run 'driftscope --help'"));
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "--help" || command == "-h" || command == "help") {
+    return driftscope::cli::HelpCommand(args, stdout, stderr);
+  }
+  if (command == "train") {
+    return driftscope::cli::TrainCommand(args, stdout, stderr);
+  }
+  if (command == "version" || command == "--version") {
+    return driftscope::cli::VersionCommand(args, stdout, stderr);
+  }
+  return ReportError(stderr, absl::InvalidArgumentError(absl::StrCat(
+                                 "unknown command '", command,
+                                 "'; commands: train, help, version")));
+}

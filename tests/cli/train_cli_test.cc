@@ -1,0 +1,469 @@
+// Runs the real `driftscope` binary: what a user sees on success (every file,
+// right shapes, identical bits on a rerun) and on bad input (one line naming
+// the field, exit code 2, OUT untouched).
+#include <dirent.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/lib/spec_json.h"
+#include "engine/core/ndarray.h"
+#include "engine/io/npy.h"
+#include "engine/job/job_spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace driftscope {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// Entries of `dir` whose names start with `prefix`.
+std::vector<std::string> ListDir(const std::string& dir,
+                                 const std::string& prefix) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (const struct dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name).rfind(prefix, 0) == 0) {
+      names.push_back(e->d_name);
+    }
+  }
+  ::closedir(d);
+  return names;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// A fresh directory per test (TempDir is shared by the whole binary).
+std::string FreshDir() {
+  const ::testing::TestInfo* t =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = absl::StrCat(t->test_suite_name(), "_", t->name());
+  for (char& c : name) {
+    if (c == '/') c = '_';
+  }
+  const std::string dir = ::testing::TempDir() + "/cli_" + name;
+  std::system(("rm -rf '" + dir + "'").c_str());
+  ::mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+CliResult RunCli(const std::vector<std::string>& args) {
+  static int counter = 0;
+  const std::string base = absl::StrCat(::testing::TempDir(), "/cli_io_",
+                                        ::getpid(), "_", counter++);
+  const std::string out_path = base + ".out", err_path = base + ".err";
+  std::vector<std::string> argv_s = {DRIFTSCOPE_BINARY_DIR
+                                     "/client/driftscope"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  CliResult r;
+  const int rc =
+      posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << argv[0] << ": " << std::strerror(rc);
+  if (rc != 0) return r;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
+  ::unlink(out_path.c_str());
+  ::unlink(err_path.c_str());
+  return r;
+}
+
+// Small enough to train in well under a second: 64 samples, 1 epoch.
+constexpr char kSmallSpec[] = R"({
+  "seed": 7,
+  "model": {"input": {"timesteps": 5, "features": 1},
+            "layers": [{"lstm": {"units": 8, "return_sequences": true}},
+                       {"lstm": {"units": 4, "return_sequences": true,
+                                 "return_state": true}}]},
+  "optimizer": {"adam": {"learning_rate": 0.01}, "clipnorm": 1.0},
+  "data": {"synthetic": {"generator": "SINE", "samples": 64,
+                         "eval_samples": 16}},
+  "training": {"epochs": 1, "batch_size": 32, "capture_epoch_outputs": true}
+})";
+
+std::vector<int64_t> NpyShape(const std::string& path) {
+  absl::StatusOr<NdArray> a = ReadNpy(path);
+  EXPECT_TRUE(a.ok()) << a.status();
+  if (!a.ok()) return {};
+  for (int64_t i = 0; i < a->size(); ++i) {
+    EXPECT_TRUE(std::isfinite(a->at(i))) << path << "[" << i << "]";
+  }
+  return a->shape();
+}
+
+using Shape = std::vector<int64_t>;
+
+TEST(TrainCliTest, WritesEveryFileWithKerasShapes) {
+  const std::string dir = FreshDir();
+  WriteFile(dir + "/spec.json", kSmallSpec);
+  const std::string out = dir + "/out";
+  CliResult r = RunCli({"train", dir + "/spec.json", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_THAT(r.out, HasSubstr("trained 2 steps"));
+  EXPECT_THAT(r.out, HasSubstr("(16, 5, 4)"));
+
+  EXPECT_EQ(NpyShape(out + "/outputs.npy"), (Shape{16, 5, 4}));
+  EXPECT_EQ(NpyShape(out + "/losses.npy"), (Shape{2}));  // ceil(64/32) steps
+  EXPECT_EQ(NpyShape(out + "/weights/layer0_kernel.npy"), (Shape{1, 32}));
+  EXPECT_EQ(NpyShape(out + "/weights/layer0_recurrent_kernel.npy"),
+            (Shape{8, 32}));
+  EXPECT_EQ(NpyShape(out + "/weights/layer0_bias.npy"), (Shape{32}));
+  EXPECT_EQ(NpyShape(out + "/weights/layer1_kernel.npy"), (Shape{8, 16}));
+  EXPECT_EQ(NpyShape(out + "/weights/layer1_recurrent_kernel.npy"),
+            (Shape{4, 16}));
+  EXPECT_EQ(NpyShape(out + "/weights/layer1_bias.npy"), (Shape{16}));
+  EXPECT_EQ(NpyShape(out + "/epoch_outputs/epoch0.npy"), (Shape{16, 5, 4}));
+  EXPECT_FALSE(Exists(out + "/epoch_outputs/epoch1.npy"));
+  EXPECT_EQ(NpyShape(out + "/states_h.npy"), (Shape{16, 4}));
+  EXPECT_EQ(NpyShape(out + "/states_c.npy"), (Shape{16, 4}));
+  // With return_sequences the last output step is the final h.
+  absl::StatusOr<NdArray> outputs = ReadNpy(out + "/outputs.npy");
+  absl::StatusOr<NdArray> h = ReadNpy(out + "/states_h.npy");
+  ASSERT_TRUE(outputs.ok() && h.ok());
+  for (int n = 0; n < 16; ++n) {
+    for (int u = 0; u < 4; ++u) {
+      EXPECT_EQ(outputs->at((n * 5 + 4) * 4 + u), h->at(n * 4 + u));
+    }
+  }
+
+  const std::string fingerprints = ReadFile(out + "/fingerprints.json");
+  EXPECT_THAT(fingerprints, HasSubstr("{\"step\":0,\"sha256\":\""));
+  EXPECT_THAT(fingerprints, HasSubstr("{\"step\":2,"));
+  EXPECT_THAT(fingerprints, ::testing::Not(HasSubstr("{\"step\":3,")));
+
+  absl::StatusOr<JobSpec> spec = LoadSpecJson(dir + "/spec.json");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const std::string run = ReadFile(out + "/run.json");
+  EXPECT_THAT(run, HasSubstr("\"spec_digest\":\"" + SpecDigest(*spec) + "\""));
+  EXPECT_THAT(run, HasSubstr("\"profile\":\"fp32"));
+  EXPECT_THAT(run, HasSubstr("\"environment\":{\"hostname\":"));
+  EXPECT_THAT(run, HasSubstr("\"steps\":2"));
+  // No staging directory is left next to OUT.
+  EXPECT_THAT(ListDir(dir, "out"), ::testing::ElementsAre("out"));
+}
+
+TEST(TrainCliTest, SameRunTwiceGivesIdenticalFiles) {
+  const std::string dir = FreshDir();
+  WriteFile(dir + "/spec.json", kSmallSpec);
+  ASSERT_EQ(
+      RunCli({"train", dir + "/spec.json", "--out", dir + "/a"}).exit_code, 0);
+  ASSERT_EQ(
+      RunCli({"train", dir + "/spec.json", "--out=" + dir + "/b"}).exit_code,
+      0);
+  for (const char* f :
+       {"outputs.npy", "losses.npy", "fingerprints.json", "states_h.npy",
+        "states_c.npy", "epoch_outputs/epoch0.npy", "weights/layer0_kernel.npy",
+        "weights/layer1_recurrent_kernel.npy", "weights/layer1_bias.npy"}) {
+    const std::string a = ReadFile(dir + "/a/" + f);
+    EXPECT_FALSE(a.empty()) << f;
+    EXPECT_TRUE(a == ReadFile(dir + "/b/" + f)) << f << " differs";
+  }
+}
+
+struct LayerCase {
+  const char* name;
+  const char* spec;
+  Shape outputs;
+};
+
+class TrainCliLayersTest : public ::testing::TestWithParam<LayerCase> {};
+
+TEST_P(TrainCliLayersTest, RunsFromJson) {
+  const std::string dir = FreshDir();
+  WriteFile(dir + "/spec.json", GetParam().spec);
+  CliResult r = RunCli({"train", dir + "/spec.json", "--out", dir + "/out"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(NpyShape(dir + "/out/outputs.npy"), GetParam().outputs);
+  EXPECT_EQ(NpyShape(dir + "/out/losses.npy"), (Shape{2}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    LayersAndOptimizers, TrainCliLayersTest,
+    ::testing::Values(
+        LayerCase{"GruSimpleRnnDenseSgd",
+                  R"({"model": {"input": {"timesteps": 6, "features": 2},
+                      "layers": [{"gru": {"units": 5, "return_sequences": true}},
+                                 {"simple_rnn": {"units": 3}},
+                                 {"dense": {"units": 2, "activation": "tanh"}}]},
+                      "optimizer": {"sgd": {"learning_rate": 0.05, "momentum": 0.9}},
+                      "data": {"synthetic": {"generator": "RANDOM_WALK", "samples": 40, "eval_samples": 8}},
+                      "training": {"batch_size": 32}})",
+                  Shape{8, 2}},
+        LayerCase{"GruResetBeforeRmsprop",
+                  R"({"model": {"input": {"timesteps": 6, "features": 1},
+                      "layers": [{"gru": {"units": 4, "return_sequences": true, "reset_after": false}},
+                                 {"dense": {"units": 1}}]},
+                      "optimizer": {"rmsprop": {"learning_rate": 0.001}, "clipvalue": 0.5},
+                      "loss": "MAE",
+                      "data": {"synthetic": {"generator": "DELAYED_COPY", "samples": 64, "eval_samples": 8, "delay": 2}},
+                      "training": {"batch_size": 32, "shuffle": false}})",
+                  Shape{8, 6, 1}}),
+    [](const ::testing::TestParamInfo<LayerCase>& info) {
+      return std::string(info.param.name);
+    });
+
+// --- bad input: exit 2, one line naming the field, OUT untouched ----------
+
+void ExpectUsageError(const CliResult& r, const std::string& names) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, StartsWith("driftscope: error: "));
+  EXPECT_THAT(r.err, HasSubstr(names));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+std::string NpyInt32(const std::vector<int64_t>& shape) {
+  std::string dims;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    absl::StrAppend(&dims, d, ", ");
+    n *= d;
+  }
+  std::string header =
+      "{'descr': '<i4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string file("\x93NUMPY\x01\x00", 8);
+  file += static_cast<char>(header.size() & 0xff);
+  file += static_cast<char>(header.size() >> 8);
+  return file + header + std::string(n * 4, '\0');
+}
+
+class TrainCliErrorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = FreshDir();
+    WriteFile(dir_ + "/spec.json", kSmallSpec);
+    // (N, T=5, F=1) inputs and the model's (N, 5, 4) targets.
+    std::vector<float> x(3 * 5 * 1, 0.5f), y(3 * 5 * 4, 0.25f);
+    ASSERT_TRUE(
+        WriteNpy(dir_ + "/x.npy", NdArray::From<float>({3, 5, 1}, x)).ok());
+    ASSERT_TRUE(
+        WriteNpy(dir_ + "/y.npy", NdArray::From<float>({3, 5, 4}, y)).ok());
+    ASSERT_TRUE(
+        WriteNpy(dir_ + "/x_t4.npy",
+                 NdArray::From<float>({3, 4, 1}, std::vector<float>(12, 0.f)))
+            .ok());
+    WriteFile(dir_ + "/x_int.npy", NpyInt32({3, 5, 1}));
+    out_ = dir_ + "/out";
+  }
+  // A spec file whose JSON is `json`.
+  std::string Spec(const std::string& json) {
+    const std::string path = absl::StrCat(dir_, "/bad", n_++, ".json");
+    WriteFile(path, json);
+    return path;
+  }
+  void ExpectOutAbsent() {
+    // Neither OUT nor a staging directory next to it.
+    EXPECT_THAT(ListDir(dir_, "out"), ::testing::IsEmpty());
+  }
+  std::string dir_, out_;
+  int n_ = 0;
+};
+
+TEST_F(TrainCliErrorTest, UnknownFlag) {
+  ExpectUsageError(RunCli({"train", "--bogus", "1", "--out", out_}),
+                   "unknown flag '--bogus'");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, MissingOut) {
+  ExpectUsageError(RunCli({"train", dir_ + "/spec.json"}), "--out");
+}
+
+TEST_F(TrainCliErrorTest, MissingSpecFile) {
+  ExpectUsageError(RunCli({"train", dir_ + "/nope.json", "--out", out_}),
+                   dir_ + "/nope.json: no such file");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, UnknownJsonField) {
+  const std::string spec = Spec(
+      R"({"model": {"input": {"timesteps": 5, "features": 1}, "layers": [{"lstm": {"units": 4, "retrun_sequences": true}}]}})");
+  ExpectUsageError(RunCli({"train", spec, "--out", out_}),
+                   spec +
+                       ": model.layers[0].lstm: unknown field "
+                       "\"retrun_sequences\"");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, UnknownLayer) {
+  const std::string spec = Spec(
+      R"({"model": {"input": {"timesteps": 5, "features": 1}, "layers": [{"conv1d": {"units": 4}}]}})");
+  ExpectUsageError(RunCli({"train", spec, "--out", out_}),
+                   "model.layers[0]: unknown field \"conv1d\"");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, ZeroUnits) {
+  const std::string spec = Spec(
+      R"({"model": {"input": {"timesteps": 5, "features": 1}, "layers": [{"gru": {"units": 0}}]}})");
+  ExpectUsageError(RunCli({"train", spec, "--out", out_}),
+                   "model.layers[0].gru.units must be in [1, 4096], got 0");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, NanLearningRate) {
+  const std::string spec = Spec(
+      R"({"model": {"input": {"timesteps": 5, "features": 1}, "layers": [{"dense": {"units": 1}}]}, "optimizer": {"sgd": {"learning_rate": "NaN"}}})");
+  ExpectUsageError(RunCli({"train", spec, "--out", out_}),
+                   "optimizer.sgd.learning_rate must be a finite number");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, BadProfile) {
+  ExpectUsageError(RunCli({"train", "--profile", "fp33", "--out", out_}),
+                   "--profile");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, XWithoutY) {
+  ExpectUsageError(RunCli({"train", dir_ + "/spec.json", "--x", dir_ + "/x.npy",
+                           "--out", out_}),
+                   "--x and --y must be given together");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, MissingNpyFile) {
+  ExpectUsageError(
+      RunCli({"train", dir_ + "/spec.json", "--x", dir_ + "/none.npy", "--y",
+              dir_ + "/y.npy", "--out", out_}),
+      "--x");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, WrongNpyDtype) {
+  CliResult r =
+      RunCli({"train", dir_ + "/spec.json", "--x", dir_ + "/x_int.npy", "--y",
+              dir_ + "/y.npy", "--out", out_});
+  ExpectUsageError(r, "--x");
+  EXPECT_THAT(r.err, HasSubstr("x_int.npy"));
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, TimestepsMismatchWithX) {
+  CliResult r = RunCli({"train", dir_ + "/spec.json", "--x", dir_ + "/x_t4.npy",
+                        "--y", dir_ + "/y.npy", "--out", out_});
+  ExpectUsageError(r, "--x");
+  EXPECT_THAT(r.err, HasSubstr("(3, 4, 1)"));
+  EXPECT_THAT(r.err, HasSubstr("timesteps 5"));
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, WrongTargetShape) {
+  // y must be (N, 5, 4); x itself is not a valid target.
+  ExpectUsageError(RunCli({"train", dir_ + "/spec.json", "--x", dir_ + "/x.npy",
+                           "--y", dir_ + "/x.npy", "--out", out_}),
+                   "--y");
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, InitWeightsWithWrongShape) {
+  // Weights of a model with other widths must not be half-imported.
+  const std::string spec = Spec(
+      R"({"model": {"input": {"timesteps": 5, "features": 1}, "layers": [{"simple_rnn": {"units": 3}}]}, "data": {"synthetic": {"samples": 8, "eval_samples": 2}}})");
+  ::mkdir((dir_ + "/w").c_str(), 0755);
+  ASSERT_TRUE(WriteNpy(dir_ + "/w/layer0_kernel.npy",
+                       NdArray::From<float>({1, 3}, std::vector<float>(3)))
+                  .ok());
+  ASSERT_TRUE(WriteNpy(dir_ + "/w/layer0_recurrent_kernel.npy",
+                       NdArray::From<float>({3, 2}, std::vector<float>(6)))
+                  .ok());
+  ASSERT_TRUE(WriteNpy(dir_ + "/w/layer0_bias.npy",
+                       NdArray::From<float>({3}, std::vector<float>(3)))
+                  .ok());
+  CliResult r =
+      RunCli({"train", spec, "--init-weights", dir_ + "/w", "--out", out_});
+  ExpectUsageError(r, "layer0_recurrent_kernel.npy");
+  EXPECT_THAT(r.err, HasSubstr("(3, 3)"));
+  ExpectOutAbsent();
+}
+
+TEST_F(TrainCliErrorTest, FailedRunLeavesPreviousOutputUntouched) {
+  ASSERT_EQ(RunCli({"train", dir_ + "/spec.json", "--out", out_}).exit_code, 0);
+  const std::string before = ReadFile(out_ + "/outputs.npy");
+  const std::string run_before = ReadFile(out_ + "/run.json");
+  const std::string spec = Spec(
+      R"({"model": {"input": {"timesteps": 5, "features": 1}, "layers": [{"lstm": {"units": 0}}]}})");
+  ExpectUsageError(RunCli({"train", spec, "--out", out_}), "units");
+  EXPECT_EQ(ReadFile(out_ + "/outputs.npy"), before);
+  EXPECT_EQ(ReadFile(out_ + "/run.json"), run_before);
+  EXPECT_THAT(ListDir(dir_, "out"), ::testing::ElementsAre("out"));
+}
+
+TEST_F(TrainCliErrorTest, RefusesToReplaceAForeignDirectory) {
+  ::mkdir(out_.c_str(), 0755);
+  WriteFile(out_ + "/notes.txt", "mine");
+  ExpectUsageError(RunCli({"train", dir_ + "/spec.json", "--out", out_}),
+                   "not a driftscope output directory");
+  EXPECT_EQ(ReadFile(out_ + "/notes.txt"), "mine");
+}
+
+TEST(CliTest, HelpAndVersion) {
+  CliResult help = RunCli({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.out, HasSubstr("train"));
+  CliResult train_help = RunCli({"help", "train"});
+  EXPECT_EQ(train_help.exit_code, 0);
+  EXPECT_THAT(train_help.out, HasSubstr("--init-weights DIR"));
+  CliResult version = RunCli({"version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_THAT(version.out, StartsWith("driftscope "));
+  ExpectUsageError(RunCli({"frobnicate"}), "unknown command 'frobnicate'");
+  ExpectUsageError(RunCli({}), "no command given");
+}
+
+}  // namespace
+}  // namespace driftscope
