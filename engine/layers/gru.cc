@@ -1,0 +1,287 @@
+// Keras GRU, reset_after true and false (spec/rnn-math.md §2, backward
+// §9.2-§9.3). Both implementations add in the same order (Keras does too);
+// implementation 1 only splits every GEMM into one of width U per gate.
+#include <cstring>
+
+#include "engine/layers/layer_internal.h"
+#include "engine/numerics/activations.h"
+
+namespace driftscope {
+namespace {
+
+template <typename T>
+class GruLayer final : public Layer<T> {
+ public:
+  GruLayer(const LayerSpec& spec, const ActivationShape& in)
+      : spec_(spec),
+        in_(in),
+        out_(LayerOutputShape(spec, in)),
+        weights_(LayerWeightShapes(spec, in)),
+        steps_(in.timesteps),
+        dim_(in.dim),
+        units_(spec.units),
+        act_(LibmActivation<T>(spec.activation)),
+        ract_(LibmActivation<T>(spec.recurrent_activation)) {}
+
+  const std::vector<WeightShape>& weights() const override { return weights_; }
+  ActivationShape input_shape() const override { return in_; }
+  ActivationShape output_shape() const override { return out_; }
+
+  void Forward(const Context& ctx, const T* params, const T* x, int batch,
+               T* y) override;
+  void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
+                T* dparams) override;
+
+  std::vector<const T*> final_states() const override {
+    return {hs_.data() + steps_ * static_cast<int64_t>(batch_) * units_};
+  }
+
+ private:
+  // C(rows×n) = A(rows×U)·R[:, col0 : col0+n], split per gate in mode 1.
+  void RecurrentGemm(const Context& ctx, int rows, const T* a, const T* R,
+                     int col0, int n, T* c, int ldc) const {
+    const int U = units_, G = 3 * units_;
+    if (spec_.implementation == 1) {
+      for (int j = 0; j < n; j += U)
+        ctx.Gemm<T>(false, false, rows, U, U, a, U, R + col0 + j, G, T(0),
+                    c + j, ldc);
+    } else {
+      ctx.Gemm<T>(false, false, rows, n, U, a, U, R + col0, G, T(0), c, ldc);
+    }
+  }
+
+  const LayerSpec spec_;
+  const ActivationShape in_, out_;
+  const std::vector<WeightShape> weights_;
+  const int steps_, dim_, units_;
+  const ActivationKernels<T> act_, ract_;
+  int batch_ = 0;
+  // Time-major, processing order. gates_: activated [z|r|n] per step;
+  // aux_: mh_h = h·R_h + b_h (reset_after) or q = r ⊙ h_{t-1} (otherwise).
+  std::vector<T> xp_, gates_, hs_, aux_, mh_, qr_;
+  std::vector<T> dxg_, dhm_, dh_, dht_, tmp_, dq_, dxp_, scratch_;
+};
+
+template <typename T>
+void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
+                          int batch, T* y) {
+  const int S = steps_, D = dim_, U = units_, G = 3 * U;
+  const int64_t rows = static_cast<int64_t>(S) * batch;
+  const int64_t hblock = static_cast<int64_t>(batch) * U;
+  const int64_t gblock = static_cast<int64_t>(batch) * G;
+  const bool reset_after = spec_.reset_after;
+  batch_ = batch;
+  Reserve(&xp_, rows * D);
+  Reserve(&gates_, rows * G);
+  Reserve(&hs_, hblock * (S + 1));
+  Reserve(&aux_, rows * U);
+  Reserve(&mh_, gblock);
+  Reserve(&qr_, hblock);
+  const T* W = params;
+  const T* R = W + static_cast<int64_t>(D) * G;
+  const T* bx = spec_.use_bias ? R + static_cast<int64_t>(U) * G : nullptr;
+  const T* bh = (bx != nullptr && reset_after) ? bx + G : nullptr;
+
+  GatherTimeMajor(x, batch, S, D, spec_.go_backwards, xp_.data());
+  // mx = x·W + b_x for every step (mode 1: one GEMM per gate).
+  if (spec_.implementation == 1) {
+    for (int g = 0; g < 3; ++g)
+      ctx.Gemm<T>(false, false, static_cast<int>(rows), U, D, xp_.data(), D,
+                  W + g * U, G, T(0), gates_.data() + g * U, G);
+  } else {
+    ctx.Gemm<T>(false, false, static_cast<int>(rows), G, D, xp_.data(), D, W, G,
+                T(0), gates_.data(), G);
+  }
+  if (bx != nullptr) AddBiasRows(gates_.data(), rows, G, G, bx);
+  std::memset(hs_.data(), 0, sizeof(T) * hblock);
+  // mh_ holds h·R (+ b_h): width 3U with reset_after, else the z,r part.
+  const int mh_cols = reset_after ? G : 2 * U;
+  for (int k = 0; k < S; ++k) {
+    const T* hp = hs_.data() + k * hblock;
+    T* mh = mh_.data();
+    if (k == 0) {
+      std::memset(mh, 0, sizeof(T) * gblock);  // h_{-1} = 0
+    } else {
+      RecurrentGemm(ctx, batch, hp, R, 0, mh_cols, mh, G);
+    }
+    if (bh != nullptr) AddBiasRows(mh, batch, G, G, bh);
+    T* gate = gates_.data() + k * gblock;
+    for (int b = 0; b < batch; ++b) {
+      T* row = gate + static_cast<int64_t>(b) * G;
+      const T* mrow = mh + static_cast<int64_t>(b) * G;
+      for (int j = 0; j < 2 * U; ++j) row[j] = row[j] + mrow[j];
+      ract_.forward(row, row, 2 * U);  // z, r
+    }
+    T* aux = aux_.data() + k * hblock;
+    if (reset_after) {
+      for (int b = 0; b < batch; ++b) {
+        T* row = gate + static_cast<int64_t>(b) * G;
+        const T* mrow = mh + static_cast<int64_t>(b) * G + 2 * U;
+        T* arow = aux + static_cast<int64_t>(b) * U;
+        for (int u = 0; u < U; ++u) {
+          arow[u] = mrow[u];
+          row[2 * U + u] = row[2 * U + u] + row[U + u] * mrow[u];
+        }
+      }
+    } else {
+      for (int b = 0; b < batch; ++b) {
+        const T* row = gate + static_cast<int64_t>(b) * G;
+        const int64_t o = static_cast<int64_t>(b) * U;
+        for (int u = 0; u < U; ++u) aux[o + u] = row[U + u] * hp[o + u];
+      }
+      if (k == 0) {
+        std::memset(qr_.data(), 0, sizeof(T) * hblock);
+      } else {
+        ctx.Gemm<T>(false, false, batch, U, U, aux, U, R + 2 * U, G, T(0),
+                    qr_.data(), U);
+      }
+      for (int b = 0; b < batch; ++b) {
+        T* row = gate + static_cast<int64_t>(b) * G + 2 * U;
+        const T* q = qr_.data() + static_cast<int64_t>(b) * U;
+        for (int u = 0; u < U; ++u) row[u] = row[u] + q[u];
+      }
+    }
+    T* h = hs_.data() + (k + 1) * hblock;
+    for (int b = 0; b < batch; ++b) {
+      T* row = gate + static_cast<int64_t>(b) * G;
+      act_.forward(row + 2 * U, row + 2 * U, U);  // n
+      const int64_t o = static_cast<int64_t>(b) * U;
+      for (int u = 0; u < U; ++u) {
+        const T z = row[u];
+        h[o + u] = z * hp[o + u] + (T(1) - z) * row[2 * U + u];
+      }
+    }
+  }
+  WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
+}
+
+template <typename T>
+void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
+                           T* dx, T* dparams) {
+  const int S = steps_, D = dim_, U = units_, G = 3 * U, batch = batch_;
+  const int64_t rows = static_cast<int64_t>(S) * batch;
+  const int64_t hblock = static_cast<int64_t>(batch) * U;
+  const int64_t gblock = static_cast<int64_t>(batch) * G;
+  const bool reset_after = spec_.reset_after;
+  Reserve(&dxg_, rows * G);
+  if (reset_after) Reserve(&dhm_, rows * G);
+  Reserve(&dh_, hblock);
+  Reserve(&dht_, hblock);
+  Reserve(&tmp_, hblock);
+  Reserve(&dq_, hblock);
+  Reserve(&scratch_, G);
+  const T* W = params;
+  const T* R = W + static_cast<int64_t>(D) * G;
+  T* dW = dparams;
+  T* dR = dW + static_cast<int64_t>(D) * G;
+  T* dbx = spec_.use_bias ? dR + static_cast<int64_t>(U) * G : nullptr;
+
+  std::memset(dh_.data(), 0, sizeof(T) * hblock);
+  for (int k = S - 1; k >= 0; --k) {
+    T* dht = dht_.data();
+    AddOutputGrad(dy, batch, S, U, spec_.return_sequences, k, dh_.data(), dht);
+    const T* gate = gates_.data() + k * gblock;
+    const T* hp = hs_.data() + k * hblock;
+    const T* aux = aux_.data() + k * hblock;
+    T* dxg = dxg_.data() + k * gblock;
+    for (int b = 0; b < batch; ++b) {
+      const T* row = gate + static_cast<int64_t>(b) * G;
+      T* drow = dxg + static_cast<int64_t>(b) * G;
+      const int64_t o = static_cast<int64_t>(b) * U;
+      for (int u = 0; u < U; ++u) {
+        drow[u] = dht[o + u] * (hp[o + u] - row[2 * U + u]);  // δz
+        drow[2 * U + u] = dht[o + u] * (T(1) - row[u]);       // δn
+      }
+      ract_.backward(row, drow, drow, U);
+      act_.backward(row + 2 * U, drow + 2 * U, drow + 2 * U, U);
+    }
+    if (reset_after) {
+      T* dhm = dhm_.data() + k * gblock;
+      for (int b = 0; b < batch; ++b) {
+        const T* row = gate + static_cast<int64_t>(b) * G;
+        T* drow = dxg + static_cast<int64_t>(b) * G;
+        T* hrow = dhm + static_cast<int64_t>(b) * G;
+        const T* mhh = aux + static_cast<int64_t>(b) * U;
+        for (int u = 0; u < U; ++u) drow[U + u] = drow[2 * U + u] * mhh[u];
+        ract_.backward(row + U, drow + U, drow + U, U);  // δa_r
+        for (int u = 0; u < 2 * U; ++u) hrow[u] = drow[u];
+        for (int u = 0; u < U; ++u)
+          hrow[2 * U + u] = drow[2 * U + u] * row[U + u];
+      }
+      if (k > 0) {
+        // δh_{t-1} = δh ⊙ z + δHm·Rᵀ
+        ctx.Gemm<T>(false, true, batch, U, G, dhm, G, R, G, T(0), tmp_.data(),
+                    U);
+        for (int b = 0; b < batch; ++b) {
+          const T* row = gate + static_cast<int64_t>(b) * G;
+          const int64_t o = static_cast<int64_t>(b) * U;
+          for (int u = 0; u < U; ++u)
+            dh_[o + u] = dht[o + u] * row[u] + tmp_[o + u];
+        }
+      }
+    } else {
+      // δq = δa_n·R_hᵀ ; δr = δq ⊙ h_{t-1}
+      T* dq = dq_.data();
+      ctx.Gemm<T>(false, true, batch, U, U, dxg + 2 * U, G, R + 2 * U, G, T(0),
+                  dq, U);
+      for (int b = 0; b < batch; ++b) {
+        const T* row = gate + static_cast<int64_t>(b) * G;
+        T* drow = dxg + static_cast<int64_t>(b) * G;
+        const int64_t o = static_cast<int64_t>(b) * U;
+        for (int u = 0; u < U; ++u) drow[U + u] = dq[o + u] * hp[o + u];
+        ract_.backward(row + U, drow + U, drow + U, U);
+      }
+      if (k > 0) {
+        // δh_{t-1} = (δh ⊙ z + [δa_z|δa_r]·R_{z,r}ᵀ) + δq ⊙ r
+        ctx.Gemm<T>(false, true, batch, U, 2 * U, dxg, G, R, G, T(0),
+                    tmp_.data(), U);
+        for (int b = 0; b < batch; ++b) {
+          const T* row = gate + static_cast<int64_t>(b) * G;
+          const int64_t o = static_cast<int64_t>(b) * U;
+          for (int u = 0; u < U; ++u)
+            dh_[o + u] =
+                (dht[o + u] * row[u] + tmp_[o + u]) + dq[o + u] * row[U + u];
+        }
+      }
+    }
+  }
+  const int nrows = static_cast<int>(rows);
+  ctx.Gemm<T>(true, false, D, G, nrows, xp_.data(), D, dxg_.data(), G, T(0), dW,
+              G);
+  // Step 0's h_{-1} (and q) are zero, so the recurrent sums start at step 1.
+  const T* hprev = hs_.data() + hblock;
+  if (reset_after) {
+    ctx.Gemm<T>(true, false, U, G, nrows - batch, hprev, U,
+                dhm_.data() + gblock, G, T(0), dR, G);
+  } else {
+    ctx.Gemm<T>(true, false, U, 2 * U, nrows - batch, hprev, U,
+                dxg_.data() + gblock, G, T(0), dR, G);
+    ctx.Gemm<T>(true, false, U, U, nrows - batch, aux_.data() + hblock, U,
+                dxg_.data() + gblock + 2 * U, G, T(0), dR + 2 * U, G);
+  }
+  if (dbx != nullptr) {
+    SumRows<T>(dxg_.data(), S, gblock, batch, G, G, scratch_.data(), dbx);
+    if (reset_after)
+      SumRows<T>(dhm_.data(), S, gblock, batch, G, G, scratch_.data(), dbx + G);
+  }
+  if (dx != nullptr) {
+    Reserve(&dxp_, rows * D);
+    ctx.Gemm<T>(false, true, nrows, D, G, dxg_.data(), G, W, G, T(0),
+                dxp_.data(), D);
+    ScatterBatchMajor(dxp_.data(), batch, S, D, spec_.go_backwards, dx);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> NewGruLayer(const LayerSpec& spec,
+                                      const ActivationShape& in) {
+  return std::make_unique<GruLayer<T>>(spec, in);
+}
+template std::unique_ptr<Layer<float>> NewGruLayer<float>(
+    const LayerSpec&, const ActivationShape&);
+template std::unique_ptr<Layer<double>> NewGruLayer<double>(
+    const LayerSpec&, const ActivationShape&);
+
+}  // namespace driftscope

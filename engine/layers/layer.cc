@@ -1,0 +1,118 @@
+// MakeLayer: argument checks and dispatch to the concrete layers.
+#include "engine/layers/layer.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "engine/layers/layer_internal.h"
+
+namespace driftscope {
+namespace {
+
+const char* KindName(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kLstm:
+      return "lstm";
+    case LayerKind::kGru:
+      return "gru";
+    case LayerKind::kSimpleRnn:
+      return "simple_rnn";
+    case LayerKind::kDense:
+      break;
+  }
+  return "dense";
+}
+
+absl::Status CheckSpec(const LayerSpec& spec, const ActivationShape& in,
+                       const std::string& field) {
+  if (spec.units < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".units must be >= 1, got ", spec.units));
+  }
+  if (in.dim < 1 || (in.sequence && in.timesteps < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": input must have dim >= 1 and timesteps >= 1, got dim ",
+        in.dim, ", timesteps ", in.timesteps));
+  }
+  if (spec.kind == LayerKind::kDense) return absl::OkStatus();
+  if (!in.sequence) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", KindName(spec.kind),
+        " needs a sequence input; set return_sequences=true on the layer "
+        "before it"));
+  }
+  if (spec.kind != LayerKind::kSimpleRnn && spec.implementation != 1 &&
+      spec.implementation != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".implementation must be 1 or 2, got ", spec.implementation));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
+                                           const ActivationShape& in) {
+  const int64_t d = in.dim, u = spec.units;
+  std::vector<WeightShape> w;
+  int64_t gates = 1;
+  switch (spec.kind) {
+    case LayerKind::kLstm:
+      gates = 4;
+      break;
+    case LayerKind::kGru:
+      gates = 3;
+      break;
+    case LayerKind::kSimpleRnn:
+      break;
+    case LayerKind::kDense:
+      w.push_back({"kernel", {d, u}});
+      if (spec.use_bias) w.push_back({"bias", {u}});
+      return w;
+  }
+  w.push_back({"kernel", {d, gates * u}});
+  w.push_back({"recurrent_kernel", {u, gates * u}});
+  if (spec.use_bias) {
+    if (spec.kind == LayerKind::kGru && spec.reset_after) {
+      w.push_back({"bias", {2, gates * u}});
+    } else {
+      w.push_back({"bias", {gates * u}});
+    }
+  }
+  return w;
+}
+
+ActivationShape LayerOutputShape(const LayerSpec& spec,
+                                 const ActivationShape& in) {
+  ActivationShape out;
+  out.dim = spec.units;
+  out.sequence =
+      spec.kind == LayerKind::kDense ? in.sequence : spec.return_sequences;
+  out.timesteps = out.sequence ? in.timesteps : 1;
+  return out;
+}
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<Layer<T>>> MakeLayer(const LayerSpec& spec,
+                                                    const ActivationShape& in,
+                                                    const std::string& field) {
+  absl::Status s = CheckSpec(spec, in, field);
+  if (!s.ok()) return s;
+  switch (spec.kind) {
+    case LayerKind::kLstm:
+      return NewLstmLayer<T>(spec, in);
+    case LayerKind::kGru:
+      return NewGruLayer<T>(spec, in);
+    case LayerKind::kSimpleRnn:
+      return NewSimpleRnnLayer<T>(spec, in);
+    case LayerKind::kDense:
+      break;
+  }
+  return NewDenseLayer<T>(spec, in);
+}
+
+template absl::StatusOr<std::unique_ptr<Layer<float>>> MakeLayer<float>(
+    const LayerSpec&, const ActivationShape&, const std::string&);
+template absl::StatusOr<std::unique_ptr<Layer<double>>> MakeLayer<double>(
+    const LayerSpec&, const ActivationShape&, const std::string&);
+
+}  // namespace driftscope

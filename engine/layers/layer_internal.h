@@ -1,0 +1,142 @@
+// Internal to engine/layers: constructors of the concrete layers and the
+// time-major bookkeeping the three recurrent layers share.
+//
+// Recurrent layers keep every per-step buffer TIME-MAJOR in PROCESSING order:
+// row block k (of `batch` rows) belongs to the k-th step the loop runs, which
+// reads input time t = go_backwards ? T-1-k : k. That makes x·W one GEMM over
+// all T·B rows before the loop, and dW = Xᵀ·δA, dR = H_prevᵀ·δA, δX = δA·Wᵀ
+// single GEMMs after it. Not thread-safe; each layer is used by one thread.
+#ifndef DRIFTSCOPE_ENGINE_LAYERS_LAYER_INTERNAL_H_
+#define DRIFTSCOPE_ENGINE_LAYERS_LAYER_INTERNAL_H_
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "engine/layers/layer.h"
+
+namespace driftscope {
+
+template <typename T>
+std::unique_ptr<Layer<T>> NewLstmLayer(const LayerSpec& spec,
+                                       const ActivationShape& in);
+template <typename T>
+std::unique_ptr<Layer<T>> NewGruLayer(const LayerSpec& spec,
+                                      const ActivationShape& in);
+template <typename T>
+std::unique_ptr<Layer<T>> NewSimpleRnnLayer(const LayerSpec& spec,
+                                            const ActivationShape& in);
+template <typename T>
+std::unique_ptr<Layer<T>> NewDenseLayer(const LayerSpec& spec,
+                                        const ActivationShape& in);
+
+// Keras weight shapes of `spec` on input `in`, get_weights() order.
+std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
+                                           const ActivationShape& in);
+ActivationShape LayerOutputShape(const LayerSpec& spec,
+                                 const ActivationShape& in);
+
+// Grows v to at least n elements. Buffers only grow, so Forward/Backward
+// allocate nothing once the largest batch has been seen.
+template <typename T>
+void Reserve(std::vector<T>* v, int64_t n) {
+  if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
+}
+
+// Copies x (batch, T, D) batch-major into xp (T·batch, D) time-major,
+// processing order.
+template <typename T>
+void GatherTimeMajor(const T* x, int batch, int steps, int dim, bool backwards,
+                     T* xp) {
+  for (int k = 0; k < steps; ++k) {
+    const int t = backwards ? steps - 1 - k : k;
+    for (int b = 0; b < batch; ++b)
+      std::memcpy(xp + (static_cast<int64_t>(k) * batch + b) * dim,
+                  x + (static_cast<int64_t>(b) * steps + t) * dim,
+                  sizeof(T) * dim);
+  }
+}
+// The inverse of GatherTimeMajor.
+template <typename T>
+void ScatterBatchMajor(const T* xp, int batch, int steps, int dim,
+                       bool backwards, T* x) {
+  for (int k = 0; k < steps; ++k) {
+    const int t = backwards ? steps - 1 - k : k;
+    for (int b = 0; b < batch; ++b)
+      std::memcpy(x + (static_cast<int64_t>(b) * steps + t) * dim,
+                  xp + (static_cast<int64_t>(k) * batch + b) * dim,
+                  sizeof(T) * dim);
+  }
+}
+
+// out[j] = Σ_o (Σ_i d[o·so + i·si + j]) for j < cols: the inner sum runs
+// over i = 0..inner-1 in order, the outer over o = 0..outer-1 in order. Used
+// for bias gradients: inner = batch, outer = time ("batch, then time").
+// scratch holds cols values.
+template <typename T>
+void SumRows(const T* d, int outer, int64_t so, int inner, int64_t si, int cols,
+             T* scratch, T* out) {
+  for (int j = 0; j < cols; ++j) out[j] = T(0);
+  for (int o = 0; o < outer; ++o) {
+    const T* base = d + o * so;
+    for (int j = 0; j < cols; ++j) scratch[j] = base[j];
+    for (int i = 1; i < inner; ++i) {
+      const T* row = base + i * si;
+      for (int j = 0; j < cols; ++j) scratch[j] += row[j];
+    }
+    for (int j = 0; j < cols; ++j) out[j] += scratch[j];
+  }
+}
+
+// Adds bias (cols) to each of `rows` rows of m (row stride ld).
+template <typename T>
+void AddBiasRows(T* m, int64_t rows, int cols, int64_t ld, const T* bias) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = m + r * ld;
+    for (int j = 0; j < cols; ++j) row[j] = row[j] + bias[j];
+  }
+}
+
+// Writes the RNN output from hs (T+1 blocks of (batch, U), block 0 = the
+// zero initial state): the whole sequence in processing order, or the last h.
+template <typename T>
+void WriteRnnOutput(const T* hs, int batch, int steps, int units,
+                    bool return_sequences, T* y) {
+  const int64_t block = static_cast<int64_t>(batch) * units;
+  if (!return_sequences) {
+    std::memcpy(y, hs + steps * block, sizeof(T) * block);
+    return;
+  }
+  for (int k = 0; k < steps; ++k)
+    for (int b = 0; b < batch; ++b)
+      std::memcpy(y + (static_cast<int64_t>(b) * steps + k) * units,
+                  hs + (k + 1) * block + static_cast<int64_t>(b) * units,
+                  sizeof(T) * units);
+}
+
+// dh (batch, U) = carried + output gradient arriving at processing step k
+// (only the last step receives one without return_sequences).
+template <typename T>
+void AddOutputGrad(const T* dy, int batch, int steps, int units,
+                   bool return_sequences, int k, const T* carried, T* dh) {
+  for (int b = 0; b < batch; ++b) {
+    T* out = dh + static_cast<int64_t>(b) * units;
+    const T* c = carried + static_cast<int64_t>(b) * units;
+    const T* g = nullptr;
+    if (return_sequences) {
+      g = dy + (static_cast<int64_t>(b) * steps + k) * units;
+    } else if (k == steps - 1) {
+      g = dy + static_cast<int64_t>(b) * units;
+    }
+    if (g == nullptr) {
+      for (int u = 0; u < units; ++u) out[u] = c[u];
+    } else {
+      for (int u = 0; u < units; ++u) out[u] = g[u] + c[u];
+    }
+  }
+}
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_ENGINE_LAYERS_LAYER_INTERNAL_H_

@@ -1,0 +1,130 @@
+// Keras SimpleRNN (spec/rnn-math.md §3, backward §9.4):
+// h_t = a((x_t·W + b) + h_{t-1}·R), the bias added before the recurrent term.
+#include <cstring>
+
+#include "engine/layers/layer_internal.h"
+#include "engine/numerics/activations.h"
+
+namespace driftscope {
+namespace {
+
+template <typename T>
+class SimpleRnnLayer final : public Layer<T> {
+ public:
+  SimpleRnnLayer(const LayerSpec& spec, const ActivationShape& in)
+      : spec_(spec),
+        in_(in),
+        out_(LayerOutputShape(spec, in)),
+        weights_(LayerWeightShapes(spec, in)),
+        steps_(in.timesteps),
+        dim_(in.dim),
+        units_(spec.units),
+        act_(LibmActivation<T>(spec.activation)) {}
+
+  const std::vector<WeightShape>& weights() const override { return weights_; }
+  ActivationShape input_shape() const override { return in_; }
+  ActivationShape output_shape() const override { return out_; }
+  void Forward(const Context& ctx, const T* params, const T* x, int batch,
+               T* y) override;
+  void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
+                T* dparams) override;
+  std::vector<const T*> final_states() const override {
+    return {hs_.data() + steps_ * static_cast<int64_t>(batch_) * units_};
+  }
+
+ private:
+  const LayerSpec spec_;
+  const ActivationShape in_, out_;
+  const std::vector<WeightShape> weights_;
+  const int steps_, dim_, units_;
+  const ActivationKernels<T> act_;
+  int batch_ = 0;
+  // Time-major, processing order; pre_ holds x·W + b, hs_ T+1 blocks.
+  std::vector<T> xp_, pre_, hs_, hr_;
+  std::vector<T> da_, dh_, dxp_, scratch_;
+};
+
+template <typename T>
+void SimpleRnnLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
+                                int batch, T* y) {
+  const int S = steps_, D = dim_, U = units_;
+  const int64_t rows = static_cast<int64_t>(S) * batch;
+  const int64_t hblock = static_cast<int64_t>(batch) * U;
+  batch_ = batch;
+  Reserve(&xp_, rows * D);
+  Reserve(&pre_, rows * U);
+  Reserve(&hs_, hblock * (S + 1));
+  Reserve(&hr_, hblock);
+  const T* W = params;
+  const T* R = W + static_cast<int64_t>(D) * U;
+  const T* bias = spec_.use_bias ? R + static_cast<int64_t>(U) * U : nullptr;
+  GatherTimeMajor(x, batch, S, D, spec_.go_backwards, xp_.data());
+  ctx.Gemm<T>(false, false, static_cast<int>(rows), U, D, xp_.data(), D, W, U,
+              T(0), pre_.data(), U);
+  if (bias != nullptr) AddBiasRows(pre_.data(), rows, U, U, bias);
+  std::memset(hs_.data(), 0, sizeof(T) * hblock);
+  for (int k = 0; k < S; ++k) {
+    T* h = hs_.data() + (k + 1) * hblock;
+    const T* pre = pre_.data() + k * hblock;
+    if (k == 0) {
+      for (int64_t e = 0; e < hblock; ++e) h[e] = pre[e] + T(0);
+    } else {
+      ctx.Gemm<T>(false, false, batch, U, U, hs_.data() + k * hblock, U, R, U,
+                  T(0), hr_.data(), U);
+      for (int64_t e = 0; e < hblock; ++e) h[e] = pre[e] + hr_[e];
+    }
+    act_.forward(h, h, hblock);
+  }
+  WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
+}
+
+template <typename T>
+void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
+                                 const T* dy, T* dx, T* dparams) {
+  const int S = steps_, D = dim_, U = units_, batch = batch_;
+  const int64_t rows = static_cast<int64_t>(S) * batch;
+  const int64_t hblock = static_cast<int64_t>(batch) * U;
+  Reserve(&da_, rows * U);
+  Reserve(&dh_, hblock);
+  Reserve(&scratch_, U);
+  const T* W = params;
+  const T* R = W + static_cast<int64_t>(D) * U;
+  T* dW = dparams;
+  T* dR = dW + static_cast<int64_t>(D) * U;
+  T* db = spec_.use_bias ? dR + static_cast<int64_t>(U) * U : nullptr;
+  std::memset(dh_.data(), 0, sizeof(T) * hblock);
+  for (int k = S - 1; k >= 0; --k) {
+    T* da = da_.data() + k * hblock;
+    AddOutputGrad(dy, batch, S, U, spec_.return_sequences, k, dh_.data(), da);
+    act_.backward(hs_.data() + (k + 1) * hblock, da, da, hblock);
+    if (k > 0)
+      ctx.Gemm<T>(false, true, batch, U, U, da, U, R, U, T(0), dh_.data(), U);
+  }
+  const int nrows = static_cast<int>(rows);
+  ctx.Gemm<T>(true, false, D, U, nrows, xp_.data(), D, da_.data(), U, T(0), dW,
+              U);
+  ctx.Gemm<T>(true, false, U, U, nrows - batch, hs_.data() + hblock, U,
+              da_.data() + hblock, U, T(0), dR, U);
+  if (db != nullptr)
+    SumRows<T>(da_.data(), S, hblock, batch, U, U, scratch_.data(), db);
+  if (dx != nullptr) {
+    Reserve(&dxp_, rows * D);
+    ctx.Gemm<T>(false, true, nrows, D, U, da_.data(), U, W, U, T(0),
+                dxp_.data(), D);
+    ScatterBatchMajor(dxp_.data(), batch, S, D, spec_.go_backwards, dx);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Layer<T>> NewSimpleRnnLayer(const LayerSpec& spec,
+                                            const ActivationShape& in) {
+  return std::make_unique<SimpleRnnLayer<T>>(spec, in);
+}
+template std::unique_ptr<Layer<float>> NewSimpleRnnLayer<float>(
+    const LayerSpec&, const ActivationShape&);
+template std::unique_ptr<Layer<double>> NewSimpleRnnLayer<double>(
+    const LayerSpec&, const ActivationShape&);
+
+}  // namespace driftscope
