@@ -17,6 +17,7 @@ std::string ToHex(const unsigned char* digest, unsigned int n) {
 }
 
 EVP_MD_CTX* Ctx(void* p) { return static_cast<EVP_MD_CTX*>(p); }
+EVP_MD* Md(void* p) { return static_cast<EVP_MD*>(p); }
 
 }  // namespace
 
@@ -31,11 +32,15 @@ std::string Sha256Hex(const void* data, size_t size) {
   return ToHex(digest, n);
 }
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(Ctx(ctx_), EVP_sha256(), nullptr);
+Sha256::Sha256()
+    : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(Ctx(ctx_), Md(md_), nullptr);
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(Ctx(ctx_)); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(Ctx(ctx_));
+  EVP_MD_free(Md(md_));
+}
 
 void Sha256::Update(const void* data, size_t size) {
   EVP_DigestUpdate(Ctx(ctx_), data, size);
@@ -47,7 +52,7 @@ Sha256Digest Sha256::Digest() {
   Sha256Digest digest{};
   unsigned int n = 0;
   EVP_DigestFinal_ex(Ctx(ctx_), digest.data(), &n);
-  EVP_DigestInit_ex(Ctx(ctx_), EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(Ctx(ctx_), Md(md_), nullptr);
   return digest;
 }
 

@@ -30,11 +30,14 @@ class Sha256 {
 
   void Update(const void* data, size_t size);
   std::string HexDigest();
-  // The same as raw bytes; allocates nothing, for hot loops.
+  // The same as raw bytes, for hot loops. OpenSSL 3's EVP still allocates
+  // one small provider context per digest; nothing else is allocated.
   Sha256Digest Digest();
 
  private:
-  void* ctx_;  // EVP_MD_CTX*, kept opaque so OpenSSL stays out of headers
+  // Kept opaque so OpenSSL stays out of headers.
+  void* md_;   // EVP_MD*, fetched once: an implicit fetch per digest mallocs
+  void* ctx_;  // EVP_MD_CTX*
 };
 
 }  // namespace driftscope
