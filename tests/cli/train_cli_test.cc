@@ -212,6 +212,37 @@ TEST(TrainCliTest, SameRunTwiceGivesIdenticalFiles) {
   }
 }
 
+// Every layer kind's weight files are the ones --init-weights reads back:
+// restarting from a run's final weights with 0 epochs gives its outputs.
+TEST(TrainCliTest, InitWeightsRoundTripForEveryLayerKind) {
+  const std::string dir = FreshDir();
+  const std::string model =
+      R"("model": {"input": {"timesteps": 4, "features": 3},
+          "layers": [{"gru": {"units": 5, "return_sequences": true}},
+                     {"gru": {"units": 2, "return_sequences": true, "reset_after": false}},
+                     {"simple_rnn": {"units": 3, "return_sequences": true}},
+                     {"lstm": {"units": 2, "return_sequences": true, "use_bias": false}},
+                     {"dense": {"units": 2}}]},
+         "data": {"synthetic": {"generator": "RANDOM_WALK", "samples": 16, "eval_samples": 4}})";
+  WriteFile(dir + "/train.json",
+            "{" + model + R"(, "training": {"epochs": 1}})");
+  WriteFile(dir + "/eval.json",
+            "{" + model + R"(, "training": {"epochs": 0}})");
+  CliResult first =
+      RunCli({"train", dir + "/train.json", "--out", dir + "/first"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(NpyShape(dir + "/first/weights/layer0_bias.npy"), (Shape{2, 15}));
+  EXPECT_EQ(NpyShape(dir + "/first/weights/layer1_bias.npy"), (Shape{6}));
+  EXPECT_FALSE(Exists(dir + "/first/weights/layer3_bias.npy"));
+  CliResult again = RunCli({"train", dir + "/eval.json", "--init-weights",
+                            dir + "/first/weights", "--out", dir + "/again"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const std::string a = ReadFile(dir + "/first/outputs.npy");
+  EXPECT_FALSE(a.empty());
+  EXPECT_TRUE(a == ReadFile(dir + "/again/outputs.npy"));
+  EXPECT_EQ(NpyShape(dir + "/again/losses.npy"), (Shape{0}));
+}
+
 struct LayerCase {
   const char* name;
   const char* spec;
