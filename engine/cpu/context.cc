@@ -85,8 +85,9 @@ absl::Status Context::Check(const Profile& profile) {
 
 Context::Context(const Profile& profile, uint64_t seed)
     : profile_(profile), seed_(seed) {
+  profile_.isa = ResolveIsa(profile_.isa);
   absl::StatusOr<const CpuKernelTable*> k = KernelsFor(profile_.isa);
-  kernels_ = k.ok() ? *k : *KernelsFor(Isa::kBase);
+  kernels_ = k.ok() ? *k : *KernelsFor(Isa::kX86_64);
   if (profile_.threads > 1) {
     pool_ = std::make_unique<ThreadPool>(profile_.threads);
   }

@@ -1,8 +1,9 @@
 #include "engine/cpu/kernel_table.h"
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "engine/cpu/eigen_gemm.h"
 
 extern "C" {
 const driftscope::CpuKernelTable* driftscope_cpu_kernels_x86_64();
@@ -15,16 +16,6 @@ namespace driftscope {
 
 namespace {
 
-void BaseSgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda,
-               const float* b, int ldb, float beta, float* c, int ldc) {
-  cpu_internal::EigenGemm<float>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-}
-void BaseDgemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
-               const double* b, int ldb, double beta, double* c, int ldc) {
-  cpu_internal::EigenGemm<double>(ta, tb, m, n, k, a, lda, b, ldb, beta, c,
-                                  ldc);
-}
-
 bool CpuHas(Isa isa, std::string* missing) {
   __builtin_cpu_init();
   auto need = [&](bool have, const char* flag) {
@@ -32,7 +23,7 @@ bool CpuHas(Isa isa, std::string* missing) {
     return have;
   };
   switch (isa) {
-    case Isa::kBase:
+    case Isa::kAuto:
     case Isa::kX86_64:
     case Isa::kNative:  // built for the build machine: see the README
       return true;
@@ -41,8 +32,7 @@ bool CpuHas(Isa isa, std::string* missing) {
              need(__builtin_cpu_supports("fma"), "fma") &&
              need(__builtin_cpu_supports("bmi2"), "bmi2");
     case Isa::kX86_64_V4:
-      return need(__builtin_cpu_supports("avx2"), "avx2") &&
-             need(__builtin_cpu_supports("fma"), "fma") &&
+      return CpuHas(Isa::kX86_64_V3, missing) &&
              need(__builtin_cpu_supports("avx512f"), "avx512f") &&
              need(__builtin_cpu_supports("avx512bw"), "avx512bw") &&
              need(__builtin_cpu_supports("avx512dq"), "avx512dq") &&
@@ -53,18 +43,25 @@ bool CpuHas(Isa isa, std::string* missing) {
 
 }  // namespace
 
+Isa ResolveIsa(Isa isa) {
+  if (isa != Isa::kAuto) return isa;
+  std::string ignored;
+  if (CpuHas(Isa::kX86_64_V4, &ignored)) return Isa::kX86_64_V4;
+  ignored.clear();
+  if (CpuHas(Isa::kX86_64_V3, &ignored)) return Isa::kX86_64_V3;
+  return Isa::kX86_64;
+}
+
 absl::StatusOr<const CpuKernelTable*> KernelsFor(Isa isa) {
+  isa = ResolveIsa(isa);
   std::string missing;
   if (!CpuHas(isa, &missing)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "profile asks for isa=", IsaName(isa), " but this CPU lacks ", missing,
-        "; choose a lower level (isa=x86-64 or x86-64-v3)"));
+        "; choose a level it has (isa=auto picks the best one)"));
   }
-  static const CpuKernelTable base = {"base", Eigen::SimdInstructionSetsInUse(),
-                                      &BaseSgemm, &BaseDgemm};
   switch (isa) {
-    case Isa::kBase:
-      return &base;
+    case Isa::kAuto:
     case Isa::kX86_64:
       return driftscope_cpu_kernels_x86_64();
     case Isa::kX86_64_V3:

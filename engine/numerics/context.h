@@ -24,7 +24,7 @@ struct CpuKernelTable;
 class Context {
  public:
   // `seed` keys the stochastic-rounding stream (profile sr=on). The profile
-  // must have passed Context::Check; otherwise the base kernels are used.
+  // must have passed Context::Check (otherwise x86-64 kernels are used).
   explicit Context(const Profile& profile, uint64_t seed = 0);
   ~Context();
   Context(const Context&) = delete;
@@ -34,7 +34,10 @@ class Context {
   // without AVX-512 is FailedPrecondition). Runs never silently fall back.
   static absl::Status Check(const Profile& profile);
 
+  // The profile as it runs: isa=auto resolved to the level in use. This is
+  // what a run reports.
   const Profile& profile() const { return profile_; }
+  const CpuKernelTable& kernels() const { return *kernels_; }
   // The ISA level and SIMD set of the kernels actually in use.
   const char* kernel_isa() const;
   const char* kernel_simd() const;

@@ -67,6 +67,8 @@ const char* GemmName(const Profile& p) {
 
 const char* ActName(ActivationImpl a) {
   switch (a) {
+    case ActivationImpl::kDefault:
+      return "default";
     case ActivationImpl::kLibm:
       return "libm";
     case ActivationImpl::kFast:
@@ -81,7 +83,7 @@ std::string ValidChoices() {
   return absl::StrCat(
       "presets: ", absl::StrJoin(Profile::PresetNames(), ", "),
       "; or fp64|fp32|bf16|fp16 followed by ,key=value knobs: "
-      "matmul=exact|tf32, isa=base|x86-64|x86-64-v3|x86-64-v4|native, "
+      "matmul=exact|tf32, isa=auto|x86-64|x86-64-v3|x86-64-v4|native, "
       "gemm=blocked|sequential|pairwise|split-k=N, act=libm|fast|gpu, "
       "impl=1|2, threads=N, reduce=fixed|threads, nondet=on|off, "
       "perturb=P (0<=P<=1), sr=on|off, loss_scale=S");
@@ -111,8 +113,8 @@ absl::Status ApplyKnob(absl::string_view text, absl::string_view key,
     else
       return Bad(text, key, v, "exact, tf32");
   } else if (key == "isa") {
-    if (v == "base")
-      p->isa = Isa::kBase;
+    if (v == "auto")
+      p->isa = Isa::kAuto;
     else if (v == "x86-64" || v == "sse2")
       p->isa = Isa::kX86_64;
     else if (v == "x86-64-v3" || v == "v3" || v == "avx2")
@@ -122,7 +124,7 @@ absl::Status ApplyKnob(absl::string_view text, absl::string_view key,
     else if (v == "native")
       p->isa = Isa::kNative;
     else
-      return Bad(text, key, v, "base, x86-64, x86-64-v3, x86-64-v4, native");
+      return Bad(text, key, v, "auto, x86-64, x86-64-v3, x86-64-v4, native");
   } else if (key == "gemm") {
     if (v == "blocked") {
       p->gemm = GemmOrder::kBlocked;
@@ -142,14 +144,16 @@ absl::Status ApplyKnob(absl::string_view text, absl::string_view key,
       return Bad(text, key, v, "blocked, sequential, pairwise, split-k=N");
     }
   } else if (key == "act") {
-    if (v == "libm")
+    if (v == "default")
+      p->act = ActivationImpl::kDefault;
+    else if (v == "libm")
       p->act = ActivationImpl::kLibm;
     else if (v == "fast")
       p->act = ActivationImpl::kFast;
     else if (v == "gpu")
       p->act = ActivationImpl::kGpu;
     else
-      return Bad(text, key, v, "libm, fast, gpu");
+      return Bad(text, key, v, "default, libm, fast, gpu");
   } else if (key == "impl") {
     if (v == "1")
       p->implementation = 1;
@@ -243,8 +247,8 @@ absl::StatusOr<Profile> ParseKnobs(absl::string_view text) {
 
 const char* IsaName(Isa isa) {
   switch (isa) {
-    case Isa::kBase:
-      return "base";
+    case Isa::kAuto:
+      return "auto";
     case Isa::kX86_64:
       return "x86-64";
     case Isa::kX86_64_V3:
@@ -273,13 +277,15 @@ std::string Profile::PresetKnobs(absl::string_view preset) {
 std::string Profile::ToString() const {
   std::string s = PrecisionName(precision);
   if (matmul == MatmulInputs::kTf32) absl::StrAppend(&s, ",matmul=tf32");
-  if (isa != Isa::kBase) absl::StrAppend(&s, ",isa=", IsaName(isa));
+  if (isa != Isa::kAuto) absl::StrAppend(&s, ",isa=", IsaName(isa));
   if (gemm == GemmOrder::kSplitK) {
     absl::StrAppend(&s, ",gemm=split-k=", split_k);
   } else if (gemm != GemmOrder::kBlocked) {
     absl::StrAppend(&s, ",gemm=", GemmName(*this));
   }
-  if (act != ActivationImpl::kLibm) absl::StrAppend(&s, ",act=", ActName(act));
+  if (act != ActivationImpl::kDefault) {
+    absl::StrAppend(&s, ",act=", ActName(act));
+  }
   if (implementation != 0) absl::StrAppend(&s, ",impl=", implementation);
   absl::StrAppend(&s, ",threads=", threads);
   if (thread_reduce) absl::StrAppend(&s, ",reduce=threads");

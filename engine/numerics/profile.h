@@ -23,22 +23,28 @@ enum class Precision { kFp64, kFp32, kBf16, kFp16 };
 // GEMM input rounding on top of the precision: TF32 rounds inputs to a 10-bit
 // mantissa (round to nearest even), as Ampere tensor cores do.
 enum class MatmulInputs { kExact, kTf32 };
-// Which compiled CPU kernels run the blocked GEMM: the build's base level, or
-// one of the levels compiled into their own shared objects.
-enum class Isa { kBase, kX86_64, kX86_64_V3, kX86_64_V4, kNative };
+// Which compiled CPU kernels (blocked GEMM, fast activations) run: each level
+// is compiled into its own shared object. kAuto takes the best level this CPU
+// has (x86-64-v4, else x86-64-v3, else x86-64), as BLAS libraries dispatch;
+// the level that ran is what gets reported.
+enum class Isa { kAuto, kX86_64, kX86_64_V3, kX86_64_V4, kNative };
 // Reduction order of every GEMM's inner (k) dimension.
 enum class GemmOrder { kBlocked, kSequential, kPairwise, kSplitK };
-enum class ActivationImpl { kLibm, kFast, kGpu };
+// libm: std::exp/std::tanh in T. fast: Eigen's vectorized approximations,
+// the functions TensorFlow's CPU kernels use (compiled per ISA level).
+// gpu: an emulation of CUDA fast intrinsics (__expf, __fdividef, tanh.approx).
+// kDefault is libm for fp64 and fast for the float32-based precisions.
+enum class ActivationImpl { kDefault, kLibm, kFast, kGpu };
 
 struct Profile {
   // The preset this profile came from, or "" for a custom knob string.
   std::string preset;
   Precision precision = Precision::kFp32;
   MatmulInputs matmul = MatmulInputs::kExact;
-  Isa isa = Isa::kBase;
+  Isa isa = Isa::kAuto;
   GemmOrder gemm = GemmOrder::kBlocked;
   int split_k = 0;  // chunks of k when gemm == kSplitK (≥ 2)
-  ActivationImpl act = ActivationImpl::kLibm;
+  ActivationImpl act = ActivationImpl::kDefault;
   int implementation = 0;  // 0: as the spec says; 1 or 2: forced on all RNNs
   // Worker threads for one run. Bits never depend on it, unless
   // thread_reduce is set: then GEMMs split k into `threads` partial sums.
@@ -66,6 +72,12 @@ struct Profile {
 
   // Whether runs of this profile are expected to be bit-reproducible.
   bool deterministic() const { return !nondet; }
+  // act with kDefault resolved for this precision.
+  ActivationImpl activations() const {
+    if (act != ActivationImpl::kDefault) return act;
+    return precision == Precision::kFp64 ? ActivationImpl::kLibm
+                                         : ActivationImpl::kFast;
+  }
   double effective_loss_scale() const {
     return loss_scale > 0 ? loss_scale
                           : (precision == Precision::kFp16 ? 1024.0 : 1.0);
@@ -79,7 +91,7 @@ struct Profile {
   }
 };
 
-const char* IsaName(Isa isa);  // "base", "x86-64", "x86-64-v3", ...
+const char* IsaName(Isa isa);  // "auto", "x86-64", "x86-64-v3", ...
 
 }  // namespace driftscope
 

@@ -24,12 +24,30 @@ void Dgemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
                                               beta, c, ldc);
 }
 
+template <typename T>
+void Tanh(const T* in, T* out, int64_t n) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, n) =
+      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(in, n).tanh();
+}
+template <typename T>
+void Sigmoid(const T* in, T* out, int64_t n) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, n) =
+      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(in, n).logistic();
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default")))
 const driftscope::CpuKernelTable*
 DRIFTSCOPE_KERNEL_ENTRY() {
   static const driftscope::CpuKernelTable table = {
-      DRIFTSCOPE_KERNEL_ISA, Eigen::SimdInstructionSetsInUse(), &Sgemm, &Dgemm};
+      DRIFTSCOPE_KERNEL_ISA,
+      Eigen::SimdInstructionSetsInUse(),
+      &Sgemm,
+      &Dgemm,
+      &Tanh<float>,
+      &Sigmoid<float>,
+      &Tanh<double>,
+      &Sigmoid<double>};
   return &table;
 }
