@@ -1,6 +1,5 @@
 #include "client/lib/job_convert.h"
 
-#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/match.h"
