@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "engine/layers/layer_internal.h"
+#include "engine/numerics/activation_impls.h"
 #include "engine/numerics/activations.h"
 
 namespace driftscope {
@@ -31,6 +32,7 @@ class DenseLayer final : public Layer<T> {
     const int D = dim_, U = units_;
     batch_ = batch;
     x_ = x;
+    act_ = ActivationFor<T>(ctx, spec_.activation);
     Reserve(&y_, rows * U);
     const T* W = params;
     ctx.Gemm<T>(false, false, static_cast<int>(rows), U, D, x, D, W, U, T(0),
@@ -38,6 +40,7 @@ class DenseLayer final : public Layer<T> {
     if (spec_.use_bias)
       AddBiasRows(y_.data(), rows, U, U, W + static_cast<int64_t>(D) * U);
     act_.forward(y_.data(), y_.data(), rows * U);
+    ctx.RoundActivations(y_.data(), rows * U);
     std::memcpy(y, y_.data(), sizeof(T) * rows * U);
   }
 
@@ -68,10 +71,10 @@ class DenseLayer final : public Layer<T> {
   const ActivationShape in_, out_;
   const std::vector<WeightShape> weights_;
   const int steps_, dim_, units_;
-  const ActivationKernels<T> act_;
+  ActivationKernels<T> act_;  // chosen by the last Forward's Context
   int batch_ = 0;
   const T* x_ = nullptr;  // valid until Backward returns (layer.h contract)
-  std::vector<T> y_, dz_, scratch_;
+  Buffer<T> y_, dz_, scratch_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/layers/layer_internal.h"
+#include "engine/numerics/activation_impls.h"
 #include "engine/numerics/activations.h"
 
 namespace driftscope {
@@ -41,7 +42,7 @@ class GruLayer final : public Layer<T> {
   void RecurrentGemm(const Context& ctx, int rows, const T* a, const T* R,
                      int col0, int n, T* c, int ldc) const {
     const int U = units_, G = 3 * units_;
-    if (spec_.implementation == 1) {
+    if (mode1_) {
       for (int j = 0; j < n; j += U)
         ctx.Gemm<T>(false, false, rows, U, U, a, U, R + col0 + j, G, T(0),
                     c + j, ldc);
@@ -54,12 +55,15 @@ class GruLayer final : public Layer<T> {
   const ActivationShape in_, out_;
   const std::vector<WeightShape> weights_;
   const int steps_, dim_, units_;
-  const ActivationKernels<T> act_, ract_;
+  // Chosen by the Context of the last Forward (the profile's activation
+  // implementation and implementation override); Backward uses the same.
+  ActivationKernels<T> act_, ract_;
+  bool mode1_ = false;
   int batch_ = 0;
   // Time-major, processing order. gates_: activated [z|r|n] per step;
   // aux_: mh_h = h·R_h + b_h (reset_after) or q = r ⊙ h_{t-1} (otherwise).
-  std::vector<T> xp_, gates_, hs_, aux_, mh_, qr_;
-  std::vector<T> dxg_, dhm_, dh_, dht_, tmp_, dq_, dxp_, scratch_;
+  Buffer<T> xp_, gates_, hs_, aux_, mh_, qr_;
+  Buffer<T> dxg_, dhm_, dh_, dht_, tmp_, dq_, dxp_, scratch_;
 };
 
 template <typename T>
@@ -71,6 +75,10 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
   const int64_t gblock = static_cast<int64_t>(batch) * G;
   const bool reset_after = spec_.reset_after;
   batch_ = batch;
+  act_ = ActivationFor<T>(ctx, spec_.activation);
+  ract_ = ActivationFor<T>(ctx, spec_.recurrent_activation);
+  mode1_ = (ctx.profile().implementation != 0 ? ctx.profile().implementation
+                                              : spec_.implementation) == 1;
   Reserve(&xp_, rows * D);
   Reserve(&gates_, rows * G);
   Reserve(&hs_, hblock * (S + 1));
@@ -84,7 +92,7 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
 
   GatherTimeMajor(x, batch, S, D, spec_.go_backwards, xp_.data());
   // mx = x·W + b_x for every step (mode 1: one GEMM per gate).
-  if (spec_.implementation == 1) {
+  if (mode1_) {
     for (int g = 0; g < 3; ++g)
       ctx.Gemm<T>(false, false, static_cast<int>(rows), U, D, xp_.data(), D,
                   W + g * U, G, T(0), gates_.data() + g * U, G);
@@ -111,6 +119,7 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       const T* mrow = mh + static_cast<int64_t>(b) * G;
       for (int j = 0; j < 2 * U; ++j) row[j] = row[j] + mrow[j];
       ract_.forward(row, row, 2 * U);  // z, r
+      ctx.RoundActivations(row, 2 * U);
     }
     T* aux = aux_.data() + k * hblock;
     if (reset_after) {
@@ -145,12 +154,14 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
     for (int b = 0; b < batch; ++b) {
       T* row = gate + static_cast<int64_t>(b) * G;
       act_.forward(row + 2 * U, row + 2 * U, U);  // n
+      ctx.RoundActivations(row + 2 * U, U);
       const int64_t o = static_cast<int64_t>(b) * U;
       for (int u = 0; u < U; ++u) {
         const T z = row[u];
         h[o + u] = z * hp[o + u] + (T(1) - z) * row[2 * U + u];
       }
     }
+    ctx.RoundActivations(h, hblock);
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
 }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "engine/layers/layer.h"
@@ -37,10 +38,38 @@ std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
 ActivationShape LayerOutputShape(const LayerSpec& spec,
                                  const ActivationShape& in);
 
+// 64-byte aligned storage for the layers' buffers. Vectorized kernels (Eigen's
+// fast activations) peel unaligned heads with scalar code whose bits differ
+// from the packet path, so a buffer's address must not vary between runs:
+// with every buffer 64-byte aligned, which element takes which path depends
+// only on the shapes.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), kAlign));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const {
+    return true;
+  }
+  template <typename U>
+  bool operator!=(const AlignedAllocator<U>&) const {
+    return false;
+  }
+};
+template <typename T>
+using Buffer = std::vector<T, AlignedAllocator<T>>;
+
 // Grows v to at least n elements. Buffers only grow, so Forward/Backward
 // allocate nothing once the largest batch has been seen.
 template <typename T>
-void Reserve(std::vector<T>* v, int64_t n) {
+void Reserve(Buffer<T>* v, int64_t n) {
   if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
 }
 

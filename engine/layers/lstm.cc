@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "engine/layers/layer_internal.h"
+#include "engine/numerics/activation_impls.h"
 #include "engine/numerics/activations.h"
 
 namespace driftscope {
@@ -40,13 +41,16 @@ class LstmLayer final : public Layer<T> {
   const ActivationShape in_, out_;
   const std::vector<WeightShape> weights_;
   const int steps_, dim_, units_;
-  const ActivationKernels<T> act_, ract_;
+  // Chosen by the Context of the last Forward (the profile's activation
+  // implementation and implementation override); Backward uses the same.
+  ActivationKernels<T> act_, ract_;
+  bool mode1_ = false;
   int batch_ = 0;
   // Time-major, processing order (layer_internal.h). gates_ holds the
   // activated [i|f|g|o] per step; hs_/cs_ have T+1 blocks (block 0 = zeros).
-  std::vector<T> xp_, gates_, hs_, cs_, tau_, hr_;
+  Buffer<T> xp_, gates_, hs_, cs_, tau_, hr_;
   // Backward scratch.
-  std::vector<T> da_, dh_, dc_, dht_, tmp_, dxp_, scratch_;
+  Buffer<T> da_, dh_, dc_, dht_, tmp_, dxp_, scratch_;
 };
 
 template <typename T>
@@ -66,7 +70,13 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
   const T* W = params;
   const T* R = W + static_cast<int64_t>(D) * G;
   const T* bias = spec_.use_bias ? R + static_cast<int64_t>(U) * G : nullptr;
-  const bool mode1 = spec_.implementation == 1;
+  act_ = ActivationFor<T>(ctx, spec_.activation);
+  ract_ = ActivationFor<T>(ctx, spec_.recurrent_activation);
+  const int impl = ctx.profile().implementation != 0
+                       ? ctx.profile().implementation
+                       : spec_.implementation;
+  mode1_ = impl == 1;
+  const bool mode1 = mode1_;
 
   GatherTimeMajor(x, batch, S, D, spec_.go_backwards, xp_.data());
   // x·W for every step at once: gates_ first holds the input projections.
@@ -111,6 +121,7 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       act_.forward(row + 2 * U, row + 2 * U, U);   // g
       ract_.forward(row + 3 * U, row + 3 * U, U);  // o
     }
+    ctx.RoundActivations(z, gblock);  // mixed precision: no-op otherwise
     const T* cp = cs_.data() + k * hblock;
     T* c = cs_.data() + (k + 1) * hblock;
     for (int b = 0; b < batch; ++b) {
@@ -119,14 +130,17 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       for (int u = 0; u < U; ++u)
         c[o + u] = row[U + u] * cp[o + u] + row[u] * row[2 * U + u];
     }
+    ctx.RoundActivations(c, hblock);
     T* tau = tau_.data() + k * hblock;
     act_.forward(c, tau, hblock);
+    ctx.RoundActivations(tau, hblock);
     T* h = hs_.data() + (k + 1) * hblock;
     for (int b = 0; b < batch; ++b) {
       const T* og = z + static_cast<int64_t>(b) * G + 3 * U;
       const int64_t o = static_cast<int64_t>(b) * U;
       for (int u = 0; u < U; ++u) h[o + u] = og[u] * tau[o + u];
     }
+    ctx.RoundActivations(h, hblock);
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "engine/layers/layer_internal.h"
+#include "engine/numerics/activation_impls.h"
 #include "engine/numerics/activations.h"
 
 namespace driftscope {
@@ -37,11 +38,11 @@ class SimpleRnnLayer final : public Layer<T> {
   const ActivationShape in_, out_;
   const std::vector<WeightShape> weights_;
   const int steps_, dim_, units_;
-  const ActivationKernels<T> act_;
+  ActivationKernels<T> act_;  // chosen by the last Forward's Context
   int batch_ = 0;
   // Time-major, processing order; pre_ holds x·W + b, hs_ T+1 blocks.
-  std::vector<T> xp_, pre_, hs_, hr_;
-  std::vector<T> da_, dh_, dxp_, scratch_;
+  Buffer<T> xp_, pre_, hs_, hr_;
+  Buffer<T> da_, dh_, dxp_, scratch_;
 };
 
 template <typename T>
@@ -51,6 +52,7 @@ void SimpleRnnLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
   const int64_t rows = static_cast<int64_t>(S) * batch;
   const int64_t hblock = static_cast<int64_t>(batch) * U;
   batch_ = batch;
+  act_ = ActivationFor<T>(ctx, spec_.activation);
   Reserve(&xp_, rows * D);
   Reserve(&pre_, rows * U);
   Reserve(&hs_, hblock * (S + 1));
@@ -74,6 +76,7 @@ void SimpleRnnLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       for (int64_t e = 0; e < hblock; ++e) h[e] = pre[e] + hr_[e];
     }
     act_.forward(h, h, hblock);
+    ctx.RoundActivations(h, hblock);
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
 }

@@ -18,10 +18,12 @@ using testing_util::Flatten;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
 
-Context MakeContext(Precision p, int threads) {
+Context MakeContext(Precision p, int threads,
+                    ActivationImpl act = ActivationImpl::kDefault) {
   Profile profile;
   profile.precision = p;
   profile.threads = threads;
+  profile.act = act;
   return Context(profile);
 }
 
@@ -69,9 +71,10 @@ Case MakeCase(const LayerSpec& spec, const ActivationShape& in, int batch,
 }
 
 template <typename T>
-void CompareWithReference(const Case& c, double rtol) {
+void CompareWithReference(const Case& c, double rtol,
+                          ActivationImpl act = ActivationImpl::kDefault) {
   const Context ctx = MakeContext(
-      std::is_same_v<T, double> ? Precision::kFp64 : Precision::kFp32, 1);
+      std::is_same_v<T, double> ? Precision::kFp64 : Precision::kFp32, 1, act);
   auto made = MakeLayer<T>(c.spec, c.in, "model.layers[0]");
   ASSERT_TRUE(made.ok()) << made.status();
   Layer<T>& layer = **made;
@@ -134,7 +137,9 @@ TEST(LayerVsReferenceTest, FloatAgreesTo2e5ForEveryConfiguration) {
       for (double& e : v) e = static_cast<float>(e);
     for (double& e : c.x) e = static_cast<float>(e);
     for (double& e : c.dy) e = static_cast<float>(e);
-    CompareWithReference<float>(c, 2e-5);
+    // Both CPU activation implementations: libm and Eigen's fast ones.
+    CompareWithReference<float>(c, 2e-5, ActivationImpl::kLibm);
+    CompareWithReference<float>(c, 2e-5, ActivationImpl::kFast);
     if (HasFailure()) return;
   }
 }
@@ -299,6 +304,70 @@ TEST(LayerImplementationTest, LstmMode1AndMode2DifferOnlyByRounding) {
   }
   EXPECT_GT(differing, 0) << "modes 1 and 2 must not be bit-identical";
   EXPECT_LT(max_rel, 1e-5);
+}
+
+// Profile "impl=1" forces Keras implementation 1 on every RNN whatever the
+// spec says: the same bits as a spec asking for it.
+TEST(LayerImplementationTest, ProfileOverrideForcesImplementation) {
+  LayerSpec spec;
+  spec.kind = LayerKind::kLstm;
+  spec.units = 16;
+  spec.return_sequences = true;
+  const ActivationShape in{true, 8, 5};
+  const Case c = MakeCase(spec, in, 4, 11);
+  Profile forced;
+  forced.implementation = 1;
+  const Context ctx_forced(forced);
+  const Context ctx = MakeContext(Precision::kFp32, 1);
+  spec.implementation = 2;
+  auto by_profile = std::move(*MakeLayer<float>(spec, in, "l"));
+  spec.implementation = 1;
+  auto by_spec = std::move(*MakeLayer<float>(spec, in, "l"));
+  spec.implementation = 2;
+  auto plain = std::move(*MakeLayer<float>(spec, in, "l"));
+  const std::vector<float> forced_bits = RunOnce(*by_profile, ctx_forced, c);
+  EXPECT_TRUE(BitEqual(forced_bits, RunOnce(*by_spec, ctx, c)));
+  EXPECT_FALSE(BitEqual(forced_bits, RunOnce(*plain, ctx, c)));
+}
+
+// Mixed precision (bf16): every activation a layer produces is a bf16 value
+// (low 16 bits of the float32 zero), and the result stays near fp32's.
+TEST(LayerMixedPrecisionTest, Bf16RoundsEveryProducedActivation) {
+  for (LayerKind kind : {LayerKind::kLstm, LayerKind::kGru,
+                         LayerKind::kSimpleRnn, LayerKind::kDense}) {
+    LayerSpec spec;
+    spec.kind = kind;
+    spec.units = 8;
+    spec.return_sequences = true;
+    SCOPED_TRACE(testing_util::Describe(spec));
+    const ActivationShape in{true, 6, 4};
+    const Case c = MakeCase(spec, in, 3, 21);
+    const std::vector<float> params = Cast<float>(Flatten(c.w));
+    const std::vector<float> x = Cast<float>(c.x);
+    std::vector<float> y(c.dy.size()), y32(c.dy.size());
+    auto layer = std::move(*MakeLayer<float>(spec, in, "l"));
+    layer->Forward(MakeContext(Precision::kBf16, 1), params.data(), x.data(), 3,
+                   y.data());
+    int not_bf16 = 0;
+    for (float v : y) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      if ((bits & 0xFFFFu) != 0) ++not_bf16;
+    }
+    EXPECT_EQ(not_bf16, 0);
+    for (const float* s : layer->final_states()) {
+      uint32_t bits;
+      std::memcpy(&bits, s, 4);
+      EXPECT_EQ(bits & 0xFFFFu, 0u);
+    }
+    layer->Forward(MakeContext(Precision::kFp32, 1), params.data(), x.data(), 3,
+                   y32.data());
+    double max_diff = 0;
+    for (size_t i = 0; i < y.size(); ++i)
+      max_diff = std::max(max_diff, std::fabs(double{y[i]} - y32[i]));
+    EXPECT_GT(max_diff, 0.0);
+    EXPECT_LT(max_diff, 0.05);  // bf16 keeps 8 bits: ~0.4% per rounding
+  }
 }
 
 }  // namespace
