@@ -129,7 +129,9 @@ inline uint64_t UlpDistance(TA a, TR r) {
   }
 }
 
-template <typename TA, typename TR>
+// kFull = false computes only what the median pass reads (ulp, c, bucket,
+// ok); the compiler drops the rest.
+template <bool kFull = true, typename TA, typename TR>
 void ComputeBlock(const TA* a, const TR* r, int n, const Params& p, Block* b) {
   constexpr uint64_t kOne = 0x3FF0000000000000, kMant = 0x000FFFFFFFFFFFFF;
   // Everything is computed unconditionally and combined with bit masks and
@@ -150,16 +152,18 @@ void ComputeBlock(const TA* a, const TR* r, int n, const Params& p, Block* b) {
         (BitCast<uint64_t>(MinNonNeg(MaxNonNeg(rel, p.min_rel), 1.0)) & mask) |
         (kOne & ~mask);
     const uint64_t c_field = cb >> 52, c_mant = cb & kMant;
-    b->ad[i] = ad;
-    b->av[i] = Masked(av, mask);
-    b->rv[i] = Masked(rv, mask);
-    b->rel[i] = rel;
+    if constexpr (kFull) {
+      b->ad[i] = ad;
+      b->av[i] = Masked(av, mask);
+      b->rv[i] = Masked(rv, mask);
+      b->rel[i] = rel;
+      b->c_mant[i] = BitCast<double>(c_mant | kOne);
+      b->c_exp[i] = static_cast<int64_t>(c_field) - 1023;
+      b->viol[i] = (ad > p.atol + p.rtol * ar) ? 1.0 : 0.0;
+    }
     b->c[i] = BitCast<double>(cb);
-    b->c_mant[i] = BitCast<double>(c_mant | kOne);
-    b->c_exp[i] = static_cast<int64_t>(c_field) - 1023;
     b->sig_bucket[i] = (1023 - c_field) - (c_mant != 0);
     b->ok[i] = static_cast<double>(1 - static_cast<int>(nonfinite));
-    b->viol[i] = (ad > p.atol + p.rtol * ar) ? 1.0 : 0.0;
     b->ulp[i] = UlpDistance(a[i], r[i]) & mask;
   }
   for (int i = n; i < (n + kLanes - 1) / kLanes * kLanes; ++i) {
@@ -571,7 +575,7 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
     ForEachSegment(
         a_arr.shape(), per_t, n, [&](int64_t begin, int64_t len, int64_t g) {
           run_segment(begin, len, [&](const TA* pa, const TR* pr, int m) {
-            ComputeBlock(pa, pr, m, p, &block);
+            ComputeBlock<false>(pa, pr, m, p, &block);
             GatherBlock(block, m, &total_med);
             if (per_t) GatherBlock(block, m, &med[g]);
           });
