@@ -203,6 +203,23 @@ absl::Status InitializeWeights(const JobSpec& spec, const RunOptions& options,
   return absl::OkStatus();
 }
 
+// Profile perturb=p: flips the last mantissa bit (one ulp in the run
+// precision) of each initial weight whose draw from (seed, kPerturb) is
+// below p, in flat get_weights() order, whatever the weights' source.
+template <typename T>
+void PerturbWeights(double fraction, uint64_t seed, T* params, int64_t n) {
+  if (!(fraction > 0)) return;
+  using Bits = std::conditional_t<std::is_same_v<T, float>, uint32_t, uint64_t>;
+  PhiloxStream rng(seed, streams::kPerturb);
+  for (int64_t i = 0; i < n; ++i) {
+    if (static_cast<double>(rng.NextUint32()) * 0x1p-32 >= fraction) continue;
+    Bits bits;
+    std::memcpy(&bits, &params[i], sizeof(T));
+    bits ^= Bits{1};
+    std::memcpy(&params[i], &bits, sizeof(T));
+  }
+}
+
 // Hashes the parameter buffer: once in run precision and once rounded to
 // float32 (the same digest when T is float, computed once).
 template <typename T>
@@ -278,17 +295,30 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
   const TrainingSpec& tr = spec.training;
   RunData<T> data;
   if (absl::Status s = PrepareData(spec, options, &data); !s.ok()) return s;
+  // A profile may force Keras' implementation mode on every RNN layer; the
+  // spec (and its digest) stay what the user asked for.
+  ModelSpec model_spec = spec.model;
+  if (profile.implementation != 0) {
+    for (LayerSpec& l : model_spec.layers) {
+      if (l.kind != LayerKind::kDense)
+        l.implementation = profile.implementation;
+    }
+  }
   absl::StatusOr<std::unique_ptr<Model<T>>> created =
-      Model<T>::Create(spec.model, tr.batch_size);
+      Model<T>::Create(model_spec, tr.batch_size);
   if (!created.ok()) return created.status();
   Model<T>& model = **created;
   if (absl::Status s = InitializeWeights(spec, options, &model); !s.ok()) {
     return s;
   }
+  PerturbWeights(profile.perturb, spec.seed, model.params(),
+                 model.num_params());
   absl::StatusOr<std::unique_ptr<Optimizer<T>>> optimizer =
       Optimizer<T>::Create(spec.optimizer, model.variables());
   if (!optimizer.ok()) return optimizer.status();
-  const Context ctx(profile);
+  const Context ctx(profile, spec.seed);
+  // fp16 loss scaling: gradients of loss·scale, unscaled before the update.
+  const double loss_scale = profile.effective_loss_scale();
 
   const bool sequence = ModelOutputIsSequence(spec.model);
   const int units = ModelOutputUnits(spec.model);
@@ -301,7 +331,7 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
 
   RunResult result;
   result.spec_digest = SpecDigest(spec);
-  result.profile = profile.ToString();
+  result.profile = ctx.profile().ToString();
   result.steps = total_steps;
   result.losses = NdArray(DTypeOf<T>(), {total_steps});
   T* losses = result.losses.data<T>();
@@ -341,7 +371,16 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
       const int64_t rows = sequence ? int64_t{b} * spec.model.timesteps : b;
       losses[step] = LossForward<T>(spec.loss, pred, yb.data(), rows, units);
       LossBackward<T>(spec.loss, pred, yb.data(), rows, units, dout.data());
+      if (loss_scale != 1.0) {
+        const T scale = static_cast<T>(loss_scale);
+        for (int64_t i = 0; i < rows * units; ++i) dout[i] *= scale;
+      }
       model.Backward(ctx, dout.data());
+      if (loss_scale != 1.0) {
+        const T scale = static_cast<T>(loss_scale);
+        T* g = model.grads();
+        for (int64_t i = 0; i < num_params; ++i) g[i] /= scale;
+      }
       (*optimizer)->Apply(model.params(), model.grads());
       ++step;
       fingerprints.Record(model.params(), num_params);
@@ -388,6 +427,18 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
 absl::StatusOr<RunResult> RunJob(const JobSpec& spec, const Profile& profile,
                                  const RunOptions& options) {
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+  if (absl::Status s = Context::Check(profile); !s.ok()) return s;
+  if (profile.perturb < 0 || !(profile.perturb <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "profile perturb must be in [0, 1], got ", profile.perturb));
+  }
+  if (profile.implementation < 0 || profile.implementation > 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("profile implementation must be 0, 1 or 2, got ",
+                     profile.implementation));
+  }
+  // fp64 stores and computes in double; fp32, bf16 and fp16 keep float32
+  // master weights (the Context rounds what mixed precision rounds).
   if (profile.precision == Precision::kFp64) {
     return Run<double>(spec, profile, options);
   }

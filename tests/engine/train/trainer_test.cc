@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -168,7 +169,9 @@ TEST_F(DefaultJobTest, ShapesCountsAndNames) {
   EXPECT_EQ(fp32_->outputs.dtype(), DType::kFloat32);
   EXPECT_EQ(ref64_->outputs.dtype(), DType::kFloat64);
   EXPECT_EQ(ref64_->losses.dtype(), DType::kFloat64);
-  EXPECT_EQ(ref64_->profile, "fp64,threads=1");
+  // The profile that ran, with isa=auto resolved to the level in use.
+  EXPECT_EQ(ref64_->profile.rfind("fp64,", 0), 0u) << ref64_->profile;
+  EXPECT_EQ(ref64_->profile.find("isa=auto"), std::string::npos);
 }
 
 TEST_F(DefaultJobTest, RerunIsBitIdenticalInBothPrecisions) {
@@ -431,6 +434,50 @@ TEST(TrainerLoopTest, ConcurrentRunsAreIndependent) {
   t2.join();
   ExpectIdentical(alone, a);
   ExpectIdentical(alone, b);
+}
+
+// ----- profile knobs the trainer owns -------------------------------------
+
+TEST(TrainerProfileTest, PerturbFlipsOneUlpOfASeededFraction) {
+  JobSpec spec = TinyJob();
+  spec.training.epochs = 0;
+  const RunResult plain = MustRun(spec, "fp32");
+  const RunResult perturbed = MustRun(spec, "fp32,perturb=0.25");
+  EXPECT_NE(perturbed.fingerprints[0].sha256, plain.fingerprints[0].sha256);
+  EXPECT_TRUE(MustRun(spec, "fp32,perturb=0.25").final_weights[0].array ==
+              perturbed.final_weights[0].array);
+  int64_t flipped = 0, total = 0;
+  for (size_t k = 0; k < plain.final_weights.size(); ++k) {
+    const NdArray& a = plain.final_weights[k].array;
+    const NdArray& b = perturbed.final_weights[k].array;
+    for (int64_t i = 0; i < a.size(); ++i, ++total) {
+      uint32_t x, y;
+      std::memcpy(&x, a.data<float>() + i, 4);
+      std::memcpy(&y, b.data<float>() + i, 4);
+      EXPECT_TRUE(x == y || (x ^ y) == 1u) << i;
+      flipped += x != y;
+    }
+  }
+  // 74 weights, p = 0.25: expect ~18; 4 to 34 is beyond ±4 sigma.
+  EXPECT_GE(flipped, 4);
+  EXPECT_LE(flipped, 34);
+  EXPECT_GT(total, 60);
+}
+
+TEST(TrainerProfileTest, PowerOfTwoLossScaleIsExact) {
+  // Scaling dloss by 2^10 and the gradients back is exact in binary floating
+  // point (no overflow here), so the bits must not change.
+  ExpectIdentical(MustRun(TinyJob(), "fp32"),
+                  MustRun(TinyJob(), "fp32,loss_scale=1024"));
+}
+
+TEST(TrainerProfileTest, ForcedImplementationKeepsTheSpecDigest) {
+  const RunResult two = MustRun(TinyJob(), "fp64");
+  const RunResult one = MustRun(TinyJob(), "fp64,impl=1");
+  EXPECT_EQ(one.spec_digest, two.spec_digest);
+  EXPECT_NE(one.profile, two.profile);
+  // Same math in double: 1e-16-level differences at most.
+  EXPECT_LE(MaxAbsDiff(ToDouble(one.outputs), ToDouble(two.outputs)), 1e-13);
 }
 
 // ----- imported weights and supplied data ---------------------------------
