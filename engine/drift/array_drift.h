@@ -16,7 +16,8 @@
 //   bitwise_identical needs the same dtype and the same bytes (so +0 vs −0
 //   is not bitwise identical but has 0 differing elements).
 // - relative error: |Δ| / max(|r|, floor); floor = DriftOptions::rel_floor
-//   when > 0, else 1e-6 · max|r| over finite r. When Δ = 0 it is 0.
+//   when > 0, else 1e-6 · max|r| over finite r, and the smallest normal
+//   double when that is 0. When Δ = 0 it is 0.
 // - relative L2: ‖Δ‖₂ / ‖r‖₂ (0 when both are 0, +Inf when only ‖r‖₂ = 0).
 // - cosine: Σar / (‖a‖₂‖r‖₂) clamped to [−1, 1]; 1 when both norms are 0,
 //   0 when exactly one is.
@@ -29,7 +30,9 @@
 // - median: numpy's median (mean of the two middle values for an even
 //   count), exact.
 // - significant bits: s = min(cap, max(0, −log2(relative error))), cap = 24
-//   (53 when both arrays are float64); s = cap where Δ = 0.
+//   (53 when both arrays are float64); s = cap where Δ = 0. The mean is
+//   taken from exact exponent sums plus log2 of mantissa products (error
+//   < 1e-12 bits); the median is exact over the per-element values.
 // - tolerance (numpy isclose / torch allclose convention, evaluated in
 //   double): a numeric element violates when |Δ| > atol + rtol·|r|.
 // - verdict: pass iff no NaN/Inf mismatch, no tolerance violation (when
