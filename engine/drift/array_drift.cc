@@ -20,9 +20,9 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int kLanes = 8;
+constexpr int64_t kMinDirectRow = 32;  // shorter rows are staged
 constexpr int kCopies = 4;  // interleaved histograms: no store-forward stalls
 constexpr int kMaxSigBuckets = 54;
-constexpr int64_t kFlatSegment = int64_t{1} << 16;
 constexpr uint64_t kInfBits = 0x7FF0000000000000;
 
 template <typename To, typename From>
@@ -489,20 +489,50 @@ DriftStats Finish(const Acc& acc, GroupMedians* g, const DriftOptions& o,
   return s;
 }
 
-// Calls fn(begin, length, group) over the array in index order. Segments
-// are single timesteps (group = t) for (N, T, U) curves, else fixed chunks.
-template <typename Fn>
-void ForEachSegment(const std::vector<int64_t>& shape, bool per_t, int64_t n,
-                    Fn fn) {
-  if (per_t) {
-    const int64_t N = shape[0], T = shape[1], U = shape[2];
-    for (int64_t i = 0; i < N; ++i) {
-      for (int64_t t = 0; t < T; ++t) fn((i * T + t) * U, U, t);
+// Calls fn(a_block, r_block, length <= kBlock, group) over every element
+// once, in a fixed order. For (N, T, U) curves the group is t and the
+// rows are visited in index order; when U is small the U-element rows of
+// one t are instead staged (t-major) into full blocks, so that U = 1 costs
+// no more per element than a flat array.
+template <typename TA, typename TR, typename Fn>
+void ForEachBlock(const TA* a, const TR* r, const std::vector<int64_t>& shape,
+                  bool per_t, int64_t n, Fn fn) {
+  if (!per_t) {
+    for (int64_t b = 0; b < n; b += kBlock) {
+      fn(a + b, r + b, static_cast<int>(std::min<int64_t>(kBlock, n - b)),
+         int64_t{0});
     }
     return;
   }
-  for (int64_t b = 0; b < n; b += kFlatSegment) {
-    fn(b, std::min(kFlatSegment, n - b), 0);
+  const int64_t N = shape[0], T = shape[1], U = shape[2];
+  if (U >= kMinDirectRow) {
+    // Index order: rows are long enough to fill the vector loops.
+    for (int64_t i = 0; i < N; ++i) {
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t base = (i * T + t) * U;
+        for (int64_t u = 0; u < U; u += kBlock) {
+          fn(a + base + u, r + base + u,
+             static_cast<int>(std::min<int64_t>(kBlock, U - u)), t);
+        }
+      }
+    }
+    return;
+  }
+  alignas(64) TA sa[kBlock];
+  alignas(64) TR sr[kBlock];
+  for (int64_t t = 0; t < T; ++t) {
+    int fill = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      if (fill + U > kBlock) {
+        fn(sa, sr, fill, t);
+        fill = 0;
+      }
+      const int64_t base = (i * T + t) * U;
+      std::memcpy(sa + fill, a + base, static_cast<size_t>(U) * sizeof(TA));
+      std::memcpy(sr + fill, r + base, static_cast<size_t>(U) * sizeof(TR));
+      fill += static_cast<int>(U);
+    }
+    if (fill > 0) fn(sa, sr, fill, t);
   }
 }
 
@@ -548,18 +578,10 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
   const int64_t groups = per_t ? a_arr.shape()[1] : 1;
   std::vector<Acc> acc(static_cast<size_t>(groups));
   Block block;
-  auto run_segment = [&](int64_t begin, int64_t len, auto&& per_block) {
-    for (int64_t i = 0; i < len; i += kBlock) {
-      const int m = static_cast<int>(std::min<int64_t>(kBlock, len - i));
-      per_block(a + begin + i, r + begin + i, m);
-    }
-  };
-  ForEachSegment(
-      a_arr.shape(), per_t, n, [&](int64_t begin, int64_t len, int64_t g) {
-        run_segment(begin, len, [&](const TA* pa, const TR* pr, int m) {
-          AccumulateBlock(pa, pr, m, p, &block, &acc[g]);
-        });
-      });
+  ForEachBlock(a, r, a_arr.shape(), per_t, n,
+               [&](const TA* pa, const TR* pr, int m, int64_t g) {
+                 AccumulateBlock(pa, pr, m, p, &block, &acc[g]);
+               });
   Acc total;
   for (const Acc& x : acc) total.Merge(x);
 
@@ -572,15 +594,14 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
     need_pass2 |= med[g].ulp.need_values || med[g].sig.need_values;
   }
   if (need_pass2) {
-    ForEachSegment(
-        a_arr.shape(), per_t, n, [&](int64_t begin, int64_t len, int64_t g) {
-          run_segment(begin, len, [&](const TA* pa, const TR* pr, int m) {
-            ComputeBlock<false>(pa, pr, m, p, &block);
-            GatherBlock(block, m, &total_med);
-            if (per_t) GatherBlock(block, m, &med[g]);
-          });
-        });
+    ForEachBlock(a, r, a_arr.shape(), per_t, n,
+                 [&](const TA* pa, const TR* pr, int m, int64_t g) {
+                   ComputeBlock<false>(pa, pr, m, p, &block);
+                   GatherBlock(block, m, &total_med);
+                   if (per_t) GatherBlock(block, m, &med[g]);
+                 });
   }
+
   out->overall = Finish(total, &total_med, o, p.cap);
   for (size_t g = 0; g < med.size(); ++g) {
     out->per_timestep.push_back(Finish(acc[g], &med[g], o, p.cap));
