@@ -1,0 +1,35 @@
+// Human-readable drift reports: an aligned terminal table and one
+// self-contained HTML file with inline SVG plots (no scripts, no network).
+//
+// Both take the DriftReport of engine/drift and the RunRecords it was
+// computed from (for loss curves and environments). Pure functions; safe for
+// concurrent use.
+#ifndef DRIFTSCOPE_CLIENT_LIB_REPORT_RENDER_H_
+#define DRIFTSCOPE_CLIENT_LIB_REPORT_RENDER_H_
+
+#include <string>
+#include <vector>
+
+#include "engine/drift/analysis.h"
+
+namespace driftscope {
+
+struct RenderOptions {
+  bool color = false;  // ANSI colours (only for a terminal)
+  std::string title = "driftscope drift report";
+};
+
+std::string RenderTable(const DriftReport& report,
+                        const std::vector<RunRecord>& records,
+                        const RenderOptions& options = {});
+
+// Plots: drift per timestep (log scale) for each environment, drift per
+// epoch, loss curves overlaid, the N×N relative-L2 heatmap, the ULP
+// histograms; tables: environments, attribution and verdict.
+std::string RenderHtml(const DriftReport& report,
+                       const std::vector<RunRecord>& records,
+                       const RenderOptions& options = {});
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_CLIENT_LIB_REPORT_RENDER_H_
