@@ -38,11 +38,12 @@ std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
 ActivationShape LayerOutputShape(const LayerSpec& spec,
                                  const ActivationShape& in);
 
-// 64-byte aligned storage for the layers' buffers. Vectorized kernels (Eigen's
-// fast activations) peel unaligned heads with scalar code whose bits differ
-// from the packet path, so a buffer's address must not vary between runs:
-// with every buffer 64-byte aligned, which element takes which path depends
-// only on the shapes.
+// 64-byte aligned storage for the layers' buffers. Some of Eigen's
+// vectorized paths handle an unaligned head with scalar code whose bits
+// differ from the packet path (seen here with the GEMM's small-shape paths
+// before the Context stopped using them), so a buffer's address must never
+// decide the bits: with every buffer 64-byte aligned, which element takes
+// which path depends only on the shapes.
 template <typename T>
 struct AlignedAllocator {
   using value_type = T;
