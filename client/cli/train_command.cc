@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands.h"
+#include "client/cli/run_io.h"
 #include "client/lib/spec_json.h"
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
@@ -281,17 +282,6 @@ absl::StatusOr<PreparedRun> Prepare(const TrainOptions& o) {
   return run;
 }
 
-std::string FingerprintsJson(const std::vector<Fingerprint>& fingerprints) {
-  std::vector<std::string> rows;
-  rows.reserve(fingerprints.size());
-  for (const Fingerprint& f : fingerprints) {
-    rows.push_back(
-        absl::StrCat("{\"step\":", f.step, ",\"sha256\":", JsonQuote(f.sha256),
-                     ",\"sha256_f32\":", JsonQuote(f.sha256_f32), "}"));
-  }
-  return absl::StrCat("[\n", absl::StrJoin(rows, ",\n"), "\n]\n");
-}
-
 double FinalLoss(const RunResult& r) {
   if (r.losses.size() == 0) return std::numeric_limits<double>::quiet_NaN();
   return r.losses.at(r.losses.size() - 1);
@@ -337,47 +327,7 @@ std::string RunJson(const TrainOptions& o, const PreparedRun& run,
 absl::Status WriteResult(const TrainOptions& o, const PreparedRun& run,
                          const RunResult& r, double wall_seconds,
                          StagedDir* dir) {
-  const std::string& d = dir->path();
-  if (absl::Status s = WriteNpy(d + "/outputs.npy", r.outputs); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = WriteNpy(d + "/losses.npy", r.losses); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = WriteTextFile(d + "/fingerprints.json",
-                                     FingerprintsJson(r.fingerprints));
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = dir->MakeSubdir("weights"); !s.ok()) return s;
-  for (const NamedArray& w : r.final_weights) {
-    if (absl::Status s = WriteNpy(d + "/weights/" + w.name + ".npy", w.array);
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (!r.epoch_outputs.empty()) {
-    if (absl::Status s = dir->MakeSubdir("epoch_outputs"); !s.ok()) return s;
-    for (size_t k = 0; k < r.epoch_outputs.size(); ++k) {
-      if (absl::Status s =
-              WriteNpy(absl::StrCat(d, "/epoch_outputs/epoch", k, ".npy"),
-                       r.epoch_outputs[k]);
-          !s.ok()) {
-        return s;
-      }
-    }
-  }
-  for (const NamedArray& state : r.final_states) {
-    // "state_h" -> states_h.npy
-    std::string name = state.name;
-    if (name.rfind("state_", 0) == 0) name = "states_" + name.substr(6);
-    if (absl::Status s = WriteNpy(d + "/" + name + ".npy", state.array);
-        !s.ok()) {
-      return s;
-    }
-  }
-  // run.json last: its presence marks a complete output directory.
-  return WriteTextFile(d + "/run.json", RunJson(o, run, r, wall_seconds));
+  return WriteRunFiles(dir->path(), r, RunJson(o, run, r, wall_seconds));
 }
 
 // Progress on a terminal only: logs and pipes get the final summary alone.

@@ -17,8 +17,41 @@ namespace driftscope {
 
 namespace {
 
-// Output columns per tile. Fixed: changing it changes results.
-constexpr int kTileCols = 256;
+// Output columns per tile: every Eigen product is cut into tiles of this
+// fixed width, whatever the thread count, and threads take whole tiles. The
+// width is part of the arithmetic: Eigen's FMA kernels give different bits
+// for a column slice than for the whole product (measured), so it must not
+// depend on the thread count. Changing it changes results.
+constexpr int kTileCols = 512;
+
+// Below Eigen's GEMM path (m + n + k < 20: a coefficient-wise "lazy"
+// product) and for vector shapes (m == 1 or n == 1: GEMV), Eigen's results
+// depend on the ALIGNMENT of the operands, because its vectorized loops peel
+// unaligned heads. Those shapes go through PlainGemm instead, so a product's
+// bits never depend on where its data sits (or on the ISA: no FMA, k summed
+// left to right).
+bool NeedsPlainLoop(int m, int n, int k) {
+  return m + n + k < 24 || m == 1 || n == 1;
+}
+
+template <typename T>
+void PlainGemm(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
+               int lda, const T* b, int ldb, T beta, T* c, int ldc) {
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      T s = T(0);
+      for (int p = 0; p < k; ++p) {
+        const T av = trans_a ? a[static_cast<int64_t>(p) * lda + i]
+                             : a[static_cast<int64_t>(i) * lda + p];
+        const T bv = trans_b ? b[static_cast<int64_t>(j) * ldb + p]
+                             : b[static_cast<int64_t>(p) * ldb + j];
+        s += av * bv;
+      }
+      T& cij = c[static_cast<int64_t>(i) * ldc + j];
+      cij = beta == T(0) ? s : cij + s;
+    }
+  }
+}
 // Chunks of k used by nondet=on when the profile sets no split-k.
 constexpr int kNondetChunks = 4;
 // Stream-id base of the stochastic-rounding streams (one per GEMM call).
@@ -110,13 +143,21 @@ template <typename T>
 void Context::GemmTiled(bool trans_a, bool trans_b, int m, int n, int k,
                         const T* a, int lda, const T* b, int ldb, T beta, T* c,
                         int ldc) const {
+  if (NeedsPlainLoop(m, n, k)) {
+    PlainGemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   const GemmFn<T> gemm = TableGemm<T>(kernels_);
   const int tiles = (n + kTileCols - 1) / kTileCols;
   auto tile = [&](int t) {
     const int j0 = t * kTileCols;
     const int nt = std::min(kTileCols, n - j0);
     const T* bt = trans_b ? b + static_cast<int64_t>(j0) * ldb : b + j0;
-    gemm(trans_a, trans_b, m, nt, k, a, lda, bt, ldb, beta, c + j0, ldc);
+    if (NeedsPlainLoop(m, nt, k)) {
+      PlainGemm(trans_a, trans_b, m, nt, k, a, lda, bt, ldb, beta, c + j0, ldc);
+    } else {
+      gemm(trans_a, trans_b, m, nt, k, a, lda, bt, ldb, beta, c + j0, ldc);
+    }
   };
   if (pool_ && tiles > 1) {
     pool_->ParallelFor(tiles, tile);
@@ -140,8 +181,9 @@ void Context::GemmSplitK(int chunks, bool completion_order, bool trans_a,
     const int p0 = q * per, kq = std::min(per, k - p0);
     const T* aq = trans_a ? a + static_cast<int64_t>(p0) * lda : a + p0;
     const T* bq = trans_b ? b + p0 : b + static_cast<int64_t>(p0) * ldb;
-    TableGemm<T>(kernels_)(trans_a, trans_b, m, n, kq, aq, lda, bq, ldb, T(0),
-                           partial.data() + mn * q, n);
+    (NeedsPlainLoop(m, n, kq) ? &PlainGemm<T> : TableGemm<T>(kernels_))(
+        trans_a, trans_b, m, n, kq, aq, lda, bq, ldb, T(0),
+        partial.data() + mn * q, n);
     std::lock_guard<std::mutex> lock(order_mu);
     order.push_back(q);
   };

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -80,6 +82,42 @@ TEST(GemmTest, BitsDoNotDependOnThreadCount) {
                     c3.data(), n);
   EXPECT_EQ(0, std::memcmp(c1.data(), c3.data(), c1.size() * sizeof(float)));
 }
+
+}  // namespace
+}  // namespace driftscope
+
+namespace driftscope {
+namespace {
+
+// Threads cut a product into column tiles; for every shape class the bits
+// must equal the one-call product (Eigen's sum order depends on k only).
+class GemmThreadTilingTest
+    : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool>> {};
+
+TEST_P(GemmThreadTilingTest, TiledEqualsWholeBitForBit) {
+  const auto [m, n, k, ta, tb] = GetParam();
+  std::vector<float> a = Fill<float>(m * k, 5), b = Fill<float>(k * n, 6);
+  std::vector<float> c1(static_cast<size_t>(m) * n, 1.f), c2 = c1, c4 = c1;
+  for (auto [profile, c] : {std::pair<const char*, std::vector<float>*>{
+                                "fp32,threads=1", &c1},
+                            {"fp32,threads=2", &c2},
+                            {"fp32,threads=4", &c4}}) {
+    Context ctx(*Profile::Parse(profile));
+    ctx.Gemm<float>(ta, tb, m, n, k, a.data(), ta ? m : k, b.data(),
+                    tb ? k : n, 1.f, c->data(), n);
+  }
+  EXPECT_EQ(0, std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(c1.data(), c4.data(), c1.size() * sizeof(float)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GemmThreadTilingTest,
+    ::testing::Values(std::make_tuple(64, 1024, 256, false, false),
+                      std::make_tuple(64, 256, 1024, false, true),
+                      std::make_tuple(256, 1024, 3000, true, false),
+                      std::make_tuple(33, 1030, 70, false, false),
+                      std::make_tuple(7, 517, 2049, true, true),
+                      std::make_tuple(32, 256, 65, false, false)));
 
 }  // namespace
 }  // namespace driftscope
