@@ -17,6 +17,21 @@ namespace driftscope::cli {
 int TrainCommand(const std::vector<std::string>& args, std::FILE* out,
                  std::FILE* err);
 
+// driftscope run [SPEC.json] --profiles p1,p2,... [--repeats N]
+//   [--reference P] [--atol A --rtol R | --max-ulp U] [--sweep A,B]
+//   [--format table|json|csv] [--html FILE] [--out DIR] [--fail-above X]
+//   [--jobs N]. Exit 0 within tolerance, 1 above it, 2 bad input.
+int RunCommand(const std::vector<std::string>& args, std::FILE* out,
+               std::FILE* err);
+
+// driftscope compare A B (run directories or .npy files; A is the reference)
+int CompareCommand(const std::vector<std::string>& args, std::FILE* out,
+                   std::FILE* err);
+
+// driftscope env [--json]
+int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
+               std::FILE* err);
+
 // driftscope help [COMMAND]; also `driftscope --help`.
 int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
                 std::FILE* err);

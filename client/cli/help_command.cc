@@ -20,11 +20,71 @@ apart across numerical environments.
 Usage: driftscope <command> [arguments]
 
 Commands:
+  run       run one job under several profiles here and report the drift
   train     run one job spec in this process and write its results
+  compare   drift between two run directories or two .npy files
+  env       describe this machine (CPU, ISA, compiler, GPU, profiles)
   help      show help for a command ("driftscope help train")
   version   print the version
 
-Exit codes: 0 success; 2 bad input (nothing was written); 1 other failure.
+Exit codes: 0 success; 2 bad input (nothing was written); 1 other failure
+(for run and compare: 1 also means drift above tolerance).
+)";
+
+constexpr char kRunUsage[] =
+    R"(Usage: driftscope run [SPEC.json] [--profiles P1,P2,...] [--repeats N]
+                     [--reference P] [--atol A] [--rtol R] [--max-ulp U]
+                     [--fail-above X] [--sweep A,B] [--format table|json|csv]
+                     [--html report.html] [--out DIR] [--jobs N]
+
+Runs the job (SPEC.json or the built-in default job) in this process once per
+profile and repeat, in parallel, then compares every environment with the
+reference and prints the drift report. Without arguments: the default job
+under ref64, fp32, fp32-sse2, tf32, bf16.
+
+  --profiles LIST   profiles (presets or knob strings; a knob string keeps
+                    its commas: --profiles ref64,fp32,threads=2,tf32)
+  --repeats N       runs per profile; the spread among repeats is the noise
+                    floor drift is reported against (default 1)
+  --reference P     the reference environment (default: ref64 if present,
+                    else the first)
+  --atol A --rtol R tolerance |a - r| <= A + R*|r| (default 1e-8, 1e-5)
+  --max-ulp U       tolerance as a maximum ULP distance
+  --fail-above X    fail when the relative L2 drift of any environment
+                    exceeds X (alone, or with the tolerance when given)
+  --sweep A,B       also flip the knobs that differ between profiles A and
+                    B one at a time and rank them by the drift each causes
+  --format F        table (default), json (schema in the README) or csv
+  --html FILE       also write a self-contained HTML report with plots
+  --out DIR         also save every run (DIR/<profile>/r<k>/, the layout of
+                    train --out) and DIR/report.json
+  --jobs N          runs in parallel (default: the number of cores)
+
+Exit code: 0 within tolerance, 1 above it, 2 bad input.
+)";
+
+constexpr char kCompareUsage[] =
+    R"(Usage: driftscope compare REF OTHER [--atol A] [--rtol R] [--max-ulp U]
+                         [--fail-above X] [--format table|json|csv]
+                         [--html report.html] [--reference NAME]
+
+REF and OTHER are two run directories written by `driftscope train --out`
+(or `run --out`), or two .npy files. Directories are compared like `run`
+compares environments (outputs, per-timestep and per-epoch drift, losses,
+first divergent step from the fingerprints, attribution); .npy files get the
+array metrics. The first argument is the reference unless --reference names
+the other directory.
+
+Exit code: 0 within tolerance, 1 above it, 2 bad input.
+)";
+
+constexpr char kEnvUsage[] =
+    R"(Usage: driftscope env [--json]
+
+Prints what this machine is: host, OS, kernel, CPU model and ISA flags,
+cores, compiler and flags, Eigen, the CPU kernels isa=auto selects, CUDA
+runtime/driver and GPUs, and the profile presets this machine can run. The
+same facts go into every run.json.
 )";
 
 constexpr char kTrainUsage[] =
@@ -37,8 +97,11 @@ SPEC.json, the built-in default job: LSTM(64, return_sequences) ->
 LSTM(32, return_sequences), T=10, F=1, Adam 1e-3 clipnorm 1, MSE, SINE data
 1024/128, 3 epochs, batch 32.
 
-  --profile P        numerics profile: a preset (ref64, fp32) or a knob
-                     string such as "fp32,threads=2" (default: fp32)
+  --profile P        numerics profile: a preset (ref64, fp32, fp32-sse2,
+                     fp32-avx2, fp32-avx512, tf32, bf16, fp16, fp32-nondet,
+                     fp32-perturb) or a knob string such as
+                     "fp32,gemm=split-k=4,threads=2" (default: fp32); see
+                     the README for every knob
   --init-weights DIR initial weights in Keras layout: DIR/layer{i}_kernel.npy,
                      layer{i}_recurrent_kernel.npy (RNN layers),
                      layer{i}_bias.npy (when use_bias); i counts all layers
@@ -77,6 +140,9 @@ const char* ProgramUsage() { return kProgramUsage; }
 
 const char* CommandUsage(const std::string& command) {
   if (command == "train") return kTrainUsage;
+  if (command == "run") return kRunUsage;
+  if (command == "compare") return kCompareUsage;
+  if (command == "env") return kEnvUsage;
   if (command == "help") return kHelpUsage;
   if (command == "version") return kVersionUsage;
   return "";

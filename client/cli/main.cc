@@ -25,10 +25,20 @@ int main(int argc, char** argv) {
   if (command == "train") {
     return driftscope::cli::TrainCommand(args, stdout, stderr);
   }
+  if (command == "run") {
+    return driftscope::cli::RunCommand(args, stdout, stderr);
+  }
+  if (command == "compare") {
+    return driftscope::cli::CompareCommand(args, stdout, stderr);
+  }
+  if (command == "env") {
+    return driftscope::cli::EnvCommand(args, stdout, stderr);
+  }
   if (command == "version" || command == "--version") {
     return driftscope::cli::VersionCommand(args, stdout, stderr);
   }
-  return ReportError(stderr, absl::InvalidArgumentError(absl::StrCat(
-                                 "unknown command '", command,
-                                 "'; commands: train, help, version")));
+  return ReportError(
+      stderr, absl::InvalidArgumentError(absl::StrCat(
+                  "unknown command '", command,
+                  "'; commands: train, run, compare, env, help, version")));
 }

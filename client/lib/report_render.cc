@@ -38,8 +38,10 @@ std::string Pad(const std::string& s, size_t w, bool right = false) {
                : s + std::string(w - s.size(), ' ');
 }
 
-std::string Table(const std::vector<std::vector<std::string>>& rows,
-                  const std::vector<bool>& right_align) {
+}  // namespace
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows,
+                        const std::vector<bool>& right_align) {
   std::vector<size_t> width;
   for (const auto& r : rows) {
     if (width.size() < r.size()) width.resize(r.size(), 0);
@@ -59,6 +61,8 @@ std::string Table(const std::vector<std::vector<std::string>>& rows,
   }
   return out;
 }
+
+namespace {
 
 // ---------------------------------------------------------------- html ---
 
@@ -396,8 +400,9 @@ std::string RenderTable(const DriftReport& report,
          p.drift_to_noise ? absl::StrCat(Num(*p.drift_to_noise), "x") : "-",
          Cause(p), p.pass ? "pass" : "FAIL"});
   }
-  std::string table = Table(rows, {false, false, true, true, true, true, true,
-                                   true, true, true, true, false, false});
+  std::string table =
+      FormatTable(rows, {false, false, true, true, true, true, true, true, true,
+                         true, true, false, false});
   if (options.color) {
     table = absl::StrReplaceAll(
         table, {{"  FAIL\n", absl::StrCat("  ", red, "FAIL", reset, "\n")},
@@ -422,7 +427,7 @@ std::string RenderTable(const DriftReport& report,
       trows.push_back({p.environment, Num(a), Num(m), Num(z),
                        a > 0 ? absl::StrCat(Num(z / a), "x") : "-"});
     }
-    out += Table(trows, {false, true, true, true, true});
+    out += FormatTable(trows, {false, true, true, true, true});
   }
 
   if (report.environments.size() > 1) {
@@ -438,7 +443,7 @@ std::string RenderTable(const DriftReport& report,
       }
       mrows.push_back(r);
     }
-    out += Table(mrows, std::vector<bool>(head.size(), true));
+    out += FormatTable(mrows, std::vector<bool>(head.size(), true));
   }
   if (!report.repeatability.empty()) {
     absl::StrAppend(&out,
@@ -450,7 +455,7 @@ std::string RenderTable(const DriftReport& report,
                        g.bitwise_repeatable ? "yes" : "no", Num(g.max_rel_l2),
                        absl::StrCat(g.max_ulp)});
     }
-    out += Table(rrows, {false, true, false, true, true});
+    out += FormatTable(rrows, {false, true, false, true, true});
   }
   absl::StrAppend(&out, "\nverdict: ", report.pass ? green : red,
                   report.pass ? "PASS" : "FAIL", reset,

@@ -19,6 +19,11 @@ struct RenderOptions {
   std::string title = "driftscope drift report";
 };
 
+// Rows of cells as aligned text columns (two spaces apart), one line per
+// row; trailing spaces trimmed.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows,
+                        const std::vector<bool>& right_align = {});
+
 std::string RenderTable(const DriftReport& report,
                         const std::vector<RunRecord>& records,
                         const RenderOptions& options = {});

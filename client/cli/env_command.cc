@@ -1,0 +1,87 @@
+// `driftscope env`: what this machine is, as every run records it.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/cli/cli_util.h"
+#include "client/cli/commands.h"
+#include "client/lib/report_render.h"
+#include "engine/cpu/kernel_table.h"
+#include "engine/env/environment.h"
+#include "engine/numerics/context.h"
+#include "engine/numerics/profile.h"
+
+namespace driftscope::cli {
+
+int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
+               std::FILE* err) {
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::fputs(CommandUsage("env"), out);
+      return kExitOk;
+    }
+  }
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, {}, {"json"});
+  if (!parsed.ok()) return ReportError(err, parsed.status());
+  if (!parsed->positional.empty()) {
+    return ReportError(
+        err, absl::InvalidArgumentError(absl::StrCat(
+                 "env takes no arguments, got '", parsed->positional[0], "'")));
+  }
+  const Environment& env = ProbeEnvironment();
+  // Which presets this machine can run, and the kernels isa=auto picks.
+  std::vector<std::string> runnable, refused;
+  for (const std::string& p : Profile::PresetNames()) {
+    absl::Status s = Context::Check(*Profile::Parse(p));
+    (s.ok() ? runnable : refused).push_back(p);
+  }
+  const std::string auto_isa = IsaName(ResolveIsa(Isa::kAuto));
+  if (parsed->Has("json")) {
+    std::vector<std::string> q;
+    for (const std::string& p : runnable) q.push_back(JsonQuote(p));
+    std::string json = EnvironmentToJson(env);
+    json.pop_back();  // '}'
+    std::fprintf(out, "%s,\"kernels_auto\":%s,\"profiles\":[%s]}\n",
+                 json.c_str(), JsonQuote(auto_isa).c_str(),
+                 absl::StrJoin(q, ",").c_str());
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"hostname", env.hostname},
+      {"os", env.os},
+      {"kernel", env.kernel},
+      {"arch", env.arch},
+      {"cpu", env.cpu_model},
+      {"cores", absl::StrCat(env.cores)},
+      {"isa flags", absl::StrJoin(env.isa_flags, " ")},
+      {"kernels (isa=auto)", auto_isa},
+      {"compiler", env.compiler},
+      {"compile flags", env.compile_flags},
+      {"eigen", env.eigen_version},
+      {"gemm", env.blas},
+      {"engine version", env.engine_version},
+      {"cuda",
+       env.cuda.compiled
+           ? absl::StrCat("compiled; runtime ", env.cuda.runtime_version,
+                          ", driver ", env.cuda.driver_version)
+           : "not compiled"}};
+  if (env.cuda.devices.empty()) {
+    rows.push_back({"gpus", absl::StrCat("none (", env.cuda.error, ")")});
+  }
+  for (const CudaDeviceInfo& d : env.cuda.devices) {
+    rows.push_back(
+        {"gpu",
+         absl::StrCat(d.name, ", sm_", d.compute_major, d.compute_minor, ", ",
+                      d.sm_count, " SMs, ", d.memory_bytes >> 20, " MiB")});
+  }
+  rows.push_back({"profiles", absl::StrJoin(runnable, " ")});
+  if (!refused.empty()) {
+    rows.push_back({"not on this cpu", absl::StrJoin(refused, " ")});
+  }
+  std::fputs(FormatTable(rows).c_str(), out);
+  return kExitOk;
+}
+
+}  // namespace driftscope::cli
