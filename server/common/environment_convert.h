@@ -1,0 +1,16 @@
+// Environment (engine/env/environment.h) ↔ driftscope.v1.Environment.
+// Pure functions, safe for concurrent use.
+#ifndef DRIFTSCOPE_SERVER_COMMON_ENVIRONMENT_CONVERT_H_
+#define DRIFTSCOPE_SERVER_COMMON_ENVIRONMENT_CONVERT_H_
+
+#include "driftscope/v1/job.pb.h"
+#include "engine/env/environment.h"
+
+namespace driftscope {
+
+v1::Environment EnvironmentToProto(const Environment& env);
+Environment EnvironmentFromProto(const v1::Environment& proto);
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_SERVER_COMMON_ENVIRONMENT_CONVERT_H_

@@ -1,0 +1,110 @@
+#include "server/common/security.h"
+
+#include <grpcpp/security/server_credentials.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace driftscope {
+
+absl::StatusOr<std::string> ReadTextFile(const std::string& path,
+                                         absl::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(what, ": cannot read \"", path, "\""));
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (s.str().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": \"", path, "\" is empty"));
+  }
+  return s.str();
+}
+
+bool IsLoopbackAddress(absl::string_view address) {
+  absl::string_view host = address;
+  if (absl::StartsWith(host, "[")) {
+    const size_t close = host.find(']');
+    host = host.substr(1, close == absl::string_view::npos ? 0 : close - 1);
+  } else if (const size_t colon = host.rfind(':');
+             colon != absl::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerTlsOptions& options, absl::string_view listen_address,
+    std::string* warning) {
+  if (options.cert_file.empty()) {
+    if (!options.key_file.empty() || !options.client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_key and --tls_client_ca need --tls_cert");
+    }
+    if (!options.insecure) {
+      return absl::InvalidArgumentError(
+          "no --tls_cert given: pass --tls_cert and --tls_key, or --insecure "
+          "to serve plaintext (only do that on a trusted network)");
+    }
+    *warning = IsLoopbackAddress(listen_address)
+                   ? "warning: serving plaintext (--insecure) on loopback"
+                   : absl::StrCat("warning: serving plaintext (--insecure) on ",
+                                  listen_address,
+                                  ", which is not loopback: anyone who can "
+                                  "reach it can read results and submit jobs");
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.insecure) {
+    return absl::InvalidArgumentError(
+        "--insecure contradicts --tls_cert: give one of them");
+  }
+  if (options.key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert needs --tls_key");
+  }
+  absl::StatusOr<std::string> cert =
+      ReadTextFile(options.cert_file, "--tls_cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadTextFile(options.key_file, "--tls_key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!options.client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca =
+        ReadTextFile(options.client_ca_file, "--tls_client_ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+absl::Status CheckBearerToken(const grpc::ServerContext& context,
+                              absl::string_view token) {
+  if (token.empty()) return absl::OkStatus();
+  const auto& md = context.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return absl::UnauthenticatedError(
+        "missing \"authorization: Bearer <token>\" metadata");
+  }
+  const std::string expected = absl::StrCat("Bearer ", token);
+  const absl::string_view got(it->second.data(), it->second.size());
+  // Length differences are not secret (tokens have a fixed length in
+  // practice); the content comparison runs over every byte.
+  unsigned diff = got.size() == expected.size() ? 0u : 1u;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i]) ^
+            static_cast<unsigned char>(i < got.size() ? got[i] : 0);
+  }
+  if (diff != 0) return absl::UnauthenticatedError("wrong bearer token");
+  return absl::OkStatus();
+}
+
+}  // namespace driftscope

@@ -1,0 +1,256 @@
+#include "server/common/tensor_stream.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/core/sha256.h"
+#include "server/common/crc32c.h"
+
+namespace driftscope {
+
+namespace {
+
+// Element count of `shape`, or -1 when a dimension is negative or the
+// product would not fit the byte count of any real tensor.
+int64_t ElementCount(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return -1;
+    if (d != 0 && n > (int64_t{1} << 50) / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
+}
+
+}  // namespace
+
+v1::DType DTypeToProto(DType dtype) {
+  return dtype == DType::kFloat32 ? v1::FLOAT32 : v1::FLOAT64;
+}
+
+absl::StatusOr<DType> DTypeFromProto(v1::DType dtype) {
+  switch (dtype) {
+    case v1::FLOAT32:
+      return DType::kFloat32;
+    case v1::FLOAT64:
+      return DType::kFloat64;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dtype must be FLOAT32 or FLOAT64, got ", static_cast<int>(dtype)));
+  }
+}
+
+v1::Tensor TensorToProto(const NdArray& array) {
+  v1::Tensor t;
+  t.set_dtype(DTypeToProto(array.dtype()));
+  for (int64_t d : array.shape()) t.add_shape(d);
+  t.set_data(reinterpret_cast<const char*>(array.raw()),
+             static_cast<size_t>(array.nbytes()));
+  return t;
+}
+
+absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
+                                        absl::string_view field) {
+  absl::StatusOr<DType> dtype = DTypeFromProto(tensor.dtype());
+  if (!dtype.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".", dtype.status().message()));
+  }
+  std::vector<int64_t> shape(tensor.shape().begin(), tensor.shape().end());
+  const int64_t n = ElementCount(shape);
+  if (n < 0 ||
+      static_cast<int64_t>(tensor.data().size()) != n * DTypeSize(*dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".data has ", tensor.data().size(), " bytes; shape ",
+        ShapeText(shape), " of ", DTypeName(*dtype), " needs ",
+        n < 0 ? std::string("a valid shape")
+              : absl::StrCat(n * DTypeSize(*dtype))));
+  }
+  NdArray array(*dtype, std::move(shape));
+  std::memcpy(array.raw(), tensor.data().data(), tensor.data().size());
+  return array;
+}
+
+bool EmitTensorChunks(const std::string& name, const NdArray& array,
+                      const std::function<bool(const v1::TensorChunk&)>& emit,
+                      std::string* sha256_out, int64_t chunk_bytes) {
+  chunk_bytes = std::clamp<int64_t>(chunk_bytes, 1, kMaxChunkBytes);
+  const int64_t total = array.nbytes();
+  const char* bytes = reinterpret_cast<const char*>(array.raw());
+  Sha256 sha;
+  v1::TensorChunk chunk;
+  chunk.set_name(name);
+  chunk.set_dtype(DTypeToProto(array.dtype()));
+  for (int64_t d : array.shape()) chunk.add_shape(d);
+  chunk.set_total_bytes(total);
+  int64_t offset = 0;
+  do {
+    const int64_t len = std::min(chunk_bytes, total - offset);
+    chunk.set_offset(offset);
+    chunk.set_data(bytes + offset, static_cast<size_t>(len));
+    chunk.set_crc32c(Crc32c(bytes + offset, static_cast<size_t>(len)));
+    sha.Update(bytes + offset, static_cast<size_t>(len));
+    offset += len;
+    if (offset == total) {
+      std::string digest = sha.HexDigest();
+      chunk.set_sha256(digest);
+      if (sha256_out != nullptr) *sha256_out = std::move(digest);
+    }
+    if (!emit(chunk)) return false;
+  } while (offset < total);
+  return true;
+}
+
+absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
+  const std::string& name = chunk.name();
+  auto loss = [&name](auto&&... parts) {
+    return absl::DataLossError(
+        absl::StrCat("tensor \"", name, "\": ", parts...));
+  };
+  for (const NamedArray& d : done_) {
+    if (d.name == name) return loss("chunk after the tensor was complete");
+  }
+  const int64_t len = static_cast<int64_t>(chunk.data().size());
+  if (len > kMaxChunkBytes) {
+    return loss("chunk of ", len, " bytes exceeds ", kMaxChunkBytes);
+  }
+  if (Crc32c(chunk.data().data(), chunk.data().size()) != chunk.crc32c()) {
+    return loss("crc32c mismatch in the chunk at offset ", chunk.offset());
+  }
+  auto it = partial_.find(name);
+  if (it == partial_.end()) {
+    if (chunk.offset() != 0) {
+      return loss("first chunk starts at offset ", chunk.offset(),
+                  ", not 0 (earlier chunks are missing)");
+    }
+    absl::StatusOr<DType> dtype = DTypeFromProto(chunk.dtype());
+    if (!dtype.ok()) return loss(dtype.status().message());
+    std::vector<int64_t> shape(chunk.shape().begin(), chunk.shape().end());
+    const int64_t n = ElementCount(shape);
+    if (n < 0 || n * DTypeSize(*dtype) != chunk.total_bytes()) {
+      return loss("total_bytes ", chunk.total_bytes(), " does not match ",
+                  DTypeName(*dtype), " shape ", ShapeText(shape));
+    }
+    Partial p;
+    p.dtype = *dtype;
+    p.shape = shape;
+    p.total_bytes = chunk.total_bytes();
+    p.array = NdArray(*dtype, std::move(shape));
+    it = partial_.emplace(name, std::move(p)).first;
+  }
+  Partial& p = it->second;
+  if (chunk.dtype() != DTypeToProto(p.dtype) ||
+      chunk.total_bytes() != p.total_bytes ||
+      !std::equal(chunk.shape().begin(), chunk.shape().end(), p.shape.begin(),
+                  p.shape.end())) {
+    return loss("dtype, shape or total_bytes changed between chunks");
+  }
+  if (chunk.offset() != p.received) {
+    return loss("chunk at offset ", chunk.offset(), ", expected ", p.received,
+                " (a chunk is missing, repeated or out of order)");
+  }
+  if (len > p.total_bytes - p.received) {
+    return loss("chunk at offset ", chunk.offset(), " runs past total_bytes ",
+                p.total_bytes);
+  }
+  // An empty chunk only ever stands for an empty tensor; anything else would
+  // let a stream stall without progress.
+  if (len == 0 && p.total_bytes != 0) {
+    return loss("empty chunk at offset ", chunk.offset());
+  }
+  std::memcpy(p.array.raw() + p.received, chunk.data().data(),
+              static_cast<size_t>(len));
+  p.received += len;
+  if (p.received < p.total_bytes) {
+    if (!chunk.sha256().empty()) {
+      return loss("sha256 on a chunk that is not the last");
+    }
+    return absl::OkStatus();
+  }
+  const std::string sha =
+      Sha256Hex(p.array.raw(), static_cast<size_t>(p.array.nbytes()));
+  if (chunk.sha256() != sha) {
+    return loss("sha256 of the reassembled tensor is ", sha,
+                ", the sender's is \"", chunk.sha256(), "\"");
+  }
+  done_.push_back(NamedArray{name, std::move(p.array)});
+  partial_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<NamedArray>> TensorAssembler::Finish() {
+  if (!partial_.empty()) {
+    const auto& [name, p] = *partial_.begin();
+    return absl::DataLossError(
+        absl::StrCat("tensor \"", name, "\": truncated, received ", p.received,
+                     " of ", p.total_bytes, " bytes"));
+  }
+  return std::move(done_);
+}
+
+std::vector<NamedArray> ResultTensors(const RunResult& result,
+                                      const CaptureSet& capture) {
+  std::vector<NamedArray> out;
+  if (capture.outputs) out.push_back(NamedArray{"outputs", result.outputs});
+  if (capture.losses) out.push_back(NamedArray{"losses", result.losses});
+  if (capture.epoch_outputs) {
+    for (size_t k = 0; k < result.epoch_outputs.size(); ++k) {
+      out.push_back(
+          NamedArray{absl::StrCat("epoch", k), result.epoch_outputs[k]});
+    }
+  }
+  if (capture.final_weights) {
+    for (const NamedArray& w : result.final_weights) out.push_back(w);
+  }
+  if (capture.states) {
+    for (const NamedArray& s : result.final_states) out.push_back(s);
+  }
+  return out;
+}
+
+absl::Status PlaceResultTensors(std::vector<NamedArray> tensors,
+                                RunResult* result) {
+  std::map<int, NdArray> epochs;
+  for (NamedArray& t : tensors) {
+    int k = 0;
+    if (t.name == "outputs") {
+      result->outputs = std::move(t.array);
+    } else if (t.name == "losses") {
+      result->losses = std::move(t.array);
+    } else if (absl::StartsWith(t.name, "epoch") &&
+               absl::SimpleAtoi(absl::string_view(t.name).substr(5), &k) &&
+               k >= 0) {
+      if (!epochs.emplace(k, std::move(t.array)).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor \"", t.name, "\" received twice"));
+      }
+    } else if (absl::StartsWith(t.name, "layer")) {
+      result->final_weights.push_back(std::move(t));
+    } else if (absl::StartsWith(t.name, "state_")) {
+      result->final_states.push_back(std::move(t));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown result tensor \"", t.name, "\""));
+    }
+  }
+  int expect = 0;
+  for (auto& [k, array] : epochs) {
+    if (k != expect++) {
+      return absl::DataLossError(
+          absl::StrCat("tensor \"epoch", expect - 1, "\" is missing"));
+    }
+    result->epoch_outputs.push_back(std::move(array));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace driftscope

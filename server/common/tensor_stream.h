@@ -1,0 +1,97 @@
+// Large tensors on the wire: NdArray → TensorChunk messages of at most 1 MiB
+// and back (worker.proto "TensorChunk"), and the tensors of a run collected
+// into an engine RunResult.
+//
+// The sender computes a crc32c per chunk and the sha256 of the whole tensor
+// (carried by the last chunk); the receiver checks both and every offset, so
+// a corrupted, reordered, truncated or mislabelled chunk is a DATA_LOSS error
+// that names the tensor. Objects here are one thread at a time.
+#ifndef DRIFTSCOPE_SERVER_COMMON_TENSOR_STREAM_H_
+#define DRIFTSCOPE_SERVER_COMMON_TENSOR_STREAM_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "driftscope/v1/worker.pb.h"
+#include "engine/core/ndarray.h"
+#include "engine/train/run_result.h"
+
+namespace driftscope {
+
+inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 20;
+
+v1::DType DTypeToProto(DType dtype);
+// InvalidArgument for DTYPE_UNSPECIFIED or an unknown value.
+absl::StatusOr<DType> DTypeFromProto(v1::DType dtype);
+
+// A small tensor (one message: RunRequest.x, init_weights, ...) and back.
+// `field` names the request field in errors ("x", "init_weights[2]").
+v1::Tensor TensorToProto(const NdArray& array);
+absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
+                                        absl::string_view field);
+
+// Cuts `array` into chunks of at most `chunk_bytes` (≤ kMaxChunkBytes) and
+// hands each to `emit` in order; an empty tensor is one empty chunk. Stops
+// early and returns false when `emit` returns false (the stream broke).
+// `sha256_out`, when not null, receives the tensor's sha256.
+bool EmitTensorChunks(const std::string& name, const NdArray& array,
+                      const std::function<bool(const v1::TensorChunk&)>& emit,
+                      std::string* sha256_out = nullptr,
+                      int64_t chunk_bytes = kMaxChunkBytes);
+
+// Reassembles named tensors from a chunk stream in which tensors may be
+// interleaved but each tensor's chunks arrive in order.
+class TensorAssembler {
+ public:
+  TensorAssembler() = default;
+  TensorAssembler(const TensorAssembler&) = delete;
+  TensorAssembler& operator=(const TensorAssembler&) = delete;
+
+  // DataLoss naming the tensor for a bad checksum, a gap or overlap, a chunk
+  // over 1 MiB, a header that changed between chunks, a size that does not
+  // match dtype × shape, or a second copy of a finished tensor.
+  absl::Status Add(const v1::TensorChunk& chunk);
+
+  // The finished tensors by name, in order of completion. DataLoss naming
+  // the tensor when one is still incomplete (the stream was truncated).
+  absl::StatusOr<std::vector<NamedArray>> Finish();
+
+ private:
+  struct Partial {
+    DType dtype;
+    std::vector<int64_t> shape;
+    int64_t total_bytes = 0;
+    int64_t received = 0;
+    NdArray array;
+  };
+  std::map<std::string, Partial> partial_;
+  std::vector<NamedArray> done_;
+};
+
+// Which parts of a result are streamed, as Capture in worker.proto.
+struct CaptureSet {
+  bool outputs = true, losses = true, final_weights = true,
+       epoch_outputs = true, states = true;
+};
+
+// The tensors of `result` that `capture` selects, with their wire names:
+// "outputs", "losses", "epoch{k}", the final weights under their own names
+// ("layer0_kernel", ...), and the states ("state_h", "state_c").
+std::vector<NamedArray> ResultTensors(const RunResult& result,
+                                      const CaptureSet& capture);
+
+// The inverse: puts received tensors into `result` by name. InvalidArgument
+// for a name it does not know or a duplicate epoch index.
+absl::Status PlaceResultTensors(std::vector<NamedArray> tensors,
+                                RunResult* result);
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_SERVER_COMMON_TENSOR_STREAM_H_

@@ -1,0 +1,112 @@
+#include "server/worker/worker_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_context.h>
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "driftscope/v1/worker.grpc.pb.h"
+#include "server/common/status.h"
+
+namespace driftscope {
+
+namespace {
+
+constexpr char kServiceName[] = "driftscope.v1.Worker";
+
+class WorkerGrpcService final : public v1::Worker::Service {
+ public:
+  WorkerGrpcService(WorkerService* service, std::string token)
+      : service_(service), token_(std::move(token)) {}
+
+  grpc::Status Describe(grpc::ServerContext* context,
+                        const v1::DescribeRequest*,
+                        v1::DescribeResponse* response) override {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    *response = service_->Describe();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Run(grpc::ServerContext* context, const v1::RunRequest* request,
+                   grpc::ServerWriter<v1::RunEvent>* writer) override {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    // IsCancelled() turns true when the client cancels, the deadline passes
+    // or a drain runs out of grace; the run stops before its next step.
+    return ToGrpcStatus(service_->Run(
+        *request, [context] { return context->IsCancelled(); },
+        [writer](const v1::RunEvent& e) { return writer->Write(e); }));
+  }
+
+ private:
+  WorkerService* const service_;
+  const std::string token_;
+};
+
+std::string HostPart(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
+    const WorkerServerOptions& options) {
+  if (options.listen.empty()) {
+    return absl::InvalidArgumentError(
+        "--listen is required, e.g. 127.0.0.1:7070 (port 0: any free port)");
+  }
+  std::unique_ptr<WorkerServer> server(new WorkerServer());
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
+      MakeServerCredentials(options.tls, options.listen, &server->warning_);
+  if (!creds.ok()) return creds.status();
+  absl::StatusOr<std::unique_ptr<WorkerService>> service =
+      WorkerService::Create(options.service);
+  if (!service.ok()) return service.status();
+  server->service_ = *std::move(service);
+  server->grpc_service_ = std::make_unique<WorkerGrpcService>(
+      server->service_.get(), options.auth_token);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, *creds, &server->port_);
+  builder.RegisterService(server->grpc_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  server->address_ = absl::StrCat(HostPart(options.listen), ":", server->port_);
+  grpc::HealthCheckServiceInterface* health =
+      server->server_->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus(kServiceName, true);
+    health->SetServingStatus(true);
+  }
+  return server;
+}
+
+void WorkerServer::Drain(absl::Duration grace) {
+  absl::MutexLock lock(&drain_mu_);
+  if (drained_ || server_ == nullptr) return;
+  drained_ = true;
+  if (grpc::HealthCheckServiceInterface* health =
+          server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+}
+
+WorkerServer::~WorkerServer() { Drain(absl::ZeroDuration()); }
+
+}  // namespace driftscope

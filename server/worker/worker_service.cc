@@ -1,0 +1,368 @@
+#include "server/worker/worker_service.h"
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/lib/job_convert.h"
+#include "engine/env/environment.h"
+#include "engine/numerics/context.h"
+#include "engine/train/trainer.h"
+#include "server/common/environment_convert.h"
+#include "server/common/tensor_stream.h"
+
+namespace driftscope {
+
+namespace {
+
+double ForwardFlopsPerSample(const ModelSpec& model) {
+  double flops = 0;
+  double width = model.features;
+  bool sequence = true;
+  for (const LayerSpec& l : model.layers) {
+    const double u = l.units;
+    const double steps = sequence ? model.timesteps : 1;
+    switch (l.kind) {
+      case LayerKind::kLstm:
+        flops += steps * 2 * 4 * u * (width + u);
+        break;
+      case LayerKind::kGru:
+        flops += steps * 2 * 3 * u * (width + u);
+        break;
+      case LayerKind::kSimpleRnn:
+        flops += steps * 2 * u * (width + u);
+        break;
+      case LayerKind::kDense:
+        flops += steps * 2 * width * u;
+        break;
+    }
+    if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
+    width = u;
+  }
+  return flops;
+}
+
+absl::Status Exceeds(absl::string_view flag, absl::string_view what,
+                     double value, double limit) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(what, " is ", value, ", above this worker's ", flag, "=",
+                   limit, " (the job was not started)"));
+}
+
+}  // namespace
+
+double EstimateJobFlops(const JobSpec& spec, int64_t train_samples,
+                        int64_t eval_samples) {
+  const double forward = ForwardFlopsPerSample(spec.model);
+  const double epochs = spec.training.epochs;
+  const double evals = 1 + (spec.training.capture_epoch_outputs ? epochs : 0);
+  return 3 * forward * static_cast<double>(train_samples) * epochs +
+         forward * static_cast<double>(eval_samples) * evals;
+}
+
+absl::Status CheckJobLimits(const JobSpec& spec, int64_t train_samples,
+                            int64_t eval_samples, const JobLimits& limits) {
+  for (size_t i = 0; i < spec.model.layers.size(); ++i) {
+    if (spec.model.layers[i].units > limits.max_units) {
+      return Exceeds("--max_units",
+                     absl::StrCat("spec.model.layers[", i, "] units"),
+                     spec.model.layers[i].units, limits.max_units);
+    }
+  }
+  if (spec.model.timesteps > limits.max_timesteps) {
+    return Exceeds("--max_timesteps", "spec.model.input.timesteps",
+                   spec.model.timesteps, limits.max_timesteps);
+  }
+  if (train_samples > limits.max_samples) {
+    return Exceeds("--max_samples", "the number of training samples",
+                   static_cast<double>(train_samples), limits.max_samples);
+  }
+  if (eval_samples > limits.max_samples) {
+    return Exceeds("--max_samples", "the number of eval samples",
+                   static_cast<double>(eval_samples), limits.max_samples);
+  }
+  if (spec.training.epochs > limits.max_epochs) {
+    return Exceeds("--max_epochs", "spec.training.epochs", spec.training.epochs,
+                   limits.max_epochs);
+  }
+  const double flops = EstimateJobFlops(spec, train_samples, eval_samples);
+  if (limits.max_flops > 0 && flops > limits.max_flops) {
+    return Exceeds("--max_flops", "the job's estimated FLOP count", flops,
+                   limits.max_flops);
+  }
+  return absl::OkStatus();
+}
+
+struct WorkerService::Prepared {
+  JobSpec spec;
+  Profile profile;
+  std::string profile_text;  // canonical, isa resolved: what will run
+  RunOptions options;
+  CaptureSet capture;
+  int progress_every = 0;  // steps; 0: at the end of each epoch
+  int64_t steps_per_epoch = 0;
+  int64_t total_steps = 0;
+};
+
+absl::StatusOr<std::unique_ptr<WorkerService>> WorkerService::Create(
+    const WorkerServiceOptions& options) {
+  absl::StatusOr<Profile> profile = Profile::Parse(options.default_profile);
+  if (!profile.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--default_profile: ", profile.status().message()));
+  }
+  if (absl::Status s = Context::Check(*profile); !s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--default_profile: ", s.message()));
+  }
+  if (options.max_concurrent_runs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_concurrent_runs must be at least 1, got ",
+                     options.max_concurrent_runs));
+  }
+  std::vector<std::string> presets;
+  for (const std::string& name : Profile::PresetNames()) {
+    absl::StatusOr<Profile> p = Profile::Parse(name);
+    if (p.ok() && Context::Check(*p).ok()) presets.push_back(name);
+  }
+  return std::unique_ptr<WorkerService>(
+      new WorkerService(options, std::move(presets)));
+}
+
+WorkerService::WorkerService(const WorkerServiceOptions& options,
+                             std::vector<std::string> presets)
+    : options_(options), presets_(std::move(presets)) {}
+
+v1::DescribeResponse WorkerService::Describe() const {
+  v1::DescribeResponse r;
+  *r.mutable_environment() = EnvironmentToProto(ProbeEnvironment());
+  absl::StatusOr<Profile> p = Profile::Parse(options_.default_profile);
+  r.set_default_profile(p.ok() ? Context(*p).profile().ToString()
+                               : options_.default_profile);
+  for (const std::string& name : presets_) r.add_presets(name);
+  r.set_max_concurrent_runs(options_.max_concurrent_runs);
+  return r;
+}
+
+absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
+    const v1::RunRequest& request) const {
+  Prepared p;
+  if (!request.has_spec()) {
+    return absl::InvalidArgumentError("spec is required");
+  }
+  absl::StatusOr<JobSpec> spec = JobSpecFromProto(request.spec());
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.", spec.status().message()));
+  }
+  p.spec = *std::move(spec);
+  if (absl::Status s = ValidateJobSpec(p.spec); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("spec.", EngineFieldToJsonPath(
+                                            p.spec, std::string(s.message()))));
+  }
+  const std::string profile_text = request.has_profile()
+                                       ? request.profile().text()
+                                       : options_.default_profile;
+  absl::StatusOr<Profile> profile = Profile::Parse(profile_text);
+  if (!profile.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("profile.text: ", profile.status().message()));
+  }
+  if (absl::Status s = Context::Check(*profile); !s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("profile \"", profile_text, "\": ", s.message()));
+  }
+  p.profile = *profile;
+  p.profile_text = Context(p.profile).profile().ToString();
+
+  auto tensor = [](const v1::Tensor& t,
+                   absl::string_view field) -> absl::StatusOr<NdArray> {
+    return TensorFromProto(t, field);
+  };
+  if (request.has_x()) {
+    absl::StatusOr<NdArray> x = tensor(request.x(), "x");
+    if (!x.ok()) return x.status();
+    p.options.x = *std::move(x);
+  }
+  if (request.has_y()) {
+    absl::StatusOr<NdArray> y = tensor(request.y(), "y");
+    if (!y.ok()) return y.status();
+    p.options.y = *std::move(y);
+  }
+  if (request.has_eval_x()) {
+    absl::StatusOr<NdArray> e = tensor(request.eval_x(), "eval_x");
+    if (!e.ok()) return e.status();
+    p.options.eval_x = *std::move(e);
+  }
+  if (p.options.x.has_value() != p.options.y.has_value()) {
+    return absl::InvalidArgumentError("x and y must be given together");
+  }
+  if (request.init_weights_size() > 0) {
+    std::vector<NdArray> weights;
+    for (int i = 0; i < request.init_weights_size(); ++i) {
+      absl::StatusOr<NdArray> w = tensor(request.init_weights(i),
+                                         absl::StrCat("init_weights[", i, "]"));
+      if (!w.ok()) return w.status();
+      weights.push_back(*std::move(w));
+    }
+    p.options.init_weights = std::move(weights);
+  }
+  auto rows = [](const std::optional<NdArray>& a, int64_t otherwise) {
+    return a.has_value() && a->ndim() > 0 ? a->shape()[0] : otherwise;
+  };
+  const int64_t train_n = rows(p.options.x, p.spec.data.samples);
+  const int64_t eval_n =
+      rows(p.options.eval_x,
+           p.options.x.has_value() ? train_n : p.spec.data.eval_samples);
+  if (absl::Status s = CheckJobLimits(p.spec, train_n, eval_n, options_.limits);
+      !s.ok()) {
+    return s;
+  }
+  const int64_t batch = p.spec.training.batch_size;
+  p.steps_per_epoch = (train_n + batch - 1) / batch;
+  p.total_steps = p.steps_per_epoch * p.spec.training.epochs;
+
+  const v1::Capture& c = request.capture();
+  p.capture = CaptureSet{c.outputs(), c.losses(), c.final_weights(),
+                         c.epoch_outputs(), c.states()};
+  if (c.progress_every_steps() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capture.progress_every_steps must be >= 0, got ",
+                     c.progress_every_steps()));
+  }
+  p.progress_every = c.progress_every_steps();
+  return p;
+}
+
+absl::Status WorkerService::AcquireSlot(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  if (!run_id.empty() && run_ids_.count(run_id) > 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("run_id \"", run_id, "\" was already run here"));
+  }
+  if (active_ >= options_.max_concurrent_runs) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "worker busy: ", active_, " runs in progress, --max_concurrent_runs=",
+        options_.max_concurrent_runs, "; retry later"));
+  }
+  ++active_;
+  if (!run_id.empty()) run_ids_.insert(run_id);
+  return absl::OkStatus();
+}
+
+void WorkerService::ReleaseSlot() {
+  absl::MutexLock lock(&mu_);
+  --active_;
+}
+
+int WorkerService::active_runs() const {
+  absl::MutexLock lock(&mu_);
+  return active_;
+}
+
+absl::Status WorkerService::Run(const v1::RunRequest& request,
+                                const std::function<bool()>& cancelled,
+                                const EventSink& sink) {
+  absl::StatusOr<Prepared> prepared = Prepare(request);
+  if (!prepared.ok()) return prepared.status();
+  Prepared& p = *prepared;
+  if (absl::Status s = AcquireSlot(request.run_id()); !s.ok()) return s;
+  struct Release {
+    WorkerService* self;
+    ~Release() { self->ReleaseSlot(); }
+  } release{this};
+
+  v1::RunEvent event;
+  event.set_run_id(request.run_id());
+  const std::string spec_digest = SpecDigest(p.spec);
+  {
+    v1::Accepted* a = event.mutable_accepted();
+    a->set_spec_digest(spec_digest);
+    a->set_profile(p.profile_text);
+    a->set_total_steps(p.total_steps);
+  }
+  if (!sink(event)) return absl::CancelledError("the receiver went away");
+
+  // The sink is called on this thread only, so events stay in order.
+  std::atomic<bool> cancel{false};
+  bool sink_broken = false;
+  p.options.cancel = &cancel;
+  p.options.on_progress = [&](const ProgressEvent& e) {
+    const bool due = e.step == e.total_steps ||
+                     (p.progress_every > 0 ? e.step % p.progress_every == 0
+                                           : e.step % p.steps_per_epoch == 0);
+    if (due && !sink_broken) {
+      event.clear_event();
+      v1::Progress* pr = event.mutable_progress();
+      pr->set_epoch(e.epoch);
+      pr->set_step(e.step);
+      pr->set_total_steps(e.total_steps);
+      pr->set_loss(e.loss);
+      sink_broken = !sink(event);
+    }
+    if (sink_broken || cancelled()) cancel.store(true);
+  };
+  absl::StatusOr<RunResult> result = RunJob(p.spec, p.profile, p.options);
+  if (!result.ok()) {
+    absl::Status s = result.status();
+    if (sink_broken) s = absl::CancelledError("the receiver went away");
+    event.clear_event();
+    event.mutable_failed()->set_code(static_cast<int>(s.code()));
+    event.mutable_failed()->set_message(std::string(s.message()));
+    sink(event);
+    return s;
+  }
+
+  for (const driftscope::Fingerprint& f : result->fingerprints) {
+    event.clear_event();
+    v1::Fingerprint* fp = event.mutable_fingerprint();
+    fp->set_step(f.step);
+    fp->set_sha256(f.sha256);
+    fp->set_sha256_f32(f.sha256_f32);
+    if (!sink(event)) return absl::CancelledError("the receiver went away");
+  }
+
+  v1::RunEvent done;
+  done.set_run_id(request.run_id());
+  v1::RunSummary* summary = done.mutable_done()->mutable_summary();
+  v1::RunEvent chunk_event;
+  chunk_event.set_run_id(request.run_id());
+  for (const NamedArray& t : ResultTensors(*result, p.capture)) {
+    std::string sha;
+    const bool sent = EmitTensorChunks(
+        t.name, t.array,
+        [&](const v1::TensorChunk& c) {
+          *chunk_event.mutable_tensor_chunk() = c;
+          return sink(chunk_event) && !cancelled();
+        },
+        &sha);
+    if (!sent) return absl::CancelledError("the receiver went away");
+    v1::TensorInfo* info = summary->add_tensors();
+    info->set_name(t.name);
+    info->set_dtype(DTypeToProto(t.array.dtype()));
+    for (int64_t d : t.array.shape()) info->add_shape(d);
+    info->set_size_bytes(t.array.nbytes());
+    info->set_sha256(sha);
+  }
+  // Fingerprints went out as events: a long run has too many for one
+  // message, so the summary leaves them out.
+  summary->set_spec_digest(result->spec_digest);
+  summary->set_profile(result->profile);
+  *summary->mutable_environment() = EnvironmentToProto(ProbeEnvironment());
+  summary->set_steps(result->steps);
+  summary->set_final_loss(result->steps > 0 && result->losses.size() > 0
+                              ? result->losses.at(result->losses.size() - 1)
+                              : std::numeric_limits<double>::quiet_NaN());
+  summary->mutable_timings()->set_init_seconds(result->timings.init_seconds);
+  summary->mutable_timings()->set_train_seconds(result->timings.train_seconds);
+  summary->mutable_timings()->set_eval_seconds(result->timings.eval_seconds);
+  for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
+  if (!sink(done)) return absl::CancelledError("the receiver went away");
+  return absl::OkStatus();
+}
+
+}  // namespace driftscope

@@ -1,0 +1,101 @@
+// WorkerService: what a worker does for one RunRequest, without gRPC.
+//
+// Checks a request completely (spec, profile, supplied tensors, this
+// worker's size limits, free run slots) before any work, then runs the job
+// with the engine and hands the RunEvents of worker.proto to a sink:
+// accepted, progress, fingerprints, tensor chunks, done or failed. The gRPC
+// service (worker_server.h) is a thin layer over this. Safe for concurrent
+// use: each Run() call owns its run; slots and run ids are under a mutex.
+#ifndef DRIFTSCOPE_SERVER_WORKER_WORKER_SERVICE_H_
+#define DRIFTSCOPE_SERVER_WORKER_WORKER_SERVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "driftscope/v1/worker.pb.h"
+#include "engine/job/job_spec.h"
+#include "engine/numerics/profile.h"
+
+namespace driftscope {
+
+// Job sizes this worker accepts (DESIGN §10); checked before any work.
+struct JobLimits {
+  int max_units = 4096;  // of any layer
+  int max_timesteps = 100000;
+  int64_t max_samples = 10000000;  // training and eval samples, each
+  int max_epochs = 100000;
+  double max_flops = 1e15;  // EstimateJobFlops; 0: no limit
+};
+
+struct WorkerServiceOptions {
+  std::string default_profile = "fp32";  // preset or knob string
+  int max_concurrent_runs = 1;
+  JobLimits limits;
+};
+
+// Floating-point operations of the job's GEMMs: forward over every training
+// sample for every epoch ×3 (forward + backward), plus the forward passes of
+// the evaluations. Elementwise work is left out: it is a lower bound, close
+// for the widths that make a job expensive.
+double EstimateJobFlops(const JobSpec& spec, int64_t train_samples,
+                        int64_t eval_samples);
+
+// ResourceExhausted naming the limit and the job's value, or OK.
+absl::Status CheckJobLimits(const JobSpec& spec, int64_t train_samples,
+                            int64_t eval_samples, const JobLimits& limits);
+
+class WorkerService {
+ public:
+  // Returns false when the receiver is gone (the run is then cancelled).
+  using EventSink = std::function<bool(const v1::RunEvent&)>;
+
+  // InvalidArgument when the default profile does not parse, or
+  // FailedPrecondition when this machine cannot run it.
+  static absl::StatusOr<std::unique_ptr<WorkerService>> Create(
+      const WorkerServiceOptions& options);
+
+  WorkerService(const WorkerService&) = delete;
+  WorkerService& operator=(const WorkerService&) = delete;
+
+  // Environment, default profile, the presets that pass Context::Check here.
+  v1::DescribeResponse Describe() const;
+
+  // Runs `request`. A bad request gets its error (InvalidArgument naming
+  // the field, ResourceExhausted for limits or no free slot,
+  // FailedPrecondition for a profile this machine cannot run,
+  // AlreadyExists for a repeated run_id) before any event. After `accepted`
+  // the events end with exactly one `done` or `failed`, and the returned
+  // status is the run's. `cancelled` is polled after every training step;
+  // when it returns true the run stops before the next step (Cancelled).
+  absl::Status Run(const v1::RunRequest& request,
+                   const std::function<bool()>& cancelled,
+                   const EventSink& sink);
+
+  int active_runs() const;
+
+ private:
+  struct Prepared;
+  explicit WorkerService(const WorkerServiceOptions& options,
+                         std::vector<std::string> presets);
+  absl::StatusOr<Prepared> Prepare(const v1::RunRequest& request) const;
+  absl::Status AcquireSlot(const std::string& run_id);
+  void ReleaseSlot();
+
+  const WorkerServiceOptions options_;
+  const std::vector<std::string> presets_;
+  mutable absl::Mutex mu_;
+  int active_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> run_ids_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace driftscope
+
+#endif  // DRIFTSCOPE_SERVER_WORKER_WORKER_SERVICE_H_
