@@ -1,0 +1,178 @@
+// Chunked tensors: crc32c against the published check value, round trips,
+// and every kind of damage a stream can suffer detected as DATA_LOSS naming
+// the tensor.
+#include "server/common/tensor_stream.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/core/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/common/crc32c.h"
+
+namespace driftscope {
+namespace {
+
+using ::testing::HasSubstr;
+
+NdArray Ramp(std::vector<int64_t> shape) {
+  NdArray a(DType::kFloat32, std::move(shape));
+  for (int64_t i = 0; i < a.size(); ++i) a.data<float>()[i] = 0.5f * i - 7;
+  return a;
+}
+
+std::vector<v1::TensorChunk> Chunks(const std::string& name, const NdArray& a,
+                                    int64_t chunk_bytes = kMaxChunkBytes) {
+  std::vector<v1::TensorChunk> out;
+  EmitTensorChunks(
+      name, a,
+      [&](const v1::TensorChunk& c) {
+        out.push_back(c);
+        return true;
+      },
+      nullptr, chunk_bytes);
+  return out;
+}
+
+TEST(Crc32cTest, CheckValueAndHardwareMatchesTable) {
+  EXPECT_EQ(Crc32c("123456789", 9), 0xE3069283u);  // RFC 3720 B.4 check
+  EXPECT_EQ(Crc32cPortable("123456789", 9), 0xE3069283u);
+  std::string bytes(1000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7);
+  for (size_t start : {0, 1, 3, 8}) {
+    for (size_t len : {0, 1, 7, 8, 9, 100, 991}) {
+      EXPECT_EQ(Crc32c(bytes.data() + start, len),
+                Crc32cPortable(bytes.data() + start, len));
+    }
+  }
+  // Continuing over two pieces gives the CRC of the whole.
+  EXPECT_EQ(Crc32c(bytes.data() + 500, 500, Crc32c(bytes.data(), 500)),
+            Crc32c(bytes.data(), 1000));
+}
+
+TEST(TensorStreamTest, RoundTripInChunksOfAtMostOneMiB) {
+  const NdArray a = Ramp({3, 1000, 300});  // 3.6 MB: 4 chunks
+  const std::vector<v1::TensorChunk> chunks = Chunks("outputs", a);
+  ASSERT_EQ(chunks.size(), 4u);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_LE(static_cast<int64_t>(chunks[i].data().size()), kMaxChunkBytes);
+    EXPECT_EQ(chunks[i].offset(), static_cast<int64_t>(i) * kMaxChunkBytes);
+    EXPECT_EQ(chunks[i].sha256().empty(), i + 1 < chunks.size());
+  }
+  EXPECT_EQ(chunks.back().sha256(), Sha256Hex(a.raw(), a.nbytes()));
+  TensorAssembler assembler;
+  for (const auto& c : chunks) ASSERT_TRUE(assembler.Add(c).ok());
+  auto done = assembler.Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->size(), 1u);
+  EXPECT_EQ((*done)[0].name, "outputs");
+  EXPECT_TRUE((*done)[0].array == a);
+}
+
+TEST(TensorStreamTest, EmptyTensorIsOneChunk) {
+  const NdArray a(DType::kFloat64, {0, 4});
+  const auto chunks = Chunks("losses", a);
+  ASSERT_EQ(chunks.size(), 1u);
+  TensorAssembler assembler;
+  ASSERT_TRUE(assembler.Add(chunks[0]).ok());
+  auto done = assembler.Finish();
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE((*done)[0].array == a);
+}
+
+TEST(TensorStreamTest, FlippedBitIsDataLossNamingTheTensor) {
+  auto chunks = Chunks("layer0_kernel", Ramp({1000}), 1000);
+  (*chunks[2].mutable_data())[17] ^= 0x01;
+  TensorAssembler assembler;
+  ASSERT_TRUE(assembler.Add(chunks[0]).ok());
+  ASSERT_TRUE(assembler.Add(chunks[1]).ok());
+  absl::Status s = assembler.Add(chunks[2]);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("\"layer0_kernel\""));
+  EXPECT_THAT(s.message(), HasSubstr("crc32c"));
+}
+
+TEST(TensorStreamTest, ForgedChunkWithValidCrcFailsTheSha256) {
+  auto chunks = Chunks("outputs", Ramp({1000}), 1000);
+  std::string* data = chunks[1].mutable_data();
+  (*data)[3] ^= 0x40;
+  chunks[1].set_crc32c(Crc32c(data->data(), data->size()));
+  TensorAssembler assembler;
+  absl::Status s;
+  for (const auto& c : chunks) {
+    s = assembler.Add(c);
+    if (!s.ok()) break;
+  }
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("sha256"));
+  EXPECT_THAT(s.message(), HasSubstr("\"outputs\""));
+}
+
+TEST(TensorStreamTest, TruncatedStreamIsDataLossAtFinish) {
+  auto chunks = Chunks("epoch0", Ramp({1000}), 1000);
+  chunks.pop_back();
+  TensorAssembler assembler;
+  for (const auto& c : chunks) ASSERT_TRUE(assembler.Add(c).ok());
+  auto done = assembler.Finish();
+  EXPECT_EQ(done.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(done.status().message(), HasSubstr("\"epoch0\": truncated"));
+}
+
+TEST(TensorStreamTest, MissingRepeatedOrAlteredChunksAreDataLoss) {
+  const auto chunks = Chunks("outputs", Ramp({1000}), 1000);
+  {
+    TensorAssembler a;  // a chunk skipped
+    ASSERT_TRUE(a.Add(chunks[0]).ok());
+    EXPECT_EQ(a.Add(chunks[2]).code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    TensorAssembler a;  // a chunk repeated
+    ASSERT_TRUE(a.Add(chunks[0]).ok());
+    EXPECT_EQ(a.Add(chunks[0]).code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    TensorAssembler a;  // the stream starts in the middle
+    EXPECT_EQ(a.Add(chunks[1]).code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    TensorAssembler a;  // the shape changes between chunks
+    ASSERT_TRUE(a.Add(chunks[0]).ok());
+    v1::TensorChunk c = chunks[1];
+    c.set_shape(0, 999);
+    EXPECT_EQ(a.Add(c).code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    TensorAssembler a;  // total_bytes that does not match the shape
+    v1::TensorChunk c = chunks[0];
+    c.set_total_bytes(4004);
+    EXPECT_EQ(a.Add(c).code(), absl::StatusCode::kDataLoss);
+  }
+}
+
+TEST(TensorStreamTest, ResultTensorsRoundTripThroughNames) {
+  RunResult r;
+  r.outputs = Ramp({2, 3, 4});
+  r.losses = Ramp({5});
+  r.epoch_outputs = {Ramp({2, 3, 4}), Ramp({2, 3, 4})};
+  r.epoch_outputs[1].data<float>()[0] = 99;
+  r.final_weights = {{"layer0_kernel", Ramp({1, 8})},
+                     {"layer0_bias", Ramp({8})}};
+  r.final_states = {{"state_h", Ramp({2, 2})}};
+  RunResult back;
+  ASSERT_TRUE(PlaceResultTensors(ResultTensors(r, CaptureSet{}), &back).ok());
+  EXPECT_TRUE(back.outputs == r.outputs);
+  EXPECT_TRUE(back.losses == r.losses);
+  ASSERT_EQ(back.epoch_outputs.size(), 2u);
+  EXPECT_TRUE(back.epoch_outputs[1] == r.epoch_outputs[1]);
+  ASSERT_EQ(back.final_weights.size(), 2u);
+  EXPECT_EQ(back.final_weights[1].name, "layer0_bias");
+  ASSERT_EQ(back.final_states.size(), 1u);
+  EXPECT_EQ(
+      ResultTensors(r, CaptureSet{true, false, false, false, false}).size(),
+      1u);
+}
+
+}  // namespace
+}  // namespace driftscope

@@ -1,0 +1,151 @@
+// WorkerService without gRPC: the FLOP estimate by hand, requests refused
+// before any work (limits, bad specs naming the field), and the event
+// sequence of a run.
+#include "server/worker/worker_service.h"
+
+#include <chrono>
+#include <vector>
+
+#include "client/lib/job_convert.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace driftscope {
+namespace {
+
+using ::testing::HasSubstr;
+
+JobSpec TinySpec() {
+  JobSpec s = DefaultJobSpec();
+  s.model.layers.resize(2);
+  s.model.layers[0].units = 4;
+  s.model.layers[0].return_sequences = true;
+  s.model.layers[1] = LayerSpec{};
+  s.model.layers[1].kind = LayerKind::kDense;
+  s.model.layers[1].units = 2;
+  s.model.layers[1].activation = Activation::kLinear;
+  s.data.samples = 100;
+  s.data.eval_samples = 10;
+  s.training.epochs = 2;
+  s.training.batch_size = 32;
+  return s;
+}
+
+v1::RunRequest Request(const JobSpec& spec) {
+  v1::RunRequest r;
+  *r.mutable_spec() = JobSpecToProto(spec);
+  r.mutable_capture()->set_outputs(true);
+  r.mutable_capture()->set_losses(true);
+  return r;
+}
+
+std::unique_ptr<WorkerService> Service(JobLimits limits = {}) {
+  WorkerServiceOptions o;
+  o.limits = limits;
+  auto s = WorkerService::Create(o);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return *std::move(s);
+}
+
+TEST(WorkerServiceTest, FlopEstimateByHand) {
+  // Per sample: LSTM 10 steps × 2·4·4·(1+4) = 1600, Dense 10 × 2·4·2 = 160.
+  // Training 3 × 1760 × 100 samples × 2 epochs, eval 1760 × 10.
+  EXPECT_DOUBLE_EQ(EstimateJobFlops(TinySpec(), 100, 10), 1073600.0);
+  JobSpec s = TinySpec();
+  s.model.layers[0].return_sequences = false;  // Dense then runs once
+  s.training.capture_epoch_outputs = true;     // and 2 more evaluations
+  EXPECT_DOUBLE_EQ(EstimateJobFlops(s, 100, 10),
+                   3 * 1616.0 * 200 + 1616.0 * 10 * 3);
+}
+
+TEST(WorkerServiceTest, OversizeJobRefusedBeforeAnyWork) {
+  JobLimits limits;
+  limits.max_units = 3;
+  auto service = Service(limits);
+  int events = 0;
+  absl::Status s = service->Run(
+      Request(TinySpec()), [] { return false; },
+      [&](const v1::RunEvent&) { return ++events, true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr("--max_units=3"));
+  EXPECT_THAT(s.message(), HasSubstr("layers[0]"));
+  EXPECT_EQ(events, 0);
+
+  // A job of ~1e20 FLOPs is refused at once, not after hours of training.
+  JobSpec huge = TinySpec();
+  huge.model.layers[0].units = 4096;
+  huge.training.epochs = 100000;
+  const auto t0 = std::chrono::steady_clock::now();
+  s = Service()->Run(
+      Request(huge), [] { return false; },
+      [&](const v1::RunEvent&) { return ++events, true; });
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr("--max_flops"));
+  EXPECT_EQ(events, 0);
+}
+
+TEST(WorkerServiceTest, InvalidSpecNamesTheFieldAndNothingRuns) {
+  JobSpec spec = TinySpec();
+  spec.model.layers[0].units = 0;
+  int events = 0;
+  absl::Status s = Service()->Run(
+      Request(spec), [] { return false; },
+      [&](const v1::RunEvent&) { return ++events, true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("spec.model.layers[0].lstm.units"));
+  EXPECT_EQ(events, 0);
+
+  v1::RunRequest bad_profile = Request(TinySpec());
+  bad_profile.mutable_profile()->set_text("fp33");
+  s = Service()->Run(
+      bad_profile, [] { return false; },
+      [&](const v1::RunEvent&) { return ++events, true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("profile.text"));
+  EXPECT_EQ(events, 0);
+}
+
+TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {
+  auto service = Service();
+  std::vector<v1::RunEvent> events;
+  v1::RunRequest request = Request(TinySpec());
+  request.set_run_id("r1");
+  absl::Status s = service->Run(
+      request, [] { return false; },
+      [&](const v1::RunEvent& e) { return events.push_back(e), true; });
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_TRUE(events.front().has_accepted());
+  EXPECT_EQ(events.front().accepted().total_steps(), 8);  // 2 × ceil(100/32)
+  EXPECT_TRUE(events.back().has_done());
+  int progress = 0, fingerprints = 0;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.run_id(), "r1");
+    progress += e.has_progress();
+    fingerprints += e.has_fingerprint();
+  }
+  EXPECT_EQ(progress, 2);      // once per epoch
+  EXPECT_EQ(fingerprints, 9);  // initial + one per step
+  const v1::RunSummary& summary = events.back().done().summary();
+  EXPECT_EQ(summary.steps(), 8);
+  ASSERT_EQ(summary.tensors_size(), 2);  // outputs and losses were asked for
+  EXPECT_EQ(summary.tensors(0).name(), "outputs");
+  EXPECT_EQ(summary.spec_digest(), SpecDigest(TinySpec()));
+
+  // The same run_id again is refused.
+  s = service->Run(
+      request, [] { return false; }, [](const v1::RunEvent&) { return true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(WorkerServiceTest, DescribeListsOnlyRunnablePresets) {
+  v1::DescribeResponse d = Service()->Describe();
+  EXPECT_THAT(d.presets(), ::testing::Contains("ref64"));
+  EXPECT_THAT(d.presets(), ::testing::Contains("fp32"));
+  EXPECT_FALSE(d.environment().cpu_model().empty());
+  EXPECT_EQ(d.max_concurrent_runs(), 1);
+}
+
+}  // namespace
+}  // namespace driftscope
