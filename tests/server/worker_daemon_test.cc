@@ -1,0 +1,271 @@
+// Real driftscope-worker processes on 127.0.0.1 driven by WorkerClient:
+// results bit-identical to an in-process run, large results, errors that
+// leave the daemon serving, limits, TLS, tokens, cancellation and SIGTERM.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "client/lib/worker_client.h"
+#include "engine/train/trainer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/worker_process.h"
+
+namespace driftscope {
+namespace {
+
+using ::driftscope::testing::WorkerProcess;
+using ::testing::HasSubstr;
+
+JobSpec SmallSpec() {
+  JobSpec s = DefaultJobSpec();
+  s.data.samples = 64;
+  s.data.eval_samples = 16;
+  s.training.epochs = 1;
+  return s;
+}
+
+// A job that would train for minutes: only ever cancelled.
+JobSpec LongSpec() {
+  JobSpec s = SmallSpec();
+  s.training.epochs = 100000;
+  return s;
+}
+
+std::unique_ptr<WorkerProcess> StartWorker(std::vector<std::string> flags) {
+  auto w = WorkerProcess::Start(std::move(flags));
+  EXPECT_TRUE(w.ok()) << w.status();
+  return w.ok() ? *std::move(w) : nullptr;
+}
+
+std::unique_ptr<WorkerClient> Client(const std::string& address,
+                                     WorkerClientOptions o = {}) {
+  o.address = address;
+  if (o.tls_root_cert_pem.empty()) o.insecure = true;
+  o.max_attempts = 1;
+  auto c = WorkerClient::Create(o);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *std::move(c);
+}
+
+void ExpectBitIdentical(const RunResult& remote, const RunResult& local) {
+  EXPECT_EQ(remote.spec_digest, local.spec_digest);
+  EXPECT_EQ(remote.profile, local.profile);
+  EXPECT_EQ(remote.steps, local.steps);
+  EXPECT_TRUE(remote.outputs == local.outputs);
+  EXPECT_TRUE(remote.losses == local.losses);
+  ASSERT_EQ(remote.fingerprints.size(), local.fingerprints.size());
+  for (size_t i = 0; i < local.fingerprints.size(); ++i) {
+    EXPECT_EQ(remote.fingerprints[i].step, local.fingerprints[i].step);
+    EXPECT_EQ(remote.fingerprints[i].sha256, local.fingerprints[i].sha256);
+  }
+  ASSERT_EQ(remote.final_weights.size(), local.final_weights.size());
+  for (size_t i = 0; i < local.final_weights.size(); ++i) {
+    EXPECT_EQ(remote.final_weights[i].name, local.final_weights[i].name);
+    EXPECT_TRUE(remote.final_weights[i].array == local.final_weights[i].array);
+  }
+  ASSERT_EQ(remote.epoch_outputs.size(), local.epoch_outputs.size());
+  for (size_t i = 0; i < local.epoch_outputs.size(); ++i) {
+    EXPECT_TRUE(remote.epoch_outputs[i] == local.epoch_outputs[i]);
+  }
+}
+
+// Polls until `done` or 20 s have passed.
+template <typename F>
+bool Eventually(F done) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+TEST(WorkerDaemonTest, RemoteRunIsBitIdenticalToLocal) {
+  auto worker = StartWorker({"--insecure"});
+  ASSERT_NE(worker, nullptr);
+  JobSpec spec = SmallSpec();
+  spec.training.epochs = 2;
+  spec.training.capture_epoch_outputs = true;
+  for (const char* profile : {"fp32", "ref64"}) {
+    SCOPED_TRACE(profile);
+    int progress = 0;
+    RunOptions options;
+    options.on_progress = [&](const ProgressEvent&) { ++progress; };
+    auto remote = Client(worker->address())->Run(spec, profile, options);
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    auto local = RunJob(spec, *Profile::Parse(profile));
+    ASSERT_TRUE(local.ok()) << local.status();
+    ExpectBitIdentical(*remote, *local);
+    EXPECT_EQ(progress, 2);  // one per epoch
+    EXPECT_EQ(remote->outputs.shape(), (std::vector<int64_t>{16, 10, 32}));
+  }
+  auto d = Client(worker->address())->Describe();
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->default_profile,
+            RunJob(SmallSpec(), *Profile::Parse("fp32"))->profile);
+}
+
+TEST(WorkerDaemonTest, ResultAbove64MBStreamsIntact) {
+  auto worker = StartWorker({"--insecure"});
+  ASSERT_NE(worker, nullptr);
+  // Dense(256) over 100 timesteps of 700 eval samples: 71.7 MB of outputs
+  // for almost no compute.
+  JobSpec spec = SmallSpec();
+  spec.model.timesteps = 100;
+  spec.model.layers.assign(1, LayerSpec{});
+  spec.model.layers[0].kind = LayerKind::kDense;
+  spec.model.layers[0].units = 256;
+  spec.model.layers[0].activation = Activation::kLinear;
+  spec.data.eval_samples = 700;
+  spec.training.epochs = 0;
+  auto remote = Client(worker->address())->Run(spec, "fp32");
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  EXPECT_GT(remote->outputs.nbytes(), 64 << 20);
+  auto local = RunJob(spec, *Profile::Parse("fp32"));
+  ASSERT_TRUE(local.ok());
+  EXPECT_TRUE(remote->outputs == local->outputs);
+}
+
+TEST(WorkerDaemonTest, InvalidSpecNamesFieldAndDaemonKeepsServing) {
+  auto worker = StartWorker({"--insecure"});
+  ASSERT_NE(worker, nullptr);
+  auto client = Client(worker->address());
+  JobSpec bad = SmallSpec();
+  bad.model.layers[1].units = 0;
+  auto r = client->Run(bad, "fp32");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("model.layers[1].lstm.units"));
+  auto ok = client->Run(SmallSpec(), "fp32");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  auto unrunnable = client->Run(SmallSpec(), "fp32,threads=banana");
+  EXPECT_EQ(unrunnable.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WorkerDaemonTest, OversizeJobRefusedBeforeWork) {
+  auto worker = StartWorker({"--insecure", "--max_epochs=10"});
+  ASSERT_NE(worker, nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Client(worker->address())->Run(LongSpec(), "fp32");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status().message(), HasSubstr("--max_epochs=10"));
+}
+
+TEST(WorkerDaemonTest, BusyWorkerAndCancellation) {
+  auto worker = StartWorker({"--insecure", "--max_concurrent_runs=1"});
+  ASSERT_NE(worker, nullptr);
+  auto client = Client(worker->address());
+  std::atomic<bool> cancel{false};
+  std::atomic<int64_t> steps{0};
+  RunOptions options;
+  options.cancel = &cancel;
+  options.on_progress = [&](const ProgressEvent& e) { steps = e.step; };
+  RemoteRunOptions remote;
+  remote.capture.progress_every_steps = 1;
+  auto long_run = std::async(std::launch::async, [&] {
+    return client->Run(LongSpec(), "fp32", options, remote);
+  });
+  ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
+
+  auto second = client->Run(SmallSpec(), "fp32");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(second.status().message(), HasSubstr("--max_concurrent_runs=1"));
+
+  cancel = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(long_run.wait_for(std::chrono::seconds(20)),
+            std::future_status::ready);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(long_run.get().status().code(), absl::StatusCode::kCancelled);
+  // The worker noticed: its slot frees within a step and it runs the next.
+  ASSERT_TRUE(
+      Eventually([&] { return client->Run(SmallSpec(), "fp32").ok(); }));
+}
+
+TEST(WorkerDaemonTest, BearerTokenRequired) {
+  auto worker = StartWorker({"--insecure", "--auth_token=s3cret"});
+  ASSERT_NE(worker, nullptr);
+  EXPECT_EQ(Client(worker->address())->Describe().status().code(),
+            absl::StatusCode::kUnauthenticated);
+  WorkerClientOptions wrong;
+  wrong.token = "s3creT";
+  EXPECT_EQ(
+      Client(worker->address(), wrong)->Run(SmallSpec(), "").status().code(),
+      absl::StatusCode::kUnauthenticated);
+  WorkerClientOptions right;
+  right.token = "s3cret";
+  EXPECT_TRUE(Client(worker->address(), right)->Describe().ok());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(WorkerDaemonTest, TlsWorkerRefusesPlaintextAndServesTls) {
+  const std::string dir = ::testing::TempDir() + "/worker_tls";
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  const std::string cmd = absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ",
+      dir, "/key.pem -out ", dir, "/cert.pem 2>/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto worker = StartWorker(
+      {"--tls_cert=" + dir + "/cert.pem", "--tls_key=" + dir + "/key.pem"});
+  ASSERT_NE(worker, nullptr);
+
+  WorkerClientOptions plain;
+  plain.describe_deadline = absl::Seconds(5);
+  EXPECT_FALSE(Client(worker->address(), plain)->Describe().ok());
+
+  WorkerClientOptions tls;
+  tls.tls_root_cert_pem = ReadFile(dir + "/cert.pem");
+  auto d = Client(worker->address(), tls)->Describe();
+  EXPECT_TRUE(d.ok()) << d.status();
+  auto r = Client(worker->address(), tls)->Run(SmallSpec(), "fp32");
+  EXPECT_TRUE(r.ok()) << r.status();
+}
+
+TEST(WorkerDaemonTest, RefusesPlaintextUnlessAskedFor) {
+  auto w = WorkerProcess::Start({});
+  EXPECT_FALSE(w.ok());
+}
+
+TEST(WorkerDaemonTest, SigtermDrainsAndExitsZero) {
+  {
+    auto idle = StartWorker({"--insecure"});
+    ASSERT_NE(idle, nullptr);
+    ASSERT_EQ(kill(idle->pid(), SIGTERM), 0);
+    EXPECT_EQ(idle->WaitFor(std::chrono::seconds(20)), 0);
+  }
+  // A run still going when the grace period ends is cancelled, and the
+  // client hears so.
+  auto worker = StartWorker({"--insecure", "--grace_period=200ms"});
+  ASSERT_NE(worker, nullptr);
+  auto client = Client(worker->address());
+  std::atomic<int64_t> steps{0};
+  RunOptions options;
+  options.on_progress = [&](const ProgressEvent& e) { steps = e.step; };
+  RemoteRunOptions remote;
+  remote.capture.progress_every_steps = 1;
+  auto run = std::async(std::launch::async, [&] {
+    return client->Run(LongSpec(), "fp32", options, remote);
+  });
+  ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
+  ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);
+  EXPECT_EQ(worker->WaitFor(std::chrono::seconds(20)), 0);
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_FALSE(run.get().ok());
+}
+
+}  // namespace
+}  // namespace driftscope
