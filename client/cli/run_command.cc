@@ -330,6 +330,9 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
     sweep.emplace(*a, *b);
     sweep_names = *pair;
   }
+  // Per-epoch snapshots feed the "when in training" curves; capturing them
+  // does not change the computation or the spec digest.
+  spec.training.capture_epoch_outputs = true;
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) {
     return ReportError(err, s);
   }

@@ -320,6 +320,7 @@ std::string UlpBars(const std::string& title,
                           "class=\"tick\" text-anchor=\"end\">%d%%</text>",
                           L, y, W - R, y, L - 5, y + 4, k * 25);
   }
+  const size_t label_every = buckets > 12 ? (buckets + 11) / 12 : 1;
   for (size_t b = 0; b < buckets; ++b) {
     const std::string label = b == 0   ? "0"
                               : b == 1 ? "1"
@@ -327,7 +328,8 @@ std::string UlpBars(const std::string& title,
     absl::StrAppendFormat(&svg,
                           "<text x=\"%g\" y=\"%g\" class=\"tick\" "
                           "text-anchor=\"middle\">%s</text>",
-                          L + gw * b + gw / 2, H - B + 15, label);
+                          L + gw * b + gw / 2, H - B + 15,
+                          b % label_every == 0 ? label : std::string());
     for (size_t s = 0; s < series.size(); ++s) {
       const double v = series[s].y[b];
       const double h = v * (H - T - B);
@@ -478,6 +480,7 @@ std::string RenderHtml(const DriftReport& report,
       "1100px}"
       "table{border-collapse:collapse;margin:8px 0 20px}"
       "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+      "td.cause{min-width:220px}"
       "th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:"
       "tabular-nums}"
       ".pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:"
@@ -522,7 +525,7 @@ std::string RenderHtml(const DriftReport& report,
         "</td><td class=n>",
         p.first_divergent_step < 0 ? std::string("never")
                                    : absl::StrCat(p.first_divergent_step),
-        "</td><td>", Esc(Cause(p)),
+        "</td><td class=cause>", Esc(Cause(p)),
         p.attribution_detail.empty() ? "" : "<br><small>",
         Esc(p.attribution_detail),
         p.attribution_detail.empty() ? "" : "</small>", "</td><td class=n>",
@@ -566,7 +569,7 @@ std::string RenderHtml(const DriftReport& report,
     loss_diff.push_back({p.environment, p.loss.abs_diff});
   }
   absl::StrAppend(&h, LinePlot("|loss - reference loss| per step", "step",
-                               "|&#916;loss| (log)", loss_diff, true, 1));
+                               "|\u0394 loss| (log)", loss_diff, true, 1));
   absl::StrAppend(&h, "<h2>Between environments</h2>\n",
                   Heatmap("Relative L2 between environments",
                           report.environments, report.rel_l2_matrix));

@@ -495,7 +495,7 @@ bool ModelOutputIsSequence(const ModelSpec& model) {
 }
 
 std::string CanonicalText(const JobSpec& spec) {
-  std::string out = "driftscope-jobspec-v1\n";
+  std::string out = "driftscope-jobspec-v2\n";
   auto put = [&out](absl::string_view key, absl::string_view value) {
     absl::StrAppend(&out, key, "=", value, "\n");
   };
@@ -559,7 +559,8 @@ std::string CanonicalText(const JobSpec& spec) {
   put("training.epochs", absl::StrCat(spec.training.epochs));
   put("training.batch_size", absl::StrCat(spec.training.batch_size));
   put("training.shuffle", b(spec.training.shuffle));
-  put("training.capture_epoch_outputs", b(spec.training.capture_epoch_outputs));
+  // training.capture_epoch_outputs is left out on purpose: it changes what
+  // is recorded, not what is computed, so it must not change the digest.
   return out;
 }
 

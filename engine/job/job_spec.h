@@ -125,9 +125,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec);
 int ModelOutputUnits(const ModelSpec& model);
 bool ModelOutputIsSequence(const ModelSpec& model);
 
-// Canonical, versioned text form of the spec (every field, fixed order,
-// doubles as hex-float) and its SHA-256 in lowercase hex. Two runs with the
-// same digest claim to compute the same thing.
+// Canonical, versioned text form of the spec (every field that changes the
+// computation, fixed order, doubles as hex-float; capture options are left
+// out) and its SHA-256 in lowercase hex. Two runs with the same digest claim
+// to compute the same thing.
 std::string CanonicalText(const JobSpec& spec);
 std::string SpecDigest(const JobSpec& spec);
 
