@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format python3 python3-pip chromium
 )
-PIP_PACKAGES=(numpy pytest)
+PIP_PACKAGES=(numpy pytest grpcio grpcio-tools)
 GOLDEN_PIP_PACKAGES=(tensorflow-cpu torch)
 
 SUDO=""

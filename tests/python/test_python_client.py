@@ -92,10 +92,9 @@ def test_remote_run_matches_local_train_bit_for_bit(tmp_path, worker):
 
     fps_remote = json.loads((remote / "fingerprints.json").read_text())
     fps_local = json.loads((local / "fingerprints.json").read_text())
-    local_list = fps_local if isinstance(fps_local, list) else \
-        fps_local.get("fingerprints", fps_local)
+    assert len(fps_remote) == 1 + 2 * 4  # initial + one per step
     assert [f["sha256"] for f in fps_remote] == \
-        [f["sha256"] for f in local_list]
+        [f["sha256"] for f in fps_local]
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
