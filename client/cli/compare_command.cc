@@ -124,8 +124,12 @@ int CompareCommand(const std::vector<std::string>& args, std::FILE* out,
                            records[0].name, "' nor '", records[1].name, "'")));
   }
   f.analysis.reference = f.reference;
-  absl::StatusOr<int> code = EmitReport(records, f, "", "", "", out, err);
+  std::string html;
+  absl::StatusOr<int> code = EmitReport(records, f, "", "", "", out, &html);
   if (!code.ok()) return ReportError(err, code.status());
+  if (absl::Status s = WriteHtml(f, html, err); !s.ok()) {
+    return ReportError(err, s);
+  }
   return *code;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/lib/report_render.h"
@@ -65,6 +66,19 @@ absl::StatusOr<ReportFlags> ParseReportFlags(const ParsedArgs& args) {
         "--format must be table, json or csv, got '", f.format, "'"));
   }
   f.html = args.Get("html").value_or("");
+  if (!f.html.empty()) {
+    const size_t slash = f.html.find_last_of('/');
+    const std::string parent =
+        slash == std::string::npos ? "." : f.html.substr(0, slash);
+    // Inside --out is fine: that directory is created by the command.
+    const std::string out = args.Get("out").value_or("");
+    const bool inside_out =
+        !out.empty() && (parent == out || absl::StartsWith(parent, out + "/"));
+    if (!parent.empty() && !inside_out && !IsDirectory(parent)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--html ", f.html, ": directory ", parent, " does not exist"));
+    }
+  }
   return f;
 }
 
@@ -89,7 +103,7 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
                                const std::string& sweep_text,
                                const std::string& sweep_json,
                                const std::string& out_dir, std::FILE* out,
-                               std::FILE* err) {
+                               std::string* html) {
   absl::StatusOr<DriftReport> report = AnalyzeRuns(records, flags.analysis);
   if (!report.ok()) return report.status();
   const bool pass = Verdict(*report, flags);
@@ -122,14 +136,8 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
     }
     std::fputs((table + sweep_text).c_str(), out);
   }
-  if (!flags.html.empty()) {
-    if (absl::Status s =
-            WriteTextFile(flags.html, RenderHtml(*report, records, {}));
-        !s.ok()) {
-      return s;
-    }
-    std::fprintf(err, "driftscope: wrote %s\n", flags.html.c_str());
-  }
+  std::fflush(out);
+  if (!flags.html.empty()) *html = RenderHtml(*report, records, {});
   if (!out_dir.empty()) {
     if (absl::Status s = WriteTextFile(out_dir + "/report.json", json);
         !s.ok()) {
@@ -137,6 +145,14 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
     }
   }
   return pass ? kExitOk : kExitFailure;
+}
+
+absl::Status WriteHtml(const ReportFlags& flags, const std::string& html,
+                       std::FILE* err) {
+  if (flags.html.empty()) return absl::OkStatus();
+  if (absl::Status s = WriteTextFile(flags.html, html); !s.ok()) return s;
+  std::fprintf(err, "driftscope: wrote %s\n", flags.html.c_str());
+  return absl::OkStatus();
 }
 
 }  // namespace driftscope::cli

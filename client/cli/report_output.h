@@ -34,14 +34,20 @@ absl::StatusOr<ReportFlags> ParseReportFlags(const ParsedArgs& args);
 bool Verdict(const DriftReport& report, const ReportFlags& flags);
 
 // Analyses `records`, prints the report on `out` in flags.format (with the
-// sweep section when given), writes flags.html and, when out_dir is not
-// empty, out_dir/report.json. Returns the exit code: 0 pass, 1 fail.
+// sweep section when given), writes out_dir/report.json when out_dir is not
+// empty, and returns the HTML report in *html when flags.html is set (the
+// caller writes it once its output directory is in place). Returns the exit
+// code: 0 pass, 1 fail.
 absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
                                const ReportFlags& flags,
                                const std::string& sweep_text,
                                const std::string& sweep_json,
                                const std::string& out_dir, std::FILE* out,
-                               std::FILE* err);
+                               std::string* html);
+
+// Writes the HTML report to flags.html (if set) and says so on `err`.
+absl::Status WriteHtml(const ReportFlags& flags, const std::string& html,
+                       std::FILE* err);
 
 }  // namespace driftscope::cli
 

@@ -391,12 +391,16 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
       }
     }
   }
+  std::string html;
   absl::StatusOr<int> code =
       EmitReport(records, *report_flags, sweep_text, sweep_json,
-                 out_dir ? out_dir->path() : "", out, err);
+                 out_dir ? out_dir->path() : "", out, &html);
   if (!code.ok()) return ReportError(err, code.status());
   if (out_dir) {
     if (absl::Status s = out_dir->Commit(); !s.ok()) return ReportError(err, s);
+  }
+  if (absl::Status s = WriteHtml(*report_flags, html, err); !s.ok()) {
+    return ReportError(err, s);
   }
   if (report_flags->format == "table") {
     std::fprintf(out, "(%zu runs in %.1f s)\n", jobs.size(), wall);

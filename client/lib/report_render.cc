@@ -393,14 +393,17 @@ std::string RenderTable(const DriftReport& report,
       continue;
     }
     const DriftStats& s = p.outputs.overall;
-    rows.push_back(
-        {p.environment, p.outputs.bitwise_identical ? "yes" : "no",
-         absl::StrFormat("%.1f%%", 100 * s.differing_fraction), Num(s.rel_l2),
-         Num(s.max_abs), Num(s.max_rel), absl::StrCat(s.max_ulp),
-         Num(s.median_ulp), absl::StrFormat("%.1f", s.mean_sig_bits),
-         Num(p.loss.max_abs),
-         p.drift_to_noise ? absl::StrCat(Num(*p.drift_to_noise), "x") : "-",
-         Cause(p), p.pass ? "pass" : "FAIL"});
+    rows.push_back({p.environment, p.outputs.bitwise_identical ? "yes" : "no",
+                    absl::StrFormat("%.1f%%", 100 * s.differing_fraction),
+                    Num(s.rel_l2), Num(s.max_abs), Num(s.max_rel),
+                    absl::StrCat(s.max_ulp), Num(s.median_ulp),
+                    absl::StrFormat("%.1f", s.mean_sig_bits),
+                    Num(p.loss.max_abs),
+                    !p.drift_to_noise ? "-"
+                    : std::isinf(*p.drift_to_noise)
+                        ? "floor 0"
+                        : absl::StrCat(Num(*p.drift_to_noise), "x"),
+                    Cause(p), p.pass ? "pass" : "FAIL"});
   }
   std::string table =
       FormatTable(rows, {false, false, true, true, true, true, true, true, true,
