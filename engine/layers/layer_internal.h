@@ -100,6 +100,23 @@ void ScatterBatchMajor(const T* xp, int batch, int steps, int dim,
   }
 }
 
+// at (cols × rows) = aᵀ for a (rows × cols), both row-major and dense.
+// Blocked so that both sides are walked a cache line at a time.
+template <typename T>
+void Transpose(const T* a, int rows, int cols, T* at) {
+  constexpr int kBlock = 16;
+  for (int r0 = 0; r0 < rows; r0 += kBlock) {
+    const int r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
+    for (int c0 = 0; c0 < cols; c0 += kBlock) {
+      const int c1 = c0 + kBlock < cols ? c0 + kBlock : cols;
+      for (int c = c0; c < c1; ++c)
+        for (int r = r0; r < r1; ++r)
+          at[static_cast<int64_t>(c) * rows + r] =
+              a[static_cast<int64_t>(r) * cols + c];
+    }
+  }
+}
+
 // out[j] = Σ_o (Σ_i d[o·so + i·si + j]) for j < cols: the inner sum runs
 // over i = 0..inner-1 in order, the outer over o = 0..outer-1 in order. Used
 // for bias gradients: inner = batch, outer = time ("batch, then time").

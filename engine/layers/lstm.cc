@@ -24,6 +24,52 @@ void GateGrads(int U, const T* __restrict row, const T* __restrict cp,
   }
 }
 
+// z ← (z + hr) + bias, Keras mode 2's order. hr is null at step 0
+// (h_{-1} = 0), where a zero is added in its place so the bits are those of
+// adding a zero product; bias is null without a bias or in mode 1 (already
+// in z).
+template <typename T>
+void AddRecurrent(int G, const T* __restrict hr, const T* __restrict bias,
+                  T* __restrict z) {
+  if (hr != nullptr && bias != nullptr) {
+    for (int j = 0; j < G; ++j) z[j] = (z[j] + hr[j]) + bias[j];
+  } else if (hr != nullptr) {
+    for (int j = 0; j < G; ++j) z[j] = z[j] + hr[j];
+  } else if (bias != nullptr) {
+    for (int j = 0; j < G; ++j) z[j] = (z[j] + T(0)) + bias[j];
+  } else {
+    for (int j = 0; j < G; ++j) z[j] = z[j] + T(0);
+  }
+}
+
+// c = f ⊙ c_{t-1} + i ⊙ g over one sample's activated gate row [i|f|g|o].
+template <typename T>
+void CellState(int U, const T* __restrict row, const T* __restrict cp,
+               T* __restrict c) {
+  for (int u = 0; u < U; ++u)
+    c[u] = row[U + u] * cp[u] + row[u] * row[2 * U + u];
+}
+
+// h = o ⊙ τ.
+template <typename T>
+void HiddenState(int U, const T* __restrict og, const T* __restrict tau,
+                 T* __restrict h) {
+  for (int u = 0; u < U; ++u) h[u] = og[u] * tau[u];
+}
+
+// δh = g + carried (g: the output gradient at this step, or null), and
+// t = δh ⊙ o.
+template <typename T>
+void OutputGrad(int U, const T* __restrict g, const T* __restrict carried,
+                const T* __restrict og, T* __restrict dht, T* __restrict t) {
+  if (g != nullptr) {
+    for (int u = 0; u < U; ++u) dht[u] = g[u] + carried[u];
+  } else {
+    for (int u = 0; u < U; ++u) dht[u] = carried[u];
+  }
+  for (int u = 0; u < U; ++u) t[u] = dht[u] * og[u];
+}
+
 template <typename T>
 class LstmLayer final : public Layer<T> {
  public:
@@ -67,6 +113,7 @@ class LstmLayer final : public Layer<T> {
   Buffer<T> xp_, gates_, hs_, cs_, tau_, hr_;
   // Backward scratch.
   Buffer<T> da_, dh_, dc_, dht_, tmp_, dxp_, scratch_;
+  Buffer<T> rt_;  // Rᵀ, (4U, U)
 };
 
 template <typename T>
@@ -108,55 +155,44 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
   }
   std::memset(hs_.data(), 0, sizeof(T) * hblock);
   std::memset(cs_.data(), 0, sizeof(T) * hblock);
+  // Mode 2 adds the bias after the recurrent term; mode 1 already has it.
+  const T* step_bias = mode1 ? nullptr : bias;
   for (int k = 0; k < S; ++k) {
     const T* hp = hs_.data() + k * hblock;
     T* hr = hr_.data();
-    if (k == 0) {
-      std::memset(hr, 0, sizeof(T) * gblock);  // h_{-1} = 0
-    } else if (mode1) {
-      for (int g = 0; g < 4; ++g)
-        ctx.Gemm<T>(false, false, batch, U, U, hp, U, R + g * U, G, T(0),
-                    hr + g * U, G);
-    } else {
-      ctx.Gemm<T>(false, false, batch, G, U, hp, U, R, G, T(0), hr, G);
+    // h_{-1} = 0: step 0 adds a zero recurrent term instead of a product.
+    if (k > 0) {
+      if (mode1) {
+        for (int g = 0; g < 4; ++g)
+          ctx.Gemm<T>(false, false, batch, U, U, hp, U, R + g * U, G, T(0),
+                      hr + g * U, G);
+      } else {
+        ctx.Gemm<T>(false, false, batch, G, U, hp, U, R, G, T(0), hr, G);
+      }
     }
     T* z = gates_.data() + k * gblock;
-    // Mode 2: (xW + hR) + b. Mode 1: (xW + b) + hR, xW + b already in z.
-    if (bias != nullptr && !mode1) {
-      for (int b = 0; b < batch; ++b) {
-        T* zr = z + static_cast<int64_t>(b) * G;
-        const T* hrr = hr + static_cast<int64_t>(b) * G;
-        for (int j = 0; j < G; ++j) zr[j] = (zr[j] + hrr[j]) + bias[j];
-      }
-    } else {
-      for (int64_t e = 0; e < gblock; ++e) z[e] = z[e] + hr[e];
-    }
+    const T* cp = cs_.data() + k * hblock;
+    T* c = cs_.data() + (k + 1) * hblock;
+    T* tau = tau_.data() + k * hblock;
+    T* h = hs_.data() + (k + 1) * hblock;
+    // One pass per sample over its gate row, so the row stays in L1 from
+    // the pre-activation sum to h.
     for (int b = 0; b < batch; ++b) {
       T* row = z + static_cast<int64_t>(b) * G;
+      const int64_t o = static_cast<int64_t>(b) * U;
+      AddRecurrent(G, k > 0 ? hr + static_cast<int64_t>(b) * G : nullptr,
+                   step_bias, row);
       ract_.forward(row, row, 2 * U);              // i, f
       act_.forward(row + 2 * U, row + 2 * U, U);   // g
       ract_.forward(row + 3 * U, row + 3 * U, U);  // o
+      ctx.RoundActivations(row, G);  // mixed precision: no-op otherwise
+      CellState(U, row, cp + o, c + o);
+      ctx.RoundActivations(c + o, U);
+      act_.forward(c + o, tau + o, U);
+      ctx.RoundActivations(tau + o, U);
+      HiddenState(U, row + 3 * U, tau + o, h + o);
+      ctx.RoundActivations(h + o, U);
     }
-    ctx.RoundActivations(z, gblock);  // mixed precision: no-op otherwise
-    const T* cp = cs_.data() + k * hblock;
-    T* c = cs_.data() + (k + 1) * hblock;
-    for (int b = 0; b < batch; ++b) {
-      const T* row = z + static_cast<int64_t>(b) * G;
-      const int64_t o = static_cast<int64_t>(b) * U;
-      for (int u = 0; u < U; ++u)
-        c[o + u] = row[U + u] * cp[o + u] + row[u] * row[2 * U + u];
-    }
-    ctx.RoundActivations(c, hblock);
-    T* tau = tau_.data() + k * hblock;
-    act_.forward(c, tau, hblock);
-    ctx.RoundActivations(tau, hblock);
-    T* h = hs_.data() + (k + 1) * hblock;
-    for (int b = 0; b < batch; ++b) {
-      const T* og = z + static_cast<int64_t>(b) * G + 3 * U;
-      const int64_t o = static_cast<int64_t>(b) * U;
-      for (int u = 0; u < U; ++u) h[o + u] = og[u] * tau[o + u];
-    }
-    ctx.RoundActivations(h, hblock);
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
 }
@@ -171,45 +207,54 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   Reserve(&da_, rows * G);
   Reserve(&dh_, hblock);
   Reserve(&dc_, hblock);
-  Reserve(&dht_, hblock);
-  Reserve(&tmp_, hblock);
+  Reserve(&dht_, U);
+  Reserve(&tmp_, U);
   Reserve(&scratch_, G);
+  Reserve(&rt_, static_cast<int64_t>(G) * U);
   const T* W = params;
   const T* R = W + static_cast<int64_t>(D) * G;
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * G;
   T* db = spec_.use_bias ? dR + static_cast<int64_t>(U) * G : nullptr;
+  // δh·Rᵀ runs every step: with Rᵀ stored once, the GEMM packs a plain
+  // matrix instead of transposing R while packing, T times. The packed
+  // panels, hence the bits, are the same.
+  Transpose(R, U, G, rt_.data());
 
   std::memset(dh_.data(), 0, sizeof(T) * hblock);
   std::memset(dc_.data(), 0, sizeof(T) * hblock);
   for (int k = S - 1; k >= 0; --k) {
-    T* dht = dht_.data();
-    AddOutputGrad(dy, batch, S, U, spec_.return_sequences, k, dh_.data(), dht);
     const T* gate = gates_.data() + k * gblock;
-    const T* tau = tau_.data() + k * hblock;
-    const T* cp = cs_.data() + k * hblock;
+    const T* taus = tau_.data() + k * hblock;
+    const T* cps = cs_.data() + k * hblock;
     T* da = da_.data() + k * gblock;
+    T* dht = dht_.data();
     T* t = tmp_.data();
-    // δc = δc + (δh ⊙ o) ⊙ a'(c), a' taken from τ = a(c).
-    for (int b = 0; b < batch; ++b) {
-      const T* og = gate + static_cast<int64_t>(b) * G + 3 * U;
-      const int64_t o = static_cast<int64_t>(b) * U;
-      for (int u = 0; u < U; ++u) t[o + u] = dht[o + u] * og[u];
-    }
-    act_.backward(tau, t, t, hblock);
-    T* dc = dc_.data();
-    for (int64_t e = 0; e < hblock; ++e) dc[e] = dc[e] + t[e];
     for (int b = 0; b < batch; ++b) {
       const T* row = gate + static_cast<int64_t>(b) * G;
       T* drow = da + static_cast<int64_t>(b) * G;
       const int64_t o = static_cast<int64_t>(b) * U;
-      GateGrads(U, row, cp + o, tau + o, dht + o, dc + o, drow);
+      const T* tau = taus + o;
+      T* dc = dc_.data() + o;
+      // δh = output gradient at this step (if any) + carried gradient.
+      const T* g = nullptr;
+      if (spec_.return_sequences) {
+        g = dy + (static_cast<int64_t>(b) * S + k) * U;
+      } else if (k == S - 1) {
+        g = dy + static_cast<int64_t>(b) * U;
+      }
+      OutputGrad(U, g, dh_.data() + o, row + 3 * U, dht, t);
+      // δc = δc + (δh ⊙ o) ⊙ a'(c), a' taken from τ = a(c).
+      act_.backward(tau, t, t, U);
+      for (int u = 0; u < U; ++u) dc[u] = dc[u] + t[u];
+      GateGrads(U, row, cps + o, tau, dht, dc, drow);
       ract_.backward(row, drow, drow, 2 * U);
       act_.backward(row + 2 * U, drow + 2 * U, drow + 2 * U, U);
       ract_.backward(row + 3 * U, drow + 3 * U, drow + 3 * U, U);
     }
     if (k > 0)
-      ctx.Gemm<T>(false, true, batch, U, G, da, G, R, G, T(0), dh_.data(), U);
+      ctx.Gemm<T>(false, false, batch, U, G, da, G, rt_.data(), U, T(0),
+                  dh_.data(), U);
   }
   // Weight gradients as single GEMMs over all T·B rows. Step 0's h_{-1} is
   // zero, so dR starts at step 1.
