@@ -81,20 +81,22 @@ absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
 }
 
 bool EmitTensorChunks(const std::string& name, const NdArray& array,
-                      const std::function<bool(const v1::TensorChunk&)>& emit,
+                      const std::function<bool(v1::TensorChunk*)>& emit,
                       std::string* sha256_out, int64_t chunk_bytes) {
   chunk_bytes = std::clamp<int64_t>(chunk_bytes, 1, kMaxChunkBytes);
   const int64_t total = array.nbytes();
   const char* bytes = reinterpret_cast<const char*>(array.raw());
   Sha256 sha;
   v1::TensorChunk chunk;
-  chunk.set_name(name);
-  chunk.set_dtype(DTypeToProto(array.dtype()));
-  for (int64_t d : array.shape()) chunk.add_shape(d);
-  chunk.set_total_bytes(total);
   int64_t offset = 0;
   do {
     const int64_t len = std::min(chunk_bytes, total - offset);
+    // Every field is set again: `emit` may have taken the previous chunk.
+    chunk.Clear();
+    chunk.set_name(name);
+    chunk.set_dtype(DTypeToProto(array.dtype()));
+    for (int64_t d : array.shape()) chunk.add_shape(d);
+    chunk.set_total_bytes(total);
     chunk.set_offset(offset);
     chunk.set_data(bytes + offset, static_cast<size_t>(len));
     chunk.set_crc32c(Crc32c(bytes + offset, static_cast<size_t>(len)));
@@ -105,7 +107,7 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
       chunk.set_sha256(digest);
       if (sha256_out != nullptr) *sha256_out = std::move(digest);
     }
-    if (!emit(chunk)) return false;
+    if (!emit(&chunk)) return false;
   } while (offset < total);
   return true;
 }
@@ -140,14 +142,14 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
       return loss("total_bytes ", chunk.total_bytes(), " does not match ",
                   DTypeName(*dtype), " shape ", ShapeText(shape));
     }
-    Partial p;
-    p.dtype = *dtype;
-    p.shape = shape;
-    p.total_bytes = chunk.total_bytes();
-    p.array = NdArray(*dtype, std::move(shape));
+    auto p = std::make_unique<Partial>();
+    p->dtype = *dtype;
+    p->shape = shape;
+    p->total_bytes = chunk.total_bytes();
+    p->array = NdArray(*dtype, std::move(shape));
     it = partial_.emplace(name, std::move(p)).first;
   }
-  Partial& p = it->second;
+  Partial& p = *it->second;
   if (chunk.dtype() != DTypeToProto(p.dtype) ||
       chunk.total_bytes() != p.total_bytes ||
       !std::equal(chunk.shape().begin(), chunk.shape().end(), p.shape.begin(),
@@ -169,6 +171,7 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
   }
   std::memcpy(p.array.raw() + p.received, chunk.data().data(),
               static_cast<size_t>(len));
+  p.sha.Update(chunk.data().data(), static_cast<size_t>(len));
   p.received += len;
   if (p.received < p.total_bytes) {
     if (!chunk.sha256().empty()) {
@@ -176,8 +179,7 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
     }
     return absl::OkStatus();
   }
-  const std::string sha =
-      Sha256Hex(p.array.raw(), static_cast<size_t>(p.array.nbytes()));
+  const std::string sha = p.sha.HexDigest();
   if (chunk.sha256() != sha) {
     return loss("sha256 of the reassembled tensor is ", sha,
                 ", the sender's is \"", chunk.sha256(), "\"");
@@ -191,8 +193,8 @@ absl::StatusOr<std::vector<NamedArray>> TensorAssembler::Finish() {
   if (!partial_.empty()) {
     const auto& [name, p] = *partial_.begin();
     return absl::DataLossError(
-        absl::StrCat("tensor \"", name, "\": truncated, received ", p.received,
-                     " of ", p.total_bytes, " bytes"));
+        absl::StrCat("tensor \"", name, "\": truncated, received ", p->received,
+                     " of ", p->total_bytes, " bytes"));
   }
   return std::move(done_);
 }

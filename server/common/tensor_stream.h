@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "driftscope/v1/worker.pb.h"
 #include "engine/core/ndarray.h"
+#include "engine/core/sha256.h"
 #include "engine/train/run_result.h"
 
 namespace driftscope {
@@ -38,11 +40,12 @@ absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
                                         absl::string_view field);
 
 // Cuts `array` into chunks of at most `chunk_bytes` (≤ kMaxChunkBytes) and
-// hands each to `emit` in order; an empty tensor is one empty chunk. Stops
-// early and returns false when `emit` returns false (the stream broke).
-// `sha256_out`, when not null, receives the tensor's sha256.
+// hands each to `emit` in order; an empty tensor is one empty chunk. `emit`
+// may take the chunk's contents (Swap them into an event: a 1 MiB copy
+// saved). Stops early and returns false when `emit` returns false (the
+// stream broke). `sha256_out`, when not null, receives the tensor's sha256.
 bool EmitTensorChunks(const std::string& name, const NdArray& array,
-                      const std::function<bool(const v1::TensorChunk&)>& emit,
+                      const std::function<bool(v1::TensorChunk*)>& emit,
                       std::string* sha256_out = nullptr,
                       int64_t chunk_bytes = kMaxChunkBytes);
 
@@ -65,13 +68,14 @@ class TensorAssembler {
 
  private:
   struct Partial {
+    Sha256 sha;  // over the bytes received so far
     DType dtype;
     std::vector<int64_t> shape;
     int64_t total_bytes = 0;
     int64_t received = 0;
     NdArray array;
   };
-  std::map<std::string, Partial> partial_;
+  std::map<std::string, std::unique_ptr<Partial>> partial_;
   std::vector<NamedArray> done_;
 };
 

@@ -335,8 +335,8 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     std::string sha;
     const bool sent = EmitTensorChunks(
         t.name, t.array,
-        [&](const v1::TensorChunk& c) {
-          *chunk_event.mutable_tensor_chunk() = c;
+        [&](v1::TensorChunk* c) {
+          chunk_event.mutable_tensor_chunk()->Swap(c);
           return sink(chunk_event) && !cancelled();
         },
         &sha);

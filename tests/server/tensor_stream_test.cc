@@ -28,8 +28,8 @@ std::vector<v1::TensorChunk> Chunks(const std::string& name, const NdArray& a,
   std::vector<v1::TensorChunk> out;
   EmitTensorChunks(
       name, a,
-      [&](const v1::TensorChunk& c) {
-        out.push_back(c);
+      [&](v1::TensorChunk* c) {
+        out.push_back(*c);
         return true;
       },
       nullptr, chunk_bytes);
