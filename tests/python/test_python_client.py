@@ -113,3 +113,17 @@ def test_bad_spec_is_invalid_argument_naming_the_field(tmp_path, worker):
     assert r.returncode == 1
     assert "INVALID_ARGUMENT" in r.stderr
     assert "model.layers[1].gru.units" in r.stderr
+
+
+def test_standard_health_service_reports_serving(worker):
+    import grpc  # grpcio
+    _, address = worker
+    with grpc.insecure_channel(address) as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        name = b"driftscope.v1.Worker"
+        # HealthCheckRequest{service}; HealthCheckResponse{status: SERVING=1}
+        for request in (b"", b"\x0a" + bytes([len(name)]) + name):
+            assert check(request, timeout=10) == b"\x08\x01"
+        with pytest.raises(grpc.RpcError) as e:
+            check(b"\x0a\x03foo", timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND

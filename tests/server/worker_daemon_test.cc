@@ -235,6 +235,31 @@ TEST(WorkerDaemonTest, TlsWorkerRefusesPlaintextAndServesTls) {
   EXPECT_TRUE(r.ok()) << r.status();
 }
 
+TEST(WorkerDaemonTest, MutualTlsNeedsAClientCertificate) {
+  const std::string dir = ::testing::TempDir() + "/worker_mtls";
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  // One self-signed certificate serves as server cert, client cert and the
+  // CA that signed both: enough to exercise the verification paths.
+  const std::string cmd = absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ",
+      dir, "/key.pem -out ", dir, "/cert.pem 2>/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto worker = StartWorker({"--tls_cert=" + dir + "/cert.pem",
+                             "--tls_key=" + dir + "/key.pem",
+                             "--tls_client_ca=" + dir + "/cert.pem"});
+  ASSERT_NE(worker, nullptr);
+  WorkerClientOptions anonymous;
+  anonymous.tls_root_cert_pem = ReadFile(dir + "/cert.pem");
+  anonymous.describe_deadline = absl::Seconds(5);
+  EXPECT_FALSE(Client(worker->address(), anonymous)->Describe().ok());
+  WorkerClientOptions known = anonymous;
+  known.tls_client_cert_pem = ReadFile(dir + "/cert.pem");
+  known.tls_client_key_pem = ReadFile(dir + "/key.pem");
+  auto d = Client(worker->address(), known)->Describe();
+  EXPECT_TRUE(d.ok()) << d.status();
+}
+
 TEST(WorkerDaemonTest, RefusesPlaintextUnlessAskedFor) {
   auto w = WorkerProcess::Start({});
   EXPECT_FALSE(w.ok());
