@@ -3,10 +3,15 @@
 // in-process (target < 5% extra wall time). Worker and client share this
 // process and its cores, as on a one-box deployment.
 #include <benchmark/benchmark.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
 
+#include <chrono>
 #include <memory>
 
+#include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
+#include "driftscope/v1/worker.grpc.pb.h"
 #include "engine/train/trainer.h"
 #include "server/common/crc32c.h"
 #include "server/common/tensor_stream.h"
@@ -109,6 +114,45 @@ BENCHMARK(BM_EvalRemote)
     ->Arg(256)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// Streaming alone: the stub read directly, timed from the first tensor chunk
+// to `done`, so the eval compute before the first chunk is left out. Each
+// chunk is checked (crc32c) and copied out as WorkerClient does.
+void BM_StreamOnly(benchmark::State& state) {
+  const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
+  auto stub = v1::Worker::NewStub(grpc::CreateChannel(
+      Server().address(), grpc::InsecureChannelCredentials()));
+  v1::RunRequest request;
+  *request.mutable_spec() = JobSpecToProto(spec);
+  request.mutable_capture()->set_outputs(true);
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    grpc::ClientContext ctx;
+    auto reader = stub->Run(&ctx, request);
+    v1::RunEvent event;
+    std::chrono::steady_clock::time_point first;
+    bool started = false;
+    TensorAssembler assembler;
+    while (reader->Read(&event)) {
+      if (event.has_tensor_chunk()) {
+        if (!started) first = std::chrono::steady_clock::now();
+        started = true;
+        if (!assembler.Add(event.tensor_chunk()).ok()) {
+          state.SkipWithError("bad chunk");
+        }
+        bytes += event.tensor_chunk().data().size();
+      }
+    }
+    const auto end = std::chrono::steady_clock::now();
+    if (!reader->Finish().ok()) state.SkipWithError("run failed");
+    state.SetIterationTime(std::chrono::duration<double>(end - first).count());
+  }
+  state.SetBytesProcessed(bytes);
+}
+BENCHMARK(BM_StreamOnly)
+    ->Arg(256)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
 
 void BM_DefaultJobInProcess(benchmark::State& state) {
   const JobSpec spec = DefaultJobSpec();

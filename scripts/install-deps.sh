@@ -37,7 +37,7 @@ if [ "${1:-}" = "--golden" ]; then want+=("${GOLDEN_PIP_PACKAGES[@]}"); fi
 pip_missing=()
 for p in "${want[@]}"; do
   mod=$p
-  case $p in tensorflow-cpu) mod=tensorflow ;; esac
+  case $p in tensorflow-cpu) mod=tensorflow ;; grpcio) mod=grpc ;; grpcio-tools) mod=grpc_tools ;; esac
   $PY -c "import $mod" 2>/dev/null || pip_missing+=("$p")
 done
 if [ ${#pip_missing[@]} -gt 0 ]; then
