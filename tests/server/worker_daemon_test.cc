@@ -114,6 +114,36 @@ TEST(WorkerDaemonTest, RemoteRunIsBitIdenticalToLocal) {
             RunJob(SmallSpec(), *Profile::Parse("fp32"))->profile);
 }
 
+TEST(WorkerDaemonTest, SuppliedDataAndInitialWeightsTravelExactly) {
+  auto worker = StartWorker({"--insecure"});
+  ASSERT_NE(worker, nullptr);
+  JobSpec spec = SmallSpec();
+  spec.model.layers.resize(1);
+  spec.model.layers[0].units = 3;  // LSTM(3, seq): output (N, 10, 3)
+  NdArray x(DType::kFloat64, {20, 10, 1}), y(DType::kFloat32, {20, 10, 3});
+  NdArray eval_x(DType::kFloat32, {5, 10, 1});
+  for (int64_t i = 0; i < x.size(); ++i) x.data<double>()[i] = 0.01 * i - 1;
+  for (int64_t i = 0; i < y.size(); ++i) y.data<float>()[i] = 0.003f * i;
+  for (int64_t i = 0; i < eval_x.size(); ++i) eval_x.data<float>()[i] = 0.1f;
+  auto reference = RunJob(spec, *Profile::Parse("fp32"));
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  RunOptions options;
+  options.x = x;
+  options.y = y;
+  options.eval_x = eval_x;
+  std::vector<NdArray> init;
+  for (const NamedArray& w : reference->final_weights) init.push_back(w.array);
+  options.init_weights = init;
+  auto remote = Client(worker->address())->Run(spec, "fp32", options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  auto local = RunJob(spec, *Profile::Parse("fp32"), options);
+  ASSERT_TRUE(local.ok()) << local.status();
+  ExpectBitIdentical(*remote, *local);
+  EXPECT_EQ(remote->outputs.shape(), (std::vector<int64_t>{5, 10, 3}));
+  // The initial weights were the ones sent, not the seeded ones.
+  EXPECT_NE(remote->fingerprints[0].sha256, reference->fingerprints[0].sha256);
+}
+
 TEST(WorkerDaemonTest, ResultAbove64MBStreamsIntact) {
   auto worker = StartWorker({"--insecure"});
   ASSERT_NE(worker, nullptr);
@@ -148,6 +178,30 @@ TEST(WorkerDaemonTest, InvalidSpecNamesFieldAndDaemonKeepsServing) {
   EXPECT_TRUE(ok.ok()) << ok.status();
   auto unrunnable = client->Run(SmallSpec(), "fp32,threads=banana");
   EXPECT_EQ(unrunnable.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WorkerDaemonTest, UnreachableWorkerIsUnavailableAfterRetries) {
+  std::string address;
+  {
+    auto worker = StartWorker({"--insecure"});
+    ASSERT_NE(worker, nullptr);
+    address = worker->address();
+  }  // killed: nothing listens there now
+  WorkerClientOptions o;
+  o.address = address;
+  o.insecure = true;
+  o.max_attempts = 3;
+  o.initial_backoff = absl::Milliseconds(50);
+  o.describe_deadline = absl::Seconds(5);
+  auto client = WorkerClient::Create(o);
+  ASSERT_TRUE(client.ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto d = (*client)->Describe();
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(d.status().message(), HasSubstr(address));
+  // Two backoff waits (50 + 100 ms) happened between the three attempts.
+  EXPECT_GE(std::chrono::steady_clock::now() - t0,
+            std::chrono::milliseconds(150));
 }
 
 TEST(WorkerDaemonTest, OversizeJobRefusedBeforeWork) {
