@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "engine/drift/array_drift_internal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -374,6 +375,124 @@ TEST(DriftArrayTest, ResultsAreBitwiseDeterministic) {
                       {x.overall.median_sig_bits, y.overall.median_sig_bits},
                       {x.overall.median_ulp, y.overall.median_ulp}}) {
     EXPECT_EQ(std::memcmp(&p, &q, sizeof(double)), 0);
+  }
+}
+
+// Distances far beyond the exactly-counted ones (u >= 64, float64 units)
+// and relative errors spread over binades: the medians come from the second
+// pass and must still equal a sort-based median.
+TEST(DriftArrayTest, MediansOfLargeDistancesAreExact) {
+  const int64_t N = 101, T = 3, U = 40;
+  std::vector<double> a(N * T * U), r(N * T * U);
+  uint64_t s = 777;
+  auto next = [&] {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return s >> 11;
+  };
+  for (size_t i = 0; i < a.size(); ++i) {
+    r[i] = static_cast<double>(next()) * 0x1p-53 + 0.5;
+    const int64_t k =
+        static_cast<int64_t>(next() % (uint64_t{1} << 40)) - (int64_t{1} << 39);
+    int64_t bits;
+    std::memcpy(&bits, &r[i], 8);
+    bits += (i % 7 == 0) ? 0 : k;  // some identical elements
+    std::memcpy(&a[i], &bits, 8);
+  }
+  ArrayDrift d = Cmp(NdArray::From<double>({N, T, U}, a),
+                     NdArray::From<double>({N, T, U}, r));
+  double max_r = 0;
+  for (double v : r) max_r = std::max(max_r, std::fabs(v));
+  for (int64_t t = -1; t < T; ++t) {
+    std::vector<uint64_t> ulps;
+    std::vector<double> sigs;
+    for (int64_t i = 0; i < N; ++i) {
+      for (int64_t tt = 0; tt < T; ++tt) {
+        if (t >= 0 && tt != t) continue;
+        for (int64_t u = 0; u < U; ++u) {
+          const size_t k = static_cast<size_t>((i * T + tt) * U + u);
+          int64_t x, y;
+          std::memcpy(&x, &a[k], 8);
+          std::memcpy(&y, &r[k], 8);
+          ulps.push_back(static_cast<uint64_t>(std::llabs(x - y)));
+          const double rel =
+              std::fabs(a[k] - r[k]) / std::max(std::fabs(r[k]), 1e-6 * max_r);
+          sigs.push_back(a[k] == r[k] ? 53.0
+                                      : std::clamp(-std::log2(rel), 0.0, 53.0));
+        }
+      }
+    }
+    const DriftStats& st = t < 0 ? d.overall : d.per_timestep[t];
+    SCOPED_TRACE(t);
+    EXPECT_GT(SortedMedian(ulps), 64.0);
+    EXPECT_EQ(st.median_ulp, SortedMedian(ulps));
+    EXPECT_NEAR(st.median_sig_bits, SortedMedian(sigs), 1e-10);
+  }
+}
+
+// The AVX2 and portable kernels do the same operations in the same order:
+// every metric is bit-for-bit equal, for every dtype pair, with partial
+// blocks, staged and direct (N, T, U) rows, and non-finite values.
+template <typename TA, typename TR>
+void ExpectKernelsAgree(const std::vector<int64_t>& shape, uint64_t seed) {
+  NdArray a(DTypeOf<TA>(), shape), r(DTypeOf<TR>(), shape);
+  uint64_t s = seed;
+  auto next = [&] {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return s >> 11;
+  };
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const double rv = std::ldexp(static_cast<double>(next()) * 0x1p-53 - 0.5,
+                                 static_cast<int>(next() % 40) - 20);
+    const uint64_t p = next() % 100;
+    double av = rv * (1 + (static_cast<double>(next()) * 0x1p-53 - 0.5) *
+                              (p < 50 ? 1e-6 : 1e-1));
+    if (p < 20) av = static_cast<TR>(rv);
+    if (p == 97) av = NAN;
+    if (p == 98) av = HUGE_VAL;
+    r.data<TR>()[i] = static_cast<TR>(p == 99 ? -HUGE_VAL : rv);
+    a.data<TA>()[i] = static_cast<TA>(av);
+  }
+  const ArrayDrift x = Cmp(a, r);
+  absl::StatusOr<ArrayDrift> y = drift_internal::CompareArraysPortable(a, r);
+  ASSERT_TRUE(y.ok());
+  ASSERT_EQ(x.per_timestep.size(), y->per_timestep.size());
+  for (size_t t = 0; t <= x.per_timestep.size(); ++t) {
+    const DriftStats& p = t == 0 ? x.overall : x.per_timestep[t - 1];
+    const DriftStats& q = t == 0 ? y->overall : y->per_timestep[t - 1];
+    SCOPED_TRACE(t);
+    for (auto [u, v] : {std::pair{p.max_abs, q.max_abs},
+                        {p.mean_abs, q.mean_abs},
+                        {p.rms, q.rms},
+                        {p.max_rel, q.max_rel},
+                        {p.rel_l2, q.rel_l2},
+                        {p.cosine, q.cosine},
+                        {p.norm_a, q.norm_a},
+                        {p.norm_ref, q.norm_ref},
+                        {p.norm_diff, q.norm_diff},
+                        {p.median_ulp, q.median_ulp},
+                        {p.min_sig_bits, q.min_sig_bits},
+                        {p.mean_sig_bits, q.mean_sig_bits},
+                        {p.median_sig_bits, q.median_sig_bits}}) {
+      EXPECT_EQ(std::memcmp(&u, &v, sizeof(double)), 0) << u << " vs " << v;
+    }
+    EXPECT_EQ(p.numeric, q.numeric);
+    EXPECT_EQ(p.differing, q.differing);
+    EXPECT_EQ(p.nan_mismatches, q.nan_mismatches);
+    EXPECT_EQ(p.inf_mismatches, q.inf_mismatches);
+    EXPECT_EQ(p.tolerance_violations, q.tolerance_violations);
+    EXPECT_EQ(p.max_ulp, q.max_ulp);
+    EXPECT_EQ(p.ulp_histogram, q.ulp_histogram);
+  }
+}
+
+TEST(DriftArrayTest, SimdAndPortableKernelsAgreeBitwise) {
+  SCOPED_TRACE(drift_internal::KernelName());
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {1}, {7}, {257}, {3001}, {17, 5, 3}, {9, 4, 45}, {3, 2, 600}}) {
+    ExpectKernelsAgree<float, float>(shape, 1);
+    ExpectKernelsAgree<double, double>(shape, 2);
+    ExpectKernelsAgree<float, double>(shape, 3);
+    ExpectKernelsAgree<double, float>(shape, 4);
   }
 }
 
