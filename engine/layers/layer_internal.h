@@ -74,6 +74,17 @@ void Reserve(Buffer<T>* v, int64_t n) {
   if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
 }
 
+// Asks for [p, p + n) to be brought into cache. The per-step loops walk
+// caches written long before (a whole sequence is tens of MB), one sample
+// row at a time, in short pieces the hardware prefetcher picks up late;
+// fetching the next row while this one is computed hides the misses.
+template <typename T>
+inline void PrefetchRow(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
+}
+
 // Copies x (batch, T, D) batch-major into xp (T·batch, D) time-major,
 // processing order.
 template <typename T>
@@ -133,6 +144,28 @@ void SumRows(const T* d, int outer, int64_t so, int inner, int64_t si, int cols,
       for (int j = 0; j < cols; ++j) scratch[j] += row[j];
     }
     for (int j = 0; j < cols; ++j) out[j] += scratch[j];
+  }
+}
+
+// The two halves of SumRows, for callers that produce the rows one at a
+// time: sum = row (first) or sum + row, for the rows of one outer index in
+// inner order; then SumSteps adds the `outer` sums (each `cols` wide,
+// contiguous) in order. Together: the bits of SumRows.
+template <typename T>
+void AccumulateRow(int cols, bool first, const T* __restrict row,
+                   T* __restrict sum) {
+  if (first) {
+    for (int j = 0; j < cols; ++j) sum[j] = row[j];
+  } else {
+    for (int j = 0; j < cols; ++j) sum[j] += row[j];
+  }
+}
+template <typename T>
+void SumSteps(const T* sums, int outer, int cols, T* out) {
+  for (int j = 0; j < cols; ++j) out[j] = T(0);
+  for (int o = 0; o < outer; ++o) {
+    const T* s = sums + static_cast<int64_t>(o) * cols;
+    for (int j = 0; j < cols; ++j) out[j] += s[j];
   }
 }
 

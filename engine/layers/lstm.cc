@@ -112,8 +112,9 @@ class LstmLayer final : public Layer<T> {
   // activated [i|f|g|o] per step; hs_/cs_ have T+1 blocks (block 0 = zeros).
   Buffer<T> xp_, gates_, hs_, cs_, tau_, hr_;
   // Backward scratch.
-  Buffer<T> da_, dh_, dc_, dht_, tmp_, dxp_, scratch_;
-  Buffer<T> rt_;  // Rᵀ, (4U, U)
+  Buffer<T> da_, dh_, dc_, dht_, tmp_, dxp_;
+  Buffer<T> rt_;   // Rᵀ, (4U, U)
+  Buffer<T> dbs_;  // per-step batch sums of δA, (T, 4U)
 };
 
 template <typename T>
@@ -180,6 +181,7 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
     for (int b = 0; b < batch; ++b) {
       T* row = z + static_cast<int64_t>(b) * G;
       const int64_t o = static_cast<int64_t>(b) * U;
+      if (b + 1 < batch) PrefetchRow(row + G, G);
       AddRecurrent(G, k > 0 ? hr + static_cast<int64_t>(b) * G : nullptr,
                    step_bias, row);
       ract_.forward(row, row, 2 * U);              // i, f
@@ -192,9 +194,15 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       ctx.RoundActivations(tau + o, U);
       HiddenState(U, row + 3 * U, tau + o, h + o);
       ctx.RoundActivations(h + o, U);
+      // The output sequence is written while h is in L1, not in a later
+      // pass over all of hs_.
+      if (spec_.return_sequences)
+        std::memcpy(y + (static_cast<int64_t>(b) * S + k) * U, h + o,
+                    sizeof(T) * U);
     }
   }
-  WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
+  if (!spec_.return_sequences)
+    std::memcpy(y, hs_.data() + S * hblock, sizeof(T) * hblock);
 }
 
 template <typename T>
@@ -204,18 +212,18 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   const int64_t rows = static_cast<int64_t>(S) * batch;
   const int64_t hblock = static_cast<int64_t>(batch) * U;
   const int64_t gblock = static_cast<int64_t>(batch) * G;
-  Reserve(&da_, rows * G);
-  Reserve(&dh_, hblock);
-  Reserve(&dc_, hblock);
-  Reserve(&dht_, U);
-  Reserve(&tmp_, U);
-  Reserve(&scratch_, G);
-  Reserve(&rt_, static_cast<int64_t>(G) * U);
   const T* W = params;
   const T* R = W + static_cast<int64_t>(D) * G;
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * G;
   T* db = spec_.use_bias ? dR + static_cast<int64_t>(U) * G : nullptr;
+  Reserve(&da_, rows * G);
+  Reserve(&dh_, hblock);
+  Reserve(&dc_, hblock);
+  Reserve(&dht_, U);
+  Reserve(&tmp_, U);
+  Reserve(&rt_, static_cast<int64_t>(G) * U);
+  if (db != nullptr) Reserve(&dbs_, static_cast<int64_t>(S) * G);
   // δh·Rᵀ runs every step: with Rᵀ stored once, the GEMM packs a plain
   // matrix instead of transposing R while packing, T times. The packed
   // panels, hence the bits, are the same.
@@ -243,6 +251,13 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       } else if (k == S - 1) {
         g = dy + static_cast<int64_t>(b) * U;
       }
+      if (b + 1 < batch) {
+        PrefetchRow(row + G, G);
+        PrefetchRow(cps + o + U, U);
+        PrefetchRow(tau + U, U);
+        if (g != nullptr)
+          PrefetchRow(g + (spec_.return_sequences ? S * U : U), U);
+      }
       OutputGrad(U, g, dh_.data() + o, row + 3 * U, dht, t);
       // δc = δc + (δh ⊙ o) ⊙ a'(c), a' taken from τ = a(c).
       act_.backward(tau, t, t, U);
@@ -251,6 +266,8 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       ract_.backward(row, drow, drow, 2 * U);
       act_.backward(row + 2 * U, drow + 2 * U, drow + 2 * U, U);
       ract_.backward(row + 3 * U, drow + 3 * U, drow + 3 * U, U);
+      // db's per-step sum over the batch, while δA is in L1.
+      if (db != nullptr) AccumulateRow(G, b == 0, drow, dbs_.data() + k * G);
     }
     if (k > 0)
       ctx.Gemm<T>(false, false, batch, U, G, da, G, rt_.data(), U, T(0),
@@ -262,8 +279,8 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
               da_.data(), G, T(0), dW, G);
   ctx.Gemm<T>(true, false, U, G, static_cast<int>(rows - batch),
               hs_.data() + hblock, U, da_.data() + gblock, G, T(0), dR, G);
-  if (db != nullptr)
-    SumRows<T>(da_.data(), S, gblock, batch, G, G, scratch_.data(), db);
+  // "Batch, then time" (SumRows' order): the per-step sums, in step order.
+  if (db != nullptr) SumSteps(dbs_.data(), S, G, db);
   if (dx != nullptr) {
     Reserve(&dxp_, rows * D);
     ctx.Gemm<T>(false, true, static_cast<int>(rows), D, G, da_.data(), G, W, G,
