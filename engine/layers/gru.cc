@@ -64,6 +64,7 @@ class GruLayer final : public Layer<T> {
   // aux_: mh_h = h·R_h + b_h (reset_after) or q = r ⊙ h_{t-1} (otherwise).
   Buffer<T> xp_, gates_, hs_, aux_, mh_, qr_;
   Buffer<T> dxg_, dhm_, dh_, dht_, tmp_, dq_, dxp_, scratch_;
+  Buffer<T> rt_;  // Rᵀ, (3U, U)
 };
 
 template <typename T>
@@ -181,8 +182,14 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   Reserve(&tmp_, hblock);
   Reserve(&dq_, hblock);
   Reserve(&scratch_, G);
+  Reserve(&rt_, static_cast<int64_t>(G) * U);
   const T* W = params;
   const T* R = W + static_cast<int64_t>(D) * G;
+  // The per-step products with Rᵀ read a stored Rᵀ (G, U): the GEMM then
+  // packs a plain matrix instead of transposing R while packing, every
+  // step. Same packed panels, same bits. Rows [gU, (g+1)U) are gate g's.
+  Transpose(R, U, G, rt_.data());
+  const T* RT = rt_.data();
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * G;
   T* dbx = spec_.use_bias ? dR + static_cast<int64_t>(U) * G : nullptr;
@@ -221,7 +228,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       }
       if (k > 0) {
         // δh_{t-1} = δh ⊙ z + δHm·Rᵀ
-        ctx.Gemm<T>(false, true, batch, U, G, dhm, G, R, G, T(0), tmp_.data(),
+        ctx.Gemm<T>(false, false, batch, U, G, dhm, G, RT, U, T(0), tmp_.data(),
                     U);
         for (int b = 0; b < batch; ++b) {
           const T* row = gate + static_cast<int64_t>(b) * G;
@@ -233,8 +240,8 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
     } else {
       // δq = δa_n·R_hᵀ ; δr = δq ⊙ h_{t-1}
       T* dq = dq_.data();
-      ctx.Gemm<T>(false, true, batch, U, U, dxg + 2 * U, G, R + 2 * U, G, T(0),
-                  dq, U);
+      ctx.Gemm<T>(false, false, batch, U, U, dxg + 2 * U, G,
+                  RT + static_cast<int64_t>(2 * U) * U, U, T(0), dq, U);
       for (int b = 0; b < batch; ++b) {
         const T* row = gate + static_cast<int64_t>(b) * G;
         T* drow = dxg + static_cast<int64_t>(b) * G;
@@ -244,7 +251,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       }
       if (k > 0) {
         // δh_{t-1} = (δh ⊙ z + [δa_z|δa_r]·R_{z,r}ᵀ) + δq ⊙ r
-        ctx.Gemm<T>(false, true, batch, U, 2 * U, dxg, G, R, G, T(0),
+        ctx.Gemm<T>(false, false, batch, U, 2 * U, dxg, G, RT, U, T(0),
                     tmp_.data(), U);
         for (int b = 0; b < batch; ++b) {
           const T* row = gate + static_cast<int64_t>(b) * G;

@@ -43,6 +43,7 @@ class SimpleRnnLayer final : public Layer<T> {
   // Time-major, processing order; pre_ holds x·W + b, hs_ T+1 blocks.
   Buffer<T> xp_, pre_, hs_, hr_;
   Buffer<T> da_, dh_, dxp_, scratch_;
+  Buffer<T> rt_;  // Rᵀ, (U, U)
 };
 
 template <typename T>
@@ -90,8 +91,12 @@ void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
   Reserve(&da_, rows * U);
   Reserve(&dh_, hblock);
   Reserve(&scratch_, U);
+  Reserve(&rt_, static_cast<int64_t>(U) * U);
   const T* W = params;
   const T* R = W + static_cast<int64_t>(D) * U;
+  // δa·Rᵀ from a stored Rᵀ: a plain pack every step instead of a
+  // transposing one (same panels, same bits).
+  Transpose(R, U, U, rt_.data());
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * U;
   T* db = spec_.use_bias ? dR + static_cast<int64_t>(U) * U : nullptr;
@@ -101,7 +106,8 @@ void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
     AddOutputGrad(dy, batch, S, U, spec_.return_sequences, k, dh_.data(), da);
     act_.backward(hs_.data() + (k + 1) * hblock, da, da, hblock);
     if (k > 0)
-      ctx.Gemm<T>(false, true, batch, U, U, da, U, R, U, T(0), dh_.data(), U);
+      ctx.Gemm<T>(false, false, batch, U, U, da, U, rt_.data(), U, T(0),
+                  dh_.data(), U);
   }
   const int nrows = static_cast<int>(rows);
   ctx.Gemm<T>(true, false, D, U, nrows, xp_.data(), D, da_.data(), U, T(0), dW,
