@@ -81,6 +81,20 @@ T PairwiseSum(const T* v, int n) {
   return PairwiseSum(v, half) + PairwiseSum(v + half, n - half);
 }
 
+// PairwiseSum's recursion over rows of block sums: blocks[b] (n values) is
+// the left-to-right sum of elements [8b, 8b+8); combines elements
+// [lo, lo+count) into blocks[lo/8], the same tree as PairwiseSum.
+template <typename T>
+void PairwiseCombine(T* blocks, int n, int lo, int count) {
+  if (count <= 8) return;
+  const int half = (count / 2 + 7) / 8 * 8;
+  PairwiseCombine(blocks, n, lo, half);
+  PairwiseCombine(blocks, n, lo + half, count - half);
+  T* left = blocks + static_cast<size_t>(lo / 8) * n;
+  const T* right = blocks + static_cast<size_t>((lo + half) / 8) * n;
+  for (int j = 0; j < n; ++j) left[j] += right[j];
+}
+
 template <typename T>
 GemmFn<T> TableGemm(const CpuKernelTable* t);
 template <>
@@ -93,8 +107,9 @@ GemmFn<double> TableGemm<double>(const CpuKernelTable* t) {
 }
 
 // Rounds a (rows × cols, stride ld) matrix into a dense copy (stride cols).
-void RoundCopy(const float* src, int rows, int cols, int ld,
-               float (*round)(float), std::vector<float>* dst) {
+template <typename Round>
+void RoundCopy(const float* src, int rows, int cols, int ld, Round round,
+               std::vector<float>* dst) {
   dst->resize(static_cast<size_t>(rows) * cols);
   for (int r = 0; r < rows; ++r) {
     const float* s = src + static_cast<int64_t>(r) * ld;
@@ -118,6 +133,10 @@ absl::Status Context::Check(const Profile& profile) {
 
 Context::Context(const Profile& profile, uint64_t seed)
     : profile_(profile), seed_(seed) {
+  if (profile_.nondet) {
+    std::random_device rd;
+    entropy_ = (uint64_t{rd()} << 32) ^ rd();
+  }
   profile_.isa = ResolveIsa(profile_.isa);
   absl::StatusOr<const CpuKernelTable*> k = KernelsFor(profile_.isa);
   kernels_ = k.ok() ? *k : *KernelsFor(Isa::kX86_64);
@@ -127,6 +146,14 @@ Context::Context(const Profile& profile, uint64_t seed)
 }
 
 Context::~Context() = default;
+
+uint64_t Context::NextEntropy() const {
+  // splitmix64 over a state seeded from std::random_device.
+  uint64_t z = (entropy_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
 
 const char* Context::kernel_isa() const { return kernels_->isa; }
 const char* Context::kernel_simd() const { return kernels_->simd; }
@@ -198,9 +225,8 @@ void Context::GemmSplitK(int chunks, bool completion_order, bool trans_a,
     // Like float atomics, the order is whatever happens: the completion
     // order, shuffled with entropy, because on a quiet machine the threads
     // would finish in the same order too often to show the effect.
-    std::random_device rd;
     for (int q = chunks - 1; q > 0; --q) {
-      std::swap(order[q], order[rd() % (q + 1)]);
+      std::swap(order[q], order[NextEntropy() % (q + 1)]);
     }
   }
   for (int i = 0; i < m; ++i) {
@@ -240,28 +266,45 @@ void Context::GemmDispatch(bool trans_a, bool trans_b, int m, int n, int k,
                  ldb, beta, c, ldc);
       return;
     case GemmOrder::kSequential:
-    case GemmOrder::kPairwise: {
-      std::vector<T> prod(k);
-      for (int i = 0; i < m; ++i) {
-        for (int j = 0; j < n; ++j) {
-          T s = T(0);
-          if (profile_.gemm == GemmOrder::kSequential) {
-            for (int p = 0; p < k; ++p) {
-              s += ElemA(trans_a, a, lda, i, p) * ElemB(trans_b, b, ldb, p, j);
-            }
-          } else {
-            for (int p = 0; p < k; ++p) {
-              prod[p] =
-                  ElemA(trans_a, a, lda, i, p) * ElemB(trans_b, b, ldb, p, j);
-            }
-            s = PairwiseSum(prod.data(), k);
-          }
-          T& cij = c[static_cast<int64_t>(i) * ldc + j];
-          cij = beta == T(0) ? s : cij + s;
-        }
-      }
+    case GemmOrder::kPairwise:
+      GemmOrdered(profile_.gemm == GemmOrder::kPairwise, trans_a, trans_b, m, n,
+                  k, a, lda, b, ldb, beta, c, ldc);
       return;
+  }
+}
+
+// Per output element, exactly the scalar definitions: sequential is
+// s = ((0 + a0b0) + a1b1) + ...; pairwise sums blocks of 8 that way and
+// combines halves recursively (PairwiseSum). Vectorized across the output
+// row, which does not change any element's order of operations.
+template <typename T>
+void Context::GemmOrdered(bool pairwise, bool trans_a, bool trans_b, int m,
+                          int n, int k, const T* a, int lda, const T* b,
+                          int ldb, T beta, T* c, int ldc) const {
+  // B as a dense row-major k×n matrix.
+  std::vector<T> bd;
+  if (trans_b) {
+    bd.resize(static_cast<size_t>(k) * n);
+    for (int p = 0; p < k; ++p)
+      for (int j = 0; j < n; ++j)
+        bd[static_cast<size_t>(p) * n + j] =
+            b[static_cast<int64_t>(j) * ldb + p];
+    b = bd.data();
+    ldb = n;
+  }
+  const int blocks = pairwise ? (k + 7) / 8 : 1;
+  std::vector<T> acc(static_cast<size_t>(blocks) * n);
+  for (int i = 0; i < m; ++i) {
+    std::fill(acc.begin(), acc.end(), T(0));
+    for (int p = 0; p < k; ++p) {
+      const T aip = ElemA(trans_a, a, lda, i, p);
+      const T* bp = b + static_cast<int64_t>(p) * ldb;
+      T* s = acc.data() + static_cast<size_t>(pairwise ? p / 8 : 0) * n;
+      for (int j = 0; j < n; ++j) s[j] += aip * bp[j];
     }
+    if (pairwise) PairwiseCombine(acc.data(), n, 0, k);
+    T* ci = c + static_cast<int64_t>(i) * ldc;
+    for (int j = 0; j < n; ++j) ci[j] = beta == T(0) ? acc[j] : ci[j] + acc[j];
   }
 }
 
@@ -279,15 +322,21 @@ void Context::Gemm(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    float (*round)(float) = nullptr;
-    if (profile_.precision == Precision::kBf16) round = &RoundToBf16;
-    if (profile_.precision == Precision::kFp16) round = &RoundToFp16;
-    if (profile_.matmul == MatmulInputs::kTf32) round = &RoundToTf32;
-    if (round != nullptr) {
+    int mode = 0;  // 1 bf16, 2 fp16, 3 tf32 (tf32 applies on top)
+    if (profile_.precision == Precision::kBf16) mode = 1;
+    if (profile_.precision == Precision::kFp16) mode = 2;
+    if (profile_.matmul == MatmulInputs::kTf32) mode = 3;
+    if (mode != 0) {
       const int ar = trans_a ? k : m, ac = trans_a ? m : k;
       const int br = trans_b ? n : k, bc = trans_b ? k : n;
-      RoundCopy(a, ar, ac, lda, round, &scratch_a_);
-      RoundCopy(b, br, bc, ldb, round, &scratch_b_);
+      auto copy = [&](const float* src, int rows, int cols, int ld,
+                      std::vector<float>* dst) {
+        if (mode == 1) RoundCopy(src, rows, cols, ld, RoundToBf16, dst);
+        if (mode == 2) RoundCopy(src, rows, cols, ld, RoundToFp16, dst);
+        if (mode == 3) RoundCopy(src, rows, cols, ld, RoundToTf32, dst);
+      };
+      copy(a, ar, ac, lda, &scratch_a_);
+      copy(b, br, bc, ldb, &scratch_b_);
       a = scratch_a_.data();
       lda = ac;
       b = scratch_b_.data();

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/cpu/kernel_table.h"
+#include "engine/numerics/rounding.h"
 
 namespace driftscope {
 
@@ -24,15 +25,6 @@ float FlushDenormal(float x) {
              : x;
 }
 
-// Keeps `bits` mantissa bits, round to nearest even.
-float KeepMantissa(float x, int bits) {
-  if (!std::isfinite(x) || x == 0.0f) return x;
-  int e;
-  std::frexp(x, &e);
-  const double q = std::ldexp(1.0, e - 1 - bits);
-  return static_cast<float>(std::nearbyint(x / q) * q);
-}
-
 float GpuRcp(float b) {
   if (std::fabs(b) > 0x1p126f) return std::copysign(0.0f, b);
   return FlushDenormal(ClearLastBit(static_cast<float>(1.0 / b)));
@@ -49,14 +41,12 @@ void GpuSigmoidFwd(const float* in, float* out, int64_t n) {
 
 float GpuExp(float x) {
   const float t = x * 1.44269504f;
-  return FlushDenormal(ClearLastBit(static_cast<float>(std::exp2(double{t}))));
+  return FlushDenormal(ClearLastBit(std::exp2(t)));
 }
 
 float GpuSigmoid(float x) { return 1.0f * GpuRcp(1.0f + GpuExp(-x)); }
 
-float GpuTanh(float x) {
-  return KeepMantissa(static_cast<float>(std::tanh(double{x})), 11);
-}
+float GpuTanh(float x) { return RoundMantissa(std::tanh(x), 23 - 11); }
 
 template <typename T>
 ActivationKernels<T> ActivationFor(const Context& ctx, Activation a) {

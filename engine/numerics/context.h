@@ -67,6 +67,11 @@ class Context {
                   bool trans_b, int m, int n, int k, const T* a, int lda,
                   const T* b, int ldb, T beta, T* c, int ldc) const;
   template <typename T>
+  void GemmOrdered(bool pairwise, bool trans_a, bool trans_b, int m, int n,
+                   int k, const T* a, int lda, const T* b, int ldb, T beta,
+                   T* c, int ldc) const;
+  uint64_t NextEntropy() const;  // nondet=on: run-to-run varying numbers
+  template <typename T>
   void GemmTiled(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
                  int lda, const T* b, int ldb, T beta, T* c, int ldc) const;
 
@@ -75,6 +80,7 @@ class Context {
   std::unique_ptr<ThreadPool> pool_;  // null when threads == 1
   uint64_t seed_;
   mutable uint64_t sr_calls_ = 0;
+  mutable uint64_t entropy_ = 0;
   mutable std::vector<float> scratch_a_, scratch_b_;
   mutable std::vector<double> scratch_d_;
 };

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -86,6 +87,24 @@ TEST(ContextKnobsTest, ReductionOrdersDifferAndAgreeWithDouble) {
       for (int p = 0; p < pr.k; ++p)
         s += pr.a[i * pr.k + p] * pr.b[p * pr.n + j];
       ASSERT_EQ(seq[i * pr.n + j], s);
+    }
+  // Pairwise is numpy's cascade: blocks of 8 left to right, halves combined.
+  std::function<float(const float*, int)> cascade = [&](const float* v,
+                                                        int n) -> float {
+    if (n <= 8) {
+      float s = 0;
+      for (int i = 0; i < n; ++i) s += v[i];
+      return s;
+    }
+    const int half = (n / 2 + 7) / 8 * 8;
+    return cascade(v, half) + cascade(v + half, n - half);
+  };
+  std::vector<float> prod(pr.k);
+  for (int i = 0; i < pr.m; ++i)
+    for (int j = 0; j < pr.n; ++j) {
+      for (int p = 0; p < pr.k; ++p)
+        prod[p] = pr.a[i * pr.k + p] * pr.b[p * pr.n + j];
+      ASSERT_EQ(pair[i * pr.n + j], cascade(prod.data(), pr.k));
     }
   EXPECT_FALSE(SameBits(blocked, seq));
   EXPECT_FALSE(SameBits(blocked, pair));
