@@ -159,11 +159,11 @@ const char* Context::kernel_isa() const { return kernels_->isa; }
 const char* Context::kernel_simd() const { return kernels_->simd; }
 
 void Context::RoundActivations(float* x, int64_t n) const {
-  float (*round)(float) = nullptr;
-  if (profile_.precision == Precision::kBf16) round = &RoundToBf16;
-  if (profile_.precision == Precision::kFp16) round = &RoundToFp16;
-  if (round == nullptr) return;
-  for (int64_t i = 0; i < n; ++i) x[i] = round(x[i]);
+  if (profile_.precision == Precision::kBf16) {
+    for (int64_t i = 0; i < n; ++i) x[i] = RoundToBf16(x[i]);
+  } else if (profile_.precision == Precision::kFp16) {
+    for (int64_t i = 0; i < n; ++i) x[i] = RoundToFp16(x[i]);
+  }
 }
 
 template <typename T>
