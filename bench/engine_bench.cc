@@ -8,14 +8,19 @@
 // bench/compare_pytorch.py runs this next to PyTorch and prints the ratios.
 //
 //   build/bench/engine_bench [--threads=N] [--profile=P] [benchmark flags]
+//   build/bench/engine_bench --knob-costs --benchmark_filter=knob/
+//     (issue "Profiles": each knob's cost relative to plain fp32)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/core/sha256.h"
 #include "engine/init/initializers.h"
 #include "engine/job/job_spec.h"
@@ -70,9 +75,10 @@ struct Fixture {
   int batch = 0;
   int64_t out_size = 0;
 
-  bool Setup(const Config& c, benchmark::State& state) {
+  bool Setup(const Config& c, benchmark::State& state,
+             const std::string& profile_text = g_profile) {
     JobSpec spec = SpecFor(c);
-    absl::StatusOr<Profile> profile = Profile::Parse(g_profile);
+    absl::StatusOr<Profile> profile = Profile::Parse(profile_text);
     if (!profile.ok()) {
       state.SkipWithError(std::string(profile.status().message()).c_str());
       return false;
@@ -152,6 +158,92 @@ void BM_Infer(benchmark::State& state, const Config* c) {
   state.SetLabel(g_profile + " kernels=" + f.ctx->kernel_isa());
 }
 
+// Issue "Profiles": the cost of each knob relative to plain fp32, on the same
+// training step. Registered only with --knob-costs (the slow reduction
+// orders take tens of seconds per large step).
+const char* const kKnobProfiles[] = {"fp32",
+                                     "ref64",
+                                     "fp32-sse2",
+                                     "fp32-avx2",
+                                     "fp32-avx512",
+                                     "tf32",
+                                     "bf16",
+                                     "fp16",
+                                     "fp32-nondet",
+                                     "fp32-perturb",
+                                     "fp32,act=libm",
+                                     "fp32,act=gpu",
+                                     "fp32,impl=1",
+                                     "fp32,gemm=split-k=4",
+                                     "fp32,gemm=pairwise",
+                                     "fp32,gemm=sequential",
+                                     "fp32,sr=on",
+                                     "fp32,threads=2,reduce=threads"};
+
+void BM_TrainProfile(benchmark::State& state, const Config* c,
+                     std::string profile) {
+  Fixture f;
+  if (!f.Setup(*c, state, profile)) return;
+  Sha256 hasher;
+  double loss = 0;
+  for (auto _ : state) TrainStep(f, hasher, &loss);
+  benchmark::DoNotOptimize(loss);
+  state.SetItemsProcessed(state.iterations() * c->batch);
+  state.SetLabel(f.ctx->profile().ToString());
+}
+
+void RegisterKnobCosts() {
+  for (const auto& [name, config] :
+       {std::pair<const char*, const Config*>{"small", &kSmall},
+        {"large", &kLarge}}) {
+    for (const char* profile : kKnobProfiles) {
+      auto* b = benchmark::RegisterBenchmark(
+          absl::StrCat("knob/", name, "/", profile).c_str(), BM_TrainProfile,
+          config, std::string(profile));
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+      const std::string p = profile;
+      if (config == &kLarge && (p.find("sequential") != std::string::npos ||
+                                p.find("pairwise") != std::string::npos ||
+                                p.find("sr=on") != std::string::npos)) {
+        b->Iterations(1);
+      }
+    }
+  }
+}
+
+// Prints, after the normal output, each knob's time relative to fp32.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      const std::string name = r.benchmark_name();
+      if (name.rfind("knob/", 0) == 0 && r.iterations > 0) {
+        times_.emplace_back(name, r.GetAdjustedRealTime());
+      }
+    }
+  }
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    if (times_.empty()) return;
+    std::printf("\nknob cost relative to fp32 (time per training step):\n");
+    for (const auto& [name, t] : times_) {
+      const std::string size = name.substr(5, 5);  // "small" / "large"
+      double base = 0;
+      for (const auto& [n2, t2] : times_) {
+        if (n2.rfind("knob/" + size + "/fp32/", 0) == 0 ||
+            n2 == "knob/" + size + "/fp32") {
+          base = t2;
+        }
+      }
+      if (base > 0) std::printf("  %-48s %6.2fx\n", name.c_str(), t / base);
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, double>> times_;
+};
+
 BENCHMARK_CAPTURE(BM_Train, small_lstm, &kSmall)
     ->Name("train/small_lstm")
     ->Unit(benchmark::kMillisecond)
@@ -176,10 +268,13 @@ int main(int argc, char** argv) {
   // Our own flags first; the rest goes to Google Benchmark.
   std::vector<char*> rest = {argv[0]};
   std::string threads;
+  bool knob_costs = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--threads=", 0) == 0) {
       threads = a.substr(10);
+    } else if (a == "--knob-costs") {
+      knob_costs = true;
     } else if (a.rfind("--profile=", 0) == 0) {
       driftscope::g_profile = a.substr(10);
     } else {
@@ -192,7 +287,9 @@ int main(int argc, char** argv) {
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());
   if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
-  benchmark::RunSpecifiedBenchmarks();
+  if (knob_costs) driftscope::RegisterKnobCosts();
+  driftscope::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;
 }
