@@ -1,19 +1,28 @@
 // `driftscope compare A B`: the drift metrics between two run directories
 // (as `train --out` writes them) or two .npy files.
 #include <cstdio>
+#include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands.h"
+#include "client/cli/remote_flags.h"
 #include "client/cli/report_output.h"
 #include "client/cli/run_io.h"
+#include "client/lib/spec_json.h"
+#include "client/lib/worker_client.h"
 #include "engine/drift/array_drift.h"
 #include "engine/drift/report_io.h"
 #include "engine/io/npy.h"
+#include "engine/job/job_spec.h"
+#include "engine/numerics/profile.h"
 
 namespace driftscope::cli {
 
@@ -70,6 +79,83 @@ int CompareNpy(const std::string& a_path, const std::string& b_path,
   return pass ? kExitOk : kExitFailure;
 }
 
+// compare --workers A,B,... [SPEC]: the job on every worker, then the report.
+int CompareWorkers(const ParsedArgs& args, const std::string& list,
+                   std::FILE* out, std::FILE* err) {
+  absl::StatusOr<ReportFlags> flags = ParseReportFlags(args);
+  if (!flags.ok()) return ReportError(err, flags.status());
+  if (args.positional.size() > 1) {
+    return ReportError(err,
+                       absl::InvalidArgumentError(
+                           "compare --workers takes at most one SPEC.json"));
+  }
+  JobSpec spec = DefaultJobSpec();
+  if (!args.positional.empty()) {
+    SuppliedDataPaths supplied;
+    absl::StatusOr<JobSpec> s = LoadSpecJson(args.positional[0], &supplied);
+    if (!s.ok()) return ReportError(err, s.status());
+    spec = *std::move(s);
+  }
+  spec.training.capture_epoch_outputs = true;
+  const std::string profile = args.Get("profile").value_or("");
+  if (!profile.empty()) {
+    if (absl::StatusOr<Profile> p = Profile::Parse(profile); !p.ok()) {
+      return ReportError(err, absl::InvalidArgumentError(absl::StrCat(
+                                  "--profile: ", p.status().message())));
+    }
+  }
+  std::vector<std::string> addresses =
+      absl::StrSplit(list, ',', absl::SkipEmpty());
+  if (addresses.size() < 2) {
+    return ReportError(
+        err, absl::InvalidArgumentError(absl::StrCat(
+                 "--workers needs at least two HOST:PORT, got '", list, "'")));
+  }
+  std::vector<std::unique_ptr<WorkerClient>> clients;
+  for (const std::string& a : addresses) {
+    absl::StatusOr<WorkerClientOptions> o = WorkerOptionsFromFlags(args, a);
+    if (!o.ok()) return ReportError(err, o.status());
+    absl::StatusOr<std::unique_ptr<WorkerClient>> c = WorkerClient::Create(*o);
+    if (!c.ok()) return ReportError(err, c.status());
+    clients.push_back(*std::move(c));
+  }
+  // All workers run at once; each result is labelled by its address.
+  std::vector<absl::StatusOr<RunResult>> results(clients.size(),
+                                                 absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<WorkerDescription>> descs(
+      clients.size(), absl::UnknownError("not asked"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    threads.emplace_back([&, i] {
+      descs[i] = clients[i]->Describe();
+      if (descs[i].ok()) results[i] = clients[i]->Run(spec, profile);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<RunRecord> records;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    const absl::Status s =
+        descs[i].ok() ? results[i].status() : descs[i].status();
+    if (!s.ok()) {
+      return ReportError(
+          err, absl::Status(s.code(),
+                            absl::StrCat(addresses[i], ": ", s.message())));
+    }
+    RunRecord r = RecordFromResult(addresses[i], 0, *results[i]);
+    r.environment = EnvironmentMap(descs[i]->environment);
+    r.environment["profile"] = results[i]->profile;
+    records.push_back(std::move(r));
+  }
+  std::string html;
+  absl::StatusOr<int> code =
+      EmitReport(records, *flags, "", "", "", out, &html);
+  if (!code.ok()) return ReportError(err, code.status());
+  if (absl::Status s = WriteHtml(*flags, html, err); !s.ok()) {
+    return ReportError(err, s);
+  }
+  return *code;
+}
+
 }  // namespace
 
 int CompareCommand(const std::vector<std::string>& args, std::FILE* out,
@@ -80,11 +166,16 @@ int CompareCommand(const std::vector<std::string>& args, std::FILE* out,
       return kExitOk;
     }
   }
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(
-      args,
-      {"reference", "atol", "rtol", "max-ulp", "format", "html", "fail-above"},
-      {});
+  std::set<std::string> value_flags = {"reference",  "atol",    "rtol",
+                                       "max-ulp",    "format",  "html",
+                                       "fail-above", "workers", "profile"};
+  value_flags.insert(RemoteValueFlags().begin(), RemoteValueFlags().end());
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(args, value_flags, RemoteSwitchFlags());
   if (!parsed.ok()) return ReportError(err, parsed.status());
+  if (auto workers = parsed->Get("workers")) {
+    return CompareWorkers(*parsed, *workers, out, err);
+  }
   if (parsed->positional.size() != 2) {
     return ReportError(err, absl::InvalidArgumentError(absl::StrCat(
                                 "compare takes two run directories or two "

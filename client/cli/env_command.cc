@@ -1,5 +1,7 @@
 // `driftscope env`: what this machine is, as every run records it.
 #include <cstdio>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -7,7 +9,9 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands.h"
+#include "client/cli/remote_flags.h"
 #include "client/lib/report_render.h"
+#include "client/lib/worker_client.h"
 #include "engine/cpu/kernel_table.h"
 #include "engine/env/environment.h"
 #include "engine/numerics/context.h"
@@ -23,21 +27,43 @@ int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
       return kExitOk;
     }
   }
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, {}, {"json"});
+  std::set<std::string> value_flags = {"worker"};
+  value_flags.insert(RemoteValueFlags().begin(), RemoteValueFlags().end());
+  std::set<std::string> switches = {"json"};
+  switches.insert(RemoteSwitchFlags().begin(), RemoteSwitchFlags().end());
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, value_flags, switches);
   if (!parsed.ok()) return ReportError(err, parsed.status());
   if (!parsed->positional.empty()) {
     return ReportError(
         err, absl::InvalidArgumentError(absl::StrCat(
                  "env takes no arguments, got '", parsed->positional[0], "'")));
   }
-  const Environment& env = ProbeEnvironment();
+  Environment env = ProbeEnvironment();
   // Which presets this machine can run, and the kernels isa=auto picks.
   std::vector<std::string> runnable, refused;
-  for (const std::string& p : Profile::PresetNames()) {
-    absl::Status s = Context::Check(*Profile::Parse(p));
-    (s.ok() ? runnable : refused).push_back(p);
+  std::string auto_isa = IsaName(ResolveIsa(Isa::kAuto));
+  if (auto w = parsed->Get("worker")) {
+    absl::StatusOr<WorkerClientOptions> o = WorkerOptionsFromFlags(*parsed, *w);
+    if (!o.ok()) return ReportError(err, o.status());
+    absl::StatusOr<std::unique_ptr<WorkerClient>> client =
+        WorkerClient::Create(*o);
+    if (!client.ok()) return ReportError(err, client.status());
+    absl::StatusOr<WorkerDescription> d = (*client)->Describe();
+    if (!d.ok()) {
+      return ReportError(err, absl::Status(d.status().code(),
+                                           absl::StrCat("--worker ", *w, ": ",
+                                                        d.status().message())));
+    }
+    env = d->environment;
+    runnable = d->presets;
+    auto_isa =
+        absl::StrCat("(worker default profile: ", d->default_profile, ")");
+  } else {
+    for (const std::string& p : Profile::PresetNames()) {
+      absl::Status s = Context::Check(*Profile::Parse(p));
+      (s.ok() ? runnable : refused).push_back(p);
+    }
   }
-  const std::string auto_isa = IsaName(ResolveIsa(Isa::kAuto));
   if (parsed->Has("json")) {
     std::vector<std::string> q;
     for (const std::string& p : runnable) q.push_back(JsonQuote(p));

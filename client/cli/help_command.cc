@@ -68,23 +68,30 @@ constexpr char kCompareUsage[] =
                          [--fail-above X] [--format table|json|csv]
                          [--html report.html] [--reference NAME]
 
+   or: driftscope compare [SPEC.json] --workers HOST:PORT,HOST:PORT,...
+                          [--profile P] [--insecure | --tls-ca FILE]
+                          [--token T] [report flags as above]
+
 REF and OTHER are two run directories written by `driftscope train --out`
 (or `run --out`), or two .npy files. Directories are compared like `run`
 compares environments (outputs, per-timestep and per-epoch drift, losses,
 first divergent step from the fingerprints, attribution); .npy files get the
 array metrics. The first argument is the reference unless --reference names
-the other directory.
+the other directory. With --workers, the job (SPEC.json or the default job)
+runs on every worker at once, under --profile or each worker's default
+profile, and the report compares them (the first worker is the reference).
 
 Exit code: 0 within tolerance, 1 above it, 2 bad input.
 )";
 
 constexpr char kEnvUsage[] =
-    R"(Usage: driftscope env [--json]
+    R"(Usage: driftscope env [--json] [--worker HOST:PORT [--insecure | --tls-ca FILE]
+                      [--token T]]
 
 Prints what this machine is: host, OS, kernel, CPU model and ISA flags,
 cores, compiler and flags, Eigen, the CPU kernels isa=auto selects, CUDA
 runtime/driver and GPUs, and the profile presets this machine can run. The
-same facts go into every run.json.
+same facts go into every run.json. With --worker, the worker's.
 )";
 
 constexpr char kTrainUsage[] =
@@ -126,6 +133,14 @@ OUT receives:
   run.json                    spec digest, the spec (explicit JSON), profile
                               that ran, environment, data file digests,
                               timings, step count
+
+Remote run (the same OUT layout, bits identical to a local run of the same
+profile on the same build):
+  --worker HOST:PORT  run on a driftscope-worker instead of in this process
+  --insecure          plaintext (must be asked for); otherwise TLS with
+  --tls-ca FILE       the CA that signed the worker's certificate
+  --tls-server-name N the name to verify in the worker's certificate
+  --token T           bearer token (default: $DRIFTSCOPE_TOKEN)
 
 On error: one line "driftscope: error: ..." on stderr, exit code 2, OUT
 untouched.

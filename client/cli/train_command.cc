@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -18,8 +20,10 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands.h"
+#include "client/cli/remote_flags.h"
 #include "client/cli/run_io.h"
 #include "client/lib/spec_json.h"
+#include "client/lib/worker_client.h"
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
 #include "engine/env/environment.h"
@@ -38,6 +42,7 @@ struct TrainOptions {
   std::optional<std::string> init_weights_dir;
   std::optional<std::string> x, y, eval_x;
   std::string out;
+  std::optional<WorkerClientOptions> worker;  // run remotely when set
 };
 
 // A supplied tensor and where it came from, for run.json.
@@ -53,12 +58,16 @@ struct PreparedRun {
   Profile profile;
   RunOptions options;
   std::vector<DataFile> data_files;
+  std::string environment_json;  // of the machine that ran the job
 };
 
 absl::StatusOr<TrainOptions> ParseTrainArgs(
     const std::vector<std::string>& args) {
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(
-      args, {"profile", "init-weights", "x", "y", "eval-x", "out"}, {});
+  std::set<std::string> value_flags = {"profile", "init-weights", "x",     "y",
+                                       "eval-x",  "out",          "worker"};
+  value_flags.insert(RemoteValueFlags().begin(), RemoteValueFlags().end());
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(args, value_flags, RemoteSwitchFlags());
   if (!parsed.ok()) return parsed.status();
   TrainOptions o;
   if (parsed->positional.size() > 1) {
@@ -78,6 +87,16 @@ absl::StatusOr<TrainOptions> ParseTrainArgs(
   o.x = parsed->Get("x");
   o.y = parsed->Get("y");
   o.eval_x = parsed->Get("eval-x");
+  if (auto w = parsed->Get("worker")) {
+    absl::StatusOr<WorkerClientOptions> wo =
+        WorkerOptionsFromFlags(*parsed, *w);
+    if (!wo.ok()) return wo.status();
+    o.worker = *std::move(wo);
+  } else if (parsed->Has("insecure") || parsed->Get("tls-ca") ||
+             parsed->Get("token")) {
+    return absl::InvalidArgumentError(
+        "--insecure, --tls-ca and --token need --worker HOST:PORT");
+  }
   return o;
 }
 
@@ -310,9 +329,9 @@ std::string RunJson(const TrainOptions& o, const PreparedRun& run,
       o.init_weights_dir.has_value() ? JsonQuote(*o.init_weights_dir) : "null",
       ",\n\"profile_requested\":", JsonQuote(o.profile),
       ",\n\"profile\":", JsonQuote(r.profile),
-      ",\n\"environment\":", EnvironmentToJson(ProbeEnvironment()),
-      ",\n\"steps\":", r.steps, ",\n\"final_loss\":", JsonNumber(FinalLoss(r)),
-      ",\n\"outputs_shape\":[", absl::StrJoin(shape, ","),
+      ",\n\"environment\":", run.environment_json, ",\n\"steps\":", r.steps,
+      ",\n\"final_loss\":", JsonNumber(FinalLoss(r)), ",\n\"outputs_shape\":[",
+      absl::StrJoin(shape, ","),
       "],\n\"outputs_dtype\":", JsonQuote(DTypeName(r.outputs.dtype())),
       ",\n\"initial_fingerprint\":",
       r.fingerprints.empty() ? "null" : JsonQuote(r.fingerprints[0].sha256),
@@ -386,7 +405,18 @@ int TrainCommand(const std::vector<std::string>& args, std::FILE* out,
     run->options.on_progress = [&progress](const ProgressEvent& e) {
       progress.Update(e);
     };
-    result = RunJob(run->spec, run->profile, run->options);
+    if (options->worker) {
+      absl::StatusOr<std::unique_ptr<WorkerClient>> client =
+          WorkerClient::Create(*options->worker);
+      if (!client.ok()) return ReportError(err, client.status());
+      absl::StatusOr<WorkerDescription> desc = (*client)->Describe();
+      if (!desc.ok()) return ReportError(err, desc.status());
+      run->environment_json = EnvironmentToJson(desc->environment);
+      result = (*client)->Run(run->spec, options->profile, run->options);
+    } else {
+      run->environment_json = EnvironmentToJson(ProbeEnvironment());
+      result = RunJob(run->spec, run->profile, run->options);
+    }
   }
   if (!result.ok()) return ReportError(err, result.status());
   const double wall =
