@@ -48,6 +48,7 @@ constexpr int kBlock = 256;
 constexpr int kLanes = 8;
 constexpr int64_t kMinDirectRow = 32;  // shorter rows are staged
 constexpr int kCopies = 4;  // interleaved histograms: no store-forward stalls
+constexpr size_t kMaxGroupHistBytes = size_t{64} << 20;
 constexpr uint64_t kOneBits = 0x3FF0000000000000;
 constexpr uint64_t kMantBits = 0x000FFFFFFFFFFFFF;
 constexpr uint64_t kExpBits = 0x7FF0000000000000;
@@ -147,8 +148,8 @@ struct BlockOut {
   alignas(32) uint64_t m_ulp[kLanes];
   int64_t differing = 0, viol = 0;
   bool nonfinite = false;
-  alignas(32) int64_t ulp_key[kBlock];
-  alignas(32) int64_t sig_key[kBlock];
+  // ULP key | significant-bits key << 32 (both < 2^11).
+  alignas(32) uint64_t key[kBlock];
 };
 
 // ---------------------------------------------------------------------------
@@ -185,7 +186,8 @@ struct Elem {
 };
 
 template <typename TA, typename TR>
-inline Elem ComputeElem(TA a, TR r, const Params& p) {
+__attribute__((always_inline)) inline Elem ComputeElem(TA a, TR r,
+                                                       const Params& p) {
   Elem e;
   const double av = a, rv = r;
   const uint64_t ea = (BitCast<uint64_t>(av) >> 52) & 0x7FF;
@@ -233,8 +235,9 @@ void Pass1BlockPortable(const TA* a, const TR* r, int n, const Params& p,
     b->differing += e.ad != 0.0;
     b->viol += !e.nonfinite && e.ad > p.atol + p.rtol * e.ar;
     b->nonfinite |= e.nonfinite;
-    b->ulp_key[i] = e.nonfinite ? p.ulp_keys : UlpKey(e.u);
-    b->sig_key[i] = e.nonfinite ? p.sig_keys : SigKey(e.cb, p.c_base);
+    b->key[i] = e.nonfinite ? static_cast<uint64_t>(p.ulp_keys) |
+                                  static_cast<uint64_t>(p.sig_keys) << 32
+                            : UlpKey(e.u) | SigKey(e.cb, p.c_base) << 32;
   }
 }
 
@@ -298,8 +301,8 @@ void Pass2BlockPortable(const TA* a, const TR* r, int n, const Params& p,
 
 struct VecConsts {
   __m256d abs_mask, floor, min_rel, one, atol, rtol, magic_d;
-  __m256i exp_mask, mant, one_bits, k1023, c_base, sig_round, ulp_junk,
-      sig_junk, magic, sign64;
+  __m256i exp_mask, mant, one_bits, k1023, c_base, sig_round, ulp_junk, junk,
+      magic, sign64;
   explicit VecConsts(const Params& p) {
     abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFF));
     floor = _mm256_set1_pd(p.floor);
@@ -315,7 +318,9 @@ struct VecConsts {
     c_base = _mm256_set1_epi64x(static_cast<int64_t>(p.c_base));
     sig_round = _mm256_set1_epi64x(kSigStep - 1);
     ulp_junk = _mm256_set1_epi64x(p.ulp_keys);
-    sig_junk = _mm256_set1_epi64x(p.sig_keys);
+    junk = _mm256_set1_epi64x(
+        static_cast<int64_t>(static_cast<uint64_t>(p.ulp_keys) |
+                             static_cast<uint64_t>(p.sig_keys) << 32));
     magic = _mm256_set1_epi64x(0x4330000000000000);
     sign64 = _mm256_set1_epi64x(std::numeric_limits<int64_t>::min());
   }
@@ -426,8 +431,7 @@ struct LaneAcc {
 
 template <typename TA, typename TR, bool kTail>
 inline void Pass1Four(const TA* a, const TR* r, const VecConsts& k,
-                      __m256i valid, LaneAcc* l, int64_t* ulp_key,
-                      int64_t* sig_key) {
+                      __m256i valid, LaneAcc* l, uint64_t* key) {
   constexpr bool kWideU = kWide<TA, TR>;
   const Core c = ComputeCore(a, r, k);
   const __m256d nfd = _mm256_castsi256_pd(c.nf);
@@ -461,10 +465,11 @@ inline void Pass1Four(const TA* a, const TR* r, const VecConsts& k,
         _mm256_blendv_epi8(l->m_ulp, c.u, _mm256_cmpgt_epi64(c.u, l->m_ulp));
   }
   _mm256_store_si256(
-      reinterpret_cast<__m256i*>(ulp_key),
-      _mm256_blendv_epi8(UlpKey4<kWideU>(c.u, k), k.ulp_junk, c.nf));
-  _mm256_store_si256(reinterpret_cast<__m256i*>(sig_key),
-                     _mm256_blendv_epi8(SigKey4(c.cb, k), k.sig_junk, c.nf));
+      reinterpret_cast<__m256i*>(key),
+      _mm256_blendv_epi8(
+          _mm256_or_si256(UlpKey4<kWideU>(c.u, k),
+                          _mm256_slli_epi64(SigKey4(c.cb, k), 32)),
+          k.junk, c.nf));
 }
 
 inline int64_t HSum(__m256i v) {
@@ -478,14 +483,16 @@ void Pass1BlockAvx2(const TA* a, const TR* r, int n, const VecConsts& k,
                     BlockOut* b) {
   LaneAcc lo, hi;  // lanes 0-3 and 4-7
   const __m256i all = _mm256_set1_epi64x(-1);
-  int i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    Pass1Four<TA, TR, false>(a + i, r + i, k, all, &lo, b->ulp_key + i,
-                             b->sig_key + i);
-    Pass1Four<TA, TR, false>(a + i + 4, r + i + 4, k, all, &hi,
-                             b->ulp_key + i + 4, b->sig_key + i + 4);
+  const int full = n / kLanes * kLanes;
+  // Lanes 0-3 over the block, then lanes 4-7 (from L1): one set of
+  // accumulators live at a time instead of spilling two.
+  for (int i = 0; i < full; i += kLanes) {
+    Pass1Four<TA, TR, false>(a + i, r + i, k, all, &lo, b->key + i);
   }
-  if (i < n) {
+  for (int i = 0; i < full; i += kLanes) {
+    Pass1Four<TA, TR, false>(a + i + 4, r + i + 4, k, all, &hi, b->key + i + 4);
+  }
+  if (const int i = full; i < n) {
     // Pad with NaN: non-numeric lanes add neutral values; `valid` keeps
     // them out of the non-finite flag.
     TA ta[kLanes];
@@ -497,11 +504,11 @@ void Pass1BlockAvx2(const TA* a, const TR* r, int n, const VecConsts& k,
     const __m256i rem = _mm256_set1_epi64x(n - i);
     Pass1Four<TA, TR, true>(
         ta, tr, k, _mm256_cmpgt_epi64(rem, _mm256_setr_epi64x(0, 1, 2, 3)), &lo,
-        b->ulp_key + i, b->sig_key + i);
+        b->key + i);
     Pass1Four<TA, TR, true>(
         ta + 4, tr + 4, k,
         _mm256_cmpgt_epi64(rem, _mm256_setr_epi64x(4, 5, 6, 7)), &hi,
-        b->ulp_key + i + 4, b->sig_key + i + 4);
+        b->key + i + 4);
   }
   auto store2 = [](double* out, __m256d x, __m256d y) {
     _mm256_store_pd(out, x);
@@ -541,54 +548,93 @@ inline __m256i InRange(__m256i key, const KeyRange& r) {
 // that the products stay normal.
 constexpr double kMinFilterFloor = 0x1p-900;
 
-template <typename TA, typename TR, bool kUlp, bool kSig>
+// Lanes of four elements that may fall in the gathered key ranges.
+template <typename TA, typename TR, bool kUlp, bool kSig, bool kGrp>
+inline __m256i Pass2Candidates(const TA* a, const TR* r, const VecConsts& k,
+                               const Gather& g, __m256d lo_all, __m256d hi_all,
+                               __m256d lo_grp, __m256d hi_grp) {
+  __m256i hit = _mm256_setzero_si256();
+  if constexpr (kSig) {
+    // NaN anywhere fails every comparison; the exact check drops Inf.
+    const __m256d av = Load4(a), rv = Load4(r);
+    const __m256d ad = _mm256_and_pd(_mm256_sub_pd(av, rv), k.abs_mask);
+    const __m256d den = _mm256_max_pd(_mm256_and_pd(rv, k.abs_mask), k.floor);
+    __m256d in = _mm256_and_pd(
+        _mm256_cmp_pd(ad, _mm256_mul_pd(lo_all, den), _CMP_GT_OQ),
+        _mm256_cmp_pd(ad, _mm256_mul_pd(hi_all, den), _CMP_LE_OQ));
+    if constexpr (kGrp) {
+      in = _mm256_or_pd(
+          in, _mm256_and_pd(
+                  _mm256_cmp_pd(ad, _mm256_mul_pd(lo_grp, den), _CMP_GT_OQ),
+                  _mm256_cmp_pd(ad, _mm256_mul_pd(hi_grp, den), _CMP_LE_OQ)));
+    }
+    hit = _mm256_castpd_si256(in);
+  }
+  if constexpr (kUlp) {
+    const Core c = ComputeCore(a, r, k);  // only u and nf are used
+    const __m256i uk =
+        _mm256_blendv_epi8(UlpKey4<kWide<TA, TR>>(c.u, k), k.ulp_junk, c.nf);
+    hit = _mm256_or_si256(hit, InRange(uk, g.ulp_all));
+    if constexpr (kGrp) hit = _mm256_or_si256(hit, InRange(uk, g.ulp_grp));
+  }
+  return hit;
+}
+
+template <typename TA, typename TR, bool kUlp, bool kSig, bool kGrp>
 void Pass2BlockAvx2(const TA* a, const TR* r, int n, const Params& p,
                     const VecConsts& k, const Gather& g) {
-  constexpr bool kWideU = kWide<TA, TR>;
   const __m256d lo_all = _mm256_set1_pd(g.sig_all_lo),
                 hi_all = _mm256_set1_pd(g.sig_all_hi),
                 lo_grp = _mm256_set1_pd(g.sig_grp_lo),
                 hi_grp = _mm256_set1_pd(g.sig_grp_hi);
-  for (int i = 0; i < n; i += 4) {
-    TA ta[4];
-    TR tr[4];
-    const TA* pa = a + i;
-    const TR* pr = r + i;
-    if (i + 4 > n) {
-      std::fill(ta, ta + 4, std::numeric_limits<TA>::quiet_NaN());
-      std::fill(tr, tr + 4, std::numeric_limits<TR>::quiet_NaN());
-      std::copy(a + i, a + n, ta);
-      std::copy(r + i, r + n, tr);
-      pa = ta;
-      pr = tr;
-    }
-    __m256i hit = _mm256_setzero_si256();
-    if constexpr (kSig) {
-      // NaN anywhere fails every comparison; the exact check drops Inf.
-      const __m256d av = Load4(pa), rv = Load4(pr);
-      const __m256d ad = _mm256_and_pd(_mm256_sub_pd(av, rv), k.abs_mask);
-      const __m256d den = _mm256_max_pd(_mm256_and_pd(rv, k.abs_mask), k.floor);
-      const __m256d in_all = _mm256_and_pd(
-          _mm256_cmp_pd(ad, _mm256_mul_pd(lo_all, den), _CMP_GT_OQ),
-          _mm256_cmp_pd(ad, _mm256_mul_pd(hi_all, den), _CMP_LE_OQ));
-      const __m256d in_grp = _mm256_and_pd(
-          _mm256_cmp_pd(ad, _mm256_mul_pd(lo_grp, den), _CMP_GT_OQ),
-          _mm256_cmp_pd(ad, _mm256_mul_pd(hi_grp, den), _CMP_LE_OQ));
-      hit = _mm256_castpd_si256(_mm256_or_pd(in_all, in_grp));
-    }
-    if constexpr (kUlp) {
-      const Core c = ComputeCore(pa, pr, k);  // only u and nf are used
-      const __m256i uk =
-          _mm256_blendv_epi8(UlpKey4<kWideU>(c.u, k), k.ulp_junk, c.nf);
-      hit = _mm256_or_si256(
-          hit, _mm256_or_si256(InRange(uk, g.ulp_all), InRange(uk, g.ulp_grp)));
-    }
-    if (_mm256_testz_si256(hit, hit)) continue;
-    for (int j = 0; j < 4 && i + j < n; ++j) {
+  auto keep = [&](const TA* pa, const TR* pr, int m) {
+    for (int j = 0; j < m; ++j) {
       const Elem e = ComputeElem(pa[j], pr[j], p);
       if (e.nonfinite) continue;
       g.Keep(e.u, static_cast<int64_t>(UlpKey(e.u)), e.cb,
              static_cast<int64_t>(SigKey(e.cb, p.c_base)));
+    }
+  };
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i h0 = Pass2Candidates<TA, TR, kUlp, kSig, kGrp>(
+        a + i, r + i, k, g, lo_all, hi_all, lo_grp, hi_grp);
+    const __m256i h1 = Pass2Candidates<TA, TR, kUlp, kSig, kGrp>(
+        a + i + 4, r + i + 4, k, g, lo_all, hi_all, lo_grp, hi_grp);
+    const __m256i any = _mm256_or_si256(h0, h1);
+    if (_mm256_testz_si256(any, any)) continue;
+    unsigned bits =
+        static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(h0))) |
+        static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(h1))) << 4;
+    while (bits != 0) {
+      const int j = __builtin_ctz(bits);
+      bits &= bits - 1;
+      keep(a + i + j, r + i + j, 1);
+    }
+  }
+  if (i < n) keep(a + i, r + i, n - i);
+}
+
+// Instantiates Pass2BlockAvx2 for what is gathered.
+template <typename TA, typename TR>
+void Pass2Avx2(const TA* a, const TR* r, int n, const Params& p,
+               const VecConsts& k, const Gather& g, bool need_ulp,
+               bool need_sig, bool grp) {
+  if (grp) {
+    if (need_ulp && need_sig) {
+      Pass2BlockAvx2<TA, TR, true, true, true>(a, r, n, p, k, g);
+    } else if (need_ulp) {
+      Pass2BlockAvx2<TA, TR, true, false, true>(a, r, n, p, k, g);
+    } else {
+      Pass2BlockAvx2<TA, TR, false, true, true>(a, r, n, p, k, g);
+    }
+  } else {
+    if (need_ulp && need_sig) {
+      Pass2BlockAvx2<TA, TR, true, true, false>(a, r, n, p, k, g);
+    } else if (need_ulp) {
+      Pass2BlockAvx2<TA, TR, true, false, false>(a, r, n, p, k, g);
+    } else {
+      Pass2BlockAvx2<TA, TR, false, true, false>(a, r, n, p, k, g);
     }
   }
 }
@@ -743,9 +789,18 @@ void AddBlock(const BlockOut& b, const TA* a, const TR* r, int n, bool simd,
   }
   int64_t* hu = h->ulp.data();
   int64_t* hs = h->sig.data();
-  for (int i = 0; i < n; ++i) {
-    ++hu[b.ulp_key[i] * kCopies + (i & (kCopies - 1))];
-    ++hs[b.sig_key[i] * kCopies + (i & (kCopies - 1))];
+  static_assert(kCopies == 4);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int c = 0; c < 4; ++c) {
+      const uint64_t k = b.key[i + c];
+      ++hu[(k & 0xFFFFFFFF) * kCopies + c];
+      ++hs[(k >> 32) * kCopies + c];
+    }
+  }
+  for (; i < n; ++i) {
+    ++hu[(b.key[i] & 0xFFFFFFFF) * kCopies];
+    ++hs[(b.key[i] >> 32) * kCopies];
   }
 }
 
@@ -922,7 +977,7 @@ DriftStats Finish(const GroupResult& g, const DriftOptions& o, double cap) {
 // so that U = 1 costs no more per element than a flat array.
 template <typename TA, typename TR, typename Fn, typename End>
 void ForEachBlock(const TA* a, const TR* r, const std::vector<int64_t>& shape,
-                  bool per_t, int64_t n, Fn fn, End end) {
+                  bool per_t, bool index_order, int64_t n, Fn fn, End end) {
   if (!per_t) {
     for (int64_t b = 0; b < n; b += kBlock) {
       fn(a + b, r + b, static_cast<int>(std::min<int64_t>(kBlock, n - b)),
@@ -932,6 +987,20 @@ void ForEachBlock(const TA* a, const TR* r, const std::vector<int64_t>& shape,
     return;
   }
   const int64_t N = shape[0], T = shape[1], U = shape[2];
+  if (index_order) {
+    // Sequential memory; each t still sees its rows in order of i.
+    for (int64_t i = 0; i < N; ++i) {
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t base = (i * T + t) * U;
+        for (int64_t u = 0; u < U; u += kBlock) {
+          fn(a + base + u, r + base + u,
+             static_cast<int>(std::min<int64_t>(kBlock, U - u)), t);
+        }
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) end(t);
+    return;
+  }
   alignas(64) TA sa[kBlock];
   alignas(64) TR sr[kBlock];
   for (int64_t t = 0; t < T; ++t) {
@@ -1074,16 +1143,28 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
   GroupResult total;
   std::vector<int64_t> total_ulp(static_cast<size_t>(p.ulp_keys), 0),
       total_sig(static_cast<size_t>(p.sig_keys), 0);
-  WorkHist work;
-  work.ulp.assign(static_cast<size_t>(p.ulp_keys + 1) * kCopies, 0);
-  work.sig.assign(static_cast<size_t>(p.sig_keys + 1) * kCopies, 0);
+  // Long (N, T, U) rows are walked in index order with a working histogram
+  // per t when those fit in kMaxGroupHistBytes (strided t-major rows cost a
+  // TLB miss each); otherwise t-major with one histogram.
+  const size_t hist_bytes = static_cast<size_t>(p.ulp_keys + p.sig_keys + 2) *
+                            kCopies * sizeof(int64_t);
+  const bool index_order =
+      per_t && a_arr.shape()[2] >= kMinDirectRow &&
+      static_cast<size_t>(groups) * hist_bytes <= kMaxGroupHistBytes;
+  const size_t works_n = index_order ? static_cast<size_t>(groups) : 1;
+  std::vector<WorkHist> works(works_n);
+  for (WorkHist& w : works) {
+    w.ulp.assign(static_cast<size_t>(p.ulp_keys + 1) * kCopies, 0);
+    w.sig.assign(static_cast<size_t>(p.sig_keys + 1) * kCopies, 0);
+  }
+  std::vector<Acc> curs(works_n);
   std::vector<int64_t> ulp1, sig1;
-  Acc cur;
   auto block = std::make_unique<BlockOut>();
 
   ForEachBlock(
-      a, r, a_arr.shape(), per_t, n,
-      [&](const TA* pa, const TR* pr, int m, int64_t) {
+      a, r, a_arr.shape(), per_t, index_order, n,
+      [&](const TA* pa, const TR* pr, int m, int64_t g) {
+        const size_t w = index_order ? static_cast<size_t>(g) : 0;
 #if defined(__AVX2__)
         if (simd) {
           Pass1BlockAvx2(pa, pr, m, vk, block.get());
@@ -1093,9 +1174,12 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
 #else
         Pass1BlockPortable(pa, pr, m, p, block.get());
 #endif
-        AddBlock(*block, pa, pr, m, simd, &cur, &work);
+        AddBlock(*block, pa, pr, m, simd, &curs[w], &works[w]);
       },
       [&](int64_t g) {
+        const size_t w = index_order ? static_cast<size_t>(g) : 0;
+        Acc& cur = curs[w];
+        WorkHist& work = works[w];
         const double c_max = std::min(std::max(cur.max_rel, p.min_rel), 1.0);
         DrainHist(&work.ulp, p.ulp_keys, UlpKey(cur.max_ulp), &ulp1);
         DrainHist(&work.sig, p.sig_keys,
@@ -1114,6 +1198,7 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
         }
         cur = Acc();
       });
+  works = {};
   PlanGroup(total_ulp, total_sig, p, &total);
 
   bool need_ulp = total.ulp.need_values, need_sig = total.sig.need_values;
@@ -1140,28 +1225,24 @@ void Compare(const NdArray& a_arr, const NdArray& r_arr, const DriftOptions& o,
       Gather::Widen(gather.sig_grp, p, &gather.sig_grp_lo, &gather.sig_grp_hi);
     };
     select_group(0);
+    int64_t selected = 0;
     ForEachBlock(
-        a, r, a_arr.shape(), per_t, n,
-        [&](const TA* pa, const TR* pr, int m, int64_t) {
+        a, r, a_arr.shape(), per_t, index_order, n,
+        [&](const TA* pa, const TR* pr, int m, int64_t g) {
+          if (g != selected) {
+            select_group(g);
+            selected = g;
+          }
 #if defined(__AVX2__)
           if (simd && p.floor >= kMinFilterFloor) {
-            if (need_ulp && need_sig) {
-              Pass2BlockAvx2<TA, TR, true, true>(pa, pr, m, p, vk, gather);
-            } else if (need_ulp) {
-              Pass2BlockAvx2<TA, TR, true, false>(pa, pr, m, p, vk, gather);
-            } else {
-              Pass2BlockAvx2<TA, TR, false, true>(pa, pr, m, p, vk, gather);
-            }
+            Pass2Avx2(pa, pr, m, p, vk, gather, need_ulp, need_sig, per_t);
             return;
           }
 #endif
           Pass2BlockPortable(pa, pr, m, p, gather);
         },
         [&](int64_t g) {
-          if (per_t) {
-            FinishMedians(&res[static_cast<size_t>(g)]);
-            if (g + 1 < groups) select_group(g + 1);
-          }
+          if (per_t) FinishMedians(&res[static_cast<size_t>(g)]);
         });
   } else {
     for (GroupResult& g : res) FinishMedians(&g);
