@@ -287,9 +287,15 @@ int main(int argc, char** argv) {
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());
   if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
-  if (knob_costs) driftscope::RegisterKnobCosts();
-  driftscope::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
+  if (knob_costs) {
+    driftscope::RegisterKnobCosts();
+    driftscope::RatioReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+  } else {
+    // The default reporter honours --benchmark_format (compare_pytorch.py
+    // reads JSON).
+    benchmark::RunSpecifiedBenchmarks();
+  }
   benchmark::Shutdown();
   return 0;
 }

@@ -91,7 +91,9 @@ int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
       {"cuda",
        env.cuda.compiled
            ? absl::StrCat("compiled; runtime ", env.cuda.runtime_version,
-                          ", driver ", env.cuda.driver_version)
+                          ", driver ", env.cuda.driver_version, ", cuBLAS ",
+                          env.cuda.cublas_version, ", cuDNN ",
+                          env.cuda.cudnn_version)
            : "not compiled"}};
   if (env.cuda.devices.empty()) {
     rows.push_back({"gpus", absl::StrCat("none (", env.cuda.error, ")")});

@@ -1,4 +1,8 @@
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
+#ifdef DRIFTSCOPE_HAVE_CUDNN
+#include <cudnn.h>
+#endif
 
 #include "engine/cuda/device_info.h"
 
@@ -9,6 +13,15 @@ CudaInfo ProbeCuda() {
   info.compiled = true;
   cudaRuntimeGetVersion(&info.runtime_version);
   cudaDriverGetVersion(&info.driver_version);
+  int major = 0, minor = 0, patch = 0;
+  if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS) {
+    info.cublas_version = major * 10000 + minor * 100 + patch;
+  }
+#ifdef DRIFTSCOPE_HAVE_CUDNN
+  info.cudnn_version = static_cast<long>(cudnnGetVersion());
+#endif
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {

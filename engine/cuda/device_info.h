@@ -19,6 +19,8 @@ struct CudaInfo {
   bool compiled = false;    // this build has the CUDA backend
   int runtime_version = 0;  // cudaRuntimeGetVersion, 0 if unknown
   int driver_version = 0;   // cudaDriverGetVersion, 0 without a driver
+  int cublas_version = 0;   // cublasGetProperty: major*10000+minor*100+patch
+  long cudnn_version = 0;   // cudnnGetVersion(); 0 when not linked
   std::string error;        // why no device is usable, when none is
   std::vector<CudaDeviceInfo> devices;
 };

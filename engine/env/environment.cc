@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "engine/cpu/kernel_table.h"
 
 #ifndef DRIFTSCOPE_VERSION
 #define DRIFTSCOPE_VERSION "unknown"
@@ -82,8 +83,11 @@ Environment Probe() {
   env.compile_flags = DRIFTSCOPE_CXX_FLAGS;
   env.eigen_version = absl::StrCat(
       EIGEN_WORLD_VERSION, ".", EIGEN_MAJOR_VERSION, ".", EIGEN_MINOR_VERSION);
-  env.blas = absl::StrCat("Eigen ", env.eigen_version, " GEMM (",
-                          Eigen::SimdInstructionSetsInUse(), ")");
+  // The GEMM runs in the per-ISA kernel objects (engine/cpu/kernel_table.h).
+  env.blas = absl::StrCat("Eigen ", env.eigen_version,
+                          " GEMM, kernels for x86-64, x86-64-v3, x86-64-v4, "
+                          "native; isa=auto runs ",
+                          IsaName(ResolveIsa(Isa::kAuto)));
   env.engine_version = DRIFTSCOPE_VERSION;
   env.cuda = ProbeCuda();
   return env;
@@ -149,6 +153,8 @@ std::string EnvironmentToJson(const Environment& env) {
       ",\"cuda\":{\"compiled\":", env.cuda.compiled ? "true" : "false",
       ",\"runtime_version\":", env.cuda.runtime_version,
       ",\"driver_version\":", env.cuda.driver_version,
+      ",\"cublas_version\":", env.cuda.cublas_version,
+      ",\"cudnn_version\":", env.cuda.cudnn_version,
       ",\"error\":", JsonString(env.cuda.error), ",\"devices\":[",
       absl::StrJoin(gpus, ","), "]}}");
 }
