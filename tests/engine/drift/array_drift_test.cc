@@ -487,12 +487,65 @@ void ExpectKernelsAgree(const std::vector<int64_t>& shape, uint64_t seed) {
 
 TEST(DriftArrayTest, SimdAndPortableKernelsAgreeBitwise) {
   SCOPED_TRACE(drift_internal::KernelName());
-  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
-           {1}, {7}, {257}, {3001}, {17, 5, 3}, {9, 4, 45}, {3, 2, 600}}) {
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{1},
+                                         {7},
+                                         {257},
+                                         {3001},
+                                         {17, 5, 3},
+                                         {9, 4, 45},
+                                         {3, 2, 600},
+                                         {1, 1300, 33}}) {
     ExpectKernelsAgree<float, float>(shape, 1);
     ExpectKernelsAgree<double, double>(shape, 2);
     ExpectKernelsAgree<float, double>(shape, 3);
     ExpectKernelsAgree<double, float>(shape, 4);
+  }
+}
+
+// So many timesteps that the per-t working histograms would not fit: the
+// curves then come from a t-major walk. Each t must match a comparison of
+// that t's slice on its own (same floor), exactly for counts, extremes,
+// histograms and medians.
+TEST(DriftArrayTest, CurvesOfManyTimestepsMatchPerSliceComparisons) {
+  const int64_t N = 3, T = 1300, U = 32;
+  std::vector<float> a(N * T * U), r(N * T * U);
+  uint64_t s = 99;
+  auto next = [&] {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return s >> 11;
+  };
+  for (size_t i = 0; i < a.size(); ++i) {
+    r[i] = static_cast<float>(static_cast<double>(next()) * 0x1p-53 - 0.5);
+    a[i] = static_cast<float>(
+        r[i] * (1 + (static_cast<double>(next()) * 0x1p-53 - 0.5) * 1e-4));
+  }
+  DriftOptions o;
+  o.rel_floor = 1e-3;
+  ArrayDrift d = Cmp(NdArray::From<float>({N, T, U}, a),
+                     NdArray::From<float>({N, T, U}, r), o);
+  ASSERT_EQ(d.per_timestep.size(), static_cast<size_t>(T));
+  for (int64_t t : {int64_t{0}, int64_t{649}, T - 1}) {
+    std::vector<float> sa, sr;
+    for (int64_t i = 0; i < N; ++i) {
+      const size_t base = static_cast<size_t>((i * T + t) * U);
+      sa.insert(sa.end(), a.begin() + base, a.begin() + base + U);
+      sr.insert(sr.end(), r.begin() + base, r.begin() + base + U);
+    }
+    const DriftStats want = Cmp(F32(sa), F32(sr), o).overall;
+    const DriftStats& got = d.per_timestep[t];
+    SCOPED_TRACE(t);
+    EXPECT_EQ(got.count, N * U);
+    EXPECT_EQ(got.differing, want.differing);
+    EXPECT_EQ(got.max_abs, want.max_abs);
+    EXPECT_EQ(got.max_rel, want.max_rel);
+    EXPECT_EQ(got.max_ulp, want.max_ulp);
+    EXPECT_EQ(got.ulp_histogram, want.ulp_histogram);
+    EXPECT_EQ(got.median_ulp, want.median_ulp);
+    EXPECT_EQ(got.median_sig_bits, want.median_sig_bits);
+    EXPECT_EQ(got.tolerance_violations, want.tolerance_violations);
+    EXPECT_NEAR(got.mean_abs, want.mean_abs, 1e-14 * want.mean_abs);
+    EXPECT_NEAR(got.mean_sig_bits, want.mean_sig_bits, 1e-12);
   }
 }
 
