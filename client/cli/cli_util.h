@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/core/json_text.h"
 
 namespace driftscope::cli {
 
@@ -81,10 +82,9 @@ bool IsDirectory(const std::string& path);
 // Writes `text` to `path` (via a .tmp file and rename).
 absl::Status WriteTextFile(const std::string& path, const std::string& text);
 
-// JSON text pieces: a quoted, escaped string and a number (shortest form
-// that reads back to the same double; NaN and infinities become null).
-std::string JsonQuote(const std::string& s);
-std::string JsonNumber(double v);
+// JSON text pieces (engine/core/json_text.h).
+using ::driftscope::JsonNumber;
+using ::driftscope::JsonQuote;
 
 }  // namespace driftscope::cli
 

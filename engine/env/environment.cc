@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "engine/core/json_text.h"
 #include "engine/cpu/kernel_table.h"
 
 #ifndef DRIFTSCOPE_VERSION
@@ -93,35 +94,6 @@ Environment Probe() {
   return env;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 const Environment& ProbeEnvironment() {
@@ -131,31 +103,30 @@ const Environment& ProbeEnvironment() {
 
 std::string EnvironmentToJson(const Environment& env) {
   std::vector<std::string> flags;
-  for (const std::string& f : env.isa_flags) flags.push_back(JsonString(f));
+  for (const std::string& f : env.isa_flags) flags.push_back(JsonQuote(f));
   std::vector<std::string> gpus;
   for (const CudaDeviceInfo& d : env.cuda.devices) {
     gpus.push_back(absl::StrCat(
-        "{\"name\":", JsonString(d.name), ",\"compute_capability\":\"",
+        "{\"name\":", JsonQuote(d.name), ",\"compute_capability\":\"",
         d.compute_major, ".", d.compute_minor, "\",\"sm_count\":", d.sm_count,
         ",\"memory_bytes\":", d.memory_bytes, "}"));
   }
   return absl::StrCat(
-      "{\"hostname\":", JsonString(env.hostname),
-      ",\"os\":", JsonString(env.os), ",\"kernel\":", JsonString(env.kernel),
-      ",\"arch\":", JsonString(env.arch),
-      ",\"cpu_model\":", JsonString(env.cpu_model), ",\"isa_flags\":[",
+      "{\"hostname\":", JsonQuote(env.hostname), ",\"os\":", JsonQuote(env.os),
+      ",\"kernel\":", JsonQuote(env.kernel), ",\"arch\":", JsonQuote(env.arch),
+      ",\"cpu_model\":", JsonQuote(env.cpu_model), ",\"isa_flags\":[",
       absl::StrJoin(flags, ","), "],\"cores\":", env.cores,
-      ",\"compiler\":", JsonString(env.compiler),
-      ",\"compile_flags\":", JsonString(env.compile_flags),
-      ",\"eigen_version\":", JsonString(env.eigen_version),
-      ",\"blas\":", JsonString(env.blas),
-      ",\"engine_version\":", JsonString(env.engine_version),
+      ",\"compiler\":", JsonQuote(env.compiler),
+      ",\"compile_flags\":", JsonQuote(env.compile_flags),
+      ",\"eigen_version\":", JsonQuote(env.eigen_version),
+      ",\"blas\":", JsonQuote(env.blas),
+      ",\"engine_version\":", JsonQuote(env.engine_version),
       ",\"cuda\":{\"compiled\":", env.cuda.compiled ? "true" : "false",
       ",\"runtime_version\":", env.cuda.runtime_version,
       ",\"driver_version\":", env.cuda.driver_version,
       ",\"cublas_version\":", env.cuda.cublas_version,
       ",\"cudnn_version\":", env.cuda.cudnn_version,
-      ",\"error\":", JsonString(env.cuda.error), ",\"devices\":[",
+      ",\"error\":", JsonQuote(env.cuda.error), ",\"devices\":[",
       absl::StrJoin(gpus, ","), "]}}");
 }
 
