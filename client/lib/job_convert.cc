@@ -331,32 +331,6 @@ void GatedToProto(const LayerSpec& l, Gated* p) {
   p->set_implementation(l.implementation);
 }
 
-const char* LayerJsonKey(LayerKind kind) {
-  switch (kind) {
-    case LayerKind::kLstm:
-      return "lstm";
-    case LayerKind::kGru:
-      return "gru";
-    case LayerKind::kSimpleRnn:
-      return "simple_rnn";
-    case LayerKind::kDense:
-      return "dense";
-  }
-  return "unknown";
-}
-
-const char* OptimizerJsonKey(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::kAdam:
-      return "adam";
-    case OptimizerKind::kSgd:
-      return "sgd";
-    case OptimizerKind::kRmsprop:
-      return "rmsprop";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 const char* ActivationJsonName(Activation activation) {
@@ -533,7 +507,7 @@ std::string EngineFieldToJsonPath(const JobSpec& spec,
                          &index) &&
         index >= 0 && index < static_cast<int>(spec.model.layers.size())) {
       return absl::StrCat(message.substr(0, close + 1), ".",
-                          LayerJsonKey(spec.model.layers[index].kind),
+                          LayerKindName(spec.model.layers[index].kind),
                           message.substr(close + 1));
     }
     return message;
@@ -546,7 +520,7 @@ std::string EngineFieldToJsonPath(const JobSpec& spec,
         absl::StartsWith(rest, "kind")) {
       return message;
     }
-    return absl::StrCat(kOptimizer, OptimizerJsonKey(spec.optimizer.kind), ".",
+    return absl::StrCat(kOptimizer, OptimizerKindName(spec.optimizer.kind), ".",
                         rest);
   }
   return message;

@@ -25,20 +25,6 @@ constexpr int64_t kMaxParams = 200000000;
 // Elements of x for one split: keeps a job's data under ~4 GiB in fp64.
 constexpr int64_t kMaxDataElements = int64_t{1} << 29;
 
-const char* LayerKindName(LayerKind k) {
-  switch (k) {
-    case LayerKind::kLstm:
-      return "LSTM";
-    case LayerKind::kGru:
-      return "GRU";
-    case LayerKind::kSimpleRnn:
-      return "SimpleRNN";
-    case LayerKind::kDense:
-      return "Dense";
-  }
-  return "unknown";
-}
-
 bool ValidLayerKind(LayerKind k) {
   return k == LayerKind::kLstm || k == LayerKind::kGru ||
          k == LayerKind::kSimpleRnn || k == LayerKind::kDense;
@@ -84,18 +70,6 @@ const char* InitializerName(InitializerSpec::Kind k) {
       return "random_uniform";
     case K::kRandomNormal:
       return "random_normal";
-  }
-  return "unknown";
-}
-
-const char* OptimizerName(OptimizerKind k) {
-  switch (k) {
-    case OptimizerKind::kAdam:
-      return "adam";
-    case OptimizerKind::kSgd:
-      return "sgd";
-    case OptimizerKind::kRmsprop:
-      return "rmsprop";
   }
   return "unknown";
 }
@@ -537,7 +511,7 @@ std::string CanonicalText(const JobSpec& spec) {
     init(p + ".bias_initializer", l.bias_initializer);
   }
   const OptimizerSpec& o = spec.optimizer;
-  put("optimizer.kind", OptimizerName(o.kind));
+  put("optimizer.kind", OptimizerKindName(o.kind));
   put("optimizer.learning_rate", hex(o.learning_rate));
   put("optimizer.beta_1", hex(o.beta_1));
   put("optimizer.beta_2", hex(o.beta_2));
@@ -567,6 +541,32 @@ std::string CanonicalText(const JobSpec& spec) {
 std::string SpecDigest(const JobSpec& spec) {
   const std::string text = CanonicalText(spec);
   return Sha256Hex(text.data(), text.size());
+}
+
+const char* LayerKindName(LayerKind k) {
+  switch (k) {
+    case LayerKind::kLstm:
+      return "LSTM";
+    case LayerKind::kGru:
+      return "GRU";
+    case LayerKind::kSimpleRnn:
+      return "SimpleRNN";
+    case LayerKind::kDense:
+      return "Dense";
+  }
+  return "unknown";
+}
+
+const char* OptimizerKindName(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kAdam:
+      return "adam";
+    case OptimizerKind::kSgd:
+      return "sgd";
+    case OptimizerKind::kRmsprop:
+      return "rmsprop";
+  }
+  return "unknown";
 }
 
 }  // namespace driftscope

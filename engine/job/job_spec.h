@@ -125,6 +125,11 @@ absl::Status ValidateJobSpec(const JobSpec& spec);
 int ModelOutputUnits(const ModelSpec& model);
 bool ModelOutputIsSequence(const ModelSpec& model);
 
+// Lowercase names, as the JSON form and the canonical text spell them:
+// "lstm", "gru", "simple_rnn", "dense"; "adam", "sgd", "rmsprop".
+const char* LayerKindName(LayerKind kind);
+const char* OptimizerKindName(OptimizerKind kind);
+
 // Canonical, versioned text form of the spec (every field that changes the
 // computation, fixed order, doubles as hex-float; capture options are left
 // out) and its SHA-256 in lowercase hex. Two runs with the same digest claim
