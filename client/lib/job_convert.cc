@@ -11,6 +11,21 @@ namespace driftscope {
 
 namespace {
 
+// The JSON oneof key of a layer kind.
+const char* LayerJsonKey(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kLstm:
+      return "lstm";
+    case LayerKind::kGru:
+      return "gru";
+    case LayerKind::kSimpleRnn:
+      return "simple_rnn";
+    case LayerKind::kDense:
+      return "dense";
+  }
+  return "unknown";
+}
+
 constexpr struct {
   const char* name;
   Activation activation;
@@ -507,7 +522,7 @@ std::string EngineFieldToJsonPath(const JobSpec& spec,
                          &index) &&
         index >= 0 && index < static_cast<int>(spec.model.layers.size())) {
       return absl::StrCat(message.substr(0, close + 1), ".",
-                          LayerKindName(spec.model.layers[index].kind),
+                          LayerJsonKey(spec.model.layers[index].kind),
                           message.substr(close + 1));
     }
     return message;

@@ -125,9 +125,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec);
 int ModelOutputUnits(const ModelSpec& model);
 bool ModelOutputIsSequence(const ModelSpec& model);
 
-// Lowercase names, as the JSON form and the canonical text spell them:
-// "lstm", "gru", "simple_rnn", "dense"; "adam", "sgd", "rmsprop".
+// Keras class names ("LSTM", "GRU", "SimpleRNN", "Dense"), as the canonical
+// text and error messages spell them.
 const char* LayerKindName(LayerKind kind);
+// "adam", "sgd", "rmsprop": the canonical text's and the JSON form's key.
 const char* OptimizerKindName(OptimizerKind kind);
 
 // Canonical, versioned text form of the spec (every field that changes the
