@@ -43,7 +43,16 @@ class WorkerGrpcService final : public v1::Worker::Service {
     // or a drain runs out of grace; the run stops before its next step.
     return ToGrpcStatus(service_->Run(
         *request, [context] { return context->IsCancelled(); },
-        [writer](const v1::RunEvent& e) { return writer->Write(e); }));
+        [writer](const v1::RunEvent& e) {
+          // Fingerprints and chunks come in bursts right before `done`:
+          // letting gRPC coalesce them saves a wakeup of the client per
+          // event. Accepted, progress and done go out at once.
+          grpc::WriteOptions options;
+          if (e.has_fingerprint() || e.has_tensor_chunk()) {
+            options.set_buffer_hint();
+          }
+          return writer->Write(e, options);
+        }));
   }
 
  private:
