@@ -19,7 +19,7 @@ N = 20
 def _binary():
     build = os.environ.get("DRIFTSCOPE_BIN")
     if not build:
-        pytest.skip("DRIFTSCOPE_BIN (the build directory) is not set")
+        pytest.fail("DRIFTSCOPE_BIN (the build directory) is not set")
     path = os.path.join(build, "client", "driftscope")
     assert os.path.exists(path), f"{path} was not built"
     return path

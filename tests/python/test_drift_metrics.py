@@ -110,10 +110,11 @@ def check_stats(got, want, where):
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
     if TESTS is None or not TESTS.exists():
-        pytest.skip("engine_tests not built (set DRIFTSCOPE_BIN)")
+        pytest.fail("engine_tests not built (set DRIFTSCOPE_BIN to the build directory)")
     out = tmp_path_factory.mktemp("drift_export")
     env = dict(os.environ, DRIFTSCOPE_DRIFT_EXPORT_DIR=str(out))
-    subprocess.run([str(TESTS), "--gtest_filter=DriftExportTest.*"],
+    subprocess.run([str(TESTS), "--gtest_filter=DriftExportTest.*",
+                    "--gtest_also_run_disabled_tests"],
                    env=env, check=True, capture_output=True, timeout=120)
     return out
 

@@ -33,7 +33,7 @@ SPEC = {
 def _bin(*parts):
     build = os.environ.get("DRIFTSCOPE_BIN")
     if not build:
-        pytest.skip("DRIFTSCOPE_BIN (the build directory) is not set")
+        pytest.fail("DRIFTSCOPE_BIN (the build directory) is not set")
     path = os.path.join(build, *parts)
     assert os.path.exists(path), f"{path} was not built"
     return path
