@@ -141,6 +141,9 @@ void BM_Train(benchmark::State& state, const Config* c) {
   if (!f.Setup(*c, state)) return;
   Sha256 hasher;
   double loss = 0;
+  // Warm-up outside the timing, as compare_pytorch.py does for PyTorch: the
+  // first step touches tens of MB of fresh buffers (page faults).
+  TrainStep(f, hasher, &loss);
   for (auto _ : state) TrainStep(f, hasher, &loss);
   benchmark::DoNotOptimize(loss);
   state.SetItemsProcessed(state.iterations() * c->batch);
@@ -150,6 +153,7 @@ void BM_Train(benchmark::State& state, const Config* c) {
 void BM_Infer(benchmark::State& state, const Config* c) {
   Fixture f;
   if (!f.Setup(*c, state)) return;
+  benchmark::DoNotOptimize(f.model->Forward(*f.ctx, f.x.data(), f.batch));
   for (auto _ : state) {
     const float* out = f.model->Forward(*f.ctx, f.x.data(), f.batch);
     benchmark::DoNotOptimize(out);
@@ -186,6 +190,7 @@ void BM_TrainProfile(benchmark::State& state, const Config* c,
   if (!f.Setup(*c, state, profile)) return;
   Sha256 hasher;
   double loss = 0;
+  TrainStep(f, hasher, &loss);  // warm-up, as in BM_Train
   for (auto _ : state) TrainStep(f, hasher, &loss);
   benchmark::DoNotOptimize(loss);
   state.SetItemsProcessed(state.iterations() * c->batch);
