@@ -37,19 +37,26 @@ bool NeedsPlainLoop(int m, int n, int k) {
 template <typename T>
 void PlainGemm(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
                int lda, const T* b, int ldb, T beta, T* c, int ldc) {
+  // Row i of C accumulates over p in order, one output row at a time:
+  // vectorizes across j without changing any element's order of operations.
+  thread_local std::vector<T> acc;
+  acc.resize(static_cast<size_t>(n));
   for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; ++j) {
-      T s = T(0);
-      for (int p = 0; p < k; ++p) {
-        const T av = trans_a ? a[static_cast<int64_t>(p) * lda + i]
-                             : a[static_cast<int64_t>(i) * lda + p];
-        const T bv = trans_b ? b[static_cast<int64_t>(j) * ldb + p]
-                             : b[static_cast<int64_t>(p) * ldb + j];
-        s += av * bv;
+    std::fill(acc.begin(), acc.end(), T(0));
+    for (int p = 0; p < k; ++p) {
+      const T av = trans_a ? a[static_cast<int64_t>(p) * lda + i]
+                           : a[static_cast<int64_t>(i) * lda + p];
+      if (trans_b) {
+        for (int j = 0; j < n; ++j) {
+          acc[j] += av * b[static_cast<int64_t>(j) * ldb + p];
+        }
+      } else {
+        const T* bp = b + static_cast<int64_t>(p) * ldb;
+        for (int j = 0; j < n; ++j) acc[j] += av * bp[j];
       }
-      T& cij = c[static_cast<int64_t>(i) * ldc + j];
-      cij = beta == T(0) ? s : cij + s;
     }
+    T* ci = c + static_cast<int64_t>(i) * ldc;
+    for (int j = 0; j < n; ++j) ci[j] = beta == T(0) ? acc[j] : ci[j] + acc[j];
   }
 }
 // Chunks of k used by nondet=on when the profile sets no split-k.
