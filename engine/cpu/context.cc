@@ -289,7 +289,7 @@ void Context::GemmOrdered(bool pairwise, bool trans_a, bool trans_b, int m,
                           int n, int k, const T* a, int lda, const T* b,
                           int ldb, T beta, T* c, int ldc) const {
   // B as a dense row-major k×n matrix.
-  std::vector<T> bd;
+  thread_local std::vector<T> bd, acc;
   if (trans_b) {
     bd.resize(static_cast<size_t>(k) * n);
     for (int p = 0; p < k; ++p)
@@ -300,7 +300,7 @@ void Context::GemmOrdered(bool pairwise, bool trans_a, bool trans_b, int m,
     ldb = n;
   }
   const int blocks = pairwise ? (k + 7) / 8 : 1;
-  std::vector<T> acc(static_cast<size_t>(blocks) * n);
+  acc.resize(static_cast<size_t>(blocks) * n);
   for (int i = 0; i < m; ++i) {
     std::fill(acc.begin(), acc.end(), T(0));
     for (int p = 0; p < k; ++p) {
