@@ -88,18 +88,42 @@ T PairwiseSum(const T* v, int n) {
   return PairwiseSum(v, half) + PairwiseSum(v + half, n - half);
 }
 
-// PairwiseSum's recursion over rows of block sums: blocks[b] (n values) is
-// the left-to-right sum of elements [8b, 8b+8); combines elements
-// [lo, lo+count) into blocks[lo/8], the same tree as PairwiseSum.
+// Rows [i0, i0+rows) of C, accumulated over p in [lo, lo+count) into
+// out[r*n + j], each element from 0 and left to right in p: one row of B
+// serves all `rows` rows of A (B is streamed once per row group, not once
+// per row).
 template <typename T>
-void PairwiseCombine(T* blocks, int n, int lo, int count) {
-  if (count <= 8) return;
+void AccumulateRows(bool trans_a, const T* a, int lda, int i0, int rows,
+                    const T* b, int ldb, int n, int lo, int count, T* out) {
+  std::fill(out, out + static_cast<size_t>(rows) * n, T(0));
+  for (int p = lo; p < lo + count; ++p) {
+    const T* bp = b + static_cast<int64_t>(p) * ldb;
+    for (int r = 0; r < rows; ++r) {
+      const T ap = ElemA(trans_a, a, lda, i0 + r, p);
+      T* o = out + static_cast<size_t>(r) * n;
+      for (int j = 0; j < n; ++j) o[j] += ap * bp[j];
+    }
+  }
+}
+
+// PairwiseSum's tree, evaluated depth first for a group of output rows:
+// blocks of ≤ 8 terms summed left to right from 0, halves (split at a
+// multiple of 8) added left + right — per element exactly PairwiseSum.
+// `tmp` holds rows·n values per tree level.
+template <typename T>
+void PairwiseRows(bool trans_a, const T* a, int lda, int i0, int rows,
+                  const T* b, int ldb, int n, int lo, int count, T* out,
+                  T* tmp) {
+  if (count <= 8) {
+    AccumulateRows(trans_a, a, lda, i0, rows, b, ldb, n, lo, count, out);
+    return;
+  }
   const int half = (count / 2 + 7) / 8 * 8;
-  PairwiseCombine(blocks, n, lo, half);
-  PairwiseCombine(blocks, n, lo + half, count - half);
-  T* left = blocks + static_cast<size_t>(lo / 8) * n;
-  const T* right = blocks + static_cast<size_t>((lo + half) / 8) * n;
-  for (int j = 0; j < n; ++j) left[j] += right[j];
+  const size_t size = static_cast<size_t>(rows) * n;
+  PairwiseRows(trans_a, a, lda, i0, rows, b, ldb, n, lo, half, out, tmp);
+  PairwiseRows(trans_a, a, lda, i0, rows, b, ldb, n, lo + half, count - half,
+               tmp, tmp + size);
+  for (size_t e = 0; e < size; ++e) out[e] += tmp[e];
 }
 
 template <typename T>
@@ -299,19 +323,24 @@ void Context::GemmOrdered(bool pairwise, bool trans_a, bool trans_b, int m,
     b = bd.data();
     ldb = n;
   }
-  const int blocks = pairwise ? (k + 7) / 8 : 1;
-  acc.resize(static_cast<size_t>(blocks) * n);
-  for (int i = 0; i < m; ++i) {
-    std::fill(acc.begin(), acc.end(), T(0));
-    for (int p = 0; p < k; ++p) {
-      const T aip = ElemA(trans_a, a, lda, i, p);
-      const T* bp = b + static_cast<int64_t>(p) * ldb;
-      T* s = acc.data() + static_cast<size_t>(pairwise ? p / 8 : 0) * n;
-      for (int j = 0; j < n; ++j) s[j] += aip * bp[j];
+  // Rows of C per pass; pairwise needs rows·n scratch per tree level.
+  constexpr int kRows = 8;
+  int levels = 1;
+  for (int c = k; c > 8; c = (c / 2 + 7) / 8 * 8) ++levels;
+  acc.resize(static_cast<size_t>(pairwise ? levels + 2 : 1) * kRows * n);
+  for (int i0 = 0; i0 < m; i0 += kRows) {
+    const int rows = std::min(kRows, m - i0);
+    if (pairwise) {
+      PairwiseRows(trans_a, a, lda, i0, rows, b, ldb, n, 0, k, acc.data(),
+                   acc.data() + static_cast<size_t>(kRows) * n);
+    } else {
+      AccumulateRows(trans_a, a, lda, i0, rows, b, ldb, n, 0, k, acc.data());
     }
-    if (pairwise) PairwiseCombine(acc.data(), n, 0, k);
-    T* ci = c + static_cast<int64_t>(i) * ldc;
-    for (int j = 0; j < n; ++j) ci[j] = beta == T(0) ? acc[j] : ci[j] + acc[j];
+    for (int r = 0; r < rows; ++r) {
+      T* ci = c + static_cast<int64_t>(i0 + r) * ldc;
+      const T* o = acc.data() + static_cast<size_t>(r) * n;
+      for (int j = 0; j < n; ++j) ci[j] = beta == T(0) ? o[j] : ci[j] + o[j];
+    }
   }
 }
 
