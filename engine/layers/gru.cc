@@ -283,10 +283,8 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       SumRows<T>(dhm_.data(), S, gblock, batch, G, G, scratch_.data(), dbx + G);
   }
   if (dx != nullptr) {
-    Reserve(&dxp_, rows * D);
-    ctx.Gemm<T>(false, true, nrows, D, G, dxg_.data(), G, W, G, T(0),
-                dxp_.data(), D);
-    ScatterBatchMajor(dxp_.data(), batch, S, D, spec_.go_backwards, dx);
+    InputGradient(ctx, dxg_.data(), rows, G, W, D, batch, S, spec_.go_backwards,
+                  &dxp_, dx);
   }
 }
 

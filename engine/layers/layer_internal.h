@@ -111,6 +111,19 @@ void ScatterBatchMajor(const T* xp, int batch, int steps, int dim,
   }
 }
 
+// The input gradient of an RNN layer: dx (batch-major) = δA · Wᵀ, from the
+// time-major pre-activation gradients δA (rows = steps·batch, width g) and
+// the kernel W (dim × g); one GEMM over all steps, then the reordering.
+template <typename T>
+void InputGradient(const Context& ctx, const T* da, int64_t rows, int g,
+                   const T* w, int dim, int batch, int steps, bool backwards,
+                   Buffer<T>* scratch, T* dx) {
+  Reserve(scratch, rows * dim);
+  ctx.Gemm<T>(false, true, static_cast<int>(rows), dim, g, da, g, w, g, T(0),
+              scratch->data(), dim);
+  ScatterBatchMajor(scratch->data(), batch, steps, dim, backwards, dx);
+}
+
 // at (cols × rows) = aᵀ for a (rows × cols), both row-major and dense.
 // Blocked so that both sides are walked a cache line at a time.
 template <typename T>

@@ -282,10 +282,8 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   // "Batch, then time" (SumRows' order): the per-step sums, in step order.
   if (db != nullptr) SumSteps(dbs_.data(), S, G, db);
   if (dx != nullptr) {
-    Reserve(&dxp_, rows * D);
-    ctx.Gemm<T>(false, true, static_cast<int>(rows), D, G, da_.data(), G, W, G,
-                T(0), dxp_.data(), D);
-    ScatterBatchMajor(dxp_.data(), batch, S, D, spec_.go_backwards, dx);
+    InputGradient(ctx, da_.data(), rows, G, W, D, batch, S, spec_.go_backwards,
+                  &dxp_, dx);
   }
 }
 

@@ -117,10 +117,8 @@ void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
   if (db != nullptr)
     SumRows<T>(da_.data(), S, hblock, batch, U, U, scratch_.data(), db);
   if (dx != nullptr) {
-    Reserve(&dxp_, rows * D);
-    ctx.Gemm<T>(false, true, nrows, D, U, da_.data(), U, W, U, T(0),
-                dxp_.data(), D);
-    ScatterBatchMajor(dxp_.data(), batch, S, D, spec_.go_backwards, dx);
+    InputGradient(ctx, da_.data(), rows, U, W, D, batch, S, spec_.go_backwards,
+                  &dxp_, dx);
   }
 }
 
