@@ -181,10 +181,16 @@ inline JobSpec LongSpec() {
   return s;
 }
 
-// A job of a few seconds (for kills while it runs).
-inline JobSpec SecondsSpec(int epochs) {
+// A job of about `seconds` seconds on an idle machine (LSTM(128) ->
+// LSTM(64), T=20, 1024 samples: about 0.1 s per epoch), for kills while it
+// runs; a few hundred steps, so few fingerprints.
+inline JobSpec SecondsSpec(int seconds) {
   JobSpec s = TinySpec();
-  s.training.epochs = epochs;
+  s.model.timesteps = 20;
+  s.model.layers[0].units = 128;
+  s.model.layers[1].units = 64;
+  s.data.samples = 1024;
+  s.training.epochs = 10 * seconds;
   s.training.capture_epoch_outputs = false;
   return s;
 }
