@@ -144,7 +144,9 @@ TEST_F(WorkerRegistryTest, DerivedLabelsUnderTheWorkersOwn) {
   (*w.mutable_labels())["host"] = "rack-7";
   (*w.mutable_labels())["pool"] = "blue";
   ASSERT_TRUE(registry_.Register(w).ok());
-  const auto& labels = registry_.Get("a")->info.labels();
+  const std::optional<WorkerView> a = registry_.Get("a");
+  ASSERT_TRUE(a.has_value());
+  const auto& labels = a->info.labels();
   EXPECT_EQ(labels.at("host"), "rack-7");  // the worker's own wins
   EXPECT_EQ(labels.at("cpu"), "Zen 4");
   EXPECT_EQ(labels.at("gpu"), "none");
