@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,6 +34,8 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace driftscope::coordinator {
+
+class SqliteStatement;
 
 struct SqliteStoreOptions {
   std::string directory;  // created when missing
@@ -81,7 +83,6 @@ class SqliteStore : public Store {
   absl::Status CheckIntegrity();
 
  private:
-  class Statement;
   struct CachedStatement {
     sqlite3_stmt* stmt = nullptr;
     bool in_use = false;  // a Statement has it; a nested use prepares anew
@@ -105,7 +106,7 @@ class SqliteStore : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // A cached prepared statement for `sql` (reset when the Statement ends).
-  absl::StatusOr<Statement> Prepare(absl::string_view sql)
+  absl::StatusOr<SqliteStatement> Prepare(absl::string_view sql)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> QueryInt(absl::string_view sql)
@@ -115,7 +116,6 @@ class SqliteStore : public Store {
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads shared by the public calls; run inside a transaction.
-  absl::StatusOr<JobRow> JobFromRow(Statement& row);
   absl::StatusOr<JobRow> LoadJob(absl::string_view job_id, bool with_weights)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The runs of job `id` (by_job) or the run `id`, with their attempts.
@@ -138,7 +138,9 @@ class SqliteStore : public Store {
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
   const int lock_fd_;  // flock'ed LOCK file, closed last
-  absl::flat_hash_map<std::string, CachedStatement> statements_
+  // node_hash_map: a borrowed SqliteStatement points at its entry's in_use
+  // flag, which must stay put while other statements are inserted.
+  absl::node_hash_map<std::string, CachedStatement> statements_
       ABSL_GUARDED_BY(mu_);
   const std::unique_ptr<FileBlobStore> blobs_;  // thread-safe itself
 };
