@@ -135,10 +135,6 @@ absl::StatusOr<CreateJobResult> SqliteStore::CreateJob(
 absl::Status SqliteStore::StartAttempt(absl::string_view run_id, int attempt,
                                        absl::string_view worker,
                                        int64_t now_unix_ms) {
-  if (worker.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("StartAttempt: run ", run_id, ": worker is empty"));
-  }
   return InTransaction(
       true, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
         absl::StatusOr<RunHead> run = LoadRunHead(run_id);
