@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -186,8 +187,77 @@ absl::Status SqliteStore::Exec(absl::string_view sql) {
 
 absl::Status SqliteStore::InTransaction(
     bool write, absl::FunctionRef<absl::Status()> body) {
-  absl::MutexLock lock(&mu_);
-  return InTransactionLocked(write, body);
+  if (!write) {
+    absl::MutexLock lock(&mu_);
+    return InTransactionLocked(false, body);
+  }
+  // Group commit, as in LevelDB's DBImpl::Write: queue, wait to be done by
+  // a leader or to lead; the leader commits everything queued so far.
+  constexpr size_t kMaxGroup = 64;
+  Writer self(body);
+  queue_mu_.Lock();
+  writers_.push_back(&self);
+  while (!self.done && writers_.front() != &self) self.cv.Wait(&queue_mu_);
+  if (self.done) {
+    queue_mu_.Unlock();
+    return self.status;
+  }
+  const size_t n = std::min(writers_.size(), kMaxGroup);
+  const std::vector<Writer*> group(writers_.begin(), writers_.begin() + n);
+  // Later writers queue up while this group is committed.
+  queue_mu_.Unlock();
+  {
+    absl::MutexLock lock(&mu_);
+    CommitGroup(group);
+  }
+  queue_mu_.Lock();
+  for (Writer* w : group) {
+    writers_.pop_front();
+    if (w != &self) {
+      w->done = true;
+      w->cv.Signal();
+    }
+  }
+  if (!writers_.empty()) writers_.front()->cv.Signal();
+  queue_mu_.Unlock();
+  return self.status;
+}
+
+void SqliteStore::CommitGroup(const std::vector<Writer*>& group) {
+  if (group.size() == 1) {
+    group[0]->status = InTransactionLocked(true, group[0]->body);
+    return;
+  }
+  absl::Status s = Exec("BEGIN IMMEDIATE");
+  absl::Status cause = s;  // why the transaction broke, if it did
+  if (s.ok()) {
+    for (Writer* w : group) {
+      s = Exec("SAVEPOINT one_write");
+      if (s.ok()) {
+        w->status = w->body();
+        if (!w->status.ok()) s = Exec("ROLLBACK TO one_write");
+        if (s.ok()) s = Exec("RELEASE one_write");
+      }
+      if (!s.ok()) {
+        // Some errors (disk full, I/O) end the whole transaction.
+        cause = w->status.ok() ? s : w->status;
+        break;
+      }
+    }
+  }
+  if (s.ok()) s = cause = Exec("COMMIT");
+  if (s.ok()) return;
+  if (sqlite3_get_autocommit(db_) == 0) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  // Nothing of the group is stored: every write that had not already failed
+  // on its own fails with the reason.
+  for (Writer* w : group) {
+    if (w->status.ok()) {
+      w->status = absl::Status(
+          cause.code(), absl::StrCat("not committed: ", cause.message()));
+    }
+  }
 }
 
 absl::Status SqliteStore::InTransactionLocked(
