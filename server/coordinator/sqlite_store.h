@@ -133,7 +133,10 @@ class SqliteStore : public Store {
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads shared by the public calls; run inside a transaction.
-  absl::StatusOr<JobRow> LoadJob(absl::string_view job_id, bool with_weights)
+  // The job with its init weights' metadata; their blob keys, in order, go
+  // to `weight_keys` (the data is read outside the lock).
+  absl::StatusOr<JobRow> LoadJob(absl::string_view job_id,
+                                 std::vector<std::string>* weight_keys)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The runs of job `id` (by_job) or the run `id`, with their attempts.
   absl::StatusOr<std::vector<RunRow>> LoadRuns(bool by_job,

@@ -58,8 +58,8 @@ absl::StatusOr<JobRow> JobFromRow(SqliteStatement& row) {
 
 }  // namespace
 
-absl::StatusOr<JobRow> SqliteStore::LoadJob(absl::string_view job_id,
-                                            bool with_weights) {
+absl::StatusOr<JobRow> SqliteStore::LoadJob(
+    absl::string_view job_id, std::vector<std::string>* weight_keys) {
   absl::StatusOr<SqliteStatement> stmt = Prepare(
       absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE job_id = ?"));
   if (!stmt.ok()) return stmt.status();
@@ -68,7 +68,7 @@ absl::StatusOr<JobRow> SqliteStore::LoadJob(absl::string_view job_id,
   if (!row.ok()) return row.status();
   if (!*row) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
   absl::StatusOr<JobRow> job = JobFromRow(*stmt);
-  if (!job.ok() || !with_weights) return job;
+  if (!job.ok()) return job;
 
   absl::StatusOr<SqliteStatement> weights = Prepare(
       "SELECT tensor, sha256 FROM init_weights WHERE job_id = ? "
@@ -79,19 +79,11 @@ absl::StatusOr<JobRow> SqliteStore::LoadJob(absl::string_view job_id,
     absl::StatusOr<bool> next = weights->Step();
     if (!next.ok()) return next.status();
     if (!*next) break;
-    v1::Tensor& tensor = job->init_weights.emplace_back();
-    if (!tensor.ParseFromString(weights->Blob(0))) {
+    if (!job->init_weights.emplace_back().ParseFromString(weights->Blob(0))) {
       return absl::DataLossError(
           absl::StrCat("job ", job_id, ": stored init weight unreadable"));
     }
-    const std::string sha256 = weights->Text(1);
-    absl::StatusOr<std::string> data = blobs_->Get(sha256);
-    if (!data.ok()) {
-      return absl::DataLossError(absl::StrCat("job ", job_id, ": init weight ",
-                                              job->init_weights.size() - 1,
-                                              ": ", data.status().message()));
-    }
-    *tensor.mutable_data() = *std::move(data);
+    weight_keys->push_back(weights->Text(1));
   }
   return job;
 }
@@ -151,12 +143,22 @@ absl::StatusOr<std::vector<RunRow>> SqliteStore::LoadRuns(
 
 absl::StatusOr<JobRow> SqliteStore::GetJob(absl::string_view job_id) {
   absl::StatusOr<JobRow> job;
+  std::vector<std::string> weight_keys;
   absl::Status s =
       InTransaction(false, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        job = LoadJob(job_id, /*with_weights=*/true);
+        job = LoadJob(job_id, &weight_keys);
         return job.status();
       });
   if (!s.ok()) return s;
+  // Blobs are immutable, so their (possibly large) reads need no lock.
+  for (size_t i = 0; i < weight_keys.size(); ++i) {
+    absl::StatusOr<std::string> data = blobs_->Get(weight_keys[i]);
+    if (!data.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "job ", job_id, ": init weight ", i, ": ", data.status().message()));
+    }
+    *job->init_weights[i].mutable_data() = *std::move(data);
+  }
   return job;
 }
 
