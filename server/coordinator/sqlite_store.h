@@ -2,9 +2,12 @@
 //   coordinator.db (+ -wal, -shm)  jobs, runs, attempts, init-weight index
 //   blobs/ab/cdef...               tensors, content-addressed (FileBlobStore)
 //   LOCK                           flock'ed while a store has it open
-// The database runs in WAL mode with synchronous=FULL and foreign keys on;
-// every mutating call is one BEGIN IMMEDIATE transaction, so an OK return is
-// on disk and a failed call changed nothing. The schema is versioned in
+// The database runs in WAL mode with synchronous=FULL and foreign keys on.
+// Every mutating call is atomic: it runs in a BEGIN IMMEDIATE transaction
+// (shared, under a SAVEPOINT of its own, with the writes that queued
+// concurrently), so an OK return is on disk and a failed call changed
+// nothing. The state rules of store.h are checked inside that transaction.
+// The schema is versioned in
 // PRAGMA user_version and migrated forward on Open; a database written by a
 // newer driftscope is refused rather than guessed at.
 //
