@@ -7,9 +7,9 @@
 // (shared, under a SAVEPOINT of its own, with the writes that queued
 // concurrently), so an OK return is on disk and a failed call changed
 // nothing. The state rules of store.h are checked inside that transaction.
-// The schema is versioned in
-// PRAGMA user_version and migrated forward on Open; a database written by a
-// newer driftscope is refused rather than guessed at.
+// The schema is versioned in PRAGMA user_version and migrated forward on
+// Open; a database written by a newer driftscope is refused rather than
+// guessed at.
 //
 // Safe for concurrent use: one connection behind a mutex. Concurrent writes
 // are group-committed (one fsync for every write queued meanwhile), so the
