@@ -54,6 +54,9 @@ ABSL_FLAG(std::string, placement, "all",
           "all: every job runs on every worker (jobs x workers runs, the "
           "way a drift job is placed); one: job i runs on worker i % N");
 ABSL_FLAG(int, submitters, 32, "client threads calling SubmitJob");
+ABSL_FLAG(std::string, tmp_dir, "/tmp",
+          "where the coordinator's store and the daemons' logs go (/dev/shm: "
+          "a store whose fsyncs cost nothing)");
 ABSL_FLAG(std::string, bin_dir, DRIFTSCOPE_BINARY_DIR,
           "build directory holding server/driftscope-{worker,coordinator}");
 
@@ -301,8 +304,13 @@ int Main() {
     return 2;
   }
   const std::string bin = absl::GetFlag(FLAGS_bin_dir) + "/server/";
-  char tmpl[] = "/tmp/coordinator_bench.XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  std::string tmpl = absl::GetFlag(FLAGS_tmp_dir) + "/coordinator_bench.XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    std::fprintf(stderr, "cannot create a directory in %s\n",
+                 absl::GetFlag(FLAGS_tmp_dir).c_str());
+    return 1;
+  }
+  const std::string dir = tmpl;
 
   auto coordinator = Daemon::Start(
       {bin + "driftscope-coordinator", "--listen=127.0.0.1:0", "--insecure",
