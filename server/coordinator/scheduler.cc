@@ -15,6 +15,9 @@ namespace driftscope::coordinator {
 
 namespace {
 
+// The worker of an attempt that found no eligible worker.
+constexpr char kNoWorker[] = "(none)";
+
 // Attempts a run may spend on busy workers beyond --max_attempts.
 constexpr int kBusyRetries = 30;
 
@@ -390,8 +393,14 @@ void Scheduler::DispatchOnce() {
 void Scheduler::FailUnplaceable(std::unique_ptr<Pending> p,
                                 const std::string& reason) {
   // A failure is recorded against an attempt: this one never reached a
-  // worker, so its worker is "".
-  if (!store_->StartAttempt(p->run_id, p->next_attempt, "", NowMs()).ok()) {
+  // worker, so its worker is kNoWorker.
+  const absl::Status s =
+      store_->StartAttempt(p->run_id, p->next_attempt, kNoWorker, NowMs());
+  if (!s.ok()) {
+    if (s.code() == absl::StatusCode::kFailedPrecondition) return;  // ended
+    absl::MutexLock lock(&mu_);
+    p->not_before = options_.clock() + absl::Seconds(1);
+    queue_.push_back(std::move(p));
     return;
   }
   if (!store_
@@ -529,7 +538,8 @@ void Scheduler::EndAttempt(Attempt* a,
   // A worker busy with someone else's run (or with the remains of an
   // attempt orphaned by a coordinator restart) is no failure of the run:
   // it is tried again a second later, within a separate budget.
-  const bool busy = failure.code() == absl::StatusCode::kResourceExhausted;
+  const bool busy =
+      retryable && failure.code() == absl::StatusCode::kResourceExhausted;
   const int failures = a->run.failures + (busy ? 0 : 1);
   const bool budget_left = busy ? attempt < options_.max_attempts + kBusyRetries
                                 : failures < options_.max_attempts;

@@ -130,6 +130,20 @@ class CoordinatorProcess {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
+  // Waits up to `timeout` for exit; -1 while still running.
+  int WaitFor(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
   void Kill9() {
     if (pid_ > 0) kill(pid_, SIGKILL);
     Wait();
@@ -181,10 +195,16 @@ inline JobSpec LongSpec() {
   return s;
 }
 
-// A job of a few seconds (for kills while it runs).
-inline JobSpec SecondsSpec(int epochs) {
+// A job of about `seconds` seconds on an idle machine (LSTM(128) ->
+// LSTM(64), T=20, 1024 samples: about 0.1 s per epoch), for kills while it
+// runs; a few hundred steps, so few fingerprints.
+inline JobSpec SecondsSpec(int seconds) {
   JobSpec s = TinySpec();
-  s.training.epochs = epochs;
+  s.model.timesteps = 20;
+  s.model.layers[0].units = 128;
+  s.model.layers[1].units = 64;
+  s.data.samples = 1024;
+  s.training.epochs = 10 * seconds;
   s.training.capture_epoch_outputs = false;
   return s;
 }
