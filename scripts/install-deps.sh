@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format python3 python3-pip chromium
 )
-PIP_PACKAGES=(numpy pytest grpcio grpcio-tools)
+PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml)
 GOLDEN_PIP_PACKAGES=(tensorflow-cpu torch)
 
 SUDO=""
@@ -37,7 +37,7 @@ if [ "${1:-}" = "--golden" ]; then want+=("${GOLDEN_PIP_PACKAGES[@]}"); fi
 pip_missing=()
 for p in "${want[@]}"; do
   mod=$p
-  case $p in tensorflow-cpu) mod=tensorflow ;; grpcio) mod=grpc ;; grpcio-tools) mod=grpc_tools ;; esac
+  case $p in tensorflow-cpu) mod=tensorflow ;; grpcio) mod=grpc ;; grpcio-tools) mod=grpc_tools ;; pyyaml) mod=yaml ;; esac
   $PY -c "import $mod" 2>/dev/null || pip_missing+=("$p")
 done
 if [ ${#pip_missing[@]} -gt 0 ]; then

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -34,8 +35,32 @@ ABSL_FLAG(bool, insecure, false,
 ABSL_FLAG(std::string, auth_token, "",
           "require \"authorization: Bearer TOKEN\" on every Worker call");
 ABSL_FLAG(std::string, coordinator, "",
-          "coordinator HOST:PORT to register with (recorded and logged only: "
-          "self-registration arrives with the coordinator)");
+          "coordinator HOST:PORT to register with; heartbeats every "
+          "lease/3, re-registers when the lease is lost, retries an "
+          "unreachable coordinator without ever stopping the worker");
+ABSL_FLAG(std::string, name, "",
+          "worker name in the coordinator (default: HOSTNAME:PORT)");
+ABSL_FLAG(std::string, advertise_address, "",
+          "HOST:PORT the coordinator dials (default: the --listen address, "
+          "or HOSTNAME:PORT when it is a wildcard like 0.0.0.0)");
+ABSL_FLAG(std::vector<std::string>, labels, {},
+          "placement labels KEY=VALUE,... sent to the coordinator "
+          "(e.g. gpu=a100,rack=r1)");
+ABSL_FLAG(std::string, coordinator_tls_ca, "",
+          "PEM CA bundle to verify the coordinator (default: system roots)");
+ABSL_FLAG(std::string, coordinator_tls_cert, "",
+          "PEM client certificate for a coordinator that requires mTLS");
+ABSL_FLAG(std::string, coordinator_tls_key, "",
+          "PEM private key of --coordinator_tls_cert");
+ABSL_FLAG(std::string, coordinator_tls_server_name, "",
+          "name to verify in the coordinator's certificate instead of its "
+          "host");
+ABSL_FLAG(bool, coordinator_insecure, false,
+          "talk plaintext to the coordinator (default: TLS)");
+ABSL_FLAG(std::string, coordinator_token, "",
+          "bearer token sent to the coordinator");
+ABSL_FLAG(std::string, coordinator_token_file, "",
+          "file holding the bearer token sent to the coordinator");
 ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(30),
           "on SIGTERM, how long running jobs may finish before they are "
           "cancelled");
@@ -56,7 +81,18 @@ int main(int argc, char** argv) {
   o.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   o.tls.insecure = absl::GetFlag(FLAGS_insecure);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
-  o.coordinator = absl::GetFlag(FLAGS_coordinator);
+  o.registration.coordinator = absl::GetFlag(FLAGS_coordinator);
+  o.registration.name = absl::GetFlag(FLAGS_name);
+  o.registration.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  o.registration.labels = absl::GetFlag(FLAGS_labels);
+  o.registration.tls_ca_file = absl::GetFlag(FLAGS_coordinator_tls_ca);
+  o.registration.tls_cert_file = absl::GetFlag(FLAGS_coordinator_tls_cert);
+  o.registration.tls_key_file = absl::GetFlag(FLAGS_coordinator_tls_key);
+  o.registration.tls_server_name =
+      absl::GetFlag(FLAGS_coordinator_tls_server_name);
+  o.registration.insecure = absl::GetFlag(FLAGS_coordinator_insecure);
+  o.registration.token = absl::GetFlag(FLAGS_coordinator_token);
+  o.registration.token_file = absl::GetFlag(FLAGS_coordinator_token_file);
   o.service.default_profile = absl::GetFlag(FLAGS_default_profile);
   o.service.max_concurrent_runs = absl::GetFlag(FLAGS_max_concurrent_runs);
   o.service.limits.max_units = absl::GetFlag(FLAGS_max_units);
@@ -72,10 +108,6 @@ int main(int argc, char** argv) {
   }
   std::cout << "listening on " << (*server)->address() << std::endl;
   if (!(*server)->warning().empty()) std::cerr << (*server)->warning() << "\n";
-  if (!o.coordinator.empty()) {
-    std::cerr << "coordinator " << o.coordinator
-              << " recorded; self-registration is not implemented yet\n";
-  }
   const int sig = driftscope::WaitForTerminationSignal();
   std::cerr << "driftscope-worker: signal " << sig << ", draining (grace "
             << absl::GetFlag(FLAGS_grace_period) << ")\n";

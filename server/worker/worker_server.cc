@@ -101,6 +101,15 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
     health->SetServingStatus(kServiceName, true);
     health->SetServingStatus(true);
   }
+  if (!options.registration.coordinator.empty()) {
+    WorkerService* service = server->service_.get();
+    absl::StatusOr<std::unique_ptr<WorkerRegistration>> registration =
+        WorkerRegistration::Start(options.registration, server->address_,
+                                  service->Describe(),
+                                  [service] { return service->active_runs(); });
+    if (!registration.ok()) return registration.status();
+    server->registration_ = *std::move(registration);
+  }
   return server;
 }
 
@@ -108,12 +117,14 @@ void WorkerServer::Drain(absl::Duration grace) {
   absl::MutexLock lock(&drain_mu_);
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
+  if (registration_ != nullptr) registration_->BeginDraining();
   if (grpc::HealthCheckServiceInterface* health =
           server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  if (registration_ != nullptr) registration_->Stop();
 }
 
 WorkerServer::~WorkerServer() { Drain(absl::ZeroDuration()); }

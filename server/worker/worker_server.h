@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/security.h"
+#include "server/worker/registration.h"
 #include "server/worker/worker_service.h"
 
 namespace grpc {
@@ -34,9 +35,9 @@ struct WorkerServerOptions {
   // When set, every Worker call needs "authorization: Bearer <token>".
   // Health and reflection stay open (probes carry no token).
   std::string auth_token;
-  // Coordinator to register with. Only stored and logged for now: the
-  // registration itself comes with the coordinator.
-  std::string coordinator;
+  // Self-registration with a coordinator (registration.coordinator set):
+  // registers once serving, heartbeats, reports draining on Drain().
+  WorkerRegistrationOptions registration;
   WorkerServiceOptions service;
 };
 
@@ -69,6 +70,7 @@ class WorkerServer {
   std::unique_ptr<WorkerService> service_;
   std::unique_ptr<grpc::Service> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<WorkerRegistration> registration_;  // null: none asked
   std::string address_;
   std::string warning_;
   int port_ = 0;
