@@ -27,7 +27,33 @@ bool AnalysisTensor(const std::string& name) {
           absl::SimpleAtoi(absl::string_view(name).substr(5), &k));
 }
 
+// Steps 0..steps, in order: what RunRecord.fingerprints needs.
+bool HasEveryFingerprint(const v1::RunSummary& summary) {
+  if (summary.fingerprints_size() != summary.steps() + 1) return false;
+  for (int k = 0; k < summary.fingerprints_size(); ++k) {
+    if (summary.fingerprints(k).step() != k) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+std::string AttributionCause(v1::Attribution attribution) {
+  switch (attribution) {
+    case v1::IDENTICAL:
+      return "none";
+    case v1::CONFIGURATION:
+      return "configuration";
+    case v1::INITIALIZATION:
+      return "initialisation";
+    case v1::NUMERICS:
+      return "numerics";
+    case v1::EVALUATION:
+      return "evaluation";
+    default:
+      return "unknown";
+  }
+}
 
 std::string JobStateName(v1::JobState state) {
   switch (state) {
@@ -148,9 +174,11 @@ absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
   rec.outputs = std::move(result.outputs);
   rec.losses = std::move(result.losses);
   rec.epoch_outputs = std::move(result.epoch_outputs);
-  for (const v1::Fingerprint& f : summary.fingerprints()) {
-    rec.fingerprints.push_back(f.sha256());
-    rec.fingerprints_f32.push_back(f.sha256_f32());
+  if (HasEveryFingerprint(summary)) {
+    for (const v1::Fingerprint& f : summary.fingerprints()) {
+      rec.fingerprints.push_back(f.sha256());
+      rec.fingerprints_f32.push_back(f.sha256_f32());
+    }
   }
   rec.profile = summary.profile();
   rec.environment =
@@ -184,6 +212,8 @@ absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
     absl::StatusOr<RunRecord> rec =
         RecordFromRun(run, labels[i], *std::move(tensors));
     if (!rec.ok()) return rec.status();
+    out.fingerprints_complete =
+        out.fingerprints_complete && HasEveryFingerprint(run.summary());
     out.records.push_back(*std::move(rec));
     out.run_ids.push_back(run.run_id());
   }
@@ -193,6 +223,56 @@ absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
         ") has no finished run to report on yet"));
   }
   return out;
+}
+
+}  // namespace driftscope::cli
+
+namespace driftscope::cli {
+
+absl::StatusOr<DriftReport> AnalyzeJob(const CoordinatorClient& client,
+                                       const v1::Job& job,
+                                       const JobRecords& records,
+                                       const AnalysisOptions& options,
+                                       std::string* note) {
+  absl::StatusOr<DriftReport> report = AnalyzeRuns(records.records, options);
+  if (!report.ok() || records.fingerprints_complete) return report;
+  // Each environment is represented by its first record, as in AnalyzeRuns.
+  auto representative = [&](const std::string& env) -> std::string {
+    for (size_t i = 0; i < records.records.size(); ++i) {
+      if (records.records[i].name == env) return records.run_ids[i];
+    }
+    return "";
+  };
+  v1::GetReportRequest request;
+  request.set_job_id(job.job_id());
+  request.set_reference_run_id(representative(report->reference));
+  request.mutable_tolerance()->set_atol(options.atol);
+  request.mutable_tolerance()->set_rtol(options.rtol);
+  if (options.max_ulp) {
+    request.mutable_tolerance()->set_max_ulp(
+        static_cast<int64_t>(*options.max_ulp));
+  }
+  absl::StatusOr<v1::DriftReport> remote = client.GetReport(request);
+  if (!remote.ok()) {
+    *note = absl::StrCat(
+        "first divergent steps and attribution are unavailable (the job "
+        "lists only the first and last weight fingerprints, and GetReport "
+        "failed: ",
+        remote.status().message(), ")");
+    return report;
+  }
+  for (PairDrift& pair : report->pairs) {
+    const std::string run_id = representative(pair.environment);
+    for (const v1::PairReport& p : remote->pairs()) {
+      if (p.run_id() != run_id) continue;
+      pair.fingerprint_kind = p.fingerprint_kind();
+      pair.fingerprints_compared = p.fingerprints_compared();
+      pair.first_divergent_step = p.first_divergent_step();
+      pair.attribution = AttributionCause(p.attribution());
+      pair.attribution_detail = p.attribution_detail();
+    }
+  }
+  return report;
 }
 
 }  // namespace driftscope::cli

@@ -46,6 +46,10 @@ struct JobRecords {
   std::vector<std::string> run_ids;  // of `records`
   // One line per run left out ("run-3 (w1, fp32, repeat 0): failed: ...").
   std::vector<std::string> left_out;
+  // Whether every record has the fingerprint of every step. Job messages
+  // carry only the first and the last (the coordinator keeps them all);
+  // then the records have none and AnalyzeJob asks the coordinator.
+  bool fingerprints_complete = true;
 };
 
 // Fetches the tensors the analysis needs for every succeeded run of `job`.
@@ -60,6 +64,21 @@ absl::StatusOr<std::string> JobIdArgument(
 // Local time of a Unix time in milliseconds ("2024-05-01 12:03:04"), "-"
 // for 0.
 std::string FormatUnixMs(int64_t unix_ms);
+
+// The drift report of `records`, computed here as `driftscope run` computes
+// it. When the records lack per-step fingerprints, the fields derived from
+// them (fingerprint kind and count, first divergent step, attribution) are
+// taken from the coordinator's GetReport, which runs the same analysis over
+// the stored fingerprints; if that fails, `note` says so and those fields
+// stay as the analysis without fingerprints left them.
+absl::StatusOr<DriftReport> AnalyzeJob(const CoordinatorClient& client,
+                                       const v1::Job& job,
+                                       const JobRecords& records,
+                                       const AnalysisOptions& options,
+                                       std::string* note);
+
+// The engine's attribution cause for a proto Attribution ("numerics", ...).
+std::string AttributionCause(v1::Attribution attribution);
 
 // "run-3 (w1, fp32, repeat 0)".
 std::string DescribeRun(const v1::RunInfo& run);

@@ -47,7 +47,12 @@ absl::StatusOr<std::string> ReferenceLabel(const std::string& reference,
 }
 
 std::string RunJson(const v1::Job& job, const v1::RunInfo& run) {
-  std::vector<std::string> tensors;
+  std::vector<std::string> tensors, fingerprints;
+  for (const v1::Fingerprint& f : run.summary().fingerprints()) {
+    fingerprints.push_back(absl::StrCat(
+        "{\"step\":", f.step(), ",\"sha256\":", JsonQuote(f.sha256()),
+        ",\"sha256_f32\":", JsonQuote(f.sha256_f32()), "}"));
+  }
   for (const v1::TensorInfo& t : run.summary().tensors()) {
     tensors.push_back(absl::StrCat("{\"name\":", JsonQuote(t.name()),
                                    ",\"sha256\":", JsonQuote(t.sha256()), "}"));
@@ -61,6 +66,7 @@ std::string RunJson(const v1::Job& job, const v1::RunInfo& run) {
       ",\"profile\":", JsonQuote(run.summary().profile()),
       ",\"repeat\":", run.repeat(), ",\"steps\":", run.summary().steps(),
       ",\"tensors\":[", absl::StrJoin(tensors, ","), "]",
+      ",\"fingerprints\":[", absl::StrJoin(fingerprints, ","), "]",
       ",\"environment\":",
       EnvironmentToJson(EnvironmentFromProto(run.summary().environment())),
       "}\n");
@@ -68,8 +74,7 @@ std::string RunJson(const v1::Job& job, const v1::RunInfo& run) {
 
 // DIR/<run_id>/ in the layout of `train --out` for every succeeded run.
 absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
-                        const std::string& dir, std::vector<RunRecord>* records,
-                        int* exported) {
+                        const std::string& dir, JobRecords* records) {
   const std::vector<std::string> labels = RunLabels(job);
   for (int i = 0; i < job.runs_size(); ++i) {
     const v1::RunInfo& run = job.runs(i);
@@ -81,9 +86,17 @@ absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
     if (absl::Status s = PlaceResultTensors(*tensors, &result); !s.ok()) {
       return s;
     }
-    for (const v1::Fingerprint& f : run.summary().fingerprints()) {
+    // fingerprints.json is read by position (entry k = after step k), so it
+    // gets the fingerprints only when every step has one; run.json lists
+    // whichever the job has, with their steps.
+    const auto& fps = run.summary().fingerprints();
+    bool every_step = fps.size() == run.summary().steps() + 1;
+    for (int k = 0; every_step && k < fps.size(); ++k) {
+      every_step = fps[k].step() == k;
+    }
+    for (int k = 0; every_step && k < fps.size(); ++k) {
       result.fingerprints.push_back(
-          Fingerprint{f.step(), f.sha256(), f.sha256_f32()});
+          Fingerprint{fps[k].step(), fps[k].sha256(), fps[k].sha256_f32()});
     }
     result.spec_digest = run.summary().spec_digest();
     result.profile = run.summary().profile();
@@ -99,8 +112,11 @@ absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
     absl::StatusOr<RunRecord> rec =
         RecordFromRun(run, labels[i], *std::move(tensors));
     if (!rec.ok()) return rec.status();
-    records->push_back(*std::move(rec));
-    ++*exported;
+    records->fingerprints_complete =
+        records->fingerprints_complete &&
+        rec->fingerprints.size() == static_cast<size_t>(result.steps + 1);
+    records->records.push_back(*std::move(rec));
+    records->run_ids.push_back(run.run_id());
   }
   return absl::OkStatus();
 }
@@ -144,9 +160,13 @@ int ReportCommand(const std::vector<std::string>& args, std::FILE* out,
   for (const std::string& l : records->left_out) {
     std::fprintf(err, "driftscope: not in the report: %s\n", l.c_str());
   }
+  std::string note;
+  absl::StatusOr<DriftReport> report =
+      AnalyzeJob(**client, *job, *records, flags->analysis, &note);
+  if (!report.ok()) return ReportError(err, report.status());
+  if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;
-  absl::StatusOr<int> code =
-      EmitReport(records->records, *flags, "", "", "", out, &html);
+  absl::StatusOr<int> code = EmitDriftReport(*report, records->records, *flags, "", "", "", out, &html);
   if (!code.ok()) return ReportError(err, code.status());
   if (absl::Status s = WriteHtml(*flags, html, err); !s.ok()) {
     return ReportError(err, s);
@@ -177,20 +197,21 @@ int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
   if (!job.ok()) return ReportRemoteError(err, job.status());
   absl::StatusOr<StagedDir> dir = StagedDir::Create(out_path, "--out", "job.json");
   if (!dir.ok()) return ReportError(err, dir.status());
-  std::vector<RunRecord> records;
-  int exported = 0;
-  if (absl::Status s = ExportRuns(**client, *job, dir->path(), &records,
-                                  &exported);
+  JobRecords records;
+  if (absl::Status s = ExportRuns(**client, *job, dir->path(), &records);
       !s.ok()) {
     return ReportError(err, s);
   }
-  if (records.empty()) {
+  if (records.records.empty()) {
     return ReportError(err, absl::FailedPreconditionError(absl::StrCat(
                                 "job ", *id, " (", JobStateName(job->state()),
                                 ") has no finished run to export yet")));
   }
-  absl::StatusOr<DriftReport> report = AnalyzeRuns(records);
+  std::string note;
+  absl::StatusOr<DriftReport> report =
+      AnalyzeJob(**client, *job, records, AnalysisOptions(), &note);
   if (!report.ok()) return ReportError(err, report.status());
+  if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   if (absl::Status s =
           WriteTextFile(dir->path() + "/report.json", ReportToJson(*report));
       !s.ok()) {
@@ -209,7 +230,8 @@ int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
     return ReportError(err, s);
   }
   if (absl::Status s = dir->Commit(); !s.ok()) return ReportError(err, s);
-  std::fprintf(out, "exported %d of %d runs of job %s to %s\n", exported,
+  std::fprintf(out, "exported %zu of %d runs of job %s to %s\n",
+               records.records.size(),
                job->runs_size(), id->c_str(), out_path.c_str());
   return kExitOk;
 }

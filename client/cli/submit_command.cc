@@ -216,9 +216,13 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   for (const std::string& l : records->left_out) {
     std::fprintf(err, "driftscope: not in the report: %s\n", l.c_str());
   }
+  std::string note;
+  absl::StatusOr<DriftReport> report =
+      AnalyzeJob(**client, *final_job, *records, report_flags->analysis, &note);
+  if (!report.ok()) return ReportError(err, report.status());
+  if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;
-  absl::StatusOr<int> code =
-      EmitReport(records->records, *report_flags, "", "", "", out, &html);
+  absl::StatusOr<int> code = EmitDriftReport(*report, records->records, *report_flags, "", "", "", out, &html);
   if (!code.ok()) return ReportError(err, code.status());
   if (absl::Status s = WriteHtml(*report_flags, html, err); !s.ok()) {
     return ReportError(err, s);

@@ -167,6 +167,19 @@ absl::StatusOr<v1::Job> CoordinatorClient::CancelJob(
   return job;
 }
 
+absl::StatusOr<v1::DriftReport> CoordinatorClient::GetReport(
+    const v1::GetReportRequest& request) const {
+  auto stub = v1::Coordinator::NewStub(channel_);
+  v1::DriftReport report;
+  absl::Status s = Retry([&] {
+    grpc::ClientContext ctx;
+    PrepareCall(options_.channel, options_.call_timeout, &ctx);
+    return FromGrpcStatus(stub->GetReport(&ctx, request, &report));
+  });
+  if (!s.ok()) return s;
+  return report;
+}
+
 absl::StatusOr<v1::JobState> CoordinatorClient::WatchJob(
     const std::string& job_id,
     const std::function<bool(const v1::JobEvent&)>& on_event) const {

@@ -75,6 +75,11 @@ class CoordinatorClient {
   absl::StatusOr<std::vector<v1::WorkerStatus>> ListWorkers() const;
   absl::StatusOr<v1::Job> CancelJob(const std::string& job_id) const;
 
+  // The coordinator's own drift report (FAILED_PRECONDITION until the
+  // reference run has succeeded).
+  absl::StatusOr<v1::DriftReport> GetReport(
+      const v1::GetReportRequest& request) const;
+
   // Streams the job's events to `on_event` (on this thread) until the job is
   // terminal, and returns that state. on_event returning false stops the
   // watch early (CANCELLED).
