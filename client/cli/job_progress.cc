@@ -104,7 +104,7 @@ std::vector<std::string> JobProgress::Frame(int bar_width) const {
                     absl::StrCat("r", r.repeat()),
                     absl::StrCat("[", std::string(fill, '#'),
                                  std::string(bar_width - fill, '.'), "]"),
-                    absl::StrFormat("%3.0f%%", 100 * f), steps,
+                    absl::StrFormat("%.0f%%", 100 * f), steps,
                     StateWithReason(r)});
   }
   std::vector<std::string> lines = {JobLine()};
