@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/cli/remote_flags.h"
+#include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
 #include "server/common/environment_convert.h"
 #include "server/common/tensor_stream.h"
@@ -108,10 +109,29 @@ std::string ProfileLabel(const v1::RunInfo& run) {
   if (!Profile::PresetKnobs(text).empty()) return text;  // already a preset
   absl::StatusOr<Profile> p = Profile::Parse(text);
   if (!p.ok()) return text;
+  // Workers report profiles as they run them, isa=auto resolved ("fp32" on
+  // an AVX-512 machine runs as "fp32,isa=x86-64-v4,threads=1"), so presets
+  // are matched as they resolve on this machine first, then as written.
+  struct PresetForms {
+    std::vector<std::pair<std::string, std::string>> resolved, written;
+  };
+  static const PresetForms* forms = [] {
+    auto* f = new PresetForms;
+    for (const std::string& name : Profile::PresetNames()) {
+      absl::StatusOr<Profile> q = Profile::Parse(name);
+      if (!q.ok()) continue;
+      f->written.emplace_back(q->ToString(), name);
+      if (Context::Check(*q).ok()) {
+        f->resolved.emplace_back(Context(*q).profile().ToString(), name);
+      }
+    }
+    return f;
+  }();
   const std::string canonical = p->ToString();
-  for (const std::string& preset : Profile::PresetNames()) {
-    absl::StatusOr<Profile> q = Profile::Parse(preset);
-    if (q.ok() && q->ToString() == canonical) return preset;
+  for (const auto* list : {&forms->resolved, &forms->written}) {
+    for (const auto& [form, name] : *list) {
+      if (form == canonical) return name;
+    }
   }
   return text;
 }

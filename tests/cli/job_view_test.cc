@@ -7,6 +7,8 @@
 #include "client/cli/cli_util.h"
 #include "client/cli/job_progress.h"
 #include "client/cli/job_records.h"
+#include "engine/numerics/context.h"
+#include "engine/numerics/profile.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -51,6 +53,13 @@ TEST(JobLabelsTest, AnUnrequestedProfileIsWhatRan) {
   EXPECT_EQ(ProfileLabel(r), "default");
   r.mutable_summary()->set_profile("fp32,matmul=tf32,threads=1");
   EXPECT_EQ(ProfileLabel(r), "tf32");
+  // As a worker reports its default: isa=auto resolved on this machine.
+  r.mutable_summary()->set_profile(
+      Context(*Profile::Parse("ref64")).profile().ToString());
+  EXPECT_EQ(ProfileLabel(r), "ref64");
+  r.mutable_summary()->set_profile(
+      Context(*Profile::Parse("fp32")).profile().ToString());
+  EXPECT_EQ(ProfileLabel(r), "fp32");
   r.mutable_summary()->set_profile("fp32,gemm=pairwise,threads=1");
   EXPECT_EQ(ProfileLabel(r), "fp32,gemm=pairwise,threads=1");
 }
