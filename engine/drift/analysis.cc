@@ -28,6 +28,7 @@ DriftOptions ToDriftOptions(const AnalysisOptions& o) {
   d.atol = o.atol;
   d.rtol = o.rtol;
   d.max_ulp = o.max_ulp;
+  d.rel_floor = o.rel_floor;
   return d;
 }
 

@@ -37,6 +37,9 @@ struct AnalysisOptions {
   double atol = 1e-8;     // numpy.isclose defaults
   double rtol = 1e-5;
   std::optional<uint64_t> max_ulp;
+  // Floor of the relative-error denominator; <= 0: DriftOptions' default
+  // (1e-6 · max|r|).
+  double rel_floor = 0;
 };
 
 // Step-by-step loss differences against the reference.

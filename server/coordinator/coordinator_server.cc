@@ -1,0 +1,280 @@
+#include "server/coordinator/coordinator_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_context.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "driftscope/v1/coordinator.grpc.pb.h"
+#include "server/common/status.h"
+#include "server/coordinator/sqlite_store.h"
+
+namespace driftscope::coordinator {
+
+namespace {
+
+constexpr char kServiceName[] = "driftscope.v1.Coordinator";
+
+class CoordinatorGrpcService final : public v1::Coordinator::Service {
+ public:
+  CoordinatorGrpcService(CoordinatorService* service, std::string token)
+      : service_(service), token_(std::move(token)) {}
+
+  grpc::Status RegisterWorker(grpc::ServerContext* context,
+                              const v1::RegisterWorkerRequest* request,
+                              v1::RegisterWorkerResponse* response) override {
+    return Unary(context, [&] { return service_->RegisterWorker(*request); },
+                 response);
+  }
+  grpc::Status Heartbeat(grpc::ServerContext* context,
+                         const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override {
+    return Unary(context, [&] { return service_->Heartbeat(*request); },
+                 response);
+  }
+  grpc::Status ListWorkers(grpc::ServerContext* context,
+                           const v1::ListWorkersRequest*,
+                           v1::ListWorkersResponse* response) override {
+    return Unary(
+        context,
+        [&]() -> absl::StatusOr<v1::ListWorkersResponse> {
+          return service_->ListWorkers();
+        },
+        response);
+  }
+  grpc::Status SubmitJob(grpc::ServerContext* context,
+                         const v1::SubmitJobRequest* request,
+                         v1::Job* response) override {
+    return Unary(context, [&] { return service_->SubmitJob(*request); },
+                 response);
+  }
+  grpc::Status GetJob(grpc::ServerContext* context,
+                      const v1::GetJobRequest* request,
+                      v1::Job* response) override {
+    return Unary(context, [&] { return service_->GetJob(request->job_id()); },
+                 response);
+  }
+  grpc::Status ListJobs(grpc::ServerContext* context,
+                        const v1::ListJobsRequest* request,
+                        v1::ListJobsResponse* response) override {
+    return Unary(context, [&] { return service_->ListJobs(*request); },
+                 response);
+  }
+  grpc::Status CancelJob(grpc::ServerContext* context,
+                         const v1::CancelJobRequest* request,
+                         v1::Job* response) override {
+    return Unary(context,
+                 [&] { return service_->CancelJob(request->job_id()); },
+                 response);
+  }
+  grpc::Status GetReport(grpc::ServerContext* context,
+                         const v1::GetReportRequest* request,
+                         v1::DriftReport* response) override {
+    return Unary(context, [&] { return service_->GetReport(*request); },
+                 response);
+  }
+
+  grpc::Status WatchJob(grpc::ServerContext* context,
+                        const v1::WatchJobRequest* request,
+                        grpc::ServerWriter<v1::JobEvent>* writer) override {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    return ToGrpcStatus(service_->WatchJob(
+        request->job_id(), [context] { return context->IsCancelled(); },
+        [writer](const v1::JobEvent& e) { return writer->Write(e); }));
+  }
+
+  grpc::Status FetchResult(
+      grpc::ServerContext* context, const v1::FetchResultRequest* request,
+      grpc::ServerWriter<v1::TensorChunk>* writer) override {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    return ToGrpcStatus(service_->FetchResult(
+        *request, [context] { return context->IsCancelled(); },
+        [writer](v1::TensorChunk* c) { return writer->Write(*c); }));
+  }
+
+ private:
+  template <typename Fn, typename Response>
+  grpc::Status Unary(grpc::ServerContext* context, Fn&& fn,
+                     Response* response) {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    auto result = fn();
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    *response = *std::move(result);
+    return grpc::Status::OK;
+  }
+
+  CoordinatorService* const service_;
+  const std::string token_;
+};
+
+std::string HostPart(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+absl::StatusOr<WorkerDialOptions> DialOptions(
+    const CoordinatorServerOptions& o) {
+  WorkerDialOptions d;
+  const WorkerTlsFiles& t = o.worker_tls;
+  d.insecure = t.insecure;
+  d.token = t.token;
+  d.run_deadline = o.run_deadline;
+  if (t.insecure && (!t.ca_file.empty() || !t.cert_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--worker_insecure cannot be combined with --worker_tls_ca or "
+        "--worker_tls_cert");
+  }
+  if (t.cert_file.empty() != t.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--worker_tls_cert and --worker_tls_key go together");
+  }
+  if (!t.ca_file.empty()) {
+    absl::StatusOr<std::string> pem = ReadTextFile(t.ca_file, "--worker_tls_ca");
+    if (!pem.ok()) return pem.status();
+    d.tls_root_cert_pem = *pem;
+  }
+  if (!t.cert_file.empty()) {
+    absl::StatusOr<std::string> cert =
+        ReadTextFile(t.cert_file, "--worker_tls_cert");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key =
+        ReadTextFile(t.key_file, "--worker_tls_key");
+    if (!key.ok()) return key.status();
+    d.tls_client_cert_pem = *cert;
+    d.tls_client_key_pem = *key;
+  }
+  return d;
+}
+
+absl::Status CheckOptions(const CoordinatorServerOptions& o) {
+  if (o.listen.empty()) {
+    return absl::InvalidArgumentError(
+        "--listen is required, e.g. 127.0.0.1:7000 (port 0: any free port)");
+  }
+  if (o.store_dir.empty() && o.store == nullptr) {
+    return absl::InvalidArgumentError(
+        "--store_dir is required: the directory of the job store (created "
+        "when missing)");
+  }
+  if (o.lease < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lease_seconds must be at least 1, got ", absl::FormatDuration(o.lease)));
+  }
+  if (o.max_attempts < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_attempts must be at least 1, got ", o.max_attempts));
+  }
+  if (o.run_deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--run_deadline must be positive");
+  }
+  for (const std::string& w : o.workers) {
+    if (w.empty() || w.rfind(':') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workers: \"", w, "\" is not HOST:PORT"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>>
+CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
+      MakeServerCredentials(options.tls, options.listen, &server->warning_);
+  if (!creds.ok()) return creds.status();
+  absl::StatusOr<WorkerDialOptions> dial = DialOptions(options);
+  if (!dial.ok()) return dial.status();
+
+  server->store_ = options.store;
+  if (server->store_ == nullptr) {
+    SqliteStoreOptions so;
+    so.directory = options.store_dir;
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(so);
+    if (!store.ok()) {
+      return absl::Status(store.status().code(),
+                          absl::StrCat("--store_dir ", options.store_dir, ": ",
+                                       store.status().message()));
+    }
+    server->store_ = *std::move(store);
+  }
+  server->connector_ = options.connector;
+  if (server->connector_ == nullptr) {
+    server->connector_ = std::make_shared<GrpcWorkerConnector>(*dial);
+  }
+  WorkerRegistryOptions ro;
+  ro.lease = options.lease;
+  server->registry_ = std::make_unique<WorkerRegistry>(ro);
+  server->events_ = std::make_unique<JobEventHub>();
+  SchedulerOptions so;
+  so.max_attempts = options.max_attempts;
+  so.placement_timeout = options.placement_timeout;
+  so.probe_interval = options.probe_interval;
+  so.startup_grace = options.startup_grace;
+  so.static_workers = options.workers;
+  server->scheduler_ = std::make_unique<Scheduler>(
+      server->store_.get(), server->registry_.get(), server->connector_.get(),
+      server->events_.get(), so);
+  if (absl::Status s = server->scheduler_->Start(); !s.ok()) return s;
+  CoordinatorServiceOptions co;
+  co.limits = options.limits;
+  server->service_ = std::make_unique<CoordinatorService>(
+      server->store_.get(), server->registry_.get(), server->scheduler_.get(),
+      server->events_.get(), co);
+  server->grpc_service_ = std::make_unique<CoordinatorGrpcService>(
+      server->service_.get(), options.auth_token);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, *creds, &server->port_);
+  builder.RegisterService(server->grpc_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  server->address_ = absl::StrCat(HostPart(options.listen), ":", server->port_);
+  if (grpc::HealthCheckServiceInterface* health =
+          server->server_->GetHealthCheckService()) {
+    health->SetServingStatus(kServiceName, true);
+    health->SetServingStatus(true);
+  }
+  return server;
+}
+
+void CoordinatorServer::Drain(absl::Duration grace) {
+  absl::MutexLock lock(&drain_mu_);
+  if (drained_) return;
+  drained_ = true;
+  const absl::Time deadline = absl::Now() + grace;
+  if (server_ != nullptr) {
+    if (grpc::HealthCheckServiceInterface* health =
+            server_->GetHealthCheckService()) {
+      health->SetServingStatus(false);
+    }
+    if (service_ != nullptr) service_->StopWatches();
+    server_->Shutdown(absl::ToChronoTime(deadline));
+    server_->Wait();
+  }
+  if (scheduler_ != nullptr) {
+    scheduler_->Shutdown(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  }
+}
+
+CoordinatorServer::~CoordinatorServer() { Drain(absl::ZeroDuration()); }
+
+}  // namespace driftscope::coordinator

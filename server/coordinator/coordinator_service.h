@@ -1,0 +1,88 @@
+// CoordinatorService: what the coordinator does for each call of
+// driftscope.v1.Coordinator, without gRPC (coordinator_server.h is the thin
+// gRPC layer over it).
+//
+// SubmitJob checks the request completely and plans its runs before the
+// store is touched, answers only after the store committed the job
+// (acknowledged = durable), and is idempotent on client_request_id.
+// CancelJob answers after the store committed the cancel; from then on no
+// run result of the job is stored. WatchJob streams a snapshot, then the
+// job's events until it is terminal; it runs on the caller's thread and
+// never slows the scheduler. Safe for concurrent use.
+#ifndef DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_
+#define DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "driftscope/v1/coordinator.pb.h"
+#include "server/coordinator/job_events.h"
+#include "server/coordinator/job_plan.h"
+#include "server/coordinator/scheduler.h"
+#include "server/coordinator/store.h"
+#include "server/coordinator/worker_registry.h"
+
+namespace driftscope::coordinator {
+
+struct CoordinatorServiceOptions {
+  SubmitLimits limits;
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // How often a watcher with nothing to send checks whether its client left.
+  absl::Duration watch_poll = absl::Milliseconds(200);
+};
+
+class CoordinatorService {
+ public:
+  // Returns false when the receiver is gone.
+  using EventSink = std::function<bool(const v1::JobEvent&)>;
+  using ChunkSink = std::function<bool(v1::TensorChunk*)>;
+
+  // Nothing is owned; everything must outlive the service.
+  CoordinatorService(Store* store, WorkerRegistry* registry,
+                     Scheduler* scheduler, JobEventHub* events,
+                     CoordinatorServiceOptions options);
+  CoordinatorService(const CoordinatorService&) = delete;
+  CoordinatorService& operator=(const CoordinatorService&) = delete;
+
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request);
+  v1::ListWorkersResponse ListWorkers() const;
+
+  absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const;
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(
+      const v1::ListJobsRequest& request) const;
+  // Ends OK after the terminal job_state event; Cancelled when `cancelled`
+  // turns true or the sink fails first.
+  absl::Status WatchJob(const std::string& job_id,
+                        const std::function<bool()>& cancelled,
+                        const EventSink& sink);
+  absl::StatusOr<v1::Job> CancelJob(const std::string& job_id);
+
+  absl::StatusOr<v1::DriftReport> GetReport(
+      const v1::GetReportRequest& request) const;
+  absl::Status FetchResult(const v1::FetchResultRequest& request,
+                           const std::function<bool()>& cancelled,
+                           const ChunkSink& sink) const;
+
+  // Draining: every WatchJob ends with Unavailable ("watch again").
+  void StopWatches() { stopping_.store(true); }
+
+ private:
+  Store* const store_;
+  WorkerRegistry* const registry_;
+  Scheduler* const scheduler_;
+  JobEventHub* const events_;
+  const CoordinatorServiceOptions options_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace driftscope::coordinator
+
+#endif  // DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_

@@ -1,0 +1,228 @@
+#include "server/coordinator/job_plan.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/lib/job_convert.h"
+#include "engine/numerics/profile.h"
+#include "server/common/tensor_stream.h"
+
+namespace driftscope::coordinator {
+
+namespace {
+
+constexpr size_t kMaxDescription = 1024;
+constexpr size_t kMaxRequestId = 256;
+
+bool IsPreset(absl::string_view profile) {
+  for (const std::string& p : Profile::PresetNames()) {
+    if (p == profile) return true;
+  }
+  return false;
+}
+
+std::string Names(const std::vector<WorkerView>& workers) {
+  std::vector<std::string> names;
+  for (const WorkerView& w : workers) names.push_back(w.info.name());
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// The workers the placement selects, in placement order (or by name).
+absl::StatusOr<std::vector<const WorkerView*>> SelectWorkers(
+    const v1::Placement& placement, const std::vector<WorkerView>& workers) {
+  std::vector<const WorkerView*> chosen;
+  if (placement.workers().empty()) {
+    for (const WorkerView& w : workers) {
+      if (w.state == v1::WORKER_AVAILABLE &&
+          LabelsMatch(w.info.labels(), placement.labels())) {
+        chosen.push_back(&w);
+      }
+    }
+    if (chosen.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no available worker",
+          placement.labels().empty() ? "" : " matches placement.labels",
+          " (workers: ", Names(workers),
+          "); start workers or pass --workers to the coordinator"));
+    }
+    return chosen;
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < placement.workers_size(); ++i) {
+    const std::string& name = placement.workers(i);
+    auto it = std::find_if(workers.begin(), workers.end(),
+                           [&](const WorkerView& w) {
+                             return w.info.name() == name;
+                           });
+    if (it == workers.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("placement.workers[", i, "]: no worker named \"", name,
+                       "\" (known: ", Names(workers), ")"));
+    }
+    if (!seen.insert(name).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "placement.workers[", i, "]: \"", name, "\" is listed twice"));
+    }
+    if (!LabelsMatch(it->info.labels(), placement.labels())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("placement.workers[", i, "]: worker \"", name,
+                       "\" does not have the labels placement.labels asks "
+                       "for"));
+    }
+    chosen.push_back(&*it);
+  }
+  return chosen;
+}
+
+absl::Status CheckProfileFor(const WorkerView& w, const std::string& profile,
+                             absl::string_view field) {
+  if (CanRunProfile(w.info, profile)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      field, ": worker \"", w.info.name(), "\" cannot run preset \"", profile,
+      "\" (it offers: ", absl::StrJoin(w.info.presets(), ", "), ")"));
+}
+
+}  // namespace
+
+bool CanRunProfile(const v1::WorkerInfo& worker, absl::string_view profile) {
+  if (profile.empty() || !IsPreset(profile)) return true;
+  return std::find(worker.presets().begin(), worker.presets().end(),
+                   profile) != worker.presets().end();
+}
+
+absl::StatusOr<JobSpec> CheckedJobSpec(const v1::JobSpec& proto) {
+  absl::StatusOr<JobSpec> spec = JobSpecFromProto(proto);
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.", spec.status().message()));
+  }
+  if (absl::Status s = ValidateJobSpec(*spec); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("spec.", EngineFieldToJsonPath(
+                                            *spec, std::string(s.message()))));
+  }
+  return spec;
+}
+
+absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
+                                   const std::vector<WorkerView>& workers,
+                                   const SubmitLimits& limits,
+                                   absl::string_view job_id,
+                                   int64_t now_unix_ms) {
+  if (request.client_request_id().size() > kMaxRequestId) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("client_request_id is longer than ", kMaxRequestId,
+                     " characters"));
+  }
+  if (request.description().size() > kMaxDescription) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "description is longer than ", kMaxDescription, " characters"));
+  }
+  if (!request.has_spec()) {
+    return absl::InvalidArgumentError("spec is required");
+  }
+  absl::StatusOr<JobSpec> spec = CheckedJobSpec(request.spec());
+  if (!spec.ok()) return spec.status();
+  if (absl::Status s = CheckJobLimits(*spec, spec->data.samples,
+                                      spec->data.eval_samples, limits.job);
+      !s.ok()) {
+    return s;
+  }
+  PlannedJob plan;
+  JobRow& job = plan.job;
+  for (int i = 0; i < request.init_weights_size(); ++i) {
+    absl::StatusOr<NdArray> w = TensorFromProto(
+        request.init_weights(i), absl::StrCat("init_weights[", i, "]"));
+    if (!w.ok()) return w.status();
+    job.init_weights.push_back(request.init_weights(i));
+  }
+
+  const v1::Placement& placement = request.placement();
+  const int repeats = placement.has_repeats() ? placement.repeats() : 1;
+  if (repeats < 1 || repeats > limits.max_repeats) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("placement.repeats must be in [1, ", limits.max_repeats,
+                     "], got ", repeats));
+  }
+  for (int i = 0; i < placement.profiles_size(); ++i) {
+    absl::StatusOr<Profile> p = Profile::Parse(placement.profiles(i).text());
+    if (!p.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "placement.profiles[", i, "].text: ", p.status().message()));
+    }
+  }
+  absl::StatusOr<std::vector<const WorkerView*>> chosen =
+      SelectWorkers(placement, workers);
+  if (!chosen.ok()) return chosen.status();
+
+  struct Slot {
+    const WorkerView* worker;
+    std::string profile;
+    int repeat;
+  };
+  std::vector<Slot> slots;
+  if (placement.add_reference()) {
+    const WorkerView* first = chosen->front();
+    if (absl::Status s =
+            CheckProfileFor(*first, "ref64", "placement.add_reference");
+        !s.ok()) {
+      return s;
+    }
+    bool already = false;
+    for (const v1::Profile& p : placement.profiles()) {
+      already = already || p.text() == "ref64";
+    }
+    if (!already) slots.push_back({first, "ref64", 0});
+  }
+  for (const WorkerView* w : *chosen) {
+    std::vector<std::string> profiles;
+    for (int i = 0; i < placement.profiles_size(); ++i) {
+      const std::string& text = placement.profiles(i).text();
+      if (absl::Status s = CheckProfileFor(
+              *w, text, absl::StrCat("placement.profiles[", i, "]"));
+          !s.ok()) {
+        return s;
+      }
+      profiles.push_back(text);
+    }
+    // The worker's default, as the canonical text it reported: a retry on
+    // another worker then runs the same profile.
+    if (profiles.empty()) profiles.push_back(w->info.default_profile());
+    for (const std::string& p : profiles) {
+      for (int r = 0; r < repeats; ++r) slots.push_back({w, p, r});
+    }
+  }
+  if (static_cast<int>(slots.size()) > limits.max_runs_per_job) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the placement asks for ", slots.size(),
+        " runs (workers × profiles × repeats), above the coordinator's "
+        "--max_runs_per_job=",
+        limits.max_runs_per_job));
+  }
+
+  job.job_id = std::string(job_id);
+  job.client_request_id = request.client_request_id();
+  job.spec_digest = SpecDigest(*spec);
+  job.spec = request.spec();
+  job.placement = placement;
+  job.description = request.description();
+  job.state = v1::JOB_QUEUED;
+  job.created_unix_ms = now_unix_ms;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    RunRow run;
+    run.run_id = absl::StrCat(job_id, "-r", i);
+    run.job_id = job.job_id;
+    run.worker = slots[i].worker->info.name();
+    run.profile = slots[i].profile;
+    run.repeat = slots[i].repeat;
+    run.state = v1::RUN_QUEUED;
+    plan.runs.push_back(std::move(run));
+  }
+  return plan;
+}
+
+}  // namespace driftscope::coordinator

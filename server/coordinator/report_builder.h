@@ -1,0 +1,38 @@
+// GetReport and FetchResult over the store: stored run summaries and blobs
+// back into engine RunRecords / tensors, the engine's AnalyzeRuns, and the
+// proto DriftReport (report_convert.h). Safe for concurrent use (the store
+// is).
+#ifndef DRIFTSCOPE_SERVER_COORDINATOR_REPORT_BUILDER_H_
+#define DRIFTSCOPE_SERVER_COORDINATOR_REPORT_BUILDER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "driftscope/v1/coordinator.pb.h"
+#include "engine/core/ndarray.h"
+#include "engine/drift/analysis.h"
+#include "server/coordinator/store.h"
+
+namespace driftscope::coordinator {
+
+// "WORKER/PROFILE": the worker of the run's last attempt (the one that
+// succeeded) and its requested profile (coordinator.proto, GetReport).
+std::string EnvironmentName(const RunRow& run);
+
+// A stored tensor; DataLoss when its blob is corrupt, NotFound when gone.
+absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
+                                   const v1::TensorInfo& info);
+
+// The RunRecord of a RUN_SUCCEEDED run (outputs, losses, epoch outputs,
+// every fingerprint, profile, spec digest, environment).
+absl::StatusOr<RunRecord> LoadRunRecord(BlobStore& blobs, const RunRow& run);
+
+// NotFound for an unknown job or a reference run not in the job;
+// FailedPrecondition until the reference run has succeeded;
+// InvalidArgument for a negative tolerance.
+absl::StatusOr<v1::DriftReport> BuildReport(Store& store,
+                                            const v1::GetReportRequest& request);
+
+}  // namespace driftscope::coordinator
+
+#endif  // DRIFTSCOPE_SERVER_COORDINATOR_REPORT_BUILDER_H_
