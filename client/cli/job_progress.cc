@@ -73,10 +73,15 @@ std::vector<std::string> JobProgress::Apply(const v1::JobEvent& event) {
       for (v1::RunInfo& r : *job_.mutable_runs()) {
         if (r.run_id() == update.run_id()) slot = &r;
       }
+      // A log gets state changes and progress in quarters: a coordinator
+      // may report every training step.
+      auto quarter = [](const v1::RunInfo& r) -> int64_t {
+        return r.total_steps() > 0 ? 4 * r.step() / r.total_steps() : 0;
+      };
       const bool changed = slot == nullptr ||
                            slot->state() != update.state() ||
-                           slot->step() != update.step() ||
-                           slot->worker() != update.worker();
+                           slot->worker() != update.worker() ||
+                           quarter(update) > quarter(*slot);
       if (slot == nullptr) slot = job_.add_runs();
       *slot = update;
       if (changed) lines.push_back("  " + RunLine(update));

@@ -21,8 +21,8 @@ class JobProgress {
   JobProgress& operator=(const JobProgress&) = delete;
 
   // Takes one WatchJob event; returns the lines a log gets for it: the
-  // snapshot in full, a run's state changes and progress, the job's state.
-  // A progress update that moved no step gives no line.
+  // snapshot in full, a run's state changes, its progress each time it
+  // passes a quarter of its steps, and the job's state.
   std::vector<std::string> Apply(const v1::JobEvent& event);
 
   // The whole view: the job line, then one aligned line per run with a bar

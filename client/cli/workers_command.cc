@@ -1,7 +1,9 @@
 // `driftscope workers`: the workers the coordinator knows and their state.
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,11 +45,12 @@ std::string Age(int64_t unix_ms) {
 }
 
 std::string Labels(const v1::WorkerInfo& w) {
-  // The proto map has no order; sort for stable output.
+  // The proto map has no order; sort for stable output. Values may hold
+  // commas (a profile) and spaces (a CPU model): pairs are set apart by ";".
   std::vector<std::string> kv;
   for (const auto& [k, v] : w.labels()) kv.push_back(absl::StrCat(k, "=", v));
   std::sort(kv.begin(), kv.end());
-  return absl::StrJoin(kv, ",");
+  return absl::StrJoin(kv, "; ");
 }
 
 }  // namespace

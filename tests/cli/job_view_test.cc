@@ -107,6 +107,9 @@ TEST(JobProgressTest, LogLinesForChangesOnlyAndAFrameWithABarPerRun) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0], "  run-a (w1, ref64, repeat 0): running, step 48/96");
   EXPECT_TRUE(view.Apply(progress).empty());  // nothing moved
+  progress.mutable_run_update()->set_step(50);
+  EXPECT_TRUE(view.Apply(progress).empty());  // still in the same quarter
+  progress.mutable_run_update()->set_step(48);
 
   std::vector<std::string> frame = view.Frame(10);
   ASSERT_EQ(frame.size(), 3u);
