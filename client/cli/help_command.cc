@@ -241,7 +241,8 @@ constexpr char kCancelUsage[] =
     R"(Usage: driftscope cancel JOB
 
 Cancels the job: runs in flight are stopped and no further result is
-stored. Cancelling a finished job is an error (exit 2).
+stored. Cancelling a cancelled job again changes nothing; cancelling one
+that already succeeded or failed is an error (exit 2).
 
 )";
 
