@@ -174,10 +174,10 @@ absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
     // Only a previous output (or an empty directory) is ever replaced, so a
     // mistyped --out cannot wipe unrelated files.
     if (!IsEmptyDirectory(target) && !PathExists(target + "/" + marker)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          flag, " ", final_path,
-          ": exists and is not a driftscope output directory (no ", marker,
-          "); choose another path or remove it"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(flag, " ", final_path,
+                       ": exists and is not a driftscope output directory (no ",
+                       marker, "); choose another path or remove it"));
     }
   }
   const std::string parent = Parent(target);

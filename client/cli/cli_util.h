@@ -54,10 +54,9 @@ class StagedDir {
   // FailedPrecondition/InvalidArgument (naming `flag`) when `final_path`
   // exists and is not a directory this tool wrote (no `marker` file in it,
   // not empty), or its parent is missing.
-  static absl::StatusOr<StagedDir> Create(const std::string& final_path,
-                                          const std::string& flag,
-                                          const std::string& marker =
-                                              "run.json");
+  static absl::StatusOr<StagedDir> Create(
+      const std::string& final_path, const std::string& flag,
+      const std::string& marker = "run.json");
   StagedDir(StagedDir&& other) noexcept;
   StagedDir& operator=(StagedDir&&) = delete;
   StagedDir(const StagedDir&) = delete;

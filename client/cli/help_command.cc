@@ -340,9 +340,9 @@ int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   const char* usage = CommandUsage(args[0]);
   if (*usage == '\0') {
-    return ReportError(err, absl::InvalidArgumentError(
-                                absl::StrCat("unknown command '", args[0],
-                                             "'; see 'driftscope help'")));
+    return ReportError(
+        err, absl::InvalidArgumentError(absl::StrCat(
+                 "unknown command '", args[0], "'; see 'driftscope help'")));
   }
   std::fputs(usage, out);
   return kExitOk;

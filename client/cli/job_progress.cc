@@ -78,8 +78,7 @@ std::vector<std::string> JobProgress::Apply(const v1::JobEvent& event) {
       auto quarter = [](const v1::RunInfo& r) -> int64_t {
         return r.total_steps() > 0 ? 4 * r.step() / r.total_steps() : 0;
       };
-      const bool changed = slot == nullptr ||
-                           slot->state() != update.state() ||
+      const bool changed = slot == nullptr || slot->state() != update.state() ||
                            slot->worker() != update.worker() ||
                            quarter(update) > quarter(*slot);
       if (slot == nullptr) slot = job_.add_runs();
@@ -102,15 +101,13 @@ std::vector<std::string> JobProgress::Frame(int bar_width) const {
   for (const v1::RunInfo& r : job_.runs()) {
     const double f = Fraction(r);
     const int fill = static_cast<int>(f * bar_width);
-    std::string steps = r.total_steps() > 0
-                            ? absl::StrCat(r.step(), "/", r.total_steps())
-                            : "";
-    rows.push_back({r.run_id(), r.worker(), ProfileLabel(r),
-                    absl::StrCat("r", r.repeat()),
-                    absl::StrCat("[", std::string(fill, '#'),
-                                 std::string(bar_width - fill, '.'), "]"),
-                    absl::StrFormat("%.0f%%", 100 * f), steps,
-                    StateWithReason(r)});
+    std::string steps =
+        r.total_steps() > 0 ? absl::StrCat(r.step(), "/", r.total_steps()) : "";
+    rows.push_back(
+        {r.run_id(), r.worker(), ProfileLabel(r), absl::StrCat("r", r.repeat()),
+         absl::StrCat("[", std::string(fill, '#'),
+                      std::string(bar_width - fill, '.'), "]"),
+         absl::StrFormat("%.0f%%", 100 * f), steps, StateWithReason(r)});
   }
   std::vector<std::string> lines = {JobLine()};
   if (!rows.empty()) {
@@ -126,8 +123,10 @@ void FrameWriter::Draw(const std::vector<std::string>& lines) {
   // Back to the first line of the previous frame, then overwrite; lines
   // left over from a longer frame are cleared.
   if (drawn_ > 0) std::fprintf(out_, "\r\033[%zuA", drawn_);
-  for (const std::string& l : lines) std::fprintf(out_, "\r\033[K%s\n", l.c_str());
-  for (size_t i = lines.size(); i < drawn_; ++i) std::fprintf(out_, "\r\033[K\n");
+  for (const std::string& l : lines)
+    std::fprintf(out_, "\r\033[K%s\n", l.c_str());
+  for (size_t i = lines.size(); i < drawn_; ++i)
+    std::fprintf(out_, "\r\033[K\n");
   if (drawn_ > lines.size()) {
     std::fprintf(out_, "\033[%zuA", drawn_ - lines.size());
   }

@@ -149,9 +149,9 @@ std::vector<std::string> RunLabels(const v1::Job& job) {
   }
   std::vector<std::string> labels;
   for (int i = 0; i < job.runs_size(); ++i) {
-    labels.push_back(unique ? profiles[i]
-                            : absl::StrCat(job.runs(i).worker(), "/",
-                                           profiles[i]));
+    labels.push_back(
+        unique ? profiles[i]
+               : absl::StrCat(job.runs(i).worker(), "/", profiles[i]));
   }
   return labels;
 }
@@ -159,9 +159,9 @@ std::vector<std::string> RunLabels(const v1::Job& job) {
 absl::StatusOr<std::string> JobIdArgument(
     const std::vector<std::string>& positional, const std::string& command) {
   if (positional.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        command, " takes one JOB id (see 'driftscope jobs'), got ",
-        positional.size(), " arguments"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(command, " takes one JOB id (see 'driftscope jobs'), got ",
+                     positional.size(), " arguments"));
   }
   return positional[0];
 }
@@ -173,8 +173,8 @@ std::string FormatUnixMs(int64_t unix_ms) {
 }
 
 std::string DescribeRun(const v1::RunInfo& run) {
-  return absl::StrCat(run.run_id(), " (", run.worker(), ", ",
-                      ProfileLabel(run), ", repeat ", run.repeat(), ")");
+  return absl::StrCat(run.run_id(), " (", run.worker(), ", ", ProfileLabel(run),
+                      ", repeat ", run.repeat(), ")");
 }
 
 absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
@@ -201,8 +201,7 @@ absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
     }
   }
   rec.profile = summary.profile();
-  rec.environment =
-      EnvironmentMap(EnvironmentFromProto(summary.environment()));
+  rec.environment = EnvironmentMap(EnvironmentFromProto(summary.environment()));
   rec.environment["profile"] = summary.profile();
   rec.environment["worker"] = run.worker();
   return rec;
@@ -238,9 +237,9 @@ absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
     out.run_ids.push_back(run.run_id());
   }
   if (out.records.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", job.job_id(), " (", JobStateName(job.state()),
-        ") has no finished run to report on yet"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.job_id(), " (", JobStateName(job.state()),
+                     ") has no finished run to report on yet"));
   }
   return out;
 }

@@ -57,8 +57,8 @@ std::string Placement(const v1::Placement& p) {
   std::vector<std::string> profiles;
   for (const v1::Profile& pr : p.profiles()) profiles.push_back(pr.text());
   return absl::StrCat(
-      "workers ", p.workers().empty() ? "all available"
-                                      : absl::StrJoin(p.workers(), ","),
+      "workers ",
+      p.workers().empty() ? "all available" : absl::StrJoin(p.workers(), ","),
       "; profiles ",
       profiles.empty() ? "each worker's default" : absl::StrJoin(profiles, ","),
       "; repeats ", p.has_repeats() ? p.repeats() : 1,
@@ -74,9 +74,9 @@ int JobsCommand(const std::vector<std::string>& args, std::FILE* out,
       ParseJobArgs(args, {"state", "limit", "page-token"}, {"json"});
   if (!parsed.ok()) return ReportError(err, parsed.status());
   if (!parsed->positional.empty()) {
-    return ReportError(err, absl::InvalidArgumentError(absl::StrCat(
-                                "jobs takes no arguments, got '",
-                                parsed->positional[0], "'")));
+    return ReportError(err, absl::InvalidArgumentError(
+                                absl::StrCat("jobs takes no arguments, got '",
+                                             parsed->positional[0], "'")));
   }
   v1::ListJobsRequest request;
   if (auto s = parsed->Get("state")) {
@@ -119,7 +119,8 @@ int JobsCommand(const std::vector<std::string>& args, std::FILE* out,
     std::fputs(FormatTable(rows).c_str(), out);
   }
   if (!page->next_page_token().empty()) {
-    std::fprintf(err, "driftscope: more jobs: driftscope jobs --page-token %s\n",
+    std::fprintf(err,
+                 "driftscope: more jobs: driftscope jobs --page-token %s\n",
                  page->next_page_token().c_str());
   }
   return kExitOk;
@@ -171,12 +172,12 @@ int StatusCommand(const std::vector<std::string>& args, std::FILE* out,
       worker = absl::StrCat(r.attempts().rbegin()->worker(), " (asked ",
                             r.worker(), ")");
     }
-    rows.push_back(
-        {r.run_id(), worker, ProfileLabel(r), absl::StrCat(r.repeat()),
-         RunStateName(r.state()),
-         r.total_steps() > 0 ? absl::StrCat(r.step(), "/", r.total_steps())
-                             : "-",
-         absl::StrCat(r.attempts_size()), reason});
+    rows.push_back({r.run_id(), worker, ProfileLabel(r),
+                    absl::StrCat(r.repeat()), RunStateName(r.state()),
+                    r.total_steps() > 0
+                        ? absl::StrCat(r.step(), "/", r.total_steps())
+                        : "-",
+                    absl::StrCat(r.attempts_size()), reason});
     for (const v1::RunAttempt& a : r.attempts()) {
       if (a.outcome() == "succeeded" || a.outcome().empty()) continue;
       retried.push_back(absl::StrCat(

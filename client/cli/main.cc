@@ -62,8 +62,9 @@ int main(int argc, char** argv) {
     return driftscope::cli::VersionCommand(args, stdout, stderr);
   }
   return ReportError(
-      stderr, absl::InvalidArgumentError(absl::StrCat(
-                  "unknown command '", command,
-                  "'; commands: train, run, compare, env, submit, jobs, status, "
-                  "watch, cancel, workers, report, export, help, version")));
+      stderr,
+      absl::InvalidArgumentError(absl::StrCat(
+          "unknown command '", command,
+          "'; commands: train, run, compare, env, submit, jobs, status, "
+          "watch, cancel, workers, report, export, help, version")));
 }

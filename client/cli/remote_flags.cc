@@ -62,7 +62,8 @@ absl::StatusOr<ChannelOptions> ChannelFromFlags(const ParsedArgs& args,
 
 absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
     const ParsedArgs& args, const std::string& address) {
-  absl::StatusOr<ChannelOptions> c = ChannelFromFlags(args, address, "--worker");
+  absl::StatusOr<ChannelOptions> c =
+      ChannelFromFlags(args, address, "--worker");
   if (!c.ok()) return c.status();
   WorkerClientOptions o;
   o.address = c->address;

@@ -41,9 +41,9 @@ absl::StatusOr<std::string> ReferenceLabel(const std::string& reference,
     labels.push_back(rec.name);
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "--reference '", reference,
-      "' is neither a finished run of the job (", absl::StrJoin(r.run_ids, ", "),
-      ") nor an environment (", absl::StrJoin(labels, ", "), ")"));
+      "--reference '", reference, "' is neither a finished run of the job (",
+      absl::StrJoin(r.run_ids, ", "), ") nor an environment (",
+      absl::StrJoin(labels, ", "), ")"));
 }
 
 std::string RunJson(const v1::Job& job, const v1::RunInfo& run) {
@@ -65,9 +65,8 @@ std::string RunJson(const v1::Job& job, const v1::RunInfo& run) {
       ",\"profile_requested\":", JsonQuote(run.profile()),
       ",\"profile\":", JsonQuote(run.summary().profile()),
       ",\"repeat\":", run.repeat(), ",\"steps\":", run.summary().steps(),
-      ",\"tensors\":[", absl::StrJoin(tensors, ","), "]",
-      ",\"fingerprints\":[", absl::StrJoin(fingerprints, ","), "]",
-      ",\"environment\":",
+      ",\"tensors\":[", absl::StrJoin(tensors, ","), "]", ",\"fingerprints\":[",
+      absl::StrJoin(fingerprints, ","), "]", ",\"environment\":",
       EnvironmentToJson(EnvironmentFromProto(run.summary().environment())),
       "}\n");
 }
@@ -127,8 +126,8 @@ int ReportCommand(const std::vector<std::string>& args, std::FILE* out,
                   std::FILE* err) {
   if (PrintUsageIfAsked(args, "report", out)) return kExitOk;
   std::set<std::string> value_flags = CoordinatorValueFlags();
-  value_flags.insert({"reference", "atol", "rtol", "max-ulp", "fail-above",
-                      "format", "html"});
+  value_flags.insert(
+      {"reference", "atol", "rtol", "max-ulp", "fail-above", "format", "html"});
   absl::StatusOr<ParsedArgs> parsed =
       ParseArgs(args, value_flags, RemoteSwitchFlags());
   if (!parsed.ok()) return ReportError(err, parsed.status());
@@ -166,7 +165,8 @@ int ReportCommand(const std::vector<std::string>& args, std::FILE* out,
   if (!report.ok()) return ReportError(err, report.status());
   if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;
-  absl::StatusOr<int> code = EmitDriftReport(*report, records->records, *flags, "", "", "", out, &html);
+  absl::StatusOr<int> code = EmitDriftReport(*report, records->records, *flags,
+                                             "", "", "", out, &html);
   if (!code.ok()) return ReportError(err, code.status());
   if (absl::Status s = WriteHtml(*flags, html, err); !s.ok()) {
     return ReportError(err, s);
@@ -195,7 +195,8 @@ int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
   if (!client.ok()) return ReportError(err, client.status());
   absl::StatusOr<v1::Job> job = (*client)->GetJob(*id);
   if (!job.ok()) return ReportRemoteError(err, job.status());
-  absl::StatusOr<StagedDir> dir = StagedDir::Create(out_path, "--out", "job.json");
+  absl::StatusOr<StagedDir> dir =
+      StagedDir::Create(out_path, "--out", "job.json");
   if (!dir.ok()) return ReportError(err, dir.status());
   JobRecords records;
   if (absl::Status s = ExportRuns(**client, *job, dir->path(), &records);
@@ -231,8 +232,8 @@ int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   if (absl::Status s = dir->Commit(); !s.ok()) return ReportError(err, s);
   std::fprintf(out, "exported %zu of %d runs of job %s to %s\n",
-               records.records.size(),
-               job->runs_size(), id->c_str(), out_path.c_str());
+               records.records.size(), job->runs_size(), id->c_str(),
+               out_path.c_str());
   return kExitOk;
 }
 

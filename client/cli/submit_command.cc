@@ -70,8 +70,8 @@ absl::StatusOr<v1::SubmitJobRequest> BuildRequest(const ParsedArgs& args) {
   // they do not change the computation or the spec digest.
   spec.training.capture_epoch_outputs = true;
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) {
-    return absl::InvalidArgumentError(EngineFieldToJsonPath(
-        spec, std::string(s.message())));
+    return absl::InvalidArgumentError(
+        EngineFieldToJsonPath(spec, std::string(s.message())));
   }
   v1::SubmitJobRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
@@ -127,8 +127,7 @@ absl::StatusOr<v1::SubmitJobRequest> BuildRequest(const ParsedArgs& args) {
 // Follows the job to its end: a redrawn view on a terminal, the changes
 // line by line otherwise (on `err`, so stdout holds only the report).
 absl::StatusOr<v1::JobState> Follow(const CoordinatorClient& client,
-                                    const std::string& job_id,
-                                    std::FILE* err) {
+                                    const std::string& job_id, std::FILE* err) {
   JobProgress progress;
   FrameWriter frames(err);
   const bool tty = isatty(fileno(err)) == 1;
@@ -150,9 +149,9 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
                   std::FILE* err) {
   if (PrintUsageIfAsked(args, "submit", out)) return kExitOk;
   std::set<std::string> value_flags = CoordinatorValueFlags();
-  value_flags.insert({"workers", "labels", "profiles", "repeats",
-                      "description", "request-id", "timeout", "atol", "rtol",
-                      "max-ulp", "fail-above", "format", "html"});
+  value_flags.insert({"workers", "labels", "profiles", "repeats", "description",
+                      "request-id", "timeout", "atol", "rtol", "max-ulp",
+                      "fail-above", "format", "html"});
   std::set<std::string> switches = RemoteSwitchFlags();
   switches.insert({"wait", "reference"});
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, value_flags, switches);
@@ -162,7 +161,8 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
        {"timeout", "atol", "rtol", "max-ulp", "fail-above", "format", "html"}) {
     if (!wait && parsed->Get(f)) {
       return ReportError(err, absl::InvalidArgumentError(absl::StrCat(
-                                  "--", f, " needs --wait (or use "
+                                  "--", f,
+                                  " needs --wait (or use "
                                   "'driftscope report JOB' later)")));
     }
   }
@@ -202,8 +202,7 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
                job->job_id().c_str(), job->runs_size());
   std::fflush(err);
   // From here on the coordinator was reachable: failures are exit 1.
-  absl::StatusOr<v1::JobState> state =
-      Follow(**client, job->job_id(), err);
+  absl::StatusOr<v1::JobState> state = Follow(**client, job->job_id(), err);
   if (!state.ok()) return ReportError(err, state.status());
   absl::StatusOr<v1::Job> final_job = (*client)->GetJob(job->job_id());
   if (!final_job.ok()) return ReportError(err, final_job.status());
@@ -222,7 +221,8 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   if (!report.ok()) return ReportError(err, report.status());
   if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;
-  absl::StatusOr<int> code = EmitDriftReport(*report, records->records, *report_flags, "", "", "", out, &html);
+  absl::StatusOr<int> code = EmitDriftReport(
+      *report, records->records, *report_flags, "", "", "", out, &html);
   if (!code.ok()) return ReportError(err, code.status());
   if (absl::Status s = WriteHtml(*report_flags, html, err); !s.ok()) {
     return ReportError(err, s);

@@ -88,21 +88,23 @@ int WorkersCommand(const std::vector<std::string>& args, std::FILE* out,
     return kExitOk;
   }
   if (workers->empty()) {
-    std::fputs("no workers (start driftscope-worker with --coordinator, or "
-               "give the coordinator --workers)\n",
-               out);
+    std::fputs(
+        "no workers (start driftscope-worker with --coordinator, or "
+        "give the coordinator --workers)\n",
+        out);
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"NAME", "ADDRESS", "STATE", "PROFILE", "RUNNING", "HEARTBEAT", "LABELS"}};
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ADDRESS", "STATE",
+                                                 "PROFILE", "RUNNING",
+                                                 "HEARTBEAT", "LABELS"}};
   for (const v1::WorkerStatus& w : *workers) {
     v1::RunInfo as_run;  // ProfileLabel shows a canonical profile as a preset
     as_run.set_profile(w.worker().default_profile());
-    rows.push_back({w.worker().name(), w.worker().address(),
-                    WorkerStateName(w.state()), ProfileLabel(as_run),
-                    absl::StrCat(w.running_runs(), "/",
-                                 w.worker().max_concurrent_runs()),
-                    Age(w.last_heartbeat_unix_ms()), Labels(w.worker())});
+    rows.push_back(
+        {w.worker().name(), w.worker().address(), WorkerStateName(w.state()),
+         ProfileLabel(as_run),
+         absl::StrCat(w.running_runs(), "/", w.worker().max_concurrent_runs()),
+         Age(w.last_heartbeat_unix_ms()), Labels(w.worker())});
   }
   std::fputs(FormatTable(rows).c_str(), out);
   return kExitOk;

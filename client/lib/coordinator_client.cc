@@ -34,9 +34,9 @@ absl::Status MatchesSummary(const NamedArray& t, const v1::TensorInfo& info) {
   }
   const std::string sha = Sha256Hex(t.array.raw(), t.array.nbytes());
   if (!info.sha256().empty() && sha != info.sha256()) {
-    return absl::DataLossError(
-        absl::StrCat("tensor \"", t.name, "\": sha256 ", sha,
-                     " differs from the summary's ", info.sha256()));
+    return absl::DataLossError(absl::StrCat("tensor \"", t.name, "\": sha256 ",
+                                            sha, " differs from the summary's ",
+                                            info.sha256()));
   }
   return absl::OkStatus();
 }
@@ -266,8 +266,8 @@ absl::StatusOr<std::vector<NamedArray>> CoordinatorClient::FetchResult(
   const std::set<std::string> wanted(names.begin(), names.end());
   for (const std::string& name : wanted) {
     if (announced.count(name) == 0) {
-      return absl::NotFoundError(absl::StrCat("run ", run.run_id(),
-                                              " has no tensor \"", name, "\""));
+      return absl::NotFoundError(
+          absl::StrCat("run ", run.run_id(), " has no tensor \"", name, "\""));
     }
   }
   for (const v1::TensorInfo& info : run.summary().tensors()) {

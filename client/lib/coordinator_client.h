@@ -35,9 +35,9 @@ namespace driftscope {
 
 struct CoordinatorClientOptions {
   ChannelOptions channel;
-  absl::Duration call_timeout = absl::Seconds(30);    // each unary call
-  absl::Duration fetch_timeout = absl::Minutes(10);   // one FetchResult
-  absl::Duration watch_timeout = absl::Hours(24);     // a whole WatchJob
+  absl::Duration call_timeout = absl::Seconds(30);   // each unary call
+  absl::Duration fetch_timeout = absl::Minutes(10);  // one FetchResult
+  absl::Duration watch_timeout = absl::Hours(24);    // a whole WatchJob
   // Attempts of a unary call or FetchResult that fails with UNAVAILABLE;
   // the wait doubles from initial_backoff after each (at most max_backoff).
   int max_attempts = 4;

@@ -123,7 +123,8 @@ class Cluster {
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
-      CliResult r = RunCli({"workers", "--coordinator", address(), "--insecure"});
+      CliResult r =
+          RunCli({"workers", "--coordinator", address(), "--insecure"});
       size_t available = 0;
       for (size_t at = r.out.find(" available "); at != std::string::npos;
            at = r.out.find(" available ", at + 1)) {

@@ -75,9 +75,8 @@ class CoordinatorCliTest : public ::testing::Test {
 
 TEST_F(CoordinatorCliTest, SubmitWaitReportsWhatRunComputesInProcess) {
   StartCluster({"fp32"});
-  const std::vector<std::string> profiles = {"--profiles",
-                                             "ref64,fp32,fp32-sse2",
-                                             "--repeats", "2"};
+  const std::vector<std::string> profiles = {
+      "--profiles", "ref64,fp32,fp32-sse2", "--repeats", "2"};
   std::vector<std::string> submit = {"submit", dir_ + "/spec.json", "--wait",
                                      "--format", "json"};
   submit.insert(submit.end(), profiles.begin(), profiles.end());
@@ -100,9 +99,8 @@ TEST_F(CoordinatorCliTest, SubmitWaitReportsWhatRunComputesInProcess) {
   EXPECT_EQ(report.exit_code, local.exit_code) << report.err;
   EXPECT_EQ(report.out, local.out);
   // The reference named by a run id: the run of fp32, repeat 0.
-  CliResult by_run =
-      cluster_.Cli({"report", job, "--reference", job + "-r2", "--format",
-                    "json"});
+  CliResult by_run = cluster_.Cli(
+      {"report", job, "--reference", job + "-r2", "--format", "json"});
   ASSERT_NE(by_run.exit_code, 2) << by_run.err;
   EXPECT_THAT(by_run.out, HasSubstr("\"reference\":{\"environment\":\"fp32\""));
   CliResult bad_ref = cluster_.Cli({"report", job, "--reference", "run-x"});
@@ -201,8 +199,8 @@ TEST_F(CoordinatorCliTest, CancelStopsTheJobAndSaysSo) {
 
 TEST_F(CoordinatorCliTest, ExportWritesNpyFilesWhoseDigestsMatchTheSummary) {
   StartCluster({"fp32", "fp32-sse2"});
-  CliResult submit =
-      cluster_.Cli({"submit", dir_ + "/spec.json", "--wait", "--format", "csv"});
+  CliResult submit = cluster_.Cli(
+      {"submit", dir_ + "/spec.json", "--wait", "--format", "csv"});
   ASSERT_NE(submit.exit_code, 2) << submit.err;
   const std::string job = SubmittedJob(submit.err);
   CliResult exported = cluster_.Cli({"export", job, "--out", dir_ + "/x"});
@@ -252,7 +250,8 @@ TEST_F(CoordinatorCliTest, BadInputIsOneLineAndExitTwo) {
     return std::count(r.err.begin(), r.err.end(), '\n') == 1 &&
            absl::StartsWith(r.err, "driftscope: error: ");
   };
-  CliResult down = RunCli({"jobs", "--coordinator", "127.0.0.1:1", "--insecure"});
+  CliResult down =
+      RunCli({"jobs", "--coordinator", "127.0.0.1:1", "--insecure"});
   EXPECT_EQ(down.exit_code, 2);
   EXPECT_THAT(down.err, HasSubstr("coordinator 127.0.0.1:1"));
   EXPECT_TRUE(one_line(down)) << down.err;

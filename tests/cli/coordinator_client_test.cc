@@ -112,8 +112,7 @@ class CoordinatorClientTest : public ::testing::Test {
   void SetUp() override {
     grpc::ServerBuilder b;
     int port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                       &port);
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     b.RegisterService(&fake_);
     server_ = b.BuildAndStart();
     ASSERT_NE(server_, nullptr);

@@ -37,7 +37,8 @@ TEST(JobLabelsTest, ProfilesNameTheEnvironmentsWhenTheyTellThemApart) {
   *job.add_runs() = MakeRun("r3", "w2", "fp32", 0);
   // The requested profile may be a canonical knob string.
   *job.add_runs() = MakeRun("r4", "w3", "fp32,isa=x86-64,threads=1", 0);
-  EXPECT_THAT(RunLabels(job), ElementsAre("ref64", "ref64", "fp32", "fp32-sse2"));
+  EXPECT_THAT(RunLabels(job),
+              ElementsAre("ref64", "ref64", "fp32", "fp32-sse2"));
 }
 
 TEST(JobLabelsTest, WorkerNamesWhenTwoWorkersRunOneProfile) {
