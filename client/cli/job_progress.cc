@@ -1,5 +1,7 @@
 #include "client/cli/job_progress.h"
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -120,11 +122,21 @@ std::vector<std::string> JobProgress::Frame(int bar_width) const {
 }
 
 void FrameWriter::Draw(const std::vector<std::string>& lines) {
+  // A line wider than the terminal would wrap and break the cursor
+  // arithmetic below: cut it.
+  size_t width = 0;
+  struct winsize ws;
+  if (ioctl(fileno(out_), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1) {
+    width = ws.ws_col - 1;
+  }
   // Back to the first line of the previous frame, then overwrite; lines
   // left over from a longer frame are cleared.
   if (drawn_ > 0) std::fprintf(out_, "\r\033[%zuA", drawn_);
-  for (const std::string& l : lines)
-    std::fprintf(out_, "\r\033[K%s\n", l.c_str());
+  for (const std::string& l : lines) {
+    const std::string shown =
+        width > 0 && l.size() > width ? l.substr(0, width) : l;
+    std::fprintf(out_, "\r\033[K%s\n", shown.c_str());
+  }
   for (size_t i = lines.size(); i < drawn_; ++i)
     std::fprintf(out_, "\r\033[K\n");
   if (drawn_ > lines.size()) {
