@@ -28,14 +28,14 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
   grpc::Status RegisterWorker(grpc::ServerContext* context,
                               const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override {
-    return Unary(context, [&] { return service_->RegisterWorker(*request); },
-                 response);
+    return Unary(
+        context, [&] { return service_->RegisterWorker(*request); }, response);
   }
   grpc::Status Heartbeat(grpc::ServerContext* context,
                          const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override {
-    return Unary(context, [&] { return service_->Heartbeat(*request); },
-                 response);
+    return Unary(
+        context, [&] { return service_->Heartbeat(*request); }, response);
   }
   grpc::Status ListWorkers(grpc::ServerContext* context,
                            const v1::ListWorkersRequest*,
@@ -50,33 +50,33 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
   grpc::Status SubmitJob(grpc::ServerContext* context,
                          const v1::SubmitJobRequest* request,
                          v1::Job* response) override {
-    return Unary(context, [&] { return service_->SubmitJob(*request); },
-                 response);
+    return Unary(
+        context, [&] { return service_->SubmitJob(*request); }, response);
   }
   grpc::Status GetJob(grpc::ServerContext* context,
                       const v1::GetJobRequest* request,
                       v1::Job* response) override {
-    return Unary(context, [&] { return service_->GetJob(request->job_id()); },
-                 response);
+    return Unary(
+        context, [&] { return service_->GetJob(request->job_id()); }, response);
   }
   grpc::Status ListJobs(grpc::ServerContext* context,
                         const v1::ListJobsRequest* request,
                         v1::ListJobsResponse* response) override {
-    return Unary(context, [&] { return service_->ListJobs(*request); },
-                 response);
+    return Unary(
+        context, [&] { return service_->ListJobs(*request); }, response);
   }
   grpc::Status CancelJob(grpc::ServerContext* context,
                          const v1::CancelJobRequest* request,
                          v1::Job* response) override {
-    return Unary(context,
-                 [&] { return service_->CancelJob(request->job_id()); },
-                 response);
+    return Unary(
+        context, [&] { return service_->CancelJob(request->job_id()); },
+        response);
   }
   grpc::Status GetReport(grpc::ServerContext* context,
                          const v1::GetReportRequest* request,
                          v1::DriftReport* response) override {
-    return Unary(context, [&] { return service_->GetReport(*request); },
-                 response);
+    return Unary(
+        context, [&] { return service_->GetReport(*request); }, response);
   }
 
   grpc::Status WatchJob(grpc::ServerContext* context,
@@ -140,7 +140,8 @@ absl::StatusOr<WorkerDialOptions> DialOptions(
         "--worker_tls_cert and --worker_tls_key go together");
   }
   if (!t.ca_file.empty()) {
-    absl::StatusOr<std::string> pem = ReadTextFile(t.ca_file, "--worker_tls_ca");
+    absl::StatusOr<std::string> pem =
+        ReadTextFile(t.ca_file, "--worker_tls_ca");
     if (!pem.ok()) return pem.status();
     d.tls_root_cert_pem = *pem;
   }
@@ -168,8 +169,9 @@ absl::Status CheckOptions(const CoordinatorServerOptions& o) {
         "when missing)");
   }
   if (o.lease < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--lease_seconds must be at least 1, got ", absl::FormatDuration(o.lease)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lease_seconds must be at least 1, got ",
+                     absl::FormatDuration(o.lease)));
   }
   if (o.max_attempts < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -271,7 +273,8 @@ void CoordinatorServer::Drain(absl::Duration grace) {
     server_->Wait();
   }
   if (scheduler_ != nullptr) {
-    scheduler_->Shutdown(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+    scheduler_->Shutdown(
+        std::max(absl::ZeroDuration(), deadline - absl::Now()));
   }
 }
 

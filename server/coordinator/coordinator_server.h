@@ -39,7 +39,7 @@ struct WorkerTlsFiles {
   bool insecure = false;  // plaintext to workers, asked for explicitly
   std::string ca_file;    // PEM roots; empty: the system roots
   std::string cert_file, key_file;  // mTLS client certificate, both or none
-  std::string token;      // sent as "authorization: Bearer <token>"
+  std::string token;                // sent as "authorization: Bearer <token>"
 };
 
 struct CoordinatorServerOptions {

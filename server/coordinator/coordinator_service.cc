@@ -74,8 +74,7 @@ absl::StatusOr<v1::Job> CoordinatorService::SubmitJob(
         "client_request_id \"", request.client_request_id(),
         "\" was used for job ", created->job_id,
         " with a different spec (digest ", created->existing_spec_digest,
-        ", this one ", plan->job.spec_digest,
-        "); use a new id for a new job"));
+        ", this one ", plan->job.spec_digest, "); use a new id for a new job"));
   }
   // Idempotent: a retry of an acknowledged submission queues nothing new.
   if (absl::Status s = scheduler_->AddJob(created->job_id); !s.ok()) return s;
@@ -97,9 +96,9 @@ absl::StatusOr<v1::Job> CoordinatorService::GetJob(
 absl::StatusOr<v1::ListJobsResponse> CoordinatorService::ListJobs(
     const v1::ListJobsRequest& request) const {
   if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size must be in [0, ", kMaxPageSize, "], got ",
-                     request.page_size()));
+    return absl::InvalidArgumentError(absl::StrCat("page_size must be in [0, ",
+                                                   kMaxPageSize, "], got ",
+                                                   request.page_size()));
   }
   ListJobsQuery query;
   query.page_size =
@@ -185,10 +184,9 @@ absl::StatusOr<v1::Job> CoordinatorService::CancelJob(
     absl::StatusOr<v1::Job> job = GetJob(job_id);
     if (job.ok() && job->state() == v1::JOB_CANCELLED) return job;  // again
     if (job.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " already ended ",
-                       v1::JobState_Name(job->state()),
-                       "; there is nothing to cancel"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job_id, " already ended ", v1::JobState_Name(job->state()),
+          "; there is nothing to cancel"));
     }
     return s;
   }
@@ -210,15 +208,13 @@ absl::Status CoordinatorService::FetchResult(
   absl::StatusOr<RunRow> run = store_->GetRun(request.run_id());
   if (!run.ok()) return run.status();
   if (run->job_id != request.job_id()) {
-    return absl::NotFoundError(absl::StrCat("run ", request.run_id(),
-                                            " is not a run of job ",
-                                            request.job_id()));
+    return absl::NotFoundError(absl::StrCat(
+        "run ", request.run_id(), " is not a run of job ", request.job_id()));
   }
   if (run->state != v1::RUN_SUCCEEDED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("run ", request.run_id(), " is ",
-                     v1::RunState_Name(run->state),
-                     "; only a succeeded run has results"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", request.run_id(), " is ", v1::RunState_Name(run->state),
+        "; only a succeeded run has results"));
   }
   std::vector<const v1::TensorInfo*> wanted;
   std::vector<std::string> names;

@@ -47,8 +47,7 @@ void JobEventHub::Unsubscribe(
   if (it->second.empty()) subscribers_.erase(it);
 }
 
-void JobEventHub::Publish(absl::string_view job_id,
-                          const v1::JobEvent& event) {
+void JobEventHub::Publish(absl::string_view job_id, const v1::JobEvent& event) {
   std::vector<std::shared_ptr<JobSubscription>> subs;
   {
     absl::MutexLock lock(&mu_);

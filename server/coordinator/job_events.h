@@ -63,8 +63,7 @@ class JobEventHub {
  private:
   const size_t capacity_;
   mutable absl::Mutex mu_;
-  std::map<std::string, std::set<std::shared_ptr<JobSubscription>>,
-           std::less<>>
+  std::map<std::string, std::set<std::shared_ptr<JobSubscription>>, std::less<>>
       subscribers_ ABSL_GUARDED_BY(mu_);
 };
 

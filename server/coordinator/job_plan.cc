@@ -54,10 +54,9 @@ absl::StatusOr<std::vector<const WorkerView*>> SelectWorkers(
   std::set<std::string> seen;
   for (int i = 0; i < placement.workers_size(); ++i) {
     const std::string& name = placement.workers(i);
-    auto it = std::find_if(workers.begin(), workers.end(),
-                           [&](const WorkerView& w) {
-                             return w.info.name() == name;
-                           });
+    auto it = std::find_if(
+        workers.begin(), workers.end(),
+        [&](const WorkerView& w) { return w.info.name() == name; });
     if (it == workers.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat("placement.workers[", i, "]: no worker named \"", name,
@@ -90,8 +89,8 @@ absl::Status CheckProfileFor(const WorkerView& w, const std::string& profile,
 
 bool CanRunProfile(const v1::WorkerInfo& worker, absl::string_view profile) {
   if (profile.empty() || !IsPreset(profile)) return true;
-  return std::find(worker.presets().begin(), worker.presets().end(),
-                   profile) != worker.presets().end();
+  return std::find(worker.presets().begin(), worker.presets().end(), profile) !=
+         worker.presets().end();
 }
 
 absl::StatusOr<JobSpec> CheckedJobSpec(const v1::JobSpec& proto) {
@@ -114,9 +113,8 @@ absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
                                    absl::string_view job_id,
                                    int64_t now_unix_ms) {
   if (request.client_request_id().size() > kMaxRequestId) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("client_request_id is longer than ", kMaxRequestId,
-                     " characters"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_request_id is longer than ", kMaxRequestId, " characters"));
   }
   if (request.description().size() > kMaxDescription) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -19,9 +19,7 @@ namespace driftscope::coordinator {
 
 namespace {
 
-const char* StateName(v1::RunState s) {
-  return v1::RunState_Name(s).c_str();
-}
+const char* StateName(v1::RunState s) { return v1::RunState_Name(s).c_str(); }
 
 bool IsFp64Profile(const std::string& profile) {
   absl::StatusOr<Profile> p = Profile::Parse(profile);
@@ -43,7 +41,8 @@ std::pair<const RunRow*, std::string> DefaultReference(
     }
     return any;
   };
-  if (const RunRow* r = pick([](const RunRow& r) { return r.profile == "ref64"; })) {
+  if (const RunRow* r =
+          pick([](const RunRow& r) { return r.profile == "ref64"; })) {
     return {r, "ref64"};
   }
   if (const RunRow* r =
@@ -67,13 +66,13 @@ absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
   if (!dtype.ok()) return dtype.status();
   absl::StatusOr<std::string> bytes = blobs.Get(info.sha256());
   if (!bytes.ok()) {
-    return absl::Status(bytes.status().code(),
-                        absl::StrCat("tensor \"", info.name(), "\" (blob ",
-                                     info.sha256(), "): ",
-                                     bytes.status().message()));
+    return absl::Status(
+        bytes.status().code(),
+        absl::StrCat("tensor \"", info.name(), "\" (blob ", info.sha256(),
+                     "): ", bytes.status().message()));
   }
-  NdArray array(*dtype, std::vector<int64_t>(info.shape().begin(),
-                                             info.shape().end()));
+  NdArray array(*dtype,
+                std::vector<int64_t>(info.shape().begin(), info.shape().end()));
   if (static_cast<int64_t>(bytes->size()) != array.nbytes()) {
     return absl::DataLossError(absl::StrCat(
         "tensor \"", info.name(), "\": the blob holds ", bytes->size(),
@@ -185,8 +184,8 @@ absl::StatusOr<v1::DriftReport> BuildReport(
                        t.atol(), " and ", t.rtol()));
     }
     if (t.has_max_ulp() && t.max_ulp() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tolerance.max_ulp must be >= 0, got ", t.max_ulp()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tolerance.max_ulp must be >= 0, got ", t.max_ulp()));
     }
     options.atol = t.atol();
     options.rtol = t.rtol();

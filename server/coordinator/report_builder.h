@@ -30,8 +30,8 @@ absl::StatusOr<RunRecord> LoadRunRecord(BlobStore& blobs, const RunRow& run);
 // NotFound for an unknown job or a reference run not in the job;
 // FailedPrecondition until the reference run has succeeded;
 // InvalidArgument for a negative tolerance.
-absl::StatusOr<v1::DriftReport> BuildReport(Store& store,
-                                            const v1::GetReportRequest& request);
+absl::StatusOr<v1::DriftReport> BuildReport(
+    Store& store, const v1::GetReportRequest& request);
 
 }  // namespace driftscope::coordinator
 

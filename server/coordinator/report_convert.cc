@@ -32,7 +32,8 @@ int Representative(const std::vector<RunRecord>& records,
   int best = -1;
   for (size_t i = 0; i < records.size(); ++i) {
     if (records[i].name != environment) continue;
-    if (best < 0 || records[i].repeat < records[static_cast<size_t>(best)].repeat) {
+    if (best < 0 ||
+        records[i].repeat < records[static_cast<size_t>(best)].repeat) {
       best = static_cast<int>(i);
     }
   }
@@ -159,9 +160,8 @@ v1::DriftReport ReportToProto(const DriftReport& report,
   }
   for (const auto& row : report.max_ulp_matrix) {
     for (uint64_t v : row) {
-      out.add_max_ulp_matrix(v == std::numeric_limits<uint64_t>::max()
-                                 ? -1
-                                 : ClampUlp(v));
+      out.add_max_ulp_matrix(
+          v == std::numeric_limits<uint64_t>::max() ? -1 : ClampUlp(v));
     }
   }
   out.set_pass(report.pass);

@@ -15,6 +15,12 @@ namespace driftscope::coordinator {
 
 namespace {
 
+// The worker of an attempt that found no eligible worker.
+constexpr char kNoWorker[] = "(none)";
+
+// Attempts a run may spend on busy workers beyond --max_attempts.
+constexpr int kBusyRetries = 30;
+
 // Whether another attempt may succeed where this one failed.
 bool Retryable(const absl::Status& s) {
   switch (s.code()) {
@@ -73,7 +79,9 @@ Scheduler::Scheduler(Store* store, WorkerRegistry* registry,
 
 Scheduler::~Scheduler() { Shutdown(absl::ZeroDuration()); }
 
-int64_t Scheduler::NowMs() const { return absl::ToUnixMillis(options_.clock()); }
+int64_t Scheduler::NowMs() const {
+  return absl::ToUnixMillis(options_.clock());
+}
 
 absl::Status Scheduler::Start() {
   started_ = options_.clock();
@@ -99,9 +107,8 @@ absl::Status Scheduler::AddJob(const std::string& job_id) {
   if (IsTerminal(job->state)) return absl::OkStatus();
   absl::StatusOr<JobSpec> spec = CheckedJobSpec(job->spec);
   if (!spec.ok()) {
-    return absl::InternalError(absl::StrCat("stored job ", job_id,
-                                            " has a bad spec: ",
-                                            spec.status().message()));
+    return absl::InternalError(absl::StrCat(
+        "stored job ", job_id, " has a bad spec: ", spec.status().message()));
   }
   auto active = std::make_shared<ActiveJob>();
   active->job_id = job_id;
@@ -158,9 +165,8 @@ void Scheduler::JobCancelled(const std::string& job_id) {
   {
     absl::MutexLock lock(&mu_);
     jobs_.erase(job_id);
-    queue_.remove_if([&](const std::unique_ptr<Pending>& p) {
-      return p->job_id == job_id;
-    });
+    queue_.remove_if(
+        [&](const std::unique_ptr<Pending>& p) { return p->job_id == job_id; });
     for (auto& [run_id, a] : in_flight_) {
       if (a->run.job_id != job_id) continue;
       a->abort = Abort::kJobCancelled;
@@ -212,9 +218,8 @@ void Scheduler::DispatchLoop() {
 }
 
 void Scheduler::TickLoop() {
-  const absl::Duration tick =
-      std::clamp(registry_->lease() / 4, absl::Milliseconds(50),
-                 absl::Seconds(1));
+  const absl::Duration tick = std::clamp(
+      registry_->lease() / 4, absl::Milliseconds(50), absl::Seconds(1));
   absl::Time next_probe = options_.clock() + options_.probe_interval;
   for (;;) {
     {
@@ -280,10 +285,10 @@ void Scheduler::DispatchOnce() {
     if (stopping_) return;
     auto free_slots = [&](const WorkerView& w)
                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      auto it = running_.find(w.info.name());
-      return w.info.max_concurrent_runs() -
-             (it == running_.end() ? 0 : it->second);
-    };
+                            auto it = running_.find(w.info.name());
+                            return w.info.max_concurrent_runs() -
+                                   (it == running_.end() ? 0 : it->second);
+                          };
     for (auto it = queue_.begin(); it != queue_.end();) {
       Pending& p = **it;
       if (jobs_.count(p.job_id) == 0) {
@@ -295,10 +300,9 @@ void Scheduler::DispatchOnce() {
         continue;
       }
       auto named = by_name.find(p.worker);
-      const bool gone =
-          named == by_name.end()
-              ? now - started_ > grace
-              : named->second->state != v1::WORKER_AVAILABLE;
+      const bool gone = named == by_name.end()
+                            ? now - started_ > grace
+                            : named->second->state != v1::WORKER_AVAILABLE;
       const WorkerView* target = nullptr;
       bool eligible_exists = false;
       if (!gone) {
@@ -389,8 +393,14 @@ void Scheduler::DispatchOnce() {
 void Scheduler::FailUnplaceable(std::unique_ptr<Pending> p,
                                 const std::string& reason) {
   // A failure is recorded against an attempt: this one never reached a
-  // worker, so its worker is "".
-  if (!store_->StartAttempt(p->run_id, p->next_attempt, "", NowMs()).ok()) {
+  // worker, so its worker is kNoWorker.
+  const absl::Status s =
+      store_->StartAttempt(p->run_id, p->next_attempt, kNoWorker, NowMs());
+  if (!s.ok()) {
+    if (s.code() == absl::StatusCode::kFailedPrecondition) return;  // ended
+    absl::MutexLock lock(&mu_);
+    p->not_before = options_.clock() + absl::Seconds(1);
+    queue_.push_back(std::move(p));
     return;
   }
   if (!store_
@@ -406,7 +416,8 @@ void Scheduler::FailUnplaceable(std::unique_ptr<Pending> p,
 
 void Scheduler::RunAttempt(Attempt* a) {
   RunOptions options;
-  if (!a->job->init_weights.empty()) options.init_weights = a->job->init_weights;
+  if (!a->job->init_weights.empty())
+    options.init_weights = a->job->init_weights;
   options.cancel = &a->cancel;
   const std::string& job_id = a->run.job_id;
   options.on_progress = [this, a, &job_id](const ProgressEvent& e) {
@@ -454,9 +465,9 @@ absl::Status Scheduler::StoreResult(const Attempt& a, const RunResult& result) {
   summary.mutable_timings()->set_eval_seconds(result.timings.eval_seconds);
   for (int64_t d : result.outputs.shape()) summary.add_output_shape(d);
   for (const NamedArray& t : ResultTensors(result, CaptureSet{})) {
-    absl::StatusOr<std::string> sha = store_->blobs().Put(absl::string_view(
-        reinterpret_cast<const char*>(t.array.raw()),
-        static_cast<size_t>(t.array.nbytes())));
+    absl::StatusOr<std::string> sha = store_->blobs().Put(
+        absl::string_view(reinterpret_cast<const char*>(t.array.raw()),
+                          static_cast<size_t>(t.array.nbytes())));
     if (!sha.ok()) return sha.status();
     v1::TensorInfo* info = summary.add_tensors();
     info->set_name(t.name);
@@ -518,24 +529,30 @@ void Scheduler::EndAttempt(Attempt* a,
       registry_->MarkUnreachable(a->worker);
     }
     if (failure.code() == absl::StatusCode::kDeadlineExceeded) {
-      failure = absl::DeadlineExceededError(absl::StrCat(
-          "the run exceeded the coordinator's --run_deadline: ",
-          failure.message()));
+      failure = absl::DeadlineExceededError(
+          absl::StrCat("the run exceeded the coordinator's --run_deadline: ",
+                       failure.message()));
     }
   }
   const bool retryable = abort == Abort::kWorkerLost || Retryable(failure);
-  const int failures = a->run.failures + 1;
+  // A worker busy with someone else's run (or with the remains of an
+  // attempt orphaned by a coordinator restart) is no failure of the run:
+  // it is tried again a second later, within a separate budget.
+  const bool busy = failure.code() == absl::StatusCode::kResourceExhausted;
+  const int failures = a->run.failures + (busy ? 0 : 1);
+  const bool budget_left = busy ? attempt < options_.max_attempts + kBusyRetries
+                                : failures < options_.max_attempts;
   const int32_t code = static_cast<int32_t>(failure.code());
-  if (retryable && failures < options_.max_attempts) {
-    const absl::Status s =
-        store_->FailAttempt(run_id, attempt, code, std::string(failure.message()),
-                            /*retry=*/true, NowMs());
+  if (retryable && budget_left) {
+    const absl::Status s = store_->FailAttempt(run_id, attempt, code,
+                                               std::string(failure.message()),
+                                               /*retry=*/true, NowMs());
     if (s.ok()) {
       requeue = std::make_unique<Pending>(a->run);
       requeue->next_attempt = attempt + 1;
       requeue->failures = failures;
       requeue->queued_since = options_.clock();
-      if (failure.code() == absl::StatusCode::kResourceExhausted) {
+      if (busy) {
         requeue->not_before = options_.clock() + absl::Seconds(1);
       }
     }
@@ -544,11 +561,11 @@ void Scheduler::EndAttempt(Attempt* a,
     return;
   }
   const std::string message =
-      retryable ? absl::StrCat("gave up after ", failures,
-                               " failed attempts (--max_attempts=",
-                               options_.max_attempts,
-                               "); last: ", failure.message())
-                : std::string(failure.message());
+      retryable
+          ? absl::StrCat("gave up after ", attempt,
+                         " attempts (--max_attempts=", options_.max_attempts,
+                         "); last: ", failure.message())
+          : std::string(failure.message());
   const absl::Status s = store_->FailAttempt(run_id, attempt, code, message,
                                              /*retry=*/false, NowMs());
   if (s.ok()) {

@@ -37,9 +37,8 @@ absl::StatusOr<WorkerDescription> GrpcWorkerConnector::Describe(
 }
 
 absl::StatusOr<RunResult> GrpcWorkerConnector::Run(
-    const std::string& address, const JobSpec& spec,
-    const std::string& profile, const RunOptions& options,
-    const RemoteRunOptions& remote) {
+    const std::string& address, const JobSpec& spec, const std::string& profile,
+    const RunOptions& options, const RemoteRunOptions& remote) {
   absl::StatusOr<WorkerClient*> client = Client(address);
   if (!client.ok()) return client.status();
   return (*client)->Run(spec, profile, options, remote);

@@ -49,8 +49,7 @@ class GrpcWorkerConnector final : public WorkerConnector {
 
   absl::StatusOr<WorkerDescription> Describe(
       const std::string& address) override;
-  absl::StatusOr<RunResult> Run(const std::string& address,
-                                const JobSpec& spec,
+  absl::StatusOr<RunResult> Run(const std::string& address, const JobSpec& spec,
                                 const std::string& profile,
                                 const RunOptions& options,
                                 const RemoteRunOptions& remote) override;
