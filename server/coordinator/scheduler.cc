@@ -538,7 +538,8 @@ void Scheduler::EndAttempt(Attempt* a,
   // A worker busy with someone else's run (or with the remains of an
   // attempt orphaned by a coordinator restart) is no failure of the run:
   // it is tried again a second later, within a separate budget.
-  const bool busy = failure.code() == absl::StatusCode::kResourceExhausted;
+  const bool busy =
+      retryable && failure.code() == absl::StatusCode::kResourceExhausted;
   const int failures = a->run.failures + (busy ? 0 : 1);
   const bool budget_left = busy ? attempt < options_.max_attempts + kBusyRetries
                                 : failures < options_.max_attempts;

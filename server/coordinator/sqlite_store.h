@@ -2,26 +2,31 @@
 //   coordinator.db (+ -wal, -shm)  jobs, runs, attempts, init-weight index
 //   blobs/ab/cdef...               tensors, content-addressed (FileBlobStore)
 //   LOCK                           flock'ed while a store has it open
-// The database runs in WAL mode with synchronous=FULL and foreign keys on;
-// every mutating call is one BEGIN IMMEDIATE transaction, so an OK return is
-// on disk and a failed call changed nothing. The schema is versioned in
-// PRAGMA user_version and migrated forward on Open; a database written by a
-// newer driftscope is refused rather than guessed at.
+// The database runs in WAL mode with synchronous=FULL and foreign keys on.
+// Every mutating call is atomic: it runs in a BEGIN IMMEDIATE transaction
+// (shared, under a SAVEPOINT of its own, with the writes that queued
+// concurrently), so an OK return is on disk and a failed call changed
+// nothing. The state rules of store.h are checked inside that transaction.
+// The schema is versioned in PRAGMA user_version and migrated forward on
+// Open; a database written by a newer driftscope is refused rather than
+// guessed at.
 //
-// Safe for concurrent use: one connection behind a mutex (the coordinator's
-// write rate is a few transactions per run, far below what one connection
-// sustains). One process at a time per directory: Open fails while another
+// Safe for concurrent use: one connection behind a mutex. Concurrent writes
+// are group-committed (one fsync for every write queued meanwhile), so the
+// write rate grows with the number of writers instead of being one fsync
+// per call. One process at a time per directory: Open fails while another
 // store (in this or another process) holds the LOCK.
 #ifndef DRIFTSCOPE_SERVER_COORDINATOR_SQLITE_STORE_H_
 #define DRIFTSCOPE_SERVER_COORDINATOR_SQLITE_STORE_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,6 +39,8 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace driftscope::coordinator {
+
+class SqliteStatement;
 
 struct SqliteStoreOptions {
   std::string directory;  // created when missing
@@ -81,7 +88,6 @@ class SqliteStore : public Store {
   absl::Status CheckIntegrity();
 
  private:
-  class Statement;
   struct CachedStatement {
     sqlite3_stmt* stmt = nullptr;
     bool in_use = false;  // a Statement has it; a nested use prepares anew
@@ -96,16 +102,31 @@ class SqliteStore : public Store {
 
   SqliteStore(sqlite3* db, int lock_fd, std::unique_ptr<FileBlobStore> blobs);
 
-  // Runs `body` in one transaction (BEGIN IMMEDIATE when `write`): COMMIT
-  // when it returns OK, ROLLBACK otherwise.
+  // A write waiting for its turn. Writes commit in groups: the writer at the
+  // head of the queue runs every queued body in one transaction, each under
+  // its own SAVEPOINT (a body that fails rolls back alone), and one COMMIT,
+  // one fsync, makes them all durable before any of them returns.
+  struct Writer {
+    explicit Writer(absl::FunctionRef<absl::Status()> b) : body(b) {}
+    absl::FunctionRef<absl::Status()> body;
+    absl::Status status;  // set by the group's leader
+    bool done = false;    // guarded by queue_mu_
+    absl::CondVar cv;     // signalled when done or at the head of the queue
+  };
+
+  // Runs `body` as if in a transaction of its own: its changes are durable
+  // when it returns OK and absent when it fails. Reads (!write) take a
+  // plain BEGIN; writes are group-committed under BEGIN IMMEDIATE.
   absl::Status InTransaction(bool write, absl::FunctionRef<absl::Status()> body)
-      ABSL_LOCKS_EXCLUDED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_, queue_mu_);
+  void CommitGroup(const std::vector<Writer*>& group)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InTransactionLocked(bool write,
                                    absl::FunctionRef<absl::Status()> body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // A cached prepared statement for `sql` (reset when the Statement ends).
-  absl::StatusOr<Statement> Prepare(absl::string_view sql)
+  absl::StatusOr<SqliteStatement> Prepare(absl::string_view sql)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> QueryInt(absl::string_view sql)
@@ -115,8 +136,10 @@ class SqliteStore : public Store {
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads shared by the public calls; run inside a transaction.
-  absl::StatusOr<JobRow> JobFromRow(Statement& row);
-  absl::StatusOr<JobRow> LoadJob(absl::string_view job_id, bool with_weights)
+  // The job with its init weights' metadata; their blob keys, in order, go
+  // to `weight_keys` (the data is read outside the lock).
+  absl::StatusOr<JobRow> LoadJob(absl::string_view job_id,
+                                 std::vector<std::string>* weight_keys)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The runs of job `id` (by_job) or the run `id`, with their attempts.
   absl::StatusOr<std::vector<RunRow>> LoadRuns(bool by_job,
@@ -135,10 +158,14 @@ class SqliteStore : public Store {
                            int64_t now_unix_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Mutex mu_;
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
+  absl::Mutex mu_;  // the connection and everything done through it
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
   const int lock_fd_;  // flock'ed LOCK file, closed last
-  absl::flat_hash_map<std::string, CachedStatement> statements_
+  // node_hash_map: a borrowed SqliteStatement points at its entry's in_use
+  // flag, which must stay put while other statements are inserted.
+  absl::node_hash_map<std::string, CachedStatement> statements_
       ABSL_GUARDED_BY(mu_);
   const std::unique_ptr<FileBlobStore> blobs_;  // thread-safe itself
 };

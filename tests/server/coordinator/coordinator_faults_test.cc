@@ -216,6 +216,30 @@ TEST(CoordinatorFaultsTest, JobAcknowledgedThenKilledIsThereAfterRestart) {
   EXPECT_EQ(Submit(*stub2, r).job_id(), job.job_id());
 }
 
+TEST(CoordinatorFaultsTest, SigtermDrainsAndTheRunResumesOnRestart) {
+  auto a = StartWorker({});
+  ASSERT_NE(a, nullptr);
+  StoreDir dir;
+  auto c =
+      StartCoordinator(dir.path(), {a->address()}, {"--grace_period=200ms"});
+  ASSERT_NE(c, nullptr);
+  auto stub = CoordinatorStub(c->address());
+  const v1::Job job = Submit(*stub, Submission(SecondsSpec(2), {a->address()}));
+  ASSERT_TRUE(RunIsTraining(*stub, job.job_id(), 0));
+  kill(c->pid(), SIGTERM);
+  EXPECT_EQ(c->WaitFor(std::chrono::seconds(20)), 0) << c->Stderr();
+
+  auto c2 = StartCoordinator(dir.path(), {a->address()});
+  ASSERT_NE(c2, nullptr);
+  auto stub2 = CoordinatorStub(c2->address());
+  const v1::Job done = WaitForJob(*stub2, job.job_id());
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.ShortDebugString();
+  const v1::RunInfo& run = done.runs(0);
+  ASSERT_GE(run.attempts_size(), 2);
+  EXPECT_EQ(run.attempts(0).outcome(), "interrupted");
+  EXPECT_EQ(run.attempts(run.attempts_size() - 1).outcome(), "succeeded");
+}
+
 TEST(CoordinatorFaultsTest, AfterCancelNoRunResultIsStored) {
   auto a = StartWorker({"--max_concurrent_runs=2"});
   ASSERT_NE(a, nullptr);

@@ -116,5 +116,62 @@ TEST(SqliteStoreConcurrencyTest, WritersOnSeveralThreadsAllLand) {
   EXPECT_TRUE(store.CheckIntegrity().ok());
 }
 
+// Concurrent writes are committed in groups, one savepoint each: a write
+// that fails after it changed something (a job inserted, then a clashing
+// run id) must vanish without taking its group's other writes with it.
+TEST(SqliteStoreConcurrencyTest, AFailedWriteRollsBackAloneInItsGroup) {
+  StoreDir dir;
+  SqliteStoreOptions options;
+  options.directory = dir.path();
+  absl::StatusOr<std::unique_ptr<SqliteStore>> opened =
+      SqliteStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  SqliteStore& store = **opened;
+
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 10;
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const std::string good = absl::StrCat("good-", t, "-", i);
+        absl::StatusOr<CreateJobResult> ok =
+            store.CreateJob(MakeJob(good), MakeRuns(good, 1));
+        if (!ok.ok() || !ok->created) {
+          errors[t] = absl::StrCat(good, ": ", ok.status().ToString());
+          return;
+        }
+        const std::string bad = absl::StrCat("bad-", t, "-", i);
+        std::vector<RunRow> runs = MakeRuns(bad, 1);
+        runs.push_back(runs[0]);
+        runs.back().run_id = good + "-r0";  // already taken
+        absl::Status clash = store.CreateJob(MakeJob(bad), runs).status();
+        if (!absl::IsAlreadyExists(clash)) {
+          errors[t] = absl::StrCat(bad, ": ", clash.ToString());
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[t], "") << t;
+
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kRounds; ++i) {
+      EXPECT_TRUE(store.GetJob(absl::StrCat("good-", t, "-", i)).ok());
+      EXPECT_TRUE(absl::IsNotFound(
+          store.GetJob(absl::StrCat("bad-", t, "-", i)).status()));
+      EXPECT_TRUE(absl::IsNotFound(
+          store.GetRun(absl::StrCat("bad-", t, "-", i, "-r0")).status()));
+    }
+  }
+  ListJobsQuery all;
+  all.page_size = 1000;
+  EXPECT_EQ(store.ListJobs(all)->jobs.size(),
+            static_cast<size_t>(kThreads * kRounds));
+  EXPECT_TRUE(store.CheckIntegrity().ok());
+}
+
 }  // namespace
 }  // namespace driftscope::coordinator

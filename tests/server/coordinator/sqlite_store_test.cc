@@ -190,8 +190,6 @@ TEST_F(SqliteStoreTest, MalformedRowsAreInvalidArgument) {
   EXPECT_TRUE(absl::IsInvalidArgument(
       store_->CreateJob(running, MakeRuns("job-1", 1)).status()));
   EXPECT_TRUE(absl::IsNotFound(store_->GetJob("job-1").status()));
-  EXPECT_TRUE(
-      absl::IsInvalidArgument(store_->StartAttempt("job-1-r0", 1, "", 1)));
 }
 
 TEST_F(SqliteStoreTest, AttemptsAreNumberedFromOneAndRetriesContinueTheCount) {
@@ -250,6 +248,20 @@ TEST_F(SqliteStoreTest, FailAttemptWithoutRetryFailsTheRunWithTheReason) {
       store_->FailAttempt("job-1-r0", 1, 3, "again", false, 21)));
   EXPECT_TRUE(absl::IsFailedPrecondition(
       store_->StartAttempt("job-1-r0", 2, "w1", 22)));
+}
+
+// The scheduler records a run that no worker could take as an attempt on
+// worker "" that failed.
+TEST_F(SqliteStoreTest, AnAttemptThatReachedNoWorkerCanFailTheRun) {
+  Create("job-1", 1);
+  ASSERT_TRUE(store_->StartAttempt("job-1-r0", 1, "", 10).ok());
+  ASSERT_TRUE(
+      store_->FailAttempt("job-1-r0", 1, 14, "no worker", false, 11).ok());
+  const RunRow run = Run("job-1-r0");
+  EXPECT_EQ(run.state, v1::RUN_FAILED);
+  ASSERT_EQ(run.attempts.size(), 1u);
+  EXPECT_EQ(run.attempts[0].worker, "");
+  EXPECT_EQ(run.attempts[0].message, "no worker");
 }
 
 TEST_F(SqliteStoreTest, CompleteRunStoresTheSummaryAndEndsTheAttempt) {

@@ -1,0 +1,136 @@
+// PlanJob: a submission becomes runs (worker × profile × repeat, the
+// reference first) only when every part of it is valid.
+#include "server/coordinator/job_plan.h"
+
+#include <string>
+#include <vector>
+
+#include "client/lib/job_convert.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/coordinator/coordinator_test_util.h"
+
+namespace driftscope::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+WorkerView Worker(const std::string& name, v1::WorkerState state,
+                  std::vector<std::string> presets,
+                  std::map<std::string, std::string> labels = {}) {
+  WorkerView w;
+  w.info.set_name(name);
+  w.info.set_address(name + ":7070");
+  w.info.set_default_profile("fp32,canonical");
+  for (const std::string& p : presets) w.info.add_presets(p);
+  w.info.set_max_concurrent_runs(1);
+  for (const auto& [k, v] : labels) (*w.info.mutable_labels())[k] = v;
+  w.state = state;
+  return w;
+}
+
+class JobPlanTest : public ::testing::Test {
+ protected:
+  JobPlanTest() {
+    workers_.push_back(Worker("a", v1::WORKER_AVAILABLE, {"ref64", "fp32"},
+                              {{"pool", "blue"}}));
+    workers_.push_back(Worker("b", v1::WORKER_AVAILABLE, {"fp32"}));
+    workers_.push_back(Worker("c", v1::WORKER_UNAVAILABLE, {"fp32"}));
+    *request_.mutable_spec() = JobSpecToProto(testing::TinySpec());
+  }
+
+  absl::StatusOr<PlannedJob> Plan() {
+    return PlanJob(request_, workers_, SubmitLimits(), "job-1", 1234);
+  }
+
+  std::vector<WorkerView> workers_;
+  v1::SubmitJobRequest request_;
+};
+
+TEST_F(JobPlanTest, AllAvailableWorkersWithTheirDefaultProfiles) {
+  auto plan = Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->runs.size(), 2u);  // c is unavailable
+  EXPECT_EQ(plan->runs[0].worker, "a");
+  EXPECT_EQ(plan->runs[0].profile, "fp32,canonical");
+  EXPECT_EQ(plan->runs[1].worker, "b");
+  EXPECT_EQ(plan->runs[0].run_id, "job-1-r0");
+  EXPECT_EQ(plan->job.spec_digest, SpecDigest(testing::TinySpec()));
+  EXPECT_EQ(plan->job.created_unix_ms, 1234);
+}
+
+TEST_F(JobPlanTest, NamedWorkersProfilesRepeatsAndReferenceFirst) {
+  v1::Placement* p = request_.mutable_placement();
+  p->add_workers("b");
+  p->add_workers("a");
+  p->add_profiles()->set_text("fp32");
+  p->set_repeats(2);
+  p->set_add_reference(true);
+  auto plan = PlanJob(request_, workers_, SubmitLimits(), "job-1", 0);
+  // b cannot run ref64, and the reference goes to the first named worker.
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(plan.status().message(), HasSubstr("placement.add_reference"));
+
+  p->clear_workers();
+  p->add_workers("a");
+  p->add_workers("b");
+  plan = Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->runs.size(), 5u);
+  EXPECT_EQ(plan->runs[0].worker, "a");
+  EXPECT_EQ(plan->runs[0].profile, "ref64");
+  EXPECT_EQ(plan->runs[1].profile, "fp32");
+  EXPECT_EQ(plan->runs[1].repeat, 0);
+  EXPECT_EQ(plan->runs[2].repeat, 1);
+  EXPECT_EQ(plan->runs[3].worker, "b");
+}
+
+TEST_F(JobPlanTest, LabelsSelectWorkers) {
+  (*request_.mutable_placement()->mutable_labels())["pool"] = "blue";
+  auto plan = Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->runs.size(), 1u);
+  EXPECT_EQ(plan->runs[0].worker, "a");
+  request_.mutable_placement()->add_workers("b");
+  EXPECT_THAT(Plan().status().message(), HasSubstr("placement.workers[0]"));
+}
+
+TEST_F(JobPlanTest, UnavailableNamedWorkerIsAcceptedUnknownIsNot) {
+  request_.mutable_placement()->add_workers("c");
+  EXPECT_TRUE(Plan().ok());
+  request_.mutable_placement()->add_workers("zz");
+  EXPECT_THAT(Plan().status().message(),
+              HasSubstr("placement.workers[1]: no worker named \"zz\""));
+  request_.mutable_placement()->set_workers(1, "c");
+  EXPECT_THAT(Plan().status().message(), HasSubstr("listed twice"));
+}
+
+TEST_F(JobPlanTest, PresetAWorkerDoesNotOfferIsRefused) {
+  request_.mutable_placement()->add_profiles()->set_text("ref64");
+  EXPECT_THAT(Plan().status().message(),
+              HasSubstr("worker \"b\" cannot run preset \"ref64\""));
+}
+
+TEST_F(JobPlanTest, TooManyRunsAndNoWorkers) {
+  request_.mutable_placement()->set_repeats(100);
+  SubmitLimits limits;
+  limits.max_runs_per_job = 150;
+  auto plan = PlanJob(request_, workers_, limits, "j", 0);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(plan.status().message(), HasSubstr("--max_runs_per_job=150"));
+  request_.mutable_placement()->set_repeats(1);
+  plan = PlanJob(request_, {}, SubmitLimits(), "j", 0);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CanRunProfileTest, PresetsMustBeOfferedKnobStringsAreLeftToTheWorker) {
+  v1::WorkerInfo w;
+  w.add_presets("fp32");
+  EXPECT_TRUE(CanRunProfile(w, "fp32"));
+  EXPECT_FALSE(CanRunProfile(w, "ref64"));
+  EXPECT_TRUE(CanRunProfile(w, "fp32,threads=2"));
+  EXPECT_TRUE(CanRunProfile(w, ""));
+}
+
+}  // namespace
+}  // namespace driftscope::coordinator

@@ -1,0 +1,271 @@
+// Scheduler over a real SqliteStore with workers replaced by a connector
+// that fails on purpose: which failures are retried where, when a run
+// gives up, and that a result arriving after a cancel is not stored.
+#include "server/coordinator/scheduler.h"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "client/lib/job_convert.h"
+#include "engine/numerics/profile.h"
+#include "engine/train/trainer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/coordinator/job_plan.h"
+#include "server/coordinator/sqlite_store.h"
+#include "tests/server/coordinator/coordinator_test_util.h"
+#include "tests/server/coordinator/store_test_util.h"
+
+namespace driftscope::coordinator {
+namespace {
+
+using ::driftscope::testing::Eventually;
+using ::driftscope::testing::StoreDir;
+using ::driftscope::testing::TinySpec;
+using ::testing::HasSubstr;
+
+// Answers Run with whatever the test's function for that address says.
+class FakeConnector : public WorkerConnector {
+ public:
+  using RunFn = std::function<absl::StatusOr<RunResult>(const RunOptions&)>;
+
+  void On(const std::string& address, RunFn fn) {
+    absl::MutexLock lock(&mu_);
+    fns_[address] = std::move(fn);
+  }
+  int calls(const std::string& address) {
+    absl::MutexLock lock(&mu_);
+    return calls_[address];
+  }
+
+  absl::StatusOr<WorkerDescription> Describe(const std::string&) override {
+    return absl::UnimplementedError("not used");
+  }
+  absl::StatusOr<RunResult> Run(const std::string& address, const JobSpec&,
+                                const std::string&, const RunOptions& options,
+                                const RemoteRunOptions&) override {
+    RunFn fn;
+    {
+      absl::MutexLock lock(&mu_);
+      ++calls_[address];
+      fn = fns_[address];
+    }
+    return fn(options);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, RunFn> fns_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+const RunResult& TinyResult() {
+  static const RunResult* r = [] {
+    auto result = RunJob(TinySpec(), *Profile::Parse("fp32"));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return new RunResult(*std::move(result));
+  }();
+  return *r;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = SqliteStore::Open(SqliteStoreOptions{dir_.path()});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    for (const char* name : {"a:1", "b:1"}) {
+      v1::WorkerInfo w;
+      w.set_name(name);
+      w.set_address(name);
+      w.set_default_profile("fp32");
+      w.add_presets("fp32");
+      w.set_max_concurrent_runs(1);
+      registry_.UpdateStatic(w, /*available=*/true);
+    }
+  }
+
+  void StartScheduler(int max_attempts = 3) {
+    SchedulerOptions o;
+    o.max_attempts = max_attempts;
+    o.placement_timeout = absl::Milliseconds(200);
+    scheduler_ = std::make_unique<Scheduler>(store_.get(), &registry_,
+                                             &connector_, &events_, o);
+    ASSERT_TRUE(scheduler_->Start().ok());
+  }
+
+  // One run of TinySpec placed on `worker`; returns the job id.
+  std::string Submit(const std::string& worker) {
+    v1::SubmitJobRequest r;
+    *r.mutable_spec() = JobSpecToProto(TinySpec());
+    r.mutable_placement()->add_workers(worker);
+    const std::string id = "job-" + std::to_string(next_id_++);
+    auto plan = PlanJob(r, registry_.All(), SubmitLimits(), id, 1000);
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    EXPECT_TRUE(store_->CreateJob(plan->job, plan->runs).ok());
+    EXPECT_TRUE(scheduler_->AddJob(id).ok());
+    return id;
+  }
+
+  RunRow WaitForRun(const std::string& job_id) {
+    EXPECT_TRUE(Eventually(
+        [&] {
+          auto job = store_->GetJob(job_id);
+          return job.ok() && job->state != v1::JOB_QUEUED &&
+                 job->state != v1::JOB_RUNNING;
+        },
+        std::chrono::seconds(30)));
+    auto runs = store_->GetRuns(job_id);
+    EXPECT_TRUE(runs.ok() && runs->size() == 1u);
+    return runs->front();
+  }
+
+  StoreDir dir_;
+  std::unique_ptr<SqliteStore> store_;
+  WorkerRegistry registry_{WorkerRegistryOptions{}};
+  FakeConnector connector_;
+  JobEventHub events_;
+  std::unique_ptr<Scheduler> scheduler_;
+  int next_id_ = 1;
+};
+
+TEST_F(SchedulerTest, UnreachableWorkerRunMovesToAnother) {
+  connector_.On("a:1", [](const RunOptions&) -> absl::StatusOr<RunResult> {
+    return absl::UnavailableError("connection refused");
+  });
+  connector_.On("b:1", [](const RunOptions&) -> absl::StatusOr<RunResult> {
+    return TinyResult();
+  });
+  StartScheduler();
+  const RunRow run = WaitForRun(Submit("a:1"));
+  EXPECT_EQ(run.state, v1::RUN_SUCCEEDED);
+  ASSERT_EQ(run.attempts.size(), 2u);
+  EXPECT_EQ(run.attempts[0].worker, "a:1");
+  EXPECT_EQ(run.attempts[0].code,
+            static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(run.attempts[1].worker, "b:1");
+  EXPECT_EQ(registry_.Get("a:1")->state, v1::WORKER_UNAVAILABLE);
+  // The stored summary points at blobs that hold the tensors.
+  for (const v1::TensorInfo& t : run.summary.tensors()) {
+    EXPECT_TRUE(store_->blobs().Has(t.sha256())) << t.name();
+  }
+  EXPECT_EQ(run.summary.fingerprints_size(),
+            static_cast<int>(TinyResult().fingerprints.size()));
+}
+
+TEST_F(SchedulerTest, TransientFailuresGiveUpAfterMaxAttempts) {
+  connector_.On("a:1", [](const RunOptions&) -> absl::StatusOr<RunResult> {
+    return absl::InternalError("worker crashed");
+  });
+  StartScheduler(/*max_attempts=*/3);
+  const std::string job = Submit("a:1");
+  const RunRow run = WaitForRun(job);
+  EXPECT_EQ(run.state, v1::RUN_FAILED);
+  EXPECT_EQ(run.attempts.size(), 3u);
+  EXPECT_THAT(run.failure.message(), HasSubstr("gave up after 3 attempts"));
+  EXPECT_THAT(run.failure.message(), HasSubstr("worker crashed"));
+  EXPECT_EQ(store_->GetJob(job)->state, v1::JOB_FAILED);
+}
+
+TEST_F(SchedulerTest, DeterministicFailuresAreNotRetried) {
+  for (const absl::Status& failure :
+       {absl::InvalidArgumentError("init weights: expected 6 arrays"),
+        absl::FailedPreconditionError("profile needs AVX-512"),
+        absl::ResourceExhaustedError("spec.training.epochs is 9, above this "
+                                     "worker's --max_epochs=1"),
+        absl::DeadlineExceededError("Deadline Exceeded")}) {
+    SCOPED_TRACE(failure.ToString());
+    connector_.On("a:1",
+                  [failure](const RunOptions&) -> absl::StatusOr<RunResult> {
+                    return failure;
+                  });
+    if (scheduler_ == nullptr) StartScheduler();
+    const RunRow run = WaitForRun(Submit("a:1"));
+    EXPECT_EQ(run.state, v1::RUN_FAILED);
+    ASSERT_EQ(run.attempts.size(), 1u);
+    EXPECT_EQ(run.failure.code(), static_cast<int>(failure.code()));
+    EXPECT_THAT(run.failure.message(), HasSubstr(failure.message()));
+  }
+}
+
+TEST_F(SchedulerTest, ResultAfterTheStoreCancelledIsNotStored) {
+  absl::Notification started, release;
+  connector_.On("a:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
+    started.Notify();
+    release.WaitForNotification();  // ignores the cancel flag on purpose
+    return TinyResult();
+  });
+  StartScheduler();
+  const std::string job = Submit("a:1");
+  started.WaitForNotification();
+  // The store has the cancel; the scheduler has not heard of it yet.
+  ASSERT_TRUE(store_->CancelJob(job, 2000).ok());
+  release.Notify();
+  ASSERT_TRUE(
+      Eventually([&] { return scheduler_->RunningByWorker()["a:1"] == 0; }));
+  const RunRow run = store_->GetRuns(job)->front();
+  EXPECT_EQ(run.state, v1::RUN_CANCELLED);
+  EXPECT_EQ(run.summary.tensors_size(), 0);
+  EXPECT_EQ(store_->GetJob(job)->state, v1::JOB_CANCELLED);
+}
+
+TEST_F(SchedulerTest, CancelStopsTheAttemptInFlight) {
+  std::atomic<bool> saw_cancel{false};
+  connector_.On("a:1", [&](const RunOptions& o) -> absl::StatusOr<RunResult> {
+    while (!o.cancel->load()) absl::SleepFor(absl::Milliseconds(1));
+    saw_cancel = true;
+    return absl::CancelledError("run cancelled by the client");
+  });
+  StartScheduler();
+  const std::string job = Submit("a:1");
+  ASSERT_TRUE(Eventually([&] { return connector_.calls("a:1") == 1; }));
+  ASSERT_TRUE(store_->CancelJob(job, 2000).ok());
+  scheduler_->JobCancelled(job);
+  ASSERT_TRUE(Eventually([&] { return saw_cancel.load(); }));
+  ASSERT_TRUE(
+      Eventually([&] { return scheduler_->RunningByWorker()["a:1"] == 0; }));
+  const RunRow run = store_->GetRuns(job)->front();
+  EXPECT_EQ(run.state, v1::RUN_CANCELLED);
+  EXPECT_EQ(run.attempts.size(), 1u);
+  EXPECT_EQ(connector_.calls("a:1"), 1);  // not retried
+}
+
+TEST_F(SchedulerTest, NoEligibleWorkerFailsAfterThePlacementTimeout) {
+  registry_.MarkUnreachable("a:1");
+  registry_.MarkUnreachable("b:1");
+  StartScheduler();
+  const RunRow run = WaitForRun(Submit("a:1"));
+  EXPECT_EQ(run.state, v1::RUN_FAILED);
+  EXPECT_THAT(run.failure.message(), HasSubstr("no eligible worker"));
+  ASSERT_EQ(run.attempts.size(), 1u);
+  EXPECT_EQ(run.attempts[0].worker, "(none)");
+  EXPECT_EQ(connector_.calls("a:1") + connector_.calls("b:1"), 0);
+}
+
+TEST_F(SchedulerTest, AtMostMaxConcurrentRunsPerWorker) {
+  std::atomic<int> running{0}, most{0};
+  connector_.On("a:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
+    const int now = ++running;
+    int seen = most.load();
+    while (now > seen && !most.compare_exchange_weak(seen, now)) {
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+    --running;
+    return TinyResult();
+  });
+  StartScheduler();
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 4; ++i) jobs.push_back(Submit("a:1"));
+  for (const std::string& j : jobs) {
+    EXPECT_EQ(WaitForRun(j).state, v1::RUN_SUCCEEDED);
+  }
+  EXPECT_EQ(most.load(), 1);  // a:1 takes one run at a time
+}
+
+}  // namespace
+}  // namespace driftscope::coordinator
