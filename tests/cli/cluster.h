@@ -24,14 +24,22 @@ namespace driftscope::testing {
 
 class Cluster {
  public:
-  // One worker per entry of `profiles` (its --default_profile), then the
-  // coordinator; waits until it lists every worker as available.
-  absl::Status Start(const std::vector<std::string>& profiles,
-                     const std::string& store_dir) {
+  // One worker per entry of `profiles` (its --default_profile; more flags
+  // for worker i in worker_flags[i]), then the coordinator; waits until it
+  // lists every worker as available.
+  absl::Status Start(
+      const std::vector<std::string>& profiles, const std::string& store_dir,
+      const std::vector<std::vector<std::string>>& worker_flags = {}) {
     std::vector<std::string> addresses;
-    for (const std::string& p : profiles) {
-      auto w = WorkerProcess::Start(
-          {"--insecure", "--default_profile=" + p, "--grace_period=1s"});
+    for (size_t i = 0; i < profiles.size(); ++i) {
+      std::vector<std::string> flags = {"--insecure",
+                                        "--default_profile=" + profiles[i],
+                                        "--grace_period=1s"};
+      if (i < worker_flags.size()) {
+        flags.insert(flags.end(), worker_flags[i].begin(),
+                     worker_flags[i].end());
+      }
+      auto w = WorkerProcess::Start(flags);
       if (!w.ok()) return w.status();
       addresses.push_back((*w)->address());
       workers_.push_back(*std::move(w));

@@ -61,11 +61,13 @@ std::string Environments(const std::string& json) {
 
 class CoordinatorCliTest : public ::testing::Test {
  protected:
-  void StartCluster(const std::vector<std::string>& profiles) {
+  void StartCluster(
+      const std::vector<std::string>& profiles,
+      const std::vector<std::vector<std::string>>& worker_flags = {}) {
     dir_ = FreshDir();
     WriteFile(dir_ + "/spec.json", kSpec);
     WriteFile(dir_ + "/long.json", kLongSpec);
-    absl::Status s = cluster_.Start(profiles, dir_ + "/store");
+    absl::Status s = cluster_.Start(profiles, dir_ + "/store", worker_flags);
     ASSERT_TRUE(s.ok()) << s;
   }
 
@@ -171,6 +173,29 @@ TEST_F(CoordinatorCliTest, JobsStatusWatchAndWorkersShowTheJob) {
               HasSubstr(cluster_.worker(0) + "  available  fp32 "));
   EXPECT_THAT(workers.out,
               HasSubstr(cluster_.worker(1) + "  available  ref64 "));
+}
+
+TEST_F(CoordinatorCliTest, AFailedRunFailsTheGateButTheRestIsReported) {
+  // The second worker refuses the job (its own limit: 4 units; the spec has
+  // 6): that run fails for good, the other succeeds.
+  StartCluster({"fp32", "fp32-sse2"}, {{}, {"--max_units=4"}});
+  CliResult r = cluster_.Cli({"submit", dir_ + "/spec.json", "--wait",
+                              "--profiles", "fp32", "--format", "csv"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("not in the report: "));
+  EXPECT_THAT(r.err,
+              HasSubstr(cluster_.worker(1) + ", fp32, repeat 0): failed: "));
+  EXPECT_THAT(r.err, HasSubstr("ended failed: 1 of 2 runs did not succeed"));
+  // The report of what succeeded is still printed (CSV: header only, as a
+  // single environment has no pair).
+  EXPECT_THAT(r.out, HasSubstr("environment,profile,repeat,pass"));
+  const std::string job = SubmittedJob(r.err);
+  CliResult status = cluster_.Cli({"status", job});
+  EXPECT_THAT(status.out, HasSubstr("state        failed"));
+  EXPECT_THAT(status.out, HasSubstr("units"));  // the worker's reason
+  CliResult watch = cluster_.Cli({"watch", job});
+  EXPECT_EQ(watch.exit_code, 1);
+  EXPECT_THAT(watch.err, HasSubstr("ended failed"));
 }
 
 TEST_F(CoordinatorCliTest, CancelStopsTheJobAndSaysSo) {
