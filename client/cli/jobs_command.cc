@@ -180,6 +180,11 @@ int StatusCommand(const std::vector<std::string>& args, std::FILE* out,
                     absl::StrCat(r.attempts_size()), reason});
     for (const v1::RunAttempt& a : r.attempts()) {
       if (a.outcome() == "succeeded" || a.outcome().empty()) continue;
+      // The last attempt of a failed run is its REASON already.
+      if (a.attempt() == r.attempts().rbegin()->attempt() &&
+          (r.state() == v1::RUN_FAILED || r.state() == v1::RUN_CANCELLED)) {
+        continue;
+      }
       retried.push_back(absl::StrCat(
           "  ", r.run_id(), " attempt ", a.attempt(), " on ",
           a.worker().empty() ? "no worker" : a.worker(), ": ", a.outcome(),

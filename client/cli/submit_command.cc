@@ -210,6 +210,22 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
     return ReportError(err, absl::AbortedError(absl::StrCat(
                                 "job ", job->job_id(), " was cancelled")));
   }
+  int succeeded = 0;
+  for (const v1::RunInfo& r : final_job->runs()) {
+    succeeded += r.state() == v1::RUN_SUCCEEDED ? 1 : 0;
+  }
+  const absl::Status ended = absl::AbortedError(
+      absl::StrCat("job ", job->job_id(), " ended ", JobStateName(*state), ": ",
+                   final_job->runs_size() - succeeded, " of ",
+                   final_job->runs_size(), " runs did not succeed"));
+  if (succeeded == 0) {
+    for (const v1::RunInfo& r : final_job->runs()) {
+      std::fprintf(err, "driftscope: %s: %s: %s\n", DescribeRun(r).c_str(),
+                   RunStateName(r.state()).c_str(),
+                   r.failure().message().c_str());
+    }
+    return ReportError(err, ended);
+  }
   absl::StatusOr<JobRecords> records = FetchJobRecords(**client, *final_job);
   if (!records.ok()) return ReportError(err, records.status());
   for (const std::string& l : records->left_out) {
@@ -227,13 +243,7 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   if (absl::Status s = WriteHtml(*report_flags, html, err); !s.ok()) {
     return ReportError(err, s);
   }
-  if (*state != v1::JOB_SUCCEEDED) {
-    return ReportError(
-        err, absl::AbortedError(absl::StrCat(
-                 "job ", job->job_id(), " ended ", JobStateName(*state), ": ",
-                 records->left_out.size(), " of ", final_job->runs_size(),
-                 " runs did not succeed")));
-  }
+  if (*state != v1::JOB_SUCCEEDED) return ReportError(err, ended);
   return *code;
 }
 

@@ -217,7 +217,7 @@ TEST_F(CoordinatorCliTest, CancelStopsTheJobAndSaysSo) {
   EXPECT_EQ(again.out, cancel.out);
   CliResult report = cluster_.Cli({"report", job});
   EXPECT_EQ(report.exit_code, 2);
-  EXPECT_THAT(report.err, HasSubstr("no finished run"));
+  EXPECT_THAT(report.err, HasSubstr("none of its runs succeeded"));
   CliResult jobs = cluster_.Cli({"jobs", "--state", "cancelled"});
   EXPECT_THAT(jobs.out, HasSubstr(job + "  cancelled"));
 }
