@@ -237,6 +237,13 @@ absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
     out.run_ids.push_back(run.run_id());
   }
   if (out.records.empty()) {
+    if (IsTerminal(job.state())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job.job_id(), " ended ", JobStateName(job.state()),
+          " and none of its runs succeeded: nothing to report (see "
+          "'driftscope status ",
+          job.job_id(), "')"));
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job.job_id(), " (", JobStateName(job.state()),
                      ") has no finished run to report on yet"));
