@@ -308,6 +308,49 @@ TEST_F(CoordinatorCliTest, BadInputIsOneLineAndExitTwo) {
   EXPECT_EQ(cluster_.Cli({"jobs"}).out, "no jobs\n");
 }
 
+TEST(CoordinatorFlagsTest, TokenAndAddressFromFlagsOrEnvironment) {
+  const std::string dir = FreshDir();
+  auto c = testing::CoordinatorProcess::Start(
+      {"--insecure", "--store_dir=" + dir + "/store", "--auth_token=s3cret"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string address = (*c)->address();
+  CliResult anonymous =
+      RunCli({"jobs", "--coordinator", address, "--insecure"});
+  EXPECT_EQ(anonymous.exit_code, 2);
+  EXPECT_THAT(anonymous.err, HasSubstr("coordinator " + address));
+  CliResult wrong = RunCli(
+      {"jobs", "--coordinator", address, "--insecure", "--token", "guess"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  CliResult right = RunCli(
+      {"jobs", "--coordinator", address, "--insecure", "--token", "s3cret"});
+  EXPECT_EQ(right.exit_code, 0) << right.err;
+  EXPECT_EQ(right.out, "no jobs\n");
+  ::setenv("DRIFTSCOPE_COORDINATOR", address.c_str(), 1);
+  ::setenv("DRIFTSCOPE_TOKEN", "s3cret", 1);
+  CliResult from_env = RunCli({"workers", "--insecure"});
+  ::unsetenv("DRIFTSCOPE_COORDINATOR");
+  ::unsetenv("DRIFTSCOPE_TOKEN");
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.err;
+  EXPECT_THAT(from_env.out, HasSubstr("no workers"));
+  // TLS is the default: a plaintext coordinator does not answer it.
+  CliResult tls =
+      RunCli({"jobs", "--coordinator", address, "--token", "s3cret"});
+  EXPECT_EQ(tls.exit_code, 2);
+}
+
+TEST(CoordinatorFlagsTest, HelpListsTheJobCommands) {
+  CliResult help = RunCli({"help"});
+  ASSERT_EQ(help.exit_code, 0);
+  for (const char* c : {"submit", "jobs", "status", "watch", "cancel",
+                        "workers", "report", "export"}) {
+    EXPECT_THAT(help.out, HasSubstr(absl::StrCat("\n  ", c, " ")));
+    CliResult usage = RunCli({c, "--help"});
+    EXPECT_EQ(usage.exit_code, 0) << c;
+    EXPECT_THAT(usage.out, HasSubstr(absl::StrCat("Usage: driftscope ", c)));
+    EXPECT_THAT(usage.out, HasSubstr("--coordinator HOST:PORT"));
+  }
+}
+
 TEST(DemoTest, MakeDemoRunsTheClusterAndMatchesTheInProcessReport) {
   const std::string dir = FreshDir();
   const std::string command = absl::StrCat(
