@@ -149,6 +149,22 @@ TEST_F(CoordinatorCliTest, JobsStatusWatchAndWorkersShowTheJob) {
   EXPECT_THAT(jobs.out, HasSubstr("nightly 42"));
   CliResult failed = cluster_.Cli({"jobs", "--state", "failed,cancelled"});
   EXPECT_EQ(failed.out, "no jobs\n");
+  // Pages: newest first, the next page's command on stderr.
+  CliResult second = cluster_.Cli({"submit", dir_ + "/spec.json"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  const std::string job2(absl::StripTrailingAsciiWhitespace(second.out));
+  CliResult page1 = cluster_.Cli({"jobs", "--limit", "1"});
+  EXPECT_THAT(page1.out, HasSubstr(job2));
+  EXPECT_THAT(page1.out, Not(HasSubstr(job + " ")));
+  const std::string hint = "driftscope jobs --page-token ";
+  const size_t at = page1.err.find(hint);
+  ASSERT_NE(at, std::string::npos) << page1.err;
+  const std::string token(
+      absl::StripTrailingAsciiWhitespace(page1.err.substr(at + hint.size())));
+  CliResult page2 =
+      cluster_.Cli({"jobs", "--limit", "1", "--page-token", token});
+  EXPECT_THAT(page2.out, HasSubstr(job + "  succeeded"));
+  EXPECT_EQ(page2.err, "");
 
   CliResult status = cluster_.Cli({"status", job});
   ASSERT_EQ(status.exit_code, 0) << status.err;
