@@ -44,9 +44,10 @@ class Cluster {
       addresses.push_back((*w)->address());
       workers_.push_back(*std::move(w));
     }
-    auto c = CoordinatorProcess::Start(
-        {"--insecure", "--worker_insecure", "--store_dir=" + store_dir,
-         "--workers=" + absl::StrJoin(addresses, ","), "--grace_period=1s"});
+    coordinator_flags_ = {
+        "--insecure", "--worker_insecure", "--store_dir=" + store_dir,
+        "--workers=" + absl::StrJoin(addresses, ","), "--grace_period=1s"};
+    auto c = CoordinatorProcess::Start(coordinator_flags_);
     if (!c.ok()) return c.status();
     coordinator_ = *std::move(c);
     const auto deadline =
@@ -65,6 +66,20 @@ class Cluster {
     return absl::DeadlineExceededError("the workers never became available");
   }
 
+  // kill -9 of the coordinator, then a new one on the same address and
+  // store (a crash and a restart, as clients see it).
+  absl::Status RestartCoordinator() {
+    const std::string address = coordinator_->address();
+    coordinator_->Kill9();
+    coordinator_.reset();
+    std::vector<std::string> flags = coordinator_flags_;
+    flags.push_back("--listen=" + address);  // the last --listen wins
+    auto c = CoordinatorProcess::Start(flags);
+    if (!c.ok()) return c.status();
+    coordinator_ = *std::move(c);
+    return absl::OkStatus();
+  }
+
   const std::string& address() const { return coordinator_->address(); }
   const std::string& worker(size_t i) const { return workers_[i]->address(); }
 
@@ -77,6 +92,7 @@ class Cluster {
  private:
   std::vector<std::unique_ptr<WorkerProcess>> workers_;
   std::unique_ptr<CoordinatorProcess> coordinator_;
+  std::vector<std::string> coordinator_flags_;
 };
 
 }  // namespace driftscope::testing

@@ -214,6 +214,41 @@ TEST_F(CoordinatorCliTest, AFailedRunFailsTheGateButTheRestIsReported) {
   EXPECT_THAT(watch.err, HasSubstr("ended failed"));
 }
 
+TEST_F(CoordinatorCliTest, WatchCarriesOnThroughACoordinatorRestart) {
+  StartCluster({"fp32"}, {{"--max_concurrent_runs=2"}});
+  // A few seconds of training: LSTM(64), T=20, 1024 samples, 8 epochs.
+  WriteFile(dir_ + "/seconds.json", R"({"seed": 3,
+   "model": {"input": {"timesteps": 20, "features": 1},
+             "layers": [{"lstm": {"units": 64, "return_sequences": true}}]},
+   "data": {"synthetic": {"generator": "SINE", "samples": 1024, "eval_samples": 8}},
+   "training": {"epochs": 8, "batch_size": 32}})");
+  CliResult submit = cluster_.Cli({"submit", dir_ + "/seconds.json"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string job(absl::StripTrailingAsciiWhitespace(submit.out));
+  // `watch` in the background while the coordinator is killed and started
+  // again on the same address and store.
+  std::string command =
+      absl::StrCat("'", DRIFTSCOPE_BINARY_DIR, "/client/driftscope' watch ",
+                   job, " --coordinator ", cluster_.address(), " --insecure >'",
+                   dir_, "/watch.out' 2>&1; echo $? >'", dir_, "/watch.rc'");
+  FILE* watch = ::popen(command.c_str(), "w");
+  ASSERT_NE(watch, nullptr);
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        return ReadFile(dir_ + "/watch.out").find("running, step") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(60)));
+  absl::Status restarted = cluster_.RestartCoordinator();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  ::pclose(watch);  // waits for the watch to end
+  const std::string out = ReadFile(dir_ + "/watch.out");
+  EXPECT_EQ(ReadFile(dir_ + "/watch.rc"), "0\n") << out;
+  EXPECT_THAT(out, HasSubstr("job " + job + ": succeeded"));
+  CliResult status = cluster_.Cli({"status", job});
+  EXPECT_THAT(status.out, HasSubstr("interrupted"));  // the first attempt
+}
+
 TEST_F(CoordinatorCliTest, CancelStopsTheJobAndSaysSo) {
   StartCluster({"fp32"});
   CliResult submit = cluster_.Cli({"submit", dir_ + "/long.json"});
