@@ -195,6 +195,31 @@ TEST(CoordinatorE2eTest, SubmitWatchReportMatchesInProcessAnalysis) {
     }
   }
 
+  // A tolerance and a relative floor reach the analysis as given.
+  v1::Tolerance* tol = report_req.mutable_tolerance();
+  tol->set_atol(1e-4);
+  tol->set_rtol(0);
+  tol->set_max_ulp(1000000);
+  tol->set_relative_floor(0.5);
+  v1::DriftReport tolerant;
+  ASSERT_TRUE(stub->GetReport(Ctx().get(), report_req, &tolerant).ok());
+  options.atol = 1e-4;
+  options.rtol = 0;
+  options.max_ulp = 1000000;
+  options.rel_floor = 0.5;
+  auto expected_tolerant = AnalyzeRuns(local, options);
+  ASSERT_TRUE(expected_tolerant.ok());
+  EXPECT_EQ(tolerant.tolerance().relative_floor(), 0.5);
+  EXPECT_EQ(tolerant.tolerance().max_ulp(), 1000000);
+  ASSERT_EQ(tolerant.pairs_size(),
+            static_cast<int>(expected_tolerant->pairs.size()));
+  for (size_t i = 0; i < expected_tolerant->pairs.size(); ++i) {
+    const PairDrift& want = expected_tolerant->pairs[i];
+    ExpectSameStats(tolerant.pairs(static_cast<int>(i)).outputs(),
+                    want.outputs.overall, "tolerant " + want.environment);
+    EXPECT_EQ(want.outputs.rel_floor, 0.5);
+  }
+
   // FetchResult streams a run's tensors exactly as the run produced them.
   const v1::RunInfo& run = job.runs(1);
   v1::FetchResultRequest fetch;
