@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 
 namespace driftscope::cli {
 
@@ -128,6 +129,24 @@ absl::StatusOr<ParsedArgs> ParseArgs(
   return parsed;
 }
 
+absl::StatusOr<std::vector<std::string>> SplitProfileList(
+    const std::string& list, const std::string& flag) {
+  std::vector<std::string> merged;
+  for (absl::string_view p : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    // Pieces with '=' are knobs of the profile before them.
+    if (absl::StrContains(p, '=') && !merged.empty()) {
+      absl::StrAppend(&merged.back(), ",", p);
+    } else {
+      merged.emplace_back(p);
+    }
+  }
+  if (merged.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " needs at least one profile"));
+  }
+  return merged;
+}
+
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
@@ -143,7 +162,8 @@ void RemoveTree(const std::string& path) {
 }
 
 absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
-                                            const std::string& flag) {
+                                            const std::string& flag,
+                                            const std::string& marker) {
   std::string target = final_path;
   while (target.size() > 1 && target.back() == '/') target.pop_back();
   if (PathExists(target)) {
@@ -153,11 +173,11 @@ absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
     }
     // Only a previous output (or an empty directory) is ever replaced, so a
     // mistyped --out cannot wipe unrelated files.
-    if (!IsEmptyDirectory(target) && !PathExists(target + "/run.json")) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          flag, " ", final_path,
-          ": exists and is not a driftscope output directory (no run.json); "
-          "choose another path or remove it"));
+    if (!IsEmptyDirectory(target) && !PathExists(target + "/" + marker)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(flag, " ", final_path,
+                       ": exists and is not a driftscope output directory (no ",
+                       marker, "); choose another path or remove it"));
     }
   }
   const std::string parent = Parent(target);

@@ -52,10 +52,11 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
 class StagedDir {
  public:
   // FailedPrecondition/InvalidArgument (naming `flag`) when `final_path`
-  // exists and is not a directory this tool wrote (no run.json, not empty),
-  // or its parent is missing.
-  static absl::StatusOr<StagedDir> Create(const std::string& final_path,
-                                          const std::string& flag);
+  // exists and is not a directory this tool wrote (no `marker` file in it,
+  // not empty), or its parent is missing.
+  static absl::StatusOr<StagedDir> Create(
+      const std::string& final_path, const std::string& flag,
+      const std::string& marker = "run.json");
   StagedDir(StagedDir&& other) noexcept;
   StagedDir& operator=(StagedDir&&) = delete;
   StagedDir(const StagedDir&) = delete;
@@ -73,6 +74,12 @@ class StagedDir {
   std::string final_;
   std::string temp_;  // empty once committed or moved from
 };
+
+// A --profiles style list: profiles separated by commas, where a knob
+// string keeps its commas ("ref64,fp32,threads=2,tf32" is ref64,
+// "fp32,threads=2", tf32). InvalidArgument naming `flag` when it is empty.
+absl::StatusOr<std::vector<std::string>> SplitProfileList(
+    const std::string& list, const std::string& flag);
 
 // Removes a file or a directory tree (best effort; never follows links).
 void RemoveTree(const std::string& path);

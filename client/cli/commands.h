@@ -32,6 +32,45 @@ int CompareCommand(const std::vector<std::string>& args, std::FILE* out,
 int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
                std::FILE* err);
 
+// The job commands talk to a driftscope-coordinator (--coordinator
+// HOST:PORT or $DRIFTSCOPE_COORDINATOR, plus --insecure | --tls-ca FILE,
+// --tls-server-name, --token).
+
+// driftscope submit [SPEC.json] [--workers W1,W2] [--labels k=v,...]
+//   [--profiles P1,P2] [--repeats N] [--reference] [--description TEXT]
+//   [--request-id ID] [--wait [--timeout D] [report flags as run]].
+// Prints the job id; with --wait, the report, and exits like run.
+int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+
+// driftscope jobs [--state S1,S2] [--limit N] [--page-token T] [--json]
+int JobsCommand(const std::vector<std::string>& args, std::FILE* out,
+                std::FILE* err);
+
+// driftscope status JOB [--json]
+int StatusCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+
+// driftscope watch JOB [--timeout D]: exit 0 when the job succeeded.
+int WatchCommand(const std::vector<std::string>& args, std::FILE* out,
+                 std::FILE* err);
+
+// driftscope cancel JOB
+int CancelCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+
+// driftscope workers [--json]
+int WorkersCommand(const std::vector<std::string>& args, std::FILE* out,
+                   std::FILE* err);
+
+// driftscope report JOB [--reference RUN] [report flags as run]
+int ReportCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+
+// driftscope export JOB --out DIR
+int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+
 // driftscope help [COMMAND]; also `driftscope --help`.
 int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
                 std::FILE* err);
@@ -39,6 +78,11 @@ int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
 // driftscope version
 int VersionCommand(const std::vector<std::string>& args, std::FILE* out,
                    std::FILE* err);
+
+// True, after printing the usage of `command` on `out`, when `args` hold
+// --help or -h.
+bool PrintUsageIfAsked(const std::vector<std::string>& args,
+                       const std::string& command, std::FILE* out);
 
 // Usage text of one command ("" for an unknown one) and of the program.
 const char* CommandUsage(const std::string& command);

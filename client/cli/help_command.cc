@@ -1,5 +1,6 @@
 // `driftscope help`, `driftscope --help` and `driftscope version`.
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,19 @@ Commands:
   help      show help for a command ("driftscope help train")
   version   print the version
 
-Exit codes: 0 success; 2 bad input (nothing was written); 1 other failure
-(for run and compare: 1 also means drift above tolerance).
+With a coordinator (--coordinator HOST:PORT or $DRIFTSCOPE_COORDINATOR):
+  submit    send a job to the coordinator's workers (--wait: and report)
+  jobs      list the coordinator's jobs
+  status    one job: its runs, workers, profiles, states, failures
+  watch     follow a job live, a progress bar per run
+  cancel    cancel a job
+  workers   the workers the coordinator knows
+  report    the drift report of a job (as `run` prints it)
+  export    a job's tensors as .npy files plus report.json
+
+Exit codes: 0 success; 2 bad input (nothing was written; also an unknown
+job or an unreachable coordinator); 1 other failure (for run, compare,
+submit --wait and report: 1 also means drift above tolerance).
 )";
 
 constexpr char kRunUsage[] =
@@ -146,6 +158,134 @@ On error: one line "driftscope: error: ..." on stderr, exit code 2, OUT
 untouched.
 )";
 
+constexpr char kCoordinatorFlags[] =
+    R"(Coordinator flags (every job command):
+  --coordinator HOST:PORT  the driftscope-coordinator (default:
+                           $DRIFTSCOPE_COORDINATOR)
+  --insecure               plaintext (must be asked for); otherwise TLS with
+  --tls-ca FILE            the CA that signed the coordinator's certificate
+                           (default: the system roots)
+  --tls-server-name N      the name to verify in its certificate
+  --token T                bearer token (default: $DRIFTSCOPE_TOKEN)
+)";
+
+constexpr char kSubmitUsage[] =
+    R"(Usage: driftscope submit [SPEC.json] [--workers W1,W2] [--labels K=V,...]
+                        [--profiles P1,P2] [--repeats N] [--reference]
+                        [--description TEXT] [--request-id ID]
+                        [--wait [--timeout D] [--atol A] [--rtol R]
+                         [--max-ulp U] [--fail-above X]
+                         [--format table|json|csv] [--html FILE]]
+
+Sends the job (SPEC.json or the built-in default job) to the coordinator,
+which runs it once per (worker x profile x repeat), and prints the job id.
+
+  --workers LIST    worker names (see 'driftscope workers'); default: every
+                    available worker
+  --labels K=V,...  only the available workers carrying all these labels
+  --profiles LIST   profiles every chosen worker runs (presets or knob
+                    strings, as for run); default: each worker's own profile
+  --repeats N       runs per (worker, profile); 2 or more measure the noise
+                    floor (default 1)
+  --reference       also run ref64 on the first worker as the reference
+  --description T   free text shown by 'driftscope jobs'
+  --request-id ID   makes the submission idempotent across retries of this
+                    command (default: a random id, reused on every retry)
+  --wait            follow the job (progress on stderr), then print the
+                    report exactly as 'driftscope report JOB' would
+  --timeout D       with --wait: give up after D (e.g. 30m); default 24h
+
+Exit code: without --wait 0 once the job is accepted; with --wait as run:
+0 within tolerance, 1 above it or when a run failed, 2 bad input.
+
+)";
+
+constexpr char kJobsUsage[] =
+    R"(Usage: driftscope jobs [--state S1,S2] [--limit N] [--page-token T] [--json]
+
+The coordinator's jobs, newest first: id, state, runs finished/total,
+creation time, description.
+
+  --state LIST      only jobs in these states (queued, running, succeeded,
+                    failed, cancelled)
+  --limit N         jobs per page (default 50, at most 1000); when there are
+                    more, the command for the next page is printed on stderr
+  --page-token T    the page that token names
+  --json            the ListJobsResponse as JSON
+
+)";
+
+constexpr char kStatusUsage[] =
+    R"(Usage: driftscope status JOB [--json]
+
+One job: state, placement, spec digest, times, and each run with its
+worker, profile, repeat, state, progress and failure reason. --json prints
+the whole Job message (with every finished run's summary: environment,
+tensors and their sha256).
+
+)";
+
+constexpr char kWatchUsage[] =
+    R"(Usage: driftscope watch JOB [--timeout D]
+
+Follows the job until it ends: on a terminal a progress bar per run,
+redrawn in place; otherwise one line per change. Survives a coordinator
+restart (it reconnects for up to a minute).
+
+Exit code: 0 when the job succeeded, 1 when it failed or was cancelled,
+2 for an unknown job or an unreachable coordinator.
+
+)";
+
+constexpr char kCancelUsage[] =
+    R"(Usage: driftscope cancel JOB
+
+Cancels the job: runs in flight are stopped and no further result is
+stored. Cancelling a cancelled job again changes nothing; cancelling one
+that already succeeded or failed is an error (exit 2).
+
+)";
+
+constexpr char kWorkersUsage[] =
+    R"(Usage: driftscope workers [--json]
+
+The workers the coordinator knows: name, address, state, default profile,
+runs running/maximum, last heartbeat, labels.
+
+)";
+
+constexpr char kReportUsage[] =
+    R"(Usage: driftscope report JOB [--reference RUN] [--atol A] [--rtol R]
+                         [--max-ulp U] [--fail-above X]
+                         [--format table|json|csv] [--html FILE]
+
+The drift report of the job's finished runs. The runs' tensors are fetched
+(every chunk's crc32c and every tensor's sha256 checked) and analysed here
+exactly as 'driftscope run' analyses its own: for the same profiles the
+numbers are the same. Environments are named by profile ("fp32"), or
+"WORKER/PROFILE" when several workers ran the same profile.
+
+  --reference RUN   a run id, or an environment name as the report prints
+                    it (default: ref64 if present, else the first)
+  other flags       as for 'driftscope run'
+
+Exit code: 0 within tolerance, 1 above it, 2 bad input.
+
+)";
+
+constexpr char kExportUsage[] =
+    R"(Usage: driftscope export JOB --out DIR
+
+Writes every finished run of the job as DIR/<run_id>/ in the layout of
+'driftscope train --out' (outputs.npy, losses.npy, fingerprints.json,
+weights/*.npy, epoch_outputs/epoch<k>.npy, run.json with each tensor's
+sha256), DIR/report.json (schema driftscope.drift_report/1) and DIR/job.json
+(the Job message). DIR is filled under a temporary name and renamed into
+place, so a failure leaves it as it was; an existing DIR is replaced only
+when it is empty or a previous export (it has job.json).
+
+)";
+
 constexpr char kHelpUsage[] = "Usage: driftscope help [COMMAND]\n";
 constexpr char kVersionUsage[] = "Usage: driftscope version\n";
 
@@ -158,9 +298,34 @@ const char* CommandUsage(const std::string& command) {
   if (command == "run") return kRunUsage;
   if (command == "compare") return kCompareUsage;
   if (command == "env") return kEnvUsage;
+  // The job commands share the coordinator flags' text.
+  static const auto* job_usage = new std::map<std::string, std::string>{
+      {"submit", absl::StrCat(kSubmitUsage, kCoordinatorFlags)},
+      {"jobs", absl::StrCat(kJobsUsage, kCoordinatorFlags)},
+      {"status", absl::StrCat(kStatusUsage, kCoordinatorFlags)},
+      {"watch", absl::StrCat(kWatchUsage, kCoordinatorFlags)},
+      {"cancel", absl::StrCat(kCancelUsage, kCoordinatorFlags)},
+      {"workers", absl::StrCat(kWorkersUsage, kCoordinatorFlags)},
+      {"report", absl::StrCat(kReportUsage, kCoordinatorFlags)},
+      {"export", absl::StrCat(kExportUsage, kCoordinatorFlags)}};
+  if (auto it = job_usage->find(command); it != job_usage->end()) {
+    return it->second.c_str();
+  }
   if (command == "help") return kHelpUsage;
   if (command == "version") return kVersionUsage;
   return "";
+}
+
+bool PrintUsageIfAsked(const std::vector<std::string>& args,
+                       const std::string& command, std::FILE* out) {
+  for (const std::string& a : args) {
+    if (a == "--") break;
+    if (a == "--help" || a == "-h") {
+      std::fputs(CommandUsage(command), out);
+      return true;
+    }
+  }
+  return false;
 }
 
 int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
@@ -175,10 +340,9 @@ int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   const char* usage = CommandUsage(args[0]);
   if (*usage == '\0') {
-    return ReportError(err, absl::InvalidArgumentError(
-                                absl::StrCat("unknown command '", args[0],
-                                             "'; commands: train, help, "
-                                             "version")));
+    return ReportError(
+        err, absl::InvalidArgumentError(absl::StrCat(
+                 "unknown command '", args[0], "'; see 'driftscope help'")));
   }
   std::fputs(usage, out);
   return kExitOk;

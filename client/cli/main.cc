@@ -34,11 +34,37 @@ int main(int argc, char** argv) {
   if (command == "env") {
     return driftscope::cli::EnvCommand(args, stdout, stderr);
   }
+  if (command == "submit") {
+    return driftscope::cli::SubmitCommand(args, stdout, stderr);
+  }
+  if (command == "jobs") {
+    return driftscope::cli::JobsCommand(args, stdout, stderr);
+  }
+  if (command == "status") {
+    return driftscope::cli::StatusCommand(args, stdout, stderr);
+  }
+  if (command == "watch") {
+    return driftscope::cli::WatchCommand(args, stdout, stderr);
+  }
+  if (command == "cancel") {
+    return driftscope::cli::CancelCommand(args, stdout, stderr);
+  }
+  if (command == "workers") {
+    return driftscope::cli::WorkersCommand(args, stdout, stderr);
+  }
+  if (command == "report") {
+    return driftscope::cli::ReportCommand(args, stdout, stderr);
+  }
+  if (command == "export") {
+    return driftscope::cli::ExportCommand(args, stdout, stderr);
+  }
   if (command == "version" || command == "--version") {
     return driftscope::cli::VersionCommand(args, stdout, stderr);
   }
   return ReportError(
-      stderr, absl::InvalidArgumentError(absl::StrCat(
-                  "unknown command '", command,
-                  "'; commands: train, run, compare, env, help, version")));
+      stderr,
+      absl::InvalidArgumentError(absl::StrCat(
+          "unknown command '", command,
+          "'; commands: train, run, compare, env, submit, jobs, status, "
+          "watch, cancel, workers, report, export, help, version")));
 }

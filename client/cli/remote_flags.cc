@@ -1,5 +1,6 @@
 #include "client/cli/remote_flags.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -20,13 +21,18 @@ const std::set<std::string>& RemoteSwitchFlags() {
   return flags;
 }
 
-absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
-    const ParsedArgs& args, const std::string& address) {
-  WorkerClientOptions o;
+namespace {
+
+absl::StatusOr<ChannelOptions> ChannelFromFlags(const ParsedArgs& args,
+                                                const std::string& address,
+                                                const std::string& flag) {
+  ChannelOptions o;
   o.address = address;
-  if (address.empty() || address.find(':') == std::string::npos) {
+  const size_t colon = address.rfind(':');
+  if (address.empty() || colon == std::string::npos || colon == 0 ||
+      colon + 1 == address.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--worker must be HOST:PORT, got '", address, "'"));
+        absl::StrCat(flag, " must be HOST:PORT, got '", address, "'"));
   }
   o.insecure = args.Has("insecure");
   if (auto ca = args.Get("tls-ca")) {
@@ -50,6 +56,74 @@ absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
     o.token = env;
   }
   return o;
+}
+
+}  // namespace
+
+absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
+    const ParsedArgs& args, const std::string& address) {
+  absl::StatusOr<ChannelOptions> c =
+      ChannelFromFlags(args, address, "--worker");
+  if (!c.ok()) return c.status();
+  WorkerClientOptions o;
+  o.address = c->address;
+  o.insecure = c->insecure;
+  o.tls_root_cert_pem = c->tls_root_cert_pem;
+  o.tls_server_name = c->tls_server_name;
+  o.token = c->token;
+  return o;
+}
+
+std::set<std::string> CoordinatorValueFlags() {
+  std::set<std::string> flags = RemoteValueFlags();
+  flags.insert("coordinator");
+  return flags;
+}
+
+absl::StatusOr<CoordinatorClientOptions> CoordinatorOptionsFromFlags(
+    const ParsedArgs& args) {
+  std::string address = args.Get("coordinator").value_or("");
+  if (address.empty()) {
+    const char* env = std::getenv("DRIFTSCOPE_COORDINATOR");
+    if (env == nullptr || *env == '\0') {
+      return absl::InvalidArgumentError(
+          "no coordinator: give --coordinator HOST:PORT or set "
+          "$DRIFTSCOPE_COORDINATOR");
+    }
+    address = env;
+  }
+  absl::StatusOr<ChannelOptions> c =
+      ChannelFromFlags(args, address, "--coordinator");
+  if (!c.ok()) return c.status();
+  CoordinatorClientOptions o;
+  o.channel = *std::move(c);
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorFromFlags(
+    const ParsedArgs& args) {
+  absl::StatusOr<CoordinatorClientOptions> o =
+      CoordinatorOptionsFromFlags(args);
+  if (!o.ok()) return o.status();
+  return CoordinatorClient::Create(*o);
+}
+
+int ReportRemoteError(std::FILE* err, const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      ReportError(err, absl::Status(status.code(),
+                                    absl::StrCat(status.message(),
+                                                 " (is a coordinator running "
+                                                 "there? check --coordinator "
+                                                 "and --insecure/--tls-ca)")));
+      return kExitUsage;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      ReportError(err, status);
+      return kExitUsage;
+    default:
+      return ReportError(err, status);
+  }
 }
 
 std::map<std::string, std::string> EnvironmentMap(const Environment& env) {

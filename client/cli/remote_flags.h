@@ -1,15 +1,19 @@
-// Flags that reach a worker daemon: --worker / --workers, --insecure,
-// --tls-ca, --tls-server-name, --token (or $DRIFTSCOPE_TOKEN). One thread at
-// a time.
+// Flags that reach a daemon: --worker / --workers or --coordinator (or
+// $DRIFTSCOPE_COORDINATOR), --insecure, --tls-ca, --tls-server-name, --token
+// (or $DRIFTSCOPE_TOKEN). One thread at a time.
 #ifndef DRIFTSCOPE_CLIENT_CLI_REMOTE_FLAGS_H_
 #define DRIFTSCOPE_CLIENT_CLI_REMOTE_FLAGS_H_
 
+#include <cstdio>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "client/cli/cli_util.h"
+#include "client/lib/coordinator_client.h"
+#include "client/lib/grpc_channel.h"
 #include "client/lib/worker_client.h"
 
 namespace driftscope::cli {
@@ -23,6 +27,25 @@ const std::set<std::string>& RemoteSwitchFlags();
 // --insecure... the system roots are used then).
 absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
     const ParsedArgs& args, const std::string& address);
+
+// The connection to the coordinator: --coordinator HOST:PORT, else
+// $DRIFTSCOPE_COORDINATOR; InvalidArgument naming the flag when neither is
+// given or the address is not HOST:PORT.
+absl::StatusOr<CoordinatorClientOptions> CoordinatorOptionsFromFlags(
+    const ParsedArgs& args);
+
+// The remote flags plus --coordinator, for the job commands.
+std::set<std::string> CoordinatorValueFlags();
+
+// A client from the flags (CoordinatorOptionsFromFlags).
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorFromFlags(
+    const ParsedArgs& args);
+
+// ReportError for a failed coordinator call, where the exit code says
+// whose fault it is: 2 (fix the command line) also for an unreachable
+// coordinator or a rejected token, which are wrong --coordinator or
+// --token values far more often than outages; 1 for the rest.
+int ReportRemoteError(std::FILE* err, const absl::Status& status);
 
 // The worker's environment as the key/value map of a RunRecord.
 std::map<std::string, std::string> EnvironmentMap(const Environment& env);

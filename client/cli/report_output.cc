@@ -106,8 +106,19 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
                                std::string* html) {
   absl::StatusOr<DriftReport> report = AnalyzeRuns(records, flags.analysis);
   if (!report.ok()) return report.status();
-  const bool pass = Verdict(*report, flags);
-  std::string json = ReportToJson(*report);
+  return EmitDriftReport(*report, records, flags, sweep_text, sweep_json,
+                         out_dir, out, html);
+}
+
+absl::StatusOr<int> EmitDriftReport(const DriftReport& report,
+                                    const std::vector<RunRecord>& records,
+                                    const ReportFlags& flags,
+                                    const std::string& sweep_text,
+                                    const std::string& sweep_json,
+                                    const std::string& out_dir, std::FILE* out,
+                                    std::string* html) {
+  const bool pass = Verdict(report, flags);
+  std::string json = ReportToJson(report);
   // The verdict of this command (with --fail-above) and the sweep are added
   // as top-level keys; the rest is schema driftscope.drift_report/1.
   while (!json.empty() && (json.back() == '\n' || json.back() == ' ')) {
@@ -125,11 +136,11 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
   if (flags.format == "json") {
     std::fputs(json.c_str(), out);
   } else if (flags.format == "csv") {
-    std::fputs(ReportToCsv(*report).c_str(), out);
+    std::fputs(ReportToCsv(report).c_str(), out);
   } else {
     RenderOptions ro;
     ro.color = isatty(fileno(out)) == 1;
-    std::string table = RenderTable(*report, records, ro);
+    std::string table = RenderTable(report, records, ro);
     if (flags.fail_above) {
       absl::StrAppend(&table, "--fail-above ", *flags.fail_above, ": ",
                       pass ? "pass" : "FAIL", "\n");
@@ -137,7 +148,7 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
     std::fputs((table + sweep_text).c_str(), out);
   }
   std::fflush(out);
-  if (!flags.html.empty()) *html = RenderHtml(*report, records, {});
+  if (!flags.html.empty()) *html = RenderHtml(report, records, {});
   if (!out_dir.empty()) {
     if (absl::Status s = WriteTextFile(out_dir + "/report.json", json);
         !s.ok()) {

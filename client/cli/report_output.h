@@ -45,6 +45,15 @@ absl::StatusOr<int> EmitReport(const std::vector<RunRecord>& records,
                                const std::string& out_dir, std::FILE* out,
                                std::string* html);
 
+// EmitReport for a report already analysed from `records`.
+absl::StatusOr<int> EmitDriftReport(const DriftReport& report,
+                                    const std::vector<RunRecord>& records,
+                                    const ReportFlags& flags,
+                                    const std::string& sweep_text,
+                                    const std::string& sweep_json,
+                                    const std::string& out_dir, std::FILE* out,
+                                    std::string* html);
+
 // Writes the HTML report to flags.html (if set) and says so on `err`.
 absl::Status WriteHtml(const ReportFlags& flags, const std::string& html,
                        std::FILE* err);

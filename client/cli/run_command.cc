@@ -62,22 +62,7 @@ struct SweepRow {
 
 absl::StatusOr<std::vector<std::string>> SplitProfiles(const std::string& s,
                                                        const char* flag) {
-  std::vector<std::string> out = absl::StrSplit(s, ',', absl::SkipEmpty());
-  // Knob strings contain commas too: "fp32,threads=2" is one profile. Glue
-  // pieces with '=' (knobs) back onto the profile before them.
-  std::vector<std::string> merged;
-  for (const std::string& p : out) {
-    if (p.find('=') != std::string::npos && !merged.empty()) {
-      merged.back() += "," + p;
-    } else {
-      merged.push_back(p);
-    }
-  }
-  if (merged.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " needs at least one profile"));
-  }
-  return merged;
+  return SplitProfileList(s, flag);
 }
 
 absl::StatusOr<Profile> ParseRunnable(const std::string& text,

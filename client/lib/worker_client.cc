@@ -2,9 +2,6 @@
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 #include <atomic>
 #include <cstdio>
@@ -16,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/lib/grpc_channel.h"
 #include "client/lib/job_convert.h"
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "server/common/environment_convert.h"
@@ -35,12 +33,21 @@ std::string RandomRunId() {
   return std::string("run-") + buf;
 }
 
+ChannelOptions Connection(const WorkerClientOptions& o) {
+  ChannelOptions c;
+  c.address = o.address;
+  c.insecure = o.insecure;
+  c.tls_root_cert_pem = o.tls_root_cert_pem;
+  c.tls_client_cert_pem = o.tls_client_cert_pem;
+  c.tls_client_key_pem = o.tls_client_key_pem;
+  c.tls_server_name = o.tls_server_name;
+  c.token = o.token;
+  return c;
+}
+
 void Prepare(const WorkerClientOptions& o, absl::Duration deadline,
              grpc::ClientContext* ctx) {
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  if (!o.token.empty()) {
-    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", o.token));
-  }
+  PrepareCall(Connection(o), deadline, ctx);
 }
 
 // Cancels `ctx` as soon as *cancel turns true, until the call has ended.
@@ -83,27 +90,11 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(
   if (options.address.empty()) {
     return absl::InvalidArgumentError("worker address is empty");
   }
-  if (options.tls_client_cert_pem.empty() !=
-      options.tls_client_key_pem.empty()) {
-    return absl::InvalidArgumentError(
-        "a client certificate needs its key, and a key its certificate");
-  }
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (options.insecure) {
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = options.tls_root_cert_pem;
-    ssl.pem_cert_chain = options.tls_client_cert_pem;
-    ssl.pem_private_key = options.tls_client_key_pem;
-    creds = grpc::SslCredentials(ssl);
-  }
-  grpc::ChannelArguments args;
-  if (!options.tls_server_name.empty()) {
-    args.SetSslTargetNameOverride(options.tls_server_name);
-  }
-  auto channel = grpc::CreateCustomChannel(options.address, creds, args);
-  return std::unique_ptr<WorkerClient>(new WorkerClient(options, channel));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      MakeChannel(Connection(options));
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<WorkerClient>(
+      new WorkerClient(options, *std::move(channel)));
 }
 
 WorkerClient::WorkerClient(const WorkerClientOptions& options,
