@@ -295,6 +295,12 @@ struct Kernel {
   template <typename TA, typename TR>
   void Gather(const TA* a, const TR* r, int64_t n, const Gather& g,
               const GatherFilter& f) const {
+#if defined(DRIFTSCOPE_DRIFT_AVX512)
+    if (isa == KernelIsa::kAvx512 &&
+        drift_kernels::GatherSigAvx512Serves<TA, TR>(f, p)) {
+      return drift_kernels::GatherSigAvx512(a, r, n, p, g, f, *k512);
+    }
+#endif
 #if defined(__AVX2__)
     if (isa != KernelIsa::kPortable && p.floor >= drift_kernels::kMinFilterFloor) {
       return drift_kernels::GatherRunAvx2(a, r, n, p, vk, g, f);

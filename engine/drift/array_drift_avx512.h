@@ -65,7 +65,8 @@ struct Consts512 {
 
 // Eight elements as doubles, and their float32 bit patterns (the float64
 // side rounded as static_cast does; unused for float64 units). Lanes outside
-// `valid` are 0.
+// `valid` are 0. Call with a constant 0xFF for whole vectors: masked loads
+// stream from memory much more slowly than plain ones.
 struct Loaded8 {
   __m512d v;
   __m256i f32;
@@ -250,6 +251,157 @@ DRIFT_AVX512_FN bool RunAvx512(const TA* a, const TR* r, int n, int lane0,
   }
   s.Store(l);
   return s.nf != 0;
+}
+
+// Second pass, significant-bits keys only (GatherRunAvx512 sends ULP
+// gathers elsewhere). The filter is GatherAvx2's: lo·den < |Δ| <= hi·den
+// with widened bounds; admitted elements are compacted into an index list
+// without branches and then checked exactly.
+constexpr int kGatherChunk = 4096;
+
+// Float32 pairs: the filter in float32, sixteen elements at a time. Each of
+// |a - r|, max(|r|, floor) and the bound products is within 2^-24 relative
+// of its exact value (no underflow: floor >= 2^-90, bounds >= 2^-24), so
+// bounds widened by a further 2^-20 still admit every element of the keys.
+constexpr double kMinFloatFilterFloor = 0x1p-90;
+
+DRIFT_AVX512_INLINE inline __m512 WidenedLo(double lo) {
+  return _mm512_set1_ps(
+      lo < 0 ? -1.0f : static_cast<float>(lo * (1 - 0x1p-20)));
+}
+DRIFT_AVX512_INLINE inline __m512 WidenedHi(double hi) {
+  return _mm512_set1_ps(hi > FLT_MAX ? HUGE_VALF
+                                     : static_cast<float>(hi * (1 + 0x1p-20)));
+}
+
+template <bool kTwo>
+DRIFT_AVX512_FN void GatherSigF32Avx512(const float* a, const float* r,
+                                        int64_t n, const Params& p,
+                                        const Gather& g,
+                                        const GatherFilter& f) {
+  const __m512 abs = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 floor = _mm512_set1_ps(static_cast<float>(p.floor));
+  const __m512 lo0 = WidenedLo(f.sig_lo[0]), hi0 = WidenedHi(f.sig_hi[0]);
+  const __m512 lo1 = WidenedLo(f.sig_lo[1]), hi1 = WidenedHi(f.sig_hi[1]);
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                         12, 13, 14, 15);
+  alignas(64) int32_t idx[kGatherChunk + 16];
+  for (int64_t base = 0; base < n; base += kGatherChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kGatherChunk, n - base));
+    const float* pa = a + base;
+    const float* pr = r + base;
+    int count = 0;
+    for (int i = 0; i < m; i += 16) {
+      // Masked loads only for the tail: they are much slower to stream.
+      __mmask16 valid = 0xFFFF;
+      __m512 av, rv;
+      if (m - i >= 16) {
+        av = _mm512_loadu_ps(pa + i);
+        rv = _mm512_loadu_ps(pr + i);
+      } else {
+        valid = static_cast<__mmask16>((1u << (m - i)) - 1);
+        av = _mm512_maskz_loadu_ps(valid, pa + i);
+        rv = _mm512_maskz_loadu_ps(valid, pr + i);
+      }
+      const __m512 ad = _mm512_and_ps(_mm512_sub_ps(av, rv), abs);
+      const __m512 den = _mm512_max_ps(_mm512_and_ps(rv, abs), floor);
+      __mmask16 in = _mm512_mask_cmp_ps_mask(
+          _mm512_mask_cmp_ps_mask(valid, ad, _mm512_mul_ps(lo0, den),
+                                  _CMP_GT_OQ),
+          ad, _mm512_mul_ps(hi0, den), _CMP_LE_OQ);
+      if constexpr (kTwo) {
+        in |= _mm512_mask_cmp_ps_mask(
+            _mm512_mask_cmp_ps_mask(valid, ad, _mm512_mul_ps(lo1, den),
+                                    _CMP_GT_OQ),
+            ad, _mm512_mul_ps(hi1, den), _CMP_LE_OQ);
+      }
+      _mm512_storeu_si512(
+          idx + count,
+          _mm512_maskz_compress_epi32(
+              in, _mm512_add_epi32(iota, _mm512_set1_epi32(i))));
+      count += __builtin_popcount(in);
+    }
+    for (int c = 0; c < count; ++c) {
+      GatherExact(pa + idx[c], pr + idx[c], 1, p, g);
+    }
+  }
+}
+
+// Other dtype pairs: the filter in float64, eight elements at a time.
+template <typename TA, typename TR, bool kTwo>
+DRIFT_AVX512_FN void GatherSigF64Avx512(const TA* a, const TR* r, int64_t n,
+                                        const Params& p, const Gather& g,
+                                        const GatherFilter& f,
+                                        const Consts512& k) {
+  const __m512d lo0 = _mm512_set1_pd(f.sig_lo[0]),
+                hi0 = _mm512_set1_pd(f.sig_hi[0]);
+  const __m512d lo1 = _mm512_set1_pd(f.sig_lo[1]),
+                hi1 = _mm512_set1_pd(f.sig_hi[1]);
+  const __m512i iota = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  alignas(64) int64_t idx[kGatherChunk + 8];
+  for (int64_t base = 0; base < n; base += kGatherChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kGatherChunk, n - base));
+    const TA* pa = a + base;
+    const TR* pr = r + base;
+    int count = 0;
+    for (int i = 0; i < m; i += 8) {
+      __mmask8 valid = 0xFF;
+      __m512d av, rv;
+      if (m - i >= 8) {
+        av = Load8(pa + i, 0xFF, false).v;
+        rv = Load8(pr + i, 0xFF, false).v;
+      } else {
+        valid = static_cast<__mmask8>((1u << (m - i)) - 1);
+        av = Load8(pa + i, valid, false).v;
+        rv = Load8(pr + i, valid, false).v;
+      }
+      const __m512d ad = _mm512_and_pd(_mm512_sub_pd(av, rv), k.abs_mask);
+      const __m512d den =
+          _mm512_max_pd(_mm512_and_pd(rv, k.abs_mask), k.floor);
+      __mmask8 in = _mm512_mask_cmp_pd_mask(
+          _mm512_mask_cmp_pd_mask(valid, ad, _mm512_mul_pd(lo0, den),
+                                  _CMP_GT_OQ),
+          ad, _mm512_mul_pd(hi0, den), _CMP_LE_OQ);
+      if constexpr (kTwo) {
+        in |= _mm512_mask_cmp_pd_mask(
+            _mm512_mask_cmp_pd_mask(valid, ad, _mm512_mul_pd(lo1, den),
+                                    _CMP_GT_OQ),
+            ad, _mm512_mul_pd(hi1, den), _CMP_LE_OQ);
+      }
+      _mm512_storeu_si512(
+          idx + count,
+          _mm512_maskz_compress_epi64(
+              in, _mm512_add_epi64(iota, _mm512_set1_epi64(i))));
+      count += __builtin_popcount(in);
+    }
+    for (int c = 0; c < count; ++c) {
+      GatherExact(pa + idx[c], pr + idx[c], 1, p, g);
+    }
+  }
+}
+
+// Whether GatherSigAvx512 serves this filter: significant bits only, and a
+// floor that keeps the filter's products normal.
+template <typename TA, typename TR>
+bool GatherSigAvx512Serves(const GatherFilter& f, const Params& p) {
+  if (f.need_ulp || !f.need_sig) return false;
+  if constexpr (std::is_same_v<TA, float> && std::is_same_v<TR, float>) {
+    return p.floor >= kMinFloatFilterFloor && p.floor <= FLT_MAX;
+  }
+  return p.floor >= kMinFilterFloor;
+}
+
+template <typename TA, typename TR>
+void GatherSigAvx512(const TA* a, const TR* r, int64_t n, const Params& p,
+                     const Gather& g, const GatherFilter& f,
+                     const Consts512& k) {
+  if constexpr (std::is_same_v<TA, float> && std::is_same_v<TR, float>) {
+    if (f.two) return GatherSigF32Avx512<true>(a, r, n, p, g, f);
+    return GatherSigF32Avx512<false>(a, r, n, p, g, f);
+  } else {
+    if (f.two) return GatherSigF64Avx512<TA, TR, true>(a, r, n, p, g, f, k);
+    return GatherSigF64Avx512<TA, TR, false>(a, r, n, p, g, f, k);
+  }
 }
 
 }  // namespace drift_kernels

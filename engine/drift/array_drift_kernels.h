@@ -362,6 +362,13 @@ struct GatherFilter {
   }
 };
 
+// The vectorized filters test lo·den < |Δ| <= hi·den with the widened bounds, which
+// admits every element whose rounded quotient lies in the key range (and a
+// few more) for the price of two products instead of a division; the
+// admitted ones are recomputed exactly. Needs den >= floor >= 2^-900 so that
+// the products stay normal.
+constexpr double kMinFilterFloor = 0x1p-900;
+
 template <typename TA, typename TR>
 inline void GatherExact(const TA* a, const TR* r, int64_t n, const Params& p,
                         const Gather& g) {
@@ -767,13 +774,6 @@ inline __m256i Candidates4(const TA* a, const TR* r, const uint32_t* u32,
   }
   return hit;
 }
-
-// The filter tests lo·den < |Δ| <= hi·den with the widened bounds, which
-// admits every element whose rounded quotient lies in the key range (and a
-// few more) for the price of two products instead of a division; the
-// admitted ones are recomputed exactly. Needs den >= floor >= 2^-900 so that
-// the products stay normal.
-constexpr double kMinFilterFloor = 0x1p-900;
 
 template <typename TA, typename TR, bool kUlp, bool kSig, bool kTwo>
 void GatherAvx2(const TA* a, const TR* r, int64_t n, const Params& p,
