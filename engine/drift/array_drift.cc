@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/drift/array_drift_internal.h"
 #include "engine/drift/array_drift_avx512.h"
+#include "engine/drift/array_drift_internal.h"
 #include "engine/drift/array_drift_kernels.h"
 
 namespace driftscope {
@@ -302,7 +302,8 @@ struct Kernel {
     }
 #endif
 #if defined(__AVX2__)
-    if (isa != KernelIsa::kPortable && p.floor >= drift_kernels::kMinFilterFloor) {
+    if (isa != KernelIsa::kPortable &&
+        p.floor >= drift_kernels::kMinFilterFloor) {
       return drift_kernels::GatherRunAvx2(a, r, n, p, vk, g, f);
     }
 #endif
@@ -394,7 +395,8 @@ void EndGroup(const Kernel& k, bool count_diff, Group* g, Acc* acc,
 struct MedianTarget {
   bool need_values = false;
   KeyRange keys;
-  int64_t below = 0;  // elements with smaller keys
+  int64_t in_keys = 0;  // elements with keys in `keys`
+  int64_t below = 0;    // elements with smaller keys
   int64_t rank_lo = 0, rank_hi = 0;
   double known = 0;
 };
@@ -431,17 +433,26 @@ MedianTarget PlanMedian(const std::vector<int64_t>& hist, int64_t total,
 }
 
 // `value` maps a gathered value (ascending = ascending key) to the metric.
+// False when the second pass did not find as many values as the histogram
+// counted (a bug: the kernels' keys disagree).
 template <typename Value>
-double MedianOf(const MedianTarget& t, std::vector<uint64_t>* v, Value value) {
-  if (!t.need_values) return t.known;
+bool MedianOf(const MedianTarget& t, std::vector<uint64_t>* v, Value value,
+              double* median) {
+  *median = t.known;
+  if (!t.need_values) return true;
+  if (static_cast<int64_t>(v->size()) != t.in_keys) return false;
   const size_t lo = static_cast<size_t>(t.rank_lo - t.below);
   const size_t hi = static_cast<size_t>(t.rank_hi - t.below);
   std::nth_element(v->begin(), v->begin() + lo, v->end());
   const double v_lo = value((*v)[lo]);
-  if (hi == lo) return v_lo;
+  if (hi == lo) {
+    *median = v_lo;
+    return true;
+  }
   // The next rank is the first of the upper part.
   const double v_hi = value(*std::min_element(v->begin() + hi, v->end()));
-  return 0.5 * (v_lo + v_hi);
+  *median = 0.5 * (v_lo + v_hi);
+  return true;
 }
 
 double SigBitsOfC(uint64_t cb) { return 0.0 - Log2Unit(BitCast<double>(cb)); }
@@ -472,23 +483,29 @@ void PlanGroup(const std::vector<int64_t>& ulp_hist,
     return k == 0 || k == last;
   });
   if (g->ulp.need_values) {
-    int64_t n = 0;
-    for (int k = g->ulp.keys.lo; k <= g->ulp.keys.hi; ++k) n += ulp_hist[k];
-    g->ulp_values.reserve(static_cast<size_t>(n));
+    for (int k = g->ulp.keys.lo; k <= g->ulp.keys.hi; ++k) {
+      g->ulp.in_keys += ulp_hist[k];
+    }
+    g->ulp_values.reserve(static_cast<size_t>(g->ulp.in_keys));
   }
   if (g->sig.need_values) {
-    int64_t n = 0;
-    for (int k = g->sig.keys.lo; k <= g->sig.keys.hi; ++k) n += sig_hist[k];
-    g->sig_values.reserve(static_cast<size_t>(n));
+    for (int k = g->sig.keys.lo; k <= g->sig.keys.hi; ++k) {
+      g->sig.in_keys += sig_hist[k];
+    }
+    g->sig_values.reserve(static_cast<size_t>(g->sig.in_keys));
   }
 }
 
-void FinishMedians(GroupResult* g) {
-  g->median_ulp = MedianOf(g->ulp, &g->ulp_values,
-                           [](uint64_t u) { return static_cast<double>(u); });
-  g->median_sig = MedianOf(g->sig, &g->sig_values, SigBitsOfC);
+// False when the gathered values do not match the histograms.
+bool FinishMedians(GroupResult* g) {
+  const bool ok =
+      MedianOf(
+          g->ulp, &g->ulp_values,
+          [](uint64_t u) { return static_cast<double>(u); }, &g->median_ulp) &&
+      MedianOf(g->sig, &g->sig_values, SigBitsOfC, &g->median_sig);
   g->ulp_values = {};
   g->sig_values = {};
+  return ok;
 }
 
 double SigBits(double rel, double cap) {
@@ -714,19 +731,17 @@ absl::Status Compare(const NdArray& a_arr, const NdArray& r_arr,
   // Long (N, T, U) rows are walked in index order with a group per t when
   // those fit in kMaxGroupBytes (strided t-major rows cost a TLB miss
   // each); otherwise t-major with one group.
-  const size_t group_bytes =
-      sizeof(Group) + kKeyBuffer * sizeof(uint32_t) +
-      static_cast<size_t>(p.ulp_keys + p.sig_keys + 2) * kCopies *
-          sizeof(int64_t);
+  const size_t group_bytes = sizeof(Group) + kKeyBuffer * sizeof(uint32_t) +
+                             static_cast<size_t>(p.ulp_keys + p.sig_keys + 2) *
+                                 kCopies * sizeof(int64_t);
   const bool index_order =
       per_t && a_arr.shape()[2] >= kMinDirectRow &&
       static_cast<size_t>(groups) * group_bytes <= kMaxGroupBytes;
   std::vector<Group> work(index_order ? static_cast<size_t>(groups) : 1);
   GroupArena arena(&work, p);
   if (!arena.ok()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot allocate the drift histograms of ", work.size(),
-                     " timesteps"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate the drift histograms of ", work.size(), " timesteps"));
   }
   std::unique_ptr<TA[]> stage_a;
   std::unique_ptr<TR[]> stage_r;
@@ -764,6 +779,7 @@ absl::Status Compare(const NdArray& a_arr, const NdArray& r_arr,
   arena.Release();
   PlanGroup(total_ulp, total_sig, p, &total);
 
+  bool medians_ok = true;
   bool need_ulp = total.ulp.need_values, need_sig = total.sig.need_values;
   for (const GroupResult& g : res) {
     need_ulp |= g.ulp.need_values;
@@ -797,12 +813,16 @@ absl::Status Compare(const NdArray& a_arr, const NdArray& r_arr,
           kernel.Gather(pa, pr, m, gathers[w], filters[w]);
         },
         [&](int64_t g) {
-          if (per_t) FinishMedians(&res[static_cast<size_t>(g)]);
+          if (per_t) medians_ok &= FinishMedians(&res[static_cast<size_t>(g)]);
         });
   } else {
-    for (GroupResult& g : res) FinishMedians(&g);
+    for (GroupResult& g : res) medians_ok &= FinishMedians(&g);
   }
-  FinishMedians(&total);
+  medians_ok &= FinishMedians(&total);
+  if (!medians_ok) {
+    return absl::InternalError(
+        "drift medians: the second pass disagrees with the histograms");
+  }
 
   out->overall = Finish(total, o, p.cap);
   for (const GroupResult& g : res) {
@@ -862,9 +882,10 @@ std::vector<std::string> KernelNames() {
   return names;
 }
 
-absl::StatusOr<ArrayDrift> CompareArraysWithKernel(
-    const NdArray& a, const NdArray& ref, const DriftOptions& options,
-    absl::string_view kernel) {
+absl::StatusOr<ArrayDrift> CompareArraysWithKernel(const NdArray& a,
+                                                   const NdArray& ref,
+                                                   const DriftOptions& options,
+                                                   absl::string_view kernel) {
   for (KernelIsa isa : kAllIsas) {
     if (kernel == IsaName(isa) && Available(isa)) {
       return CompareImpl(a, ref, options, isa);

@@ -41,8 +41,8 @@ inline bool Avx512Usable() {
 
 struct Consts512 {
   __m512d abs_mask, dbl_max, floor, min_rel, one, atol, rtol;
-  __m512i mant, one_bits, c_base, c_base_m1, ulp_bias, junk, minus_one,
-      sign64, wide_extra;
+  __m512i mant, one_bits, c_base, c_base_m1, ulp_bias, junk, minus_one, sign64,
+      wide_extra;
   DRIFT_AVX512_FN explicit Consts512(const Params& p) {
     abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7FFFFFFFFFFFFFFF));
     dbl_max = _mm512_set1_pd(DBL_MAX);
@@ -115,14 +115,15 @@ DRIFT_AVX512_INLINE inline __m512i UlpKey8(__m512i u, const Consts512& k) {
   __m512i t = u;
   __mmask8 big = 0;
   if constexpr (kWideU) {
-    big = _mm512_test_epi64_mask(u, _mm512_set1_epi64(~((int64_t{1} << 52) - 1)));
+    big =
+        _mm512_test_epi64_mask(u, _mm512_set1_epi64(~((int64_t{1} << 52) - 1)));
     t = _mm512_mask_srli_epi64(u, big, u, 12);
   }
   __m512i key = _mm512_sub_epi64(
-      _mm512_srli_epi64(_mm512_castpd_si512(_mm512_cvtepu64_pd(t)),
-                        kFineShift),
+      _mm512_srli_epi64(_mm512_castpd_si512(_mm512_cvtepu64_pd(t)), kFineShift),
       k.ulp_bias);
-  if constexpr (kWideU) key = _mm512_mask_add_epi64(key, big, key, k.wide_extra);
+  if constexpr (kWideU)
+    key = _mm512_mask_add_epi64(key, big, key, k.wide_extra);
   return _mm512_max_epi64(key, _mm512_setzero_si512());
 }
 
@@ -232,8 +233,7 @@ DRIFT_AVX512_FN bool RunAvx512(const TA* a, const TR* r, int n, int lane0,
   int i = 0;
   if (lane0 != 0) {
     const int head = std::min(n, kLanes - lane0);
-    const __mmask8 valid =
-        static_cast<__mmask8>(((1u << head) - 1) << lane0);
+    const __mmask8 valid = static_cast<__mmask8>(((1u << head) - 1) << lane0);
     alignas(32) uint32_t head_keys[kLanes];
     Eight<TA, TR>(Load8(a, valid, true), Load8(r, valid, true), valid, k, &s,
                   head_keys);
@@ -241,13 +241,13 @@ DRIFT_AVX512_FN bool RunAvx512(const TA* a, const TR* r, int n, int lane0,
     i = head;
   }
   for (; i + kLanes <= n; i += kLanes) {
-    Eight<TA, TR>(Load8(a + i, 0xFF, false), Load8(r + i, 0xFF, false), 0xFF,
-                  k, &s, keys + i);
+    Eight<TA, TR>(Load8(a + i, 0xFF, false), Load8(r + i, 0xFF, false), 0xFF, k,
+                  &s, keys + i);
   }
   if (i < n) {
     const __mmask8 valid = static_cast<__mmask8>((1u << (n - i)) - 1);
-    Eight<TA, TR>(Load8(a + i, valid, false), Load8(r + i, valid, false),
-                  valid, k, &s, keys + i);
+    Eight<TA, TR>(Load8(a + i, valid, false), Load8(r + i, valid, false), valid,
+                  k, &s, keys + i);
   }
   s.Store(l);
   return s.nf != 0;
@@ -266,8 +266,8 @@ constexpr int kGatherChunk = 4096;
 constexpr double kMinFloatFilterFloor = 0x1p-90;
 
 DRIFT_AVX512_INLINE inline __m512 WidenedLo(double lo) {
-  return _mm512_set1_ps(
-      lo < 0 ? -1.0f : static_cast<float>(lo * (1 - 0x1p-20)));
+  return _mm512_set1_ps(lo < 0 ? -1.0f
+                               : static_cast<float>(lo * (1 - 0x1p-20)));
 }
 DRIFT_AVX512_INLINE inline __m512 WidenedHi(double hi) {
   return _mm512_set1_ps(hi > FLT_MAX ? HUGE_VALF
@@ -283,8 +283,8 @@ DRIFT_AVX512_FN void GatherSigF32Avx512(const float* a, const float* r,
   const __m512 floor = _mm512_set1_ps(static_cast<float>(p.floor));
   const __m512 lo0 = WidenedLo(f.sig_lo[0]), hi0 = WidenedHi(f.sig_hi[0]);
   const __m512 lo1 = WidenedLo(f.sig_lo[1]), hi1 = WidenedHi(f.sig_hi[1]);
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                         12, 13, 14, 15);
+  const __m512i iota =
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   alignas(64) int32_t idx[kGatherChunk + 16];
   for (int64_t base = 0; base < n; base += kGatherChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kGatherChunk, n - base));
@@ -316,9 +316,8 @@ DRIFT_AVX512_FN void GatherSigF32Avx512(const float* a, const float* r,
             ad, _mm512_mul_ps(hi1, den), _CMP_LE_OQ);
       }
       _mm512_storeu_si512(
-          idx + count,
-          _mm512_maskz_compress_epi32(
-              in, _mm512_add_epi32(iota, _mm512_set1_epi32(i))));
+          idx + count, _mm512_maskz_compress_epi32(
+                           in, _mm512_add_epi32(iota, _mm512_set1_epi32(i))));
       count += __builtin_popcount(in);
     }
     for (int c = 0; c < count; ++c) {
@@ -356,8 +355,7 @@ DRIFT_AVX512_FN void GatherSigF64Avx512(const TA* a, const TR* r, int64_t n,
         rv = Load8(pr + i, valid, false).v;
       }
       const __m512d ad = _mm512_and_pd(_mm512_sub_pd(av, rv), k.abs_mask);
-      const __m512d den =
-          _mm512_max_pd(_mm512_and_pd(rv, k.abs_mask), k.floor);
+      const __m512d den = _mm512_max_pd(_mm512_and_pd(rv, k.abs_mask), k.floor);
       __mmask8 in = _mm512_mask_cmp_pd_mask(
           _mm512_mask_cmp_pd_mask(valid, ad, _mm512_mul_pd(lo0, den),
                                   _CMP_GT_OQ),
@@ -369,9 +367,8 @@ DRIFT_AVX512_FN void GatherSigF64Avx512(const TA* a, const TR* r, int64_t n,
             ad, _mm512_mul_pd(hi1, den), _CMP_LE_OQ);
       }
       _mm512_storeu_si512(
-          idx + count,
-          _mm512_maskz_compress_epi64(
-              in, _mm512_add_epi64(iota, _mm512_set1_epi64(i))));
+          idx + count, _mm512_maskz_compress_epi64(
+                           in, _mm512_add_epi64(iota, _mm512_set1_epi64(i))));
       count += __builtin_popcount(in);
     }
     for (int c = 0; c < count; ++c) {

@@ -25,9 +25,10 @@ std::vector<std::string> KernelNames();
 
 // CompareArrays on the named kernel; InvalidArgument when this build or CPU
 // cannot run it.
-absl::StatusOr<ArrayDrift> CompareArraysWithKernel(
-    const NdArray& a, const NdArray& ref, const DriftOptions& options,
-    absl::string_view kernel);
+absl::StatusOr<ArrayDrift> CompareArraysWithKernel(const NdArray& a,
+                                                   const NdArray& ref,
+                                                   const DriftOptions& options,
+                                                   absl::string_view kernel);
 
 // CompareArrays forced onto the portable kernels.
 absl::StatusOr<ArrayDrift> CompareArraysPortable(

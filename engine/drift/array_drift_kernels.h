@@ -114,8 +114,7 @@ struct Params {
 // The lanes of one group: the open block's sums and mantissa products, and
 // extremes and counts over the whole group.
 struct alignas(64) Lanes {
-  double s_abs[kLanes], s_d2[kLanes], s_r2[kLanes], s_a2[kLanes],
-      s_ar[kLanes];
+  double s_abs[kLanes], s_d2[kLanes], s_r2[kLanes], s_a2[kLanes], s_ar[kLanes];
   // Product of the mantissas of c (at most 32 values in [1, 2) per lane and
   // block, so < 2^32): Σ log2 c without a log per element.
   double prod[kLanes];
@@ -278,9 +277,8 @@ bool RunPortable(const TA* a, const TR* r, int n, int lane0, const Params& p,
     l->m_ulp[j] = std::max(l->m_ulp[j], e.u);
     l->viol[j] += !e.nonfinite && e.ad > p.atol + p.rtol * e.ar;
     l->diff[j] += e.ad != 0.0;
-    keys[i] = e.nonfinite
-                  ? junk
-                  : PackKeys(UlpKey(e.u), SigKey(e.cb, p.c_base));
+    keys[i] =
+        e.nonfinite ? junk : PackKeys(UlpKey(e.u), SigKey(e.cb, p.c_base));
     nonfinite |= e.nonfinite;
   }
   return nonfinite;
@@ -362,11 +360,11 @@ struct GatherFilter {
   }
 };
 
-// The vectorized filters test lo·den < |Δ| <= hi·den with the widened bounds, which
-// admits every element whose rounded quotient lies in the key range (and a
-// few more) for the price of two products instead of a division; the
-// admitted ones are recomputed exactly. Needs den >= floor >= 2^-900 so that
-// the products stay normal.
+// The vectorized filters test lo·den < |Δ| <= hi·den with the widened bounds,
+// which admits every element whose rounded quotient lies in the key range (and
+// a few more) for the price of two products instead of a division; the admitted
+// ones are recomputed exactly. Needs den >= floor >= 2^-900 so that the
+// products stay normal.
 constexpr double kMinFilterFloor = 0x1p-900;
 
 template <typename TA, typename TR>
@@ -386,8 +384,7 @@ inline void GatherExact(const TA* a, const TR* r, int64_t n, const Params& p,
 
 struct VecConsts {
   __m256d abs_mask, dbl_max, floor, min_rel, one, atol, rtol, magic_d;
-  __m256i mant, one_bits, c_base, c_base_m1, ulp_bias, junk, magic,
-      sign64;
+  __m256i mant, one_bits, c_base, c_base_m1, ulp_bias, junk, magic, sign64;
   uint32_t junk_key;
   explicit VecConsts(const Params& p) {
     abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFF));
@@ -447,8 +444,7 @@ inline __m256i OrderKey(__m256i i, __m256i min) {
 }
 
 // ULP distance in float64 units of four elements: |ka - kr| modulo 2^64.
-inline __m256i Dist4Wide(const double* a, const double* r,
-                         const VecConsts& k) {
+inline __m256i Dist4Wide(const double* a, const double* r, const VecConsts& k) {
   const __m256i ka = OrderKey(
       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), k.sign64);
   const __m256i kr = OrderKey(
@@ -471,9 +467,8 @@ inline __m256i UlpKey4(__m256i u, const VecConsts& k) {
   }
   const __m256d d = _mm256_sub_pd(
       _mm256_castsi256_pd(_mm256_or_si256(t, k.magic)), k.magic_d);
-  __m256i key =
-      _mm256_sub_epi64(_mm256_srli_epi64(_mm256_castpd_si256(d), kFineShift),
-                       k.ulp_bias);
+  __m256i key = _mm256_sub_epi64(
+      _mm256_srli_epi64(_mm256_castpd_si256(d), kFineShift), k.ulp_bias);
   if constexpr (kWideU) key = _mm256_add_epi64(key, extra);
   // u = 0 gave a small negative number: both 32-bit halves clamp to 0.
   return _mm256_max_epi32(key, zero);
@@ -524,8 +519,8 @@ struct LaneRegs {
 template <typename TA, typename TR>
 __attribute__((always_inline)) inline void Four(const TA* a, const TR* r,
                                                 const uint32_t* u32,
-                                                const VecConsts& k,
-                                                LaneRegs* s, uint32_t* key) {
+                                                const VecConsts& k, LaneRegs* s,
+                                                uint32_t* key) {
   constexpr bool kWideU = kWide<TA, TR>;
   constexpr bool kCountDiff = !std::is_same_v<TA, TR>;
   const __m256d av = Load4(a), rv = Load4(r);
@@ -545,8 +540,8 @@ __attribute__((always_inline)) inline void Four(const TA* a, const TR* r,
   const __m256d rvm = _mm256_andnot_pd(nf, rv);
   const __m256d ar = _mm256_and_pd(rvm, k.abs_mask);
   const __m256d rel = _mm256_div_pd(adm, _mm256_max_pd(ar, k.floor));
-  const __m256i cb = _mm256_castpd_si256(
-      _mm256_min_pd(_mm256_max_pd(rel, k.min_rel), k.one));
+  const __m256i cb =
+      _mm256_castpd_si256(_mm256_min_pd(_mm256_max_pd(rel, k.min_rel), k.one));
   s->s_abs = _mm256_add_pd(s->s_abs, adm);
   s->s_d2 = _mm256_add_pd(s->s_d2, _mm256_mul_pd(adm, adm));
   s->s_r2 = _mm256_add_pd(s->s_r2, _mm256_mul_pd(rvm, rvm));
@@ -558,14 +553,13 @@ __attribute__((always_inline)) inline void Four(const TA* a, const TR* r,
   s->m_abs = _mm256_max_pd(s->m_abs, adm);
   s->m_rel = _mm256_max_pd(s->m_rel, rel);
   const __m256d viol = _mm256_andnot_pd(
-      nf,
-      _mm256_cmp_pd(adm, _mm256_add_pd(k.atol, _mm256_mul_pd(k.rtol, ar)),
-                    _CMP_GT_OQ));
+      nf, _mm256_cmp_pd(adm, _mm256_add_pd(k.atol, _mm256_mul_pd(k.rtol, ar)),
+                        _CMP_GT_OQ));
   s->viol = _mm256_sub_epi64(s->viol, _mm256_castpd_si256(viol));
   if constexpr (kCountDiff) {
-    s->diff = _mm256_sub_epi64(s->diff, _mm256_castpd_si256(_mm256_cmp_pd(
-                                            adm, _mm256_setzero_pd(),
-                                            _CMP_NEQ_OQ)));
+    s->diff =
+        _mm256_sub_epi64(s->diff, _mm256_castpd_si256(_mm256_cmp_pd(
+                                      adm, _mm256_setzero_pd(), _CMP_NEQ_OQ)));
   }
   const __m256i nfi = _mm256_castpd_si256(nf);
   s->nf = _mm256_or_si256(s->nf, nfi);
@@ -576,9 +570,8 @@ __attribute__((always_inline)) inline void Four(const TA* a, const TR* r,
                                           _mm256_xor_si256(s->m_ulp, k.sign64));
     s->m_ulp = _mm256_blendv_epi8(s->m_ulp, u, gt);
   } else {
-    u = _mm256_andnot_si256(
-        nfi, _mm256_cvtepu32_epi64(
-                 _mm_load_si128(reinterpret_cast<const __m128i*>(u32))));
+    u = _mm256_andnot_si256(nfi, _mm256_cvtepu32_epi64(_mm_load_si128(
+                                     reinterpret_cast<const __m128i*>(u32))));
     s->m_ulp = _mm256_max_epu32(s->m_ulp, u);  // u < 2^32
   }
   const __m256i keys = _mm256_blendv_epi8(
@@ -653,7 +646,8 @@ bool RunAvx2(const TA* a, const TR* r, int n, int lane0, const VecConsts& k,
   const int nv = n / kLanes;
   if (nv > 0) nonfinite |= VectorsAvx2(a, r, nv, k, l, keys);
   if (const int done = nv * kLanes; done < n) {
-    nonfinite |= PartialAvx2(a + done, r + done, n - done, 0, k, l, keys + done);
+    nonfinite |=
+        PartialAvx2(a + done, r + done, n - done, 0, k, l, keys + done);
   }
   return nonfinite;
 }
@@ -706,10 +700,10 @@ inline BlockSums CloseBlockAvx2(const Lanes& l) {
                    _mm256_load_pd(l.s_a2), _mm256_load_pd(l.s_a2 + 4)));
   const __m256d zero = _mm256_setzero_pd();
   _mm256_store_pd(
-      s + 4, SumLanes4(_mm256_load_pd(l.s_ar), _mm256_load_pd(l.s_ar + 4),
-                       Log2Unit4(_mm256_load_pd(l.prod)),
-                       Log2Unit4(_mm256_load_pd(l.prod + 4)), zero, zero, zero,
-                       zero));
+      s + 4,
+      SumLanes4(_mm256_load_pd(l.s_ar), _mm256_load_pd(l.s_ar + 4),
+                Log2Unit4(_mm256_load_pd(l.prod)),
+                Log2Unit4(_mm256_load_pd(l.prod + 4)), zero, zero, zero, zero));
   return BlockSums{s[0], s[2], s[1], s[3], s[4], s[6]};
 }
 
@@ -742,9 +736,9 @@ inline __m256i Candidates4(const TA* a, const TR* r, const uint32_t* u32,
     const __m256d av = Load4(a), rv = Load4(r);
     const __m256d ad = _mm256_and_pd(_mm256_sub_pd(av, rv), k.abs_mask);
     const __m256d den = _mm256_max_pd(_mm256_and_pd(rv, k.abs_mask), k.floor);
-    __m256d in = _mm256_and_pd(
-        _mm256_cmp_pd(ad, _mm256_mul_pd(f.lo0, den), _CMP_GT_OQ),
-        _mm256_cmp_pd(ad, _mm256_mul_pd(f.hi0, den), _CMP_LE_OQ));
+    __m256d in =
+        _mm256_and_pd(_mm256_cmp_pd(ad, _mm256_mul_pd(f.lo0, den), _CMP_GT_OQ),
+                      _mm256_cmp_pd(ad, _mm256_mul_pd(f.hi0, den), _CMP_LE_OQ));
     if constexpr (kTwo) {
       in = _mm256_or_pd(
           in, _mm256_and_pd(
@@ -759,17 +753,17 @@ inline __m256i Candidates4(const TA* a, const TR* r, const uint32_t* u32,
     if constexpr (kWide<TA, TR>) {
       uk = UlpKey4<true>(Dist4Wide(a, r, k), k);
     } else {
-      uk = UlpKey4<false>(
-          _mm256_cvtepu32_epi64(
-              _mm_load_si128(reinterpret_cast<const __m128i*>(u32))),
-          k);
+      uk = UlpKey4<false>(_mm256_cvtepu32_epi64(_mm_load_si128(
+                              reinterpret_cast<const __m128i*>(u32))),
+                          k);
     }
-    hit = _mm256_or_si256(hit, _mm256_and_si256(_mm256_cmpgt_epi64(uk, f.ulo0),
-                                                _mm256_cmpgt_epi64(f.uhi0, uk)));
+    hit =
+        _mm256_or_si256(hit, _mm256_and_si256(_mm256_cmpgt_epi64(uk, f.ulo0),
+                                              _mm256_cmpgt_epi64(f.uhi0, uk)));
     if constexpr (kTwo) {
-      hit = _mm256_or_si256(
-          hit, _mm256_and_si256(_mm256_cmpgt_epi64(uk, f.ulo1),
-                                _mm256_cmpgt_epi64(f.uhi1, uk)));
+      hit = _mm256_or_si256(hit,
+                            _mm256_and_si256(_mm256_cmpgt_epi64(uk, f.ulo1),
+                                             _mm256_cmpgt_epi64(f.uhi1, uk)));
     }
   }
   return hit;
@@ -782,8 +776,7 @@ void GatherAvx2(const TA* a, const TR* r, int64_t n, const Params& p,
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     if constexpr (kUlp && !kWide<TA, TR>) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(u32),
-                         Dist8(a + i, r + i));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u32), Dist8(a + i, r + i));
     }
     const __m256i h0 =
         Candidates4<TA, TR, kUlp, kSig, kTwo>(a + i, r + i, u32, k, f);
@@ -811,7 +804,8 @@ void GatherRunAvx2(const TA* a, const TR* r, int64_t n, const Params& p,
   const FilterRegs f(filter);
   const bool u = filter.need_ulp, s = filter.need_sig;
   if (filter.two) {
-    if (u && s) return GatherAvx2<TA, TR, true, true, true>(a, r, n, p, k, g, f);
+    if (u && s)
+      return GatherAvx2<TA, TR, true, true, true>(a, r, n, p, k, g, f);
     if (u) return GatherAvx2<TA, TR, true, false, true>(a, r, n, p, k, g, f);
     if (s) return GatherAvx2<TA, TR, false, true, true>(a, r, n, p, k, g, f);
   } else {
