@@ -125,8 +125,9 @@ struct Group {
   Lanes lanes;
   int fill = 0;  // elements in the open block
   int buffered = 0;
+  int64_t identical = 0;  // keys 0 left out of the buffer
   Acc acc;
-  uint32_t* keys = nullptr;  // kKeyBuffer
+  uint32_t* keys = nullptr;  // kKeyBuffer (+ slack)
   // [key * kCopies + copy], junk key last
   int64_t* ulp = nullptr;
   int64_t* sig = nullptr;
@@ -141,12 +142,15 @@ class GroupArena {
     const size_t ulp_n = static_cast<size_t>(p.ulp_keys + 1) * kCopies;
     const size_t sig_n = static_cast<size_t>(p.sig_keys + 1) * kCopies;
     const size_t n = groups->size();
-    keys_.reset(new uint32_t[n * kKeyBuffer]);
+    // kLanes slots of slack after each buffer (RunAvx512 writes whole
+    // vectors).
+    constexpr size_t kStride = kKeyBuffer + kLanes;
+    keys_.reset(new uint32_t[n * kStride]);
     hist_.reset(static_cast<int64_t*>(
         std::calloc(n * (ulp_n + sig_n), sizeof(int64_t))));
     for (size_t g = 0; g < n; ++g) {
       Group& x = (*groups)[g];
-      x.keys = keys_.get() + g * kKeyBuffer;
+      x.keys = keys_.get() + g * kStride;
       x.ulp = hist_.get() + g * (ulp_n + sig_n);
       x.sig = x.ulp + ulp_n;
     }
@@ -185,7 +189,10 @@ void CountKeys(Group* g) {
     ++hu[(keys[i] & kUlpMask) * kCopies];
     ++hs[(keys[i] >> kSigShift) * kCopies];
   }
+  hu[0] += g->identical;
+  hs[0] += g->identical;
   g->buffered = 0;
+  g->identical = 0;
 }
 
 // How many of n keys are junk (non-numeric elements).
@@ -269,15 +276,17 @@ struct Kernel {
 #endif
   }
 
-  // Whether any element was non-numeric.
+  // Whether any element was non-numeric. Writes the keys of the n elements
+  // to keys[0..*written), leaving out some of those that are 0.
   template <typename TA, typename TR>
-  bool Run(const TA* a, const TR* r, int n, int lane0, Lanes* l,
-           uint32_t* keys) const {
+  bool Run(const TA* a, const TR* r, int n, int lane0, Lanes* l, uint32_t* keys,
+           int* written) const {
 #if defined(DRIFTSCOPE_DRIFT_AVX512)
     if (isa == KernelIsa::kAvx512) {
-      return drift_kernels::RunAvx512(a, r, n, lane0, *k512, l, keys);
+      return drift_kernels::RunAvx512(a, r, n, lane0, *k512, l, keys, written);
     }
 #endif
+    *written = n;
 #if defined(__AVX2__)
     if (isa == KernelIsa::kAvx2) {
       return drift_kernels::RunAvx2(a, r, n, lane0, vk, l, keys);
@@ -319,12 +328,13 @@ void Feed(const TA* a, const TR* r, int64_t n, const Kernel& k, Group* g) {
     const int m = static_cast<int>(std::min<int64_t>(n, kBlock - g->fill));
     if (g->buffered + m > kKeyBuffer) CountKeys(g);
     uint32_t* keys = g->keys + g->buffered;
-    int nonfinite = 0;
-    if (k.Run(a, r, m, g->fill & (kLanes - 1), &g->lanes, keys)) {
-      nonfinite = CountJunk(keys, m, junk);
+    int nonfinite = 0, written = 0;
+    if (k.Run(a, r, m, g->fill & (kLanes - 1), &g->lanes, keys, &written)) {
+      nonfinite = CountJunk(keys, written, junk);
       ClassifyNonFinite(a, r, m, &g->acc);
     }
-    g->buffered += m;
+    g->buffered += written;
+    g->identical += m - written;
     g->acc.count += m;
     g->acc.numeric += m - nonfinite;
     g->fill += m;

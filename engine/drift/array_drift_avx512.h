@@ -161,10 +161,12 @@ struct Regs512 {
 };
 
 // Eight lanes; elements outside `valid` (zeros) add nothing and get no key.
+// Writes the keys that are not 0 (identical elements) to key[0..), eight
+// slots whatever their number, and returns their number.
 template <typename TA, typename TR>
-DRIFT_AVX512_INLINE inline void Eight(const Loaded8& a, const Loaded8& r,
-                                      __mmask8 valid, const Consts512& k,
-                                      Regs512* s, uint32_t* key) {
+DRIFT_AVX512_INLINE inline int Eight(const Loaded8& a, const Loaded8& r,
+                                     __mmask8 valid, const Consts512& k,
+                                     Regs512* s, uint32_t* key) {
   constexpr bool kWideU = kWide<TA, TR>;
   constexpr bool kCountDiff = !std::is_same_v<TA, TR>;
   const __m512d av = a.v, rv = r.v;
@@ -220,36 +222,44 @@ DRIFT_AVX512_INLINE inline void Eight(const Loaded8& a, const Loaded8& r,
       _mm512_or_si512(UlpKey8<kWideU>(u, k),
                       _mm512_slli_epi64(sk, kSigKeyShift)),
       nf, k.junk);
-  _mm256_mask_storeu_epi32(key, valid, _mm512_cvtepi64_epi32(keys));
+  // A compress into a register and a plain store: the compressing store to
+  // memory is microcoded on some CPUs.
+  const __mmask8 kept = _mm512_mask_test_epi64_mask(valid, keys, keys);
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(key),
+      _mm256_maskz_compress_epi32(kept, _mm512_cvtepi64_epi32(keys)));
   s->nf |= nf;
+  return __builtin_popcount(kept);
 }
 
-// RunPortable, eight elements at a time. A run starting at lane0 > 0 gets
+// RunPortable, eight elements at a time, except that the keys of identical
+// elements (0) are left out: *written is the number of keys written, and
+// keys[] needs kLanes - 1 slots of slack. A run starting at lane0 > 0 gets
 // its first vector expanded into lanes lane0..7.
 template <typename TA, typename TR>
 DRIFT_AVX512_FN bool RunAvx512(const TA* a, const TR* r, int n, int lane0,
-                               const Consts512& k, Lanes* l, uint32_t* keys) {
+                               const Consts512& k, Lanes* l, uint32_t* keys,
+                               int* written) {
   Regs512 s(*l);
-  int i = 0;
+  int i = 0, w = 0;
   if (lane0 != 0) {
     const int head = std::min(n, kLanes - lane0);
     const __mmask8 valid = static_cast<__mmask8>(((1u << head) - 1) << lane0);
-    alignas(32) uint32_t head_keys[kLanes];
-    Eight<TA, TR>(Load8(a, valid, true), Load8(r, valid, true), valid, k, &s,
-                  head_keys);
-    std::copy(head_keys + lane0, head_keys + lane0 + head, keys);
+    w += Eight<TA, TR>(Load8(a, valid, true), Load8(r, valid, true), valid, k,
+                       &s, keys);
     i = head;
   }
   for (; i + kLanes <= n; i += kLanes) {
-    Eight<TA, TR>(Load8(a + i, 0xFF, false), Load8(r + i, 0xFF, false), 0xFF, k,
-                  &s, keys + i);
+    w += Eight<TA, TR>(Load8(a + i, 0xFF, false), Load8(r + i, 0xFF, false),
+                       0xFF, k, &s, keys + w);
   }
   if (i < n) {
     const __mmask8 valid = static_cast<__mmask8>((1u << (n - i)) - 1);
-    Eight<TA, TR>(Load8(a + i, valid, false), Load8(r + i, valid, false), valid,
-                  k, &s, keys + i);
+    w += Eight<TA, TR>(Load8(a + i, valid, false), Load8(r + i, valid, false),
+                       valid, k, &s, keys + w);
   }
   s.Store(l);
+  *written = w;
   return s.nf != 0;
 }
 
