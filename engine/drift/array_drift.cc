@@ -142,8 +142,8 @@ class GroupArena {
     const size_t ulp_n = static_cast<size_t>(p.ulp_keys + 1) * kCopies;
     const size_t sig_n = static_cast<size_t>(p.sig_keys + 1) * kCopies;
     const size_t n = groups->size();
-    // kLanes slots of slack after each buffer (RunAvx512 writes whole
-    // vectors).
+    // kLanes slots of slack after each buffer (the SIMD kernels write
+    // whole vectors).
     constexpr size_t kStride = kKeyBuffer + kLanes;
     keys_.reset(new uint32_t[n * kStride]);
     hist_.reset(static_cast<int64_t*>(
@@ -286,12 +286,12 @@ struct Kernel {
       return drift_kernels::RunAvx512(a, r, n, lane0, *k512, l, keys, written);
     }
 #endif
-    *written = n;
 #if defined(__AVX2__)
     if (isa == KernelIsa::kAvx2) {
-      return drift_kernels::RunAvx2(a, r, n, lane0, vk, l, keys);
+      return drift_kernels::RunAvx2(a, r, n, lane0, vk, l, keys, written);
     }
 #endif
+    *written = n;
     return drift_kernels::RunPortable(a, r, n, lane0, p, l, keys);
   }
   BlockSums Close(const Lanes& l) const {

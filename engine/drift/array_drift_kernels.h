@@ -514,13 +514,26 @@ struct LaneRegs {
   }
 };
 
+// Permutations of 32-bit slots that gather the low halves of the 64-bit
+// lanes set in a 4-bit mask, in order.
+alignas(32) inline constexpr int32_t kCompact4[16][8] = {
+    {0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0},
+    {2, 0, 0, 0, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0, 0, 0},
+    {4, 0, 0, 0, 0, 0, 0, 0}, {0, 4, 0, 0, 0, 0, 0, 0},
+    {2, 4, 0, 0, 0, 0, 0, 0}, {0, 2, 4, 0, 0, 0, 0, 0},
+    {6, 0, 0, 0, 0, 0, 0, 0}, {0, 6, 0, 0, 0, 0, 0, 0},
+    {2, 6, 0, 0, 0, 0, 0, 0}, {0, 2, 6, 0, 0, 0, 0, 0},
+    {4, 6, 0, 0, 0, 0, 0, 0}, {0, 4, 6, 0, 0, 0, 0, 0},
+    {2, 4, 6, 0, 0, 0, 0, 0}, {0, 2, 4, 6, 0, 0, 0, 0}};
+
 // Four elements into four lanes. `u32` holds their float32-unit ULP
-// distances (unused for float64 units).
-template <typename TA, typename TR>
-__attribute__((always_inline)) inline void Four(const TA* a, const TR* r,
-                                                const uint32_t* u32,
-                                                const VecConsts& k, LaneRegs* s,
-                                                uint32_t* key) {
+// distances (unused for float64 units). Writes the keys to key[0..4), with
+// kCompact only those that are not 0, and returns their number.
+template <typename TA, typename TR, bool kCompact>
+__attribute__((always_inline)) inline int Four(const TA* a, const TR* r,
+                                               const uint32_t* u32,
+                                               const VecConsts& k, LaneRegs* s,
+                                               uint32_t* key) {
   constexpr bool kWideU = kWide<TA, TR>;
   constexpr bool kCountDiff = !std::is_same_v<TA, TR>;
   const __m256d av = Load4(a), rv = Load4(r);
@@ -578,17 +591,25 @@ __attribute__((always_inline)) inline void Four(const TA* a, const TR* r,
       _mm256_or_si256(UlpKey4<kWideU>(u, k),
                       _mm256_slli_epi64(SigKey4(cb, k), kSigKeyShift)),
       k.junk, nfi);
+  // Keys that are not 0 (identical elements) to key[0..), as 32 bits.
+  const int kept =
+      kCompact ? 0xF & ~_mm256_movemask_pd(_mm256_castsi256_pd(
+                           _mm256_cmpeq_epi64(keys, _mm256_setzero_si256())))
+               : 0xF;
   _mm_storeu_si128(reinterpret_cast<__m128i*>(key),
                    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
-                       keys, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6))));
+                       keys, _mm256_load_si256(reinterpret_cast<const __m256i*>(
+                                 kCompact4[kept])))));
+  return __builtin_popcount(static_cast<unsigned>(kept));
 }
 
 // `nv` vectors of eight elements into all eight lanes: lanes 0-3 over the
 // run, then lanes 4-7 (from L1), so that one set of accumulators is live at
-// a time.
-template <typename TA, typename TR>
+// a time. Keys as Four; *written gets their number.
+template <typename TA, typename TR, bool kCompact>
 inline bool VectorsAvx2(const TA* a, const TR* r, int nv, const VecConsts& k,
-                        Lanes* l, uint32_t* keys) {
+                        Lanes* l, uint32_t* keys, int* written) {
+  int w = 0;
   __m256i nf = _mm256_setzero_si256();
   alignas(32) uint32_t u32[kBlock];
   if constexpr (!kWide<TA, TR>) {
@@ -601,15 +622,17 @@ inline bool VectorsAvx2(const TA* a, const TR* r, int nv, const VecConsts& k,
     LaneRegs s(*l, o);
     for (int v = 0; v < nv; ++v) {
       const int i = 8 * v + o;
-      Four(a + i, r + i, u32 + i, k, &s, keys + i);
+      w += Four<TA, TR, kCompact>(a + i, r + i, u32 + i, k, &s, keys + w);
     }
     s.Store(l, o);
     nf = _mm256_or_si256(nf, s.nf);
   }
+  *written = w;
   return !_mm256_testz_si256(nf, nf);
 }
 
 // `n` elements starting at lane `lane0`, padded with NaN to whole vectors.
+// Writes all n keys.
 template <typename TA, typename TR>
 inline bool PartialAvx2(const TA* a, const TR* r, int n, int lane0,
                         const VecConsts& k, Lanes* l, uint32_t* keys) {
@@ -620,7 +643,8 @@ inline bool PartialAvx2(const TA* a, const TR* r, int n, int lane0,
   std::fill(tr, tr + kLanes, std::numeric_limits<TR>::quiet_NaN());
   std::copy(a, a + n, ta + lane0);
   std::copy(r, r + n, tr + lane0);
-  VectorsAvx2(ta, tr, 1, k, l, tk);
+  int written;
+  VectorsAvx2<TA, TR, false>(ta, tr, 1, k, l, tk, &written);
   // The padding is non-numeric; the elements' own keys tell.
   bool nonfinite = false;
   for (int i = lane0; i < lane0 + n; ++i) {
@@ -630,25 +654,33 @@ inline bool PartialAvx2(const TA* a, const TR* r, int n, int lane0,
   return nonfinite;
 }
 
-// RunPortable, vectorized.
+// RunPortable, vectorized, except that some keys 0 (identical elements)
+// are left out: *written is the number of keys written, and keys[] needs 3
+// slots of slack.
 template <typename TA, typename TR>
 bool RunAvx2(const TA* a, const TR* r, int n, int lane0, const VecConsts& k,
-             Lanes* l, uint32_t* keys) {
+             Lanes* l, uint32_t* keys, int* written) {
   bool nonfinite = false;
+  int w = 0;
   if (lane0 != 0) {
     const int head = std::min(n, kLanes - lane0);
     nonfinite = PartialAvx2(a, r, head, lane0, k, l, keys);
     a += head;
     r += head;
-    keys += head;
+    w = head;
     n -= head;
   }
   const int nv = n / kLanes;
-  if (nv > 0) nonfinite |= VectorsAvx2(a, r, nv, k, l, keys);
-  if (const int done = nv * kLanes; done < n) {
-    nonfinite |=
-        PartialAvx2(a + done, r + done, n - done, 0, k, l, keys + done);
+  if (nv > 0) {
+    int body;
+    nonfinite |= VectorsAvx2<TA, TR, true>(a, r, nv, k, l, keys + w, &body);
+    w += body;
   }
+  if (const int done = nv * kLanes; done < n) {
+    nonfinite |= PartialAvx2(a + done, r + done, n - done, 0, k, l, keys + w);
+    w += n - done;
+  }
+  *written = w;
   return nonfinite;
 }
 
