@@ -267,13 +267,11 @@ DRIFT_AVX512_FN bool RunAvx512(const TA* a, const TR* r, int n, int lane0,
 // gathers elsewhere). The filter is GatherAvx2's: lo·den < |Δ| <= hi·den
 // with widened bounds; admitted elements are compacted into an index list
 // without branches and then checked exactly.
-constexpr int kGatherChunk = 4096;
-
 // Float32 pairs: the filter in float32, sixteen elements at a time. Each of
 // |a - r|, max(|r|, floor) and the bound products is within 2^-24 relative
-// of its exact value (no underflow: floor >= 2^-90, bounds >= 2^-24), so
-// bounds widened by a further 2^-20 still admit every element of the keys.
-constexpr double kMinFloatFilterFloor = 0x1p-90;
+// of its exact value (no underflow: floor >= kMinFloatFilterFloor = 2^-90,
+// bounds >= 2^-24), so bounds widened by a further 2^-20 still admit every
+// element of the keys.
 
 DRIFT_AVX512_INLINE inline __m512 WidenedLo(double lo) {
   return _mm512_set1_ps(lo < 0 ? -1.0f

@@ -366,6 +366,11 @@ struct GatherFilter {
 // ones are recomputed exactly. Needs den >= floor >= 2^-900 so that the
 // products stay normal.
 constexpr double kMinFilterFloor = 0x1p-900;
+// The float32 filters (float32 pairs) need floor >= 2^-90 instead, so that
+// their products stay normal float32.
+constexpr double kMinFloatFilterFloor = 0x1p-90;
+// Elements whose candidates are compacted into one index list.
+constexpr int kGatherChunk = 4096;
 
 template <typename TA, typename TR>
 inline void GatherExact(const TA* a, const TR* r, int64_t n, const Params& p,
@@ -828,11 +833,87 @@ void GatherAvx2(const TA* a, const TR* r, int64_t n, const Params& p,
   if (i < n) GatherExact(a + i, r + i, n - i, p, g);
 }
 
+// Float32 pairs, significant bits only: the filter in float32, eight
+// elements at a time, bounds widened by a further 2^-20 (see
+// GatherSigF32Avx512), candidates compacted into an index list without
+// branches and then checked exactly.
+
+// The set bits of a byte as eight byte-sized positions, in order.
+struct BitPositions {
+  alignas(8) uint8_t pos[256][8];
+  constexpr BitPositions() : pos() {
+    for (int m = 0; m < 256; ++m) {
+      int c = 0;
+      for (int j = 0; j < 8; ++j) {
+        if ((m >> j) & 1) pos[m][c++] = static_cast<uint8_t>(j);
+      }
+    }
+  }
+};
+inline constexpr BitPositions kBitPositions;
+
+inline __m256 WidenedLo8(double lo) {
+  return _mm256_set1_ps(lo < 0 ? -1.0f
+                               : static_cast<float>(lo * (1 - 0x1p-20)));
+}
+inline __m256 WidenedHi8(double hi) {
+  return _mm256_set1_ps(hi > FLT_MAX ? HUGE_VALF
+                                     : static_cast<float>(hi * (1 + 0x1p-20)));
+}
+
+template <bool kTwo>
+void GatherSigF32Avx2(const float* a, const float* r, int64_t n,
+                      const Params& p, const Gather& g, const GatherFilter& f) {
+  const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 floor = _mm256_set1_ps(static_cast<float>(p.floor));
+  const __m256 lo0 = WidenedLo8(f.sig_lo[0]), hi0 = WidenedHi8(f.sig_hi[0]);
+  const __m256 lo1 = WidenedLo8(f.sig_lo[1]), hi1 = WidenedHi8(f.sig_hi[1]);
+  alignas(32) int32_t idx[kGatherChunk + 8];
+  for (int64_t base = 0; base < n; base += kGatherChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kGatherChunk, n - base));
+    const float* pa = a + base;
+    const float* pr = r + base;
+    int count = 0, i = 0;
+    for (; i + 8 <= m; i += 8) {
+      const __m256 av = _mm256_loadu_ps(pa + i), rv = _mm256_loadu_ps(pr + i);
+      const __m256 ad = _mm256_and_ps(_mm256_sub_ps(av, rv), abs);
+      const __m256 den = _mm256_max_ps(_mm256_and_ps(rv, abs), floor);
+      __m256 in =
+          _mm256_and_ps(_mm256_cmp_ps(ad, _mm256_mul_ps(lo0, den), _CMP_GT_OQ),
+                        _mm256_cmp_ps(ad, _mm256_mul_ps(hi0, den), _CMP_LE_OQ));
+      if constexpr (kTwo) {
+        in = _mm256_or_ps(
+            in, _mm256_and_ps(
+                    _mm256_cmp_ps(ad, _mm256_mul_ps(lo1, den), _CMP_GT_OQ),
+                    _mm256_cmp_ps(ad, _mm256_mul_ps(hi1, den), _CMP_LE_OQ)));
+      }
+      const unsigned bits = static_cast<unsigned>(_mm256_movemask_ps(in));
+      const __m128i pos = _mm_loadl_epi64(
+          reinterpret_cast<const __m128i*>(kBitPositions.pos[bits]));
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(idx + count),
+          _mm256_add_epi32(_mm256_cvtepu8_epi32(pos), _mm256_set1_epi32(i)));
+      count += __builtin_popcount(bits);
+    }
+    for (int c = 0; c < count; ++c) {
+      GatherExact(pa + idx[c], pr + idx[c], 1, p, g);
+    }
+    GatherExact(pa + i, pr + i, m - i, p, g);
+  }
+}
+
 // GatherExact over a run, vectorized for what the filter needs.
 template <typename TA, typename TR>
 void GatherRunAvx2(const TA* a, const TR* r, int64_t n, const Params& p,
                    const VecConsts& k, const Gather& g,
                    const GatherFilter& filter) {
+  if constexpr (std::is_same_v<TA, float> && std::is_same_v<TR, float>) {
+    if (!filter.need_ulp && p.floor >= kMinFloatFilterFloor &&
+        p.floor <= FLT_MAX) {
+      if (filter.two) return GatherSigF32Avx2<true>(a, r, n, p, g, filter);
+      return GatherSigF32Avx2<false>(a, r, n, p, g, filter);
+    }
+  }
   const FilterRegs f(filter);
   const bool u = filter.need_ulp, s = filter.need_sig;
   if (filter.two) {

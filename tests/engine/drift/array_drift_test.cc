@@ -498,15 +498,17 @@ void FillPair(uint64_t seed, NdArray* a, NdArray* r) {
 // anywhere in a vector or block, staged, tiled and direct (N, T, U) rows,
 // and non-finite values.
 template <typename TA, typename TR>
-void ExpectKernelsAgree(const std::vector<int64_t>& shape, uint64_t seed) {
+void ExpectKernelsAgree(const std::vector<int64_t>& shape, uint64_t seed,
+                        const DriftOptions& options = {}) {
   NdArray a(DTypeOf<TA>(), shape), r(DTypeOf<TR>(), shape);
   FillPair<TA, TR>(seed, &a, &r);
-  absl::StatusOr<ArrayDrift> want = drift_internal::CompareArraysPortable(a, r);
+  absl::StatusOr<ArrayDrift> want =
+      drift_internal::CompareArraysPortable(a, r, options);
   ASSERT_TRUE(want.ok());
   for (const std::string& kernel : drift_internal::KernelNames()) {
     SCOPED_TRACE(kernel);
     absl::StatusOr<ArrayDrift> got =
-        drift_internal::CompareArraysWithKernel(a, r, {}, kernel);
+        drift_internal::CompareArraysWithKernel(a, r, options, kernel);
     ASSERT_TRUE(got.ok()) << got.status();
     ExpectSameDrift(*got, *want);
   }
@@ -539,6 +541,20 @@ TEST(DriftArrayTest, AllKernelsAgreeBitwise) {
     ExpectKernelsAgree<double, double>(shape, 2);
     ExpectKernelsAgree<float, double>(shape, 3);
     ExpectKernelsAgree<double, float>(shape, 4);
+  }
+}
+
+// The second pass filters in float32, in float64 or not at all depending on
+// the floor (its products must stay normal): the medians must not.
+TEST(DriftArrayTest, AllKernelsAgreeWhateverTheFloor) {
+  for (double floor : {1e-30, 1e-300, 10.0}) {
+    DriftOptions o;
+    o.rel_floor = floor;
+    SCOPED_TRACE(floor);
+    ExpectKernelsAgree<float, float>({3001}, 5, o);
+    ExpectKernelsAgree<float, float>({41, 3, 64}, 6, o);
+    ExpectKernelsAgree<double, float>({3001}, 7, o);
+    ExpectKernelsAgree<double, double>({41, 3, 64}, 8, o);
   }
 }
 
