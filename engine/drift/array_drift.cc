@@ -1,22 +1,28 @@
 // One fused pass visits every element once and adds it to its group (the
 // array, or one timestep of the per-timestep curves): lane sums of the open
 // block of 256, running extremes and counts, and a fine histogram key per
-// element (engine/drift/array_drift_kernels.h). A second pass runs only when
-// a median falls in a histogram key that holds more than one value, and then
-// keeps only the elements of that key.
+// element (kernels: array_drift_kernels.h, portable and AVX2, and
+// array_drift_avx512.h, chosen at run time). A second pass runs only when a
+// median falls in a histogram key that holds more than one value, and then
+// keeps only the elements of that key (a vectorized filter on the relative
+// error admits a superset; the exact key decides).
 //
 // The keys carry more than the medians: the exponent sum of the relative
 // errors is read off the significant-bits histogram, and for arrays of one
 // dtype the number of differing elements off the ULP histogram's key 0, so
-// the kernel does not count them per element.
+// the kernels do not count them per element. Keys are buffered per group
+// and counted a thousand at a time; the SIMD kernels leave out key 0
+// (identical elements, often most of them) and the group counts those in
+// bulk.
 //
 // Per-timestep curves of an (N, T, U) array: each t is its own group, fed
 // its rows in order of i. When the T groups' working histograms fit, the
-// array is walked in index order (sequential memory) and each row goes to
-// its group; otherwise t-major with one group at a time, staging short rows
-// into a contiguous buffer. Either walk gives every group the same sequence,
-// and the kernels cut a group's sequence into the same blocks and lanes
-// wherever a run starts, so results do not depend on the walk.
+// array is walked in index order, a tile of 256/U rows at a time (each group
+// gets about a block while its state is in L1; the tile's rows are prefetched
+// as separate streams); otherwise t-major with one group at a time, staging
+// short rows into a contiguous buffer. Either walk gives every group the same
+// sequence, and the kernels cut a group's sequence into the same blocks and
+// lanes wherever a run starts, so results do not depend on the walk.
 #include "engine/drift/array_drift.h"
 
 #include <algorithm>

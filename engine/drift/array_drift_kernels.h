@@ -744,12 +744,6 @@ inline BlockSums CloseBlockAvx2(const Lanes& l) {
   return BlockSums{s[0], s[2], s[1], s[3], s[4], s[6]};
 }
 
-inline __m256i InRange(__m256i key, const KeyRange& r) {
-  return _mm256_and_si256(
-      _mm256_cmpgt_epi64(key, _mm256_set1_epi64x(r.lo - 1)),
-      _mm256_cmpgt_epi64(_mm256_set1_epi64x(r.hi + 1), key));
-}
-
 struct FilterRegs {
   __m256d lo0, hi0, lo1, hi1;
   __m256i ulo0, uhi0, ulo1, uhi1;
