@@ -98,6 +98,7 @@ void BM_ReadBothArrays(benchmark::State& state) {
   MakePair<T>(Shape<T>(false), &a, &r);
   for (auto _ : state) benchmark::DoNotOptimize(ReadBoth(a, r));
   state.SetBytesProcessed(state.iterations() * 2 * kBytes);
+  state.counters["vs_read"] = 1.0;  // every row has it (CSV needs that)
 }
 
 template <typename T>
