@@ -152,8 +152,9 @@ class GroupArena {
     // whole vectors).
     constexpr size_t kStride = kKeyBuffer + kLanes;
     keys_.reset(new uint32_t[n * kStride]);
-    hist_.reset(static_cast<int64_t*>(
-        std::calloc(n * (ulp_n + sig_n), sizeof(int64_t))));
+    // At least one element: calloc(0) may return null.
+    hist_.reset(static_cast<int64_t*>(std::calloc(
+        std::max<size_t>(1, n * (ulp_n + sig_n)), sizeof(int64_t))));
     for (size_t g = 0; g < n; ++g) {
       Group& x = (*groups)[g];
       x.keys = keys_.get() + g * kStride;

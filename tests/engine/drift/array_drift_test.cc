@@ -558,6 +558,23 @@ TEST(DriftArrayTest, AllKernelsAgreeWhateverTheFloor) {
   }
 }
 
+TEST(DriftArrayTest, EmptyShapesHaveEmptyCurves) {
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {0}, {0, 5, 40}, {3, 0, 40}, {2, 3, 0}, {0, 0, 0}}) {
+    SCOPED_TRACE(::testing::PrintToString(shape));
+    for (const std::string& kernel : drift_internal::KernelNames()) {
+      absl::StatusOr<ArrayDrift> d = drift_internal::CompareArraysWithKernel(
+          NdArray(DType::kFloat32, shape), NdArray(DType::kFloat64, shape), {},
+          kernel);
+      ASSERT_TRUE(d.ok()) << kernel << ": " << d.status();
+      EXPECT_EQ(d->overall.count, 0);
+      EXPECT_TRUE(d->pass);
+      EXPECT_EQ(d->per_timestep.size(),
+                static_cast<size_t>(shape.size() == 3 ? shape[1] : 0));
+    }
+  }
+}
+
 TEST(DriftArrayTest, UnknownKernelIsAnError) {
   absl::StatusOr<ArrayDrift> d = drift_internal::CompareArraysWithKernel(
       F32({1.0f}), F32({1.0f}), {}, "sse9");
