@@ -37,9 +37,15 @@
 //   double): a numeric element violates when |Δ| > atol + rtol·|r|.
 // - verdict: pass iff no NaN/Inf mismatch, no tolerance violation (when
 //   check_tolerance) and max ULP ≤ max_ulp (when set).
-// Every sum is a double accumulated in a fixed order (8 lanes per block of
-// 256 elements, blocks and segments combined in index order), so results are
-// bit-for-bit reproducible on any machine and ISA.
+// Every sum is a double accumulated in a fixed order. The elements of a set
+// (the array, or one timestep t: rows i = 0..N-1 in index order) are cut
+// into blocks of 256 consecutive elements; lane j of 8 sums the block's
+// elements j, j+8, ...; the lanes are added as ((l0+l1)+(l2+l3))+((l4+l5)+
+// (l6+l7)) and the blocks into the set's sum in order. With per-timestep
+// curves the whole array's sums are the timesteps' sums added in order of t.
+// So results are bit-for-bit the same on any machine, ISA and kernel
+// (whatever the thread count or memory alignment), and a timestep's curve
+// equals the comparison of that timestep's slice on its own (same floor).
 #ifndef DRIFTSCOPE_ENGINE_DRIFT_ARRAY_DRIFT_H_
 #define DRIFTSCOPE_ENGINE_DRIFT_ARRAY_DRIFT_H_
 
