@@ -49,8 +49,13 @@ using MapFn = void (*)(const T* in, T* out, int64_t n);
 struct CpuKernelTable {
   const char* isa;   // "x86-64", "x86-64-v3", ...
   const char* simd;  // Eigen::SimdInstructionSetsInUse() of that build
+  // Eigen's blocked product (eigen_gemm.h: EigenBlockedGemm).
   GemmFn<float> sgemm;
   GemmFn<double> dgemm;
+  // Eigen's product expression itself, whose bits sgemm/dgemm reproduce;
+  // kept so that tests can hold them to it at every level.
+  GemmFn<float> sgemm_reference;
+  GemmFn<double> dgemm_reference;
   PackFn<float> spack_b;
   PackedGemmFn<float> sgemm_packed_b;
   PackFn<double> dpack_b;

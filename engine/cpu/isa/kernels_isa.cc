@@ -14,17 +14,6 @@
 
 namespace {
 
-void Sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda,
-           const float* b, int ldb, float beta, float* c, int ldc) {
-  driftscope::cpu_internal::EigenGemm<float>(ta, tb, m, n, k, a, lda, b, ldb,
-                                             beta, c, ldc);
-}
-void Dgemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
-           const double* b, int ldb, double beta, double* c, int ldc) {
-  driftscope::cpu_internal::EigenGemm<double>(ta, tb, m, n, k, a, lda, b, ldb,
-                                              beta, c, ldc);
-}
-
 template <typename T>
 size_t PackB(int m, int n, int k, const T* b, int ldb, T* out) {
   if (out != nullptr) {
@@ -58,8 +47,10 @@ DRIFTSCOPE_KERNEL_ENTRY() {
   static const driftscope::CpuKernelTable table = {
       DRIFTSCOPE_KERNEL_ISA,
       Eigen::SimdInstructionSetsInUse(),
-      &Sgemm,
-      &Dgemm,
+      &driftscope::cpu_internal::EigenBlockedGemm<float>,
+      &driftscope::cpu_internal::EigenBlockedGemm<double>,
+      &driftscope::cpu_internal::EigenGemm<float>,
+      &driftscope::cpu_internal::EigenGemm<double>,
       &PackB<float>,
       &GemmPackedB<float>,
       &PackB<double>,
