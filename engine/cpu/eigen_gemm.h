@@ -20,7 +20,6 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <vector>
 
 namespace driftscope {
@@ -149,9 +148,8 @@ void EigenBlockedRun(const EigenBlocking<T>& bl, const T* a, int lda,
         if (beta == T(0) && k2 == 0) {
           // This block of C (our rows j2.., columns i2..) is zero before
           // the kernel's first addition into it, as after C.setZero().
-          for (Index r = j2; r < j2 + nc; ++r) {
-            std::memset(c + r * ldc + i2, 0, sizeof(T) * mc);
-          }
+          for (Index r = j2; r < j2 + nc; ++r)
+            std::fill_n(c + r * ldc + i2, mc, T(0));
         }
         gebp(res.getSubMapper(i2, j2), block, block_b.data(), mc, kc, nc, T(1));
       }
