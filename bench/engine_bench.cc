@@ -6,11 +6,15 @@
 // RunJob does per step: forward, batch loss, loss gradient, backward,
 // optimizer (with clipping), SHA-256 fingerprint of all weights.
 // bench/compare_pytorch.py runs this next to PyTorch and prints the ratios.
+// Each model benchmark reports its GEMM work (counter gflop: GFLOP per step)
+// and peak/fp32_fma measures this core's fp32 multiply-add peak, so the
+// fraction of peak follows from the CPU times (compare_pytorch.py prints it).
 //
 //   build/bench/engine_bench [--threads=N] [--profile=P] [benchmark flags]
 //   build/bench/engine_bench --knob-costs --benchmark_filter=knob/
 //     (issue "Profiles": each knob's cost relative to plain fp32)
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -55,6 +59,26 @@ JobSpec SpecFor(const Config& c) {
   }
   spec.training.batch_size = c.batch;
   return spec;
+}
+
+// GFLOP of the GEMMs in one step of `c` (2 per multiply-add): per LSTM
+// layer x·W over all steps, h·R over steps 1..T-1 and, when training,
+// δA·Rᵀ, dW = Xᵀ·δA, dR = Hᵀ·δA and (above the first layer) δX = δA·Wᵀ.
+double GemmGflop(const Config& c, bool train) {
+  const double tb = static_cast<double>(c.timesteps) * c.batch;
+  const double tb1 = static_cast<double>(c.timesteps - 1) * c.batch;
+  double flop = 0;
+  int d = c.features;
+  for (size_t l = 0; l < c.units.size(); ++l) {
+    const double u = c.units[l], g = 4 * u;
+    flop += 2 * tb * d * g + 2 * tb1 * u * g;
+    if (train) {
+      flop += 2 * tb1 * g * u + 2 * tb * d * g + 2 * tb1 * u * g;
+      if (l > 0) flop += 2 * tb * g * d;
+    }
+    d = c.units[l];
+  }
+  return flop * 1e-9;
 }
 
 std::vector<float> Fill(int64_t n, uint32_t seed) {
@@ -147,6 +171,7 @@ void BM_Train(benchmark::State& state, const Config* c) {
   for (auto _ : state) TrainStep(f, hasher, &loss);
   benchmark::DoNotOptimize(loss);
   state.SetItemsProcessed(state.iterations() * c->batch);
+  state.counters["gflop"] = GemmGflop(*c, true);
   state.SetLabel(g_profile + " kernels=" + f.ctx->kernel_isa());
 }
 
@@ -159,7 +184,65 @@ void BM_Infer(benchmark::State& state, const Config* c) {
     benchmark::DoNotOptimize(out);
   }
   state.SetItemsProcessed(state.iterations() * c->batch);
+  state.counters["gflop"] = GemmGflop(*c, false);
   state.SetLabel(g_profile + " kernels=" + f.ctx->kernel_isa());
+}
+
+// This core's fp32 peak: independent multiply-add chains in registers, the
+// widest vectors the CPU has (12 chains cover the FMA latency of two pipes).
+// items_per_second is FLOP per second (2 per lane and multiply-add).
+// The empty asm keeps the 12 chains apart (they would otherwise be merged
+// into one) without adding instructions.
+#define DRIFTSCOPE_FMA_CHAINS(V, x, y)                                         \
+  V a0 = x, a1 = x + y, a2 = a1 + y, a3 = a2 + y, a4 = a3 + y, a5 = a4 + y,    \
+    a6 = a5 + y, a7 = a6 + y, a8 = a7 + y, a9 = a8 + y, a10 = a9 + y,          \
+    a11 = a10 + y;                                                             \
+  for (int64_t i = 0; i < iters; ++i) {                                        \
+    a0 = a0 * x + y;                                                           \
+    a1 = a1 * x + y;                                                           \
+    a2 = a2 * x + y;                                                           \
+    a3 = a3 * x + y;                                                           \
+    a4 = a4 * x + y;                                                           \
+    a5 = a5 * x + y;                                                           \
+    a6 = a6 * x + y;                                                           \
+    a7 = a7 * x + y;                                                           \
+    a8 = a8 * x + y;                                                           \
+    a9 = a9 * x + y;                                                           \
+    a10 = a10 * x + y;                                                         \
+    a11 = a11 * x + y;                                                         \
+    asm volatile(""                                                            \
+                 : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), \
+                   "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10),          \
+                   "+v"(a11));                                                 \
+  }                                                                            \
+  V sum = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) +                  \
+          ((a8 + a9) + (a10 + a11));                                           \
+  benchmark::DoNotOptimize(sum);                                               \
+  return iters * 12 * 2 * static_cast<int64_t>(sizeof(V) / sizeof(float))
+
+__attribute__((target("avx512f"), optimize("fp-contract=fast"))) int64_t
+PeakAvx512(int64_t iters) {
+  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+  DRIFTSCOPE_FMA_CHAINS(__m512, x, y);
+}
+__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) int64_t
+PeakAvx2(int64_t iters) {
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  DRIFTSCOPE_FMA_CHAINS(__m256, x, y);
+}
+#undef DRIFTSCOPE_FMA_CHAINS
+
+void BM_PeakFma(benchmark::State& state) {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (!avx512 && !__builtin_cpu_supports("fma")) {
+    state.SkipWithError("no FMA on this CPU");
+    return;
+  }
+  int64_t flop = 0;
+  for (auto _ : state) flop += avx512 ? PeakAvx512(1 << 20) : PeakAvx2(1 << 20);
+  state.SetItemsProcessed(flop);
+  state.SetLabel(avx512 ? "avx512 fma" : "avx2 fma");
 }
 
 // Issue "Profiles": the cost of each knob relative to plain fp32, on the same
@@ -206,17 +289,19 @@ void RegisterKnobCosts() {
           absl::StrCat("knob/", name, "/", profile).c_str(), BM_TrainProfile,
           config, std::string(profile));
       b->Unit(benchmark::kMillisecond)->UseRealTime();
-      const std::string p = profile;
-      if (config == &kLarge && (p.find("sequential") != std::string::npos ||
-                                p.find("pairwise") != std::string::npos ||
-                                p.find("sr=on") != std::string::npos)) {
+      // sr=on computes every product in double and draws a random number
+      // per output: seconds per large step.
+      if (config == &kLarge &&
+          std::string(profile).find("sr=on") != std::string::npos) {
         b->Iterations(1);
       }
     }
   }
 }
 
-// Prints, after the normal output, each knob's time relative to fp32.
+// Prints, after the normal output, each knob's time relative to fp32: by
+// wall-clock time, and by the process's CPU time (on a loaded machine the
+// steadier of the two: other processes stretch wall-clock time unevenly).
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
@@ -224,29 +309,35 @@ class RatioReporter : public benchmark::ConsoleReporter {
     for (const Run& r : runs) {
       const std::string name = r.benchmark_name();
       if (name.rfind("knob/", 0) == 0 && r.iterations > 0) {
-        times_.emplace_back(name, r.GetAdjustedRealTime());
+        times_.push_back(
+            {name, r.GetAdjustedRealTime(), r.GetAdjustedCPUTime()});
       }
     }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
     if (times_.empty()) return;
-    std::printf("\nknob cost relative to fp32 (time per training step):\n");
-    for (const auto& [name, t] : times_) {
-      const std::string size = name.substr(5, 5);  // "small" / "large"
-      double base = 0;
-      for (const auto& [n2, t2] : times_) {
-        if (n2.rfind("knob/" + size + "/fp32/", 0) == 0 ||
-            n2 == "knob/" + size + "/fp32") {
-          base = t2;
-        }
+    std::printf(
+        "\nknob cost relative to fp32 (time per training step): wall, cpu\n");
+    for (const Time& t : times_) {
+      const std::string size = t.name.substr(5, 5);  // "small" / "large"
+      const Time* base = nullptr;
+      for (const Time& b : times_) {
+        if (b.name.rfind("knob/" + size + "/fp32/", 0) == 0) base = &b;
       }
-      if (base > 0) std::printf("  %-48s %6.2fx\n", name.c_str(), t / base);
+      if (base != nullptr) {
+        std::printf("  %-56s %6.2fx %6.2fx\n", t.name.c_str(),
+                    t.wall / base->wall, t.cpu / base->cpu);
+      }
     }
   }
 
  private:
-  std::vector<std::pair<std::string, double>> times_;
+  struct Time {
+    std::string name;
+    double wall, cpu;
+  };
+  std::vector<Time> times_;
 };
 
 BENCHMARK_CAPTURE(BM_Train, small_lstm, &kSmall)
@@ -265,6 +356,7 @@ BENCHMARK_CAPTURE(BM_Infer, large_lstm, &kLarge)
     ->Name("infer/large_lstm")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK(BM_PeakFma)->Name("peak/fp32_fma")->UseRealTime();
 
 }  // namespace
 }  // namespace driftscope

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <type_traits>
 
 #include "engine/cpu/kernel_table.h"
 #include "engine/numerics/rounding.h"
@@ -65,65 +66,24 @@ constexpr int kNondetChunks = 4;
 constexpr uint64_t kSrStreamBase = uint64_t{1} << 40;
 
 template <typename T>
-T ElemA(bool ta, const T* a, int lda, int i, int p) {
-  return ta ? a[static_cast<int64_t>(p) * lda + i]
-            : a[static_cast<int64_t>(i) * lda + p];
+PackFn<T> TablePack(const CpuKernelTable* t);
+template <>
+PackFn<float> TablePack<float>(const CpuKernelTable* t) {
+  return t->spack_b;
+}
+template <>
+PackFn<double> TablePack<double>(const CpuKernelTable* t) {
+  return t->dpack_b;
 }
 template <typename T>
-T ElemB(bool tb, const T* b, int ldb, int p, int j) {
-  return tb ? b[static_cast<int64_t>(j) * ldb + p]
-            : b[static_cast<int64_t>(p) * ldb + j];
+PackedGemmFn<T> TablePackedGemm(const CpuKernelTable* t);
+template <>
+PackedGemmFn<float> TablePackedGemm<float>(const CpuKernelTable* t) {
+  return t->sgemm_packed_b;
 }
-
-// Pairwise (cascade) sum of v[0..n): blocks of 8 summed left to right, then
-// halves combined recursively, as numpy's pairwise summation.
-template <typename T>
-T PairwiseSum(const T* v, int n) {
-  if (n <= 8) {
-    T s = T(0);
-    for (int i = 0; i < n; ++i) s += v[i];
-    return s;
-  }
-  const int half = (n / 2 + 7) / 8 * 8;
-  return PairwiseSum(v, half) + PairwiseSum(v + half, n - half);
-}
-
-// Rows [i0, i0+rows) of C, accumulated over p in [lo, lo+count) into
-// out[r*n + j], each element from 0 and left to right in p: one row of B
-// serves all `rows` rows of A (B is streamed once per row group, not once
-// per row).
-template <typename T>
-void AccumulateRows(bool trans_a, const T* a, int lda, int i0, int rows,
-                    const T* b, int ldb, int n, int lo, int count, T* out) {
-  std::fill(out, out + static_cast<size_t>(rows) * n, T(0));
-  for (int p = lo; p < lo + count; ++p) {
-    const T* bp = b + static_cast<int64_t>(p) * ldb;
-    for (int r = 0; r < rows; ++r) {
-      const T ap = ElemA(trans_a, a, lda, i0 + r, p);
-      T* o = out + static_cast<size_t>(r) * n;
-      for (int j = 0; j < n; ++j) o[j] += ap * bp[j];
-    }
-  }
-}
-
-// PairwiseSum's tree, evaluated depth first for a group of output rows:
-// blocks of ≤ 8 terms summed left to right from 0, halves (split at a
-// multiple of 8) added left + right — per element exactly PairwiseSum.
-// `tmp` holds rows·n values per tree level.
-template <typename T>
-void PairwiseRows(bool trans_a, const T* a, int lda, int i0, int rows,
-                  const T* b, int ldb, int n, int lo, int count, T* out,
-                  T* tmp) {
-  if (count <= 8) {
-    AccumulateRows(trans_a, a, lda, i0, rows, b, ldb, n, lo, count, out);
-    return;
-  }
-  const int half = (count / 2 + 7) / 8 * 8;
-  const size_t size = static_cast<size_t>(rows) * n;
-  PairwiseRows(trans_a, a, lda, i0, rows, b, ldb, n, lo, half, out, tmp);
-  PairwiseRows(trans_a, a, lda, i0, rows, b, ldb, n, lo + half, count - half,
-               tmp, tmp + size);
-  for (size_t e = 0; e < size; ++e) out[e] += tmp[e];
+template <>
+PackedGemmFn<double> TablePackedGemm<double>(const CpuKernelTable* t) {
+  return t->dgemm_packed_b;
 }
 
 template <typename T>
@@ -225,6 +185,84 @@ void Context::GemmTiled(bool trans_a, bool trans_b, int m, int n, int k,
 }
 
 template <typename T>
+bool Context::PlainTiledProducts() const {
+  if (profile_.nondet || (profile_.thread_reduce && profile_.threads > 1) ||
+      profile_.gemm != GemmOrder::kBlocked) {
+    return false;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    return profile_.precision != Precision::kBf16 &&
+           profile_.precision != Precision::kFp16 &&
+           profile_.matmul != MatmulInputs::kTf32 && !profile_.sr;
+  }
+  return true;
+}
+
+// GemmTiled's tiles, each packed as the product of that tile would pack it.
+// A tile GemmTiled would run through PlainGemm (or the whole product) leaves
+// the operand unpacked: GemmPacked then simply calls Gemm.
+template <typename T>
+void Context::Pack(int m, int n, int k, const T* b, int ldb,
+                   PackedB<T>* packed) const {
+  packed->m_ = m;
+  packed->n_ = n;
+  packed->k_ = k;
+  packed->b_ = b;
+  packed->ldb_ = ldb;
+  packed->packed_ = false;
+  if (m <= 0 || n <= 0 || k <= 0 || !PlainTiledProducts<T>() ||
+      NeedsPlainLoop(m, n, k)) {
+    return;
+  }
+  const PackFn<T> pack = TablePack<T>(kernels_);
+  const int tiles = (n + kTileCols - 1) / kTileCols;
+  packed->tile_offset_.assign(static_cast<size_t>(tiles) + 1, 0);
+  for (int t = 0; t < tiles; ++t) {
+    const int nt = std::min(kTileCols, n - t * kTileCols);
+    if (NeedsPlainLoop(m, nt, k)) return;
+    packed->tile_offset_[t + 1] =
+        packed->tile_offset_[t] + pack(m, nt, k, b, ldb, nullptr);
+  }
+  const size_t total = packed->tile_offset_[tiles] + 64 / sizeof(T);
+  if (packed->storage_.size() < total) packed->storage_.resize(total);
+  T* data = packed->Data();
+  auto tile = [&](int t) {
+    const int j0 = t * kTileCols;
+    pack(m, std::min(kTileCols, n - j0), k, b + j0, ldb,
+         data + packed->tile_offset_[t]);
+  };
+  if (pool_ && tiles > 1) {
+    pool_->ParallelFor(tiles, tile);
+  } else {
+    for (int t = 0; t < tiles; ++t) tile(t);
+  }
+  packed->packed_ = true;
+}
+
+template <typename T>
+void Context::GemmPacked(const T* a, int lda, const PackedB<T>& b, T* c,
+                         int ldc) const {
+  const int m = b.m_, n = b.n_, k = b.k_;
+  if (!b.packed_) {
+    Gemm<T>(false, false, m, n, k, a, lda, b.b_, b.ldb_, T(0), c, ldc);
+    return;
+  }
+  const PackedGemmFn<T> gemm = TablePackedGemm<T>(kernels_);
+  const T* data = b.Data();
+  const int tiles = (n + kTileCols - 1) / kTileCols;
+  auto tile = [&](int t) {
+    const int j0 = t * kTileCols;
+    gemm(m, std::min(kTileCols, n - j0), k, a, lda, data + b.tile_offset_[t],
+         T(0), c + j0, ldc);
+  };
+  if (pool_ && tiles > 1) {
+    pool_->ParallelFor(tiles, tile);
+  } else {
+    for (int t = 0; t < tiles; ++t) tile(t);
+  }
+}
+
+template <typename T>
 void Context::GemmSplitK(int chunks, bool completion_order, bool trans_a,
                          bool trans_b, int m, int n, int k, const T* a, int lda,
                          const T* b, int ldb, T beta, T* c, int ldc) const {
@@ -306,41 +344,19 @@ void Context::GemmDispatch(bool trans_a, bool trans_b, int m, int n, int k,
 
 // Per output element, exactly the scalar definitions: sequential is
 // s = ((0 + a0b0) + a1b1) + ...; pairwise sums blocks of 8 that way and
-// combines halves recursively (PairwiseSum). Vectorized across the output
-// row, which does not change any element's order of operations.
+// combines halves recursively (numpy's cascade). The kernels of the profile's
+// ISA level compute it (engine/cpu/ordered_gemm.h); the bits are the same
+// at every level.
 template <typename T>
 void Context::GemmOrdered(bool pairwise, bool trans_a, bool trans_b, int m,
                           int n, int k, const T* a, int lda, const T* b,
                           int ldb, T beta, T* c, int ldc) const {
-  // B as a dense row-major k×n matrix.
-  thread_local std::vector<T> bd, acc;
-  if (trans_b) {
-    bd.resize(static_cast<size_t>(k) * n);
-    for (int p = 0; p < k; ++p)
-      for (int j = 0; j < n; ++j)
-        bd[static_cast<size_t>(p) * n + j] =
-            b[static_cast<int64_t>(j) * ldb + p];
-    b = bd.data();
-    ldb = n;
-  }
-  // Rows of C per pass; pairwise needs rows·n scratch per tree level.
-  constexpr int kRows = 8;
-  int levels = 1;
-  for (int c = k; c > 8; c = (c / 2 + 7) / 8 * 8) ++levels;
-  acc.resize(static_cast<size_t>(pairwise ? levels + 2 : 1) * kRows * n);
-  for (int i0 = 0; i0 < m; i0 += kRows) {
-    const int rows = std::min(kRows, m - i0);
-    if (pairwise) {
-      PairwiseRows(trans_a, a, lda, i0, rows, b, ldb, n, 0, k, acc.data(),
-                   acc.data() + static_cast<size_t>(kRows) * n);
-    } else {
-      AccumulateRows(trans_a, a, lda, i0, rows, b, ldb, n, 0, k, acc.data());
-    }
-    for (int r = 0; r < rows; ++r) {
-      T* ci = c + static_cast<int64_t>(i0 + r) * ldc;
-      const T* o = acc.data() + static_cast<size_t>(r) * n;
-      for (int j = 0; j < n; ++j) ci[j] = beta == T(0) ? o[j] : ci[j] + o[j];
-    }
+  if constexpr (std::is_same_v<T, float>) {
+    kernels_->sgemm_ordered(pairwise, trans_a, trans_b, m, n, k, a, lda, b, ldb,
+                            beta, c, ldc);
+  } else {
+    kernels_->dgemm_ordered(pairwise, trans_a, trans_b, m, n, k, a, lda, b, ldb,
+                            beta, c, ldc);
   }
 }
 
@@ -419,5 +435,15 @@ template void Context::Gemm<float>(bool, bool, int, int, int, const float*, int,
 template void Context::Gemm<double>(bool, bool, int, int, int, const double*,
                                     int, const double*, int, double, double*,
                                     int) const;
+template void Context::Pack<float>(int, int, int, const float*, int,
+                                   PackedB<float>*) const;
+template void Context::Pack<double>(int, int, int, const double*, int,
+                                    PackedB<double>*) const;
+template void Context::GemmPacked<float>(const float*, int,
+                                         const PackedB<float>&, float*,
+                                         int) const;
+template void Context::GemmPacked<double>(const double*, int,
+                                          const PackedB<double>&, double*,
+                                          int) const;
 
 }  // namespace driftscope

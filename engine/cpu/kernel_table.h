@@ -9,6 +9,7 @@
 #ifndef DRIFTSCOPE_ENGINE_CPU_KERNEL_TABLE_H_
 #define DRIFTSCOPE_ENGINE_CPU_KERNEL_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/status/statusor.h"
@@ -22,6 +23,25 @@ using GemmFn = void (*)(bool trans_a, bool trans_b, int m, int n, int k,
                         const T* a, int lda, const T* b, int ldb, T beta, T* c,
                         int ldc);
 
+// Eigen's blocked product with a B (k×n, row-major, stride ldb) packed once
+// for products C(m×n) = beta·C + A(m×k)·B with A row-major, non-transposed:
+// the same bits as GemmFn on the same shapes. PackFn writes the packed B to
+// `out` (64-byte aligned) and returns how many elements it needs; with out
+// null it only returns that count.
+template <typename T>
+using PackFn = size_t (*)(int m, int n, int k, const T* b, int ldb, T* out);
+template <typename T>
+using PackedGemmFn = void (*)(int m, int n, int k, const T* a, int lda,
+                              const T* packed_b, T beta, T* c, int ldc);
+
+// Row-major C(m×n) = beta·C + op(A)·op(B) summed in a fixed order per
+// element: left to right (sequential) or numpy's pairwise cascade. The bits
+// are those of the scalar definition at every level (ordered_gemm.h).
+template <typename T>
+using OrderedGemmFn = void (*)(bool pairwise, bool trans_a, bool trans_b, int m,
+                               int n, int k, const T* a, int lda, const T* b,
+                               int ldb, T beta, T* c, int ldc);
+
 // out[i] = f(in[i]) over n values; in == out allowed.
 template <typename T>
 using MapFn = void (*)(const T* in, T* out, int64_t n);
@@ -29,8 +49,19 @@ using MapFn = void (*)(const T* in, T* out, int64_t n);
 struct CpuKernelTable {
   const char* isa;   // "x86-64", "x86-64-v3", ...
   const char* simd;  // Eigen::SimdInstructionSetsInUse() of that build
+  // Eigen's blocked product (eigen_gemm.h: EigenBlockedGemm).
   GemmFn<float> sgemm;
   GemmFn<double> dgemm;
+  // Eigen's product expression itself, whose bits sgemm/dgemm reproduce;
+  // kept so that tests can hold them to it at every level.
+  GemmFn<float> sgemm_reference;
+  GemmFn<double> dgemm_reference;
+  PackFn<float> spack_b;
+  PackedGemmFn<float> sgemm_packed_b;
+  PackFn<double> dpack_b;
+  PackedGemmFn<double> dgemm_packed_b;
+  OrderedGemmFn<float> sgemm_ordered;
+  OrderedGemmFn<double> dgemm_ordered;
   // Eigen's vectorized tanh and logistic (what TensorFlow's CPU kernels
   // run); their bits depend on the level (e.g. FMA in the rational
   // approximation of tanh).

@@ -38,16 +38,19 @@ class GruLayer final : public Layer<T> {
   }
 
  private:
-  // C(rows×n) = A(rows×U)·R[:, col0 : col0+n], split per gate in mode 1.
-  void RecurrentGemm(const Context& ctx, int rows, const T* a, const T* R,
-                     int col0, int n, T* c, int ldc) const {
+  // Packs R[:, 0 : n] (split per gate in mode 1) for the per-step products
+  // h·R of `rows`-row h's.
+  void PackRecurrent(const Context& ctx, int rows, const T* R, int n) {
     const int U = units_, G = 3 * units_;
-    if (mode1_) {
-      for (int j = 0; j < n; j += U)
-        ctx.Gemm<T>(false, false, rows, U, U, a, U, R + col0 + j, G, T(0),
-                    c + j, ldc);
-    } else {
-      ctx.Gemm<T>(false, false, rows, n, U, a, U, R + col0, G, T(0), c, ldc);
+    packed_gates_ = mode1_ ? n / U : 1;
+    for (int g = 0; g < packed_gates_; ++g) {
+      ctx.Pack<T>(rows, mode1_ ? U : n, U, R + g * U, G, &r_packed_[g]);
+    }
+  }
+  // C = A·R[:, 0 : n] with the R PackRecurrent packed.
+  void RecurrentGemm(const Context& ctx, const T* a, T* c, int ldc) const {
+    for (int g = 0; g < packed_gates_; ++g) {
+      ctx.GemmPacked<T>(a, units_, r_packed_[g], c + g * units_, ldc);
     }
   }
 
@@ -65,6 +68,11 @@ class GruLayer final : public Layer<T> {
   Buffer<T> xp_, gates_, hs_, aux_, mh_, qr_;
   Buffer<T> dxg_, dhm_, dh_, dht_, tmp_, dq_, dxp_, scratch_;
   Buffer<T> rt_;  // Rᵀ, (3U, U)
+  // Packed once per Forward/Backward for the per-step products (same bits
+  // as unpacked): R's z,r(,h) columns (per gate in mode 1), R_h for
+  // reset_before's q·R_h, and the Rᵀ row blocks of the backward products.
+  PackedB<T> r_packed_[3], rh_packed_, rt_packed_, rht_packed_;
+  int packed_gates_ = 0;
 };
 
 template <typename T>
@@ -105,13 +113,17 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
   std::memset(hs_.data(), 0, sizeof(T) * hblock);
   // mh_ holds h·R (+ b_h): width 3U with reset_after, else the z,r part.
   const int mh_cols = reset_after ? G : 2 * U;
+  if (S > 1) {
+    PackRecurrent(ctx, batch, R, mh_cols);
+    if (!reset_after) ctx.Pack<T>(batch, U, U, R + 2 * U, G, &rh_packed_);
+  }
   for (int k = 0; k < S; ++k) {
     const T* hp = hs_.data() + k * hblock;
     T* mh = mh_.data();
     if (k == 0) {
       std::memset(mh, 0, sizeof(T) * gblock);  // h_{-1} = 0
     } else {
-      RecurrentGemm(ctx, batch, hp, R, 0, mh_cols, mh, G);
+      RecurrentGemm(ctx, hp, mh, G);
     }
     if (bh != nullptr) AddBiasRows(mh, batch, G, G, bh);
     T* gate = gates_.data() + k * gblock;
@@ -142,8 +154,7 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       if (k == 0) {
         std::memset(qr_.data(), 0, sizeof(T) * hblock);
       } else {
-        ctx.Gemm<T>(false, false, batch, U, U, aux, U, R + 2 * U, G, T(0),
-                    qr_.data(), U);
+        ctx.GemmPacked<T>(aux, U, rh_packed_, qr_.data(), U);
       }
       for (int b = 0; b < batch; ++b) {
         T* row = gate + static_cast<int64_t>(b) * G + 2 * U;
@@ -190,6 +201,11 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   // step. Same packed panels, same bits. Rows [gU, (g+1)U) are gate g's.
   Transpose(R, U, G, rt_.data());
   const T* RT = rt_.data();
+  if (S > 1) ctx.Pack<T>(batch, U, reset_after ? G : 2 * U, RT, U, &rt_packed_);
+  if (!reset_after) {
+    ctx.Pack<T>(batch, U, U, RT + static_cast<int64_t>(2 * U) * U, U,
+                &rht_packed_);
+  }
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * G;
   T* dbx = spec_.use_bias ? dR + static_cast<int64_t>(U) * G : nullptr;
@@ -228,8 +244,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       }
       if (k > 0) {
         // δh_{t-1} = δh ⊙ z + δHm·Rᵀ
-        ctx.Gemm<T>(false, false, batch, U, G, dhm, G, RT, U, T(0), tmp_.data(),
-                    U);
+        ctx.GemmPacked<T>(dhm, G, rt_packed_, tmp_.data(), U);
         for (int b = 0; b < batch; ++b) {
           const T* row = gate + static_cast<int64_t>(b) * G;
           const int64_t o = static_cast<int64_t>(b) * U;
@@ -240,8 +255,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
     } else {
       // δq = δa_n·R_hᵀ ; δr = δq ⊙ h_{t-1}
       T* dq = dq_.data();
-      ctx.Gemm<T>(false, false, batch, U, U, dxg + 2 * U, G,
-                  RT + static_cast<int64_t>(2 * U) * U, U, T(0), dq, U);
+      ctx.GemmPacked<T>(dxg + 2 * U, G, rht_packed_, dq, U);
       for (int b = 0; b < batch; ++b) {
         const T* row = gate + static_cast<int64_t>(b) * G;
         T* drow = dxg + static_cast<int64_t>(b) * G;
@@ -251,8 +265,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       }
       if (k > 0) {
         // δh_{t-1} = (δh ⊙ z + [δa_z|δa_r]·R_{z,r}ᵀ) + δq ⊙ r
-        ctx.Gemm<T>(false, false, batch, U, 2 * U, dxg, G, RT, U, T(0),
-                    tmp_.data(), U);
+        ctx.GemmPacked<T>(dxg, G, rt_packed_, tmp_.data(), U);
         for (int b = 0; b < batch; ++b) {
           const T* row = gate + static_cast<int64_t>(b) * G;
           const int64_t o = static_cast<int64_t>(b) * U;

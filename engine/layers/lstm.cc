@@ -113,7 +113,10 @@ class LstmLayer final : public Layer<T> {
   Buffer<T> xp_, gates_, hs_, cs_, tau_, hr_;
   // Backward scratch.
   Buffer<T> da_, dh_, dc_, dht_, tmp_, dxp_;
-  Buffer<T> rt_;   // Rᵀ, (4U, U)
+  Buffer<T> rt_;  // Rᵀ, (4U, U)
+  // R (per gate in mode 1) and Rᵀ packed once per Forward/Backward for the
+  // per-step products (Context::Pack: same bits as unpacked).
+  PackedB<T> r_packed_[4], rt_packed_;
   Buffer<T> dbs_;  // per-step batch sums of δA, (T, 4U)
 };
 
@@ -156,6 +159,14 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
   }
   std::memset(hs_.data(), 0, sizeof(T) * hblock);
   std::memset(cs_.data(), 0, sizeof(T) * hblock);
+  if (S > 1) {
+    if (mode1) {
+      for (int g = 0; g < 4; ++g)
+        ctx.Pack<T>(batch, U, U, R + g * U, G, &r_packed_[g]);
+    } else {
+      ctx.Pack<T>(batch, G, U, R, G, &r_packed_[0]);
+    }
+  }
   // Mode 2 adds the bias after the recurrent term; mode 1 already has it.
   const T* step_bias = mode1 ? nullptr : bias;
   for (int k = 0; k < S; ++k) {
@@ -165,10 +176,9 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
     if (k > 0) {
       if (mode1) {
         for (int g = 0; g < 4; ++g)
-          ctx.Gemm<T>(false, false, batch, U, U, hp, U, R + g * U, G, T(0),
-                      hr + g * U, G);
+          ctx.GemmPacked<T>(hp, U, r_packed_[g], hr + g * U, G);
       } else {
-        ctx.Gemm<T>(false, false, batch, G, U, hp, U, R, G, T(0), hr, G);
+        ctx.GemmPacked<T>(hp, U, r_packed_[0], hr, G);
       }
     }
     T* z = gates_.data() + k * gblock;
@@ -228,6 +238,7 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   // matrix instead of transposing R while packing, T times. The packed
   // panels, hence the bits, are the same.
   Transpose(R, U, G, rt_.data());
+  if (S > 1) ctx.Pack<T>(batch, U, G, rt_.data(), U, &rt_packed_);
 
   std::memset(dh_.data(), 0, sizeof(T) * hblock);
   std::memset(dc_.data(), 0, sizeof(T) * hblock);
@@ -269,9 +280,7 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       // db's per-step sum over the batch, while δA is in L1.
       if (db != nullptr) AccumulateRow(G, b == 0, drow, dbs_.data() + k * G);
     }
-    if (k > 0)
-      ctx.Gemm<T>(false, false, batch, U, G, da, G, rt_.data(), U, T(0),
-                  dh_.data(), U);
+    if (k > 0) ctx.GemmPacked<T>(da, G, rt_packed_, dh_.data(), U);
   }
   // Weight gradients as single GEMMs over all T·B rows. Step 0's h_{-1} is
   // zero, so dR starts at step 1.

@@ -44,6 +44,8 @@ class SimpleRnnLayer final : public Layer<T> {
   Buffer<T> xp_, pre_, hs_, hr_;
   Buffer<T> da_, dh_, dxp_, scratch_;
   Buffer<T> rt_;  // Rᵀ, (U, U)
+  // R and Rᵀ packed once per Forward/Backward for the per-step products.
+  PackedB<T> r_packed_, rt_packed_;
 };
 
 template <typename T>
@@ -66,14 +68,14 @@ void SimpleRnnLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
               T(0), pre_.data(), U);
   if (bias != nullptr) AddBiasRows(pre_.data(), rows, U, U, bias);
   std::memset(hs_.data(), 0, sizeof(T) * hblock);
+  if (S > 1) ctx.Pack<T>(batch, U, U, R, U, &r_packed_);
   for (int k = 0; k < S; ++k) {
     T* h = hs_.data() + (k + 1) * hblock;
     const T* pre = pre_.data() + k * hblock;
     if (k == 0) {
       for (int64_t e = 0; e < hblock; ++e) h[e] = pre[e] + T(0);
     } else {
-      ctx.Gemm<T>(false, false, batch, U, U, hs_.data() + k * hblock, U, R, U,
-                  T(0), hr_.data(), U);
+      ctx.GemmPacked<T>(hs_.data() + k * hblock, U, r_packed_, hr_.data(), U);
       for (int64_t e = 0; e < hblock; ++e) h[e] = pre[e] + hr_[e];
     }
     act_.forward(h, h, hblock);
@@ -97,6 +99,7 @@ void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
   // δa·Rᵀ from a stored Rᵀ: a plain pack every step instead of a
   // transposing one (same panels, same bits).
   Transpose(R, U, U, rt_.data());
+  if (S > 1) ctx.Pack<T>(batch, U, U, rt_.data(), U, &rt_packed_);
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * U;
   T* db = spec_.use_bias ? dR + static_cast<int64_t>(U) * U : nullptr;
@@ -105,9 +108,7 @@ void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
     T* da = da_.data() + k * hblock;
     AddOutputGrad(dy, batch, S, U, spec_.return_sequences, k, dh_.data(), da);
     act_.backward(hs_.data() + (k + 1) * hblock, da, da, hblock);
-    if (k > 0)
-      ctx.Gemm<T>(false, false, batch, U, U, da, U, rt_.data(), U, T(0),
-                  dh_.data(), U);
+    if (k > 0) ctx.GemmPacked<T>(da, U, rt_packed_, dh_.data(), U);
   }
   const int nrows = static_cast<int>(rows);
   ctx.Gemm<T>(true, false, D, U, nrows, xp_.data(), D, da_.data(), U, T(0), dW,

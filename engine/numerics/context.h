@@ -9,6 +9,7 @@
 #ifndef DRIFTSCOPE_ENGINE_NUMERICS_CONTEXT_H_
 #define DRIFTSCOPE_ENGINE_NUMERICS_CONTEXT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -20,6 +21,44 @@ namespace driftscope {
 
 class ThreadPool;
 struct CpuKernelTable;
+class Context;
+
+// A right operand B (k×n, row-major) prepared once for many products
+// C(m×n) = A(m×k)·B of the same shapes, e.g. a recurrent kernel used at every
+// timestep of one Forward or Backward. Context::Pack fills it and
+// Context::GemmPacked uses it. When the profile's products are Eigen's
+// blocked kernels it holds the panels each of those products would otherwise
+// pack again; for every other profile it only remembers B. Either way a
+// product through it has exactly the bits of Context::Gemm on B. It refers
+// to B: the owner keeps B alive and unchanged while using it. Its storage is
+// reused by the next Pack (it only grows). One thread at a time.
+template <typename T>
+class PackedB {
+ public:
+  PackedB() = default;
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+
+  int m() const { return m_; }
+  int n() const { return n_; }
+  int k() const { return k_; }
+  // Whether it holds packed panels (else products run on B as given).
+  bool packed() const { return packed_; }
+
+ private:
+  friend class Context;
+  T* Data() {
+    return reinterpret_cast<T*>(
+        (reinterpret_cast<uintptr_t>(storage_.data()) + 63) & ~uintptr_t{63});
+  }
+  const T* Data() const { return const_cast<PackedB*>(this)->Data(); }
+
+  int m_ = 0, n_ = 0, k_ = 0, ldb_ = 0;
+  const T* b_ = nullptr;
+  bool packed_ = false;              // false: products run on b_
+  std::vector<size_t> tile_offset_;  // per 512-column tile, into Data()
+  std::vector<T> storage_;           // 64 bytes of slack for alignment
+};
 
 class Context {
  public:
@@ -52,6 +91,16 @@ class Context {
   void Gemm(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
             int lda, const T* b, int ldb, T beta, T* c, int ldc) const;
 
+  // Prepares B (k×n, row stride ldb) for products with m-row A's (see
+  // PackedB); B must stay unchanged while `packed` is used.
+  template <typename T>
+  void Pack(int m, int n, int k, const T* b, int ldb, PackedB<T>* packed) const;
+  // C(m×n) = A(m×k)·B for the B and shapes `b` was packed with: the bits of
+  // Gemm(false, false, m, n, k, a, lda, B, ldb, 0, c, ldc).
+  template <typename T>
+  void GemmPacked(const T* a, int lda, const PackedB<T>& b, T* c,
+                  int ldc) const;
+
   // Rounds x[0..n) in place to the profile's activation precision (bf16 or
   // fp16 for mixed precision; no-op otherwise). Layers call it on the
   // activations they produce.
@@ -71,6 +120,10 @@ class Context {
                    int k, const T* a, int lda, const T* b, int ldb, T beta,
                    T* c, int ldc) const;
   uint64_t NextEntropy() const;  // nondet=on: run-to-run varying numbers
+  // Whether products run GemmTiled on the operands as given (no input
+  // rounding, no other reduction order): then PackedB holds packed panels.
+  template <typename T>
+  bool PlainTiledProducts() const;
   template <typename T>
   void GemmTiled(bool trans_a, bool trans_b, int m, int n, int k, const T* a,
                  int lda, const T* b, int ldb, T beta, T* c, int ldc) const;

@@ -27,34 +27,41 @@ inline float FromBits(uint32_t u) {
 
 // Keeps the top (23 − drop) mantissa bits, round to nearest even; a carry
 // into the exponent is the correct rounding, including to infinity.
+// Branch-free (selects instead of early returns) so that loops over arrays
+// vectorize.
 inline float RoundMantissa(float x, int drop) {
   using namespace rounding_internal;
-  uint32_t u = Bits(x);
-  if ((u & 0x7F800000u) == 0x7F800000u) return x;  // inf, nan
+  const uint32_t u = Bits(x);
   const uint32_t lsb = (u >> drop) & 1u;
-  u += ((1u << (drop - 1)) - 1u) + lsb;
-  u &= ~((1u << drop) - 1u);
-  return FromBits(u);
+  const uint32_t r =
+      (u + ((1u << (drop - 1)) - 1u) + lsb) & ~((1u << drop) - 1u);
+  return (u & 0x7F800000u) == 0x7F800000u ? x : FromBits(r);  // inf, nan
 }
 
 inline float RoundToTf32(float x) { return RoundMantissa(x, 13); }
 inline float RoundToBf16(float x) { return RoundMantissa(x, 16); }
 
+// Every case is computed and one chosen with bit masks (a form the
+// compiler vectorizes; with selects it keeps the float add of the
+// subnormal case behind a branch); for all 2^32 inputs the same results as
+// the case-by-case definition.
 inline float RoundToFp16(float x) {
   using namespace rounding_internal;
   const uint32_t u = Bits(x);
   const uint32_t sign = u & 0x80000000u;
   const uint32_t a = u ^ sign;
-  if (a >= 0x7F800000u) return x;                             // inf, nan
-  if (a >= 0x477FF000u) return FromBits(sign | 0x7F800000u);  // ≥ 65520
-  if (a < 0x38800000u) {
-    // Below 2^-14, binary16 is subnormal with quantum 2^-24: adding 0.5
-    // puts that quantum at float32's last mantissa bit, so the float add
-    // rounds to nearest even there; subtracting 0.5 again is exact.
-    const float shifted = FromBits(a) + 0.5f;
-    return FromBits(sign | Bits(shifted - 0.5f));
-  }
-  return FromBits(sign | Bits(RoundMantissa(FromBits(a), 13)));
+  // Normal binary16: 10 mantissa bits kept, round to nearest even.
+  const uint32_t normal = (a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu;
+  // Below 2^-14, binary16 is subnormal with quantum 2^-24: adding 0.5 puts
+  // that quantum at float32's last mantissa bit, so the float add rounds to
+  // nearest even there; subtracting 0.5 again is exact.
+  const uint32_t subnormal = Bits((FromBits(a) + 0.5f) - 0.5f);
+  const uint32_t is_subnormal = 0u - (a < 0x38800000u);
+  const uint32_t is_overflow = 0u - (a >= 0x477FF000u);  // ≥ 65520: inf
+  const uint32_t is_inf_nan = 0u - (a >= 0x7F800000u);   // as they are
+  uint32_t r = (subnormal & is_subnormal) | (normal & ~is_subnormal);
+  r = (0x7F800000u & is_overflow) | (r & ~is_overflow);
+  return FromBits((u & is_inf_nan) | ((sign | r) & ~is_inf_nan));
 }
 
 // Stochastic rounding of a double to one of its two float neighbours, up

@@ -3,6 +3,7 @@
 // point named by DRIFTSCOPE_KERNEL_ENTRY is exported.
 #include "engine/cpu/eigen_gemm.h"
 #include "engine/cpu/kernel_table.h"
+#include "engine/cpu/ordered_gemm.h"
 
 #ifndef DRIFTSCOPE_KERNEL_ENTRY
 #error "DRIFTSCOPE_KERNEL_ENTRY must name this level's entry point"
@@ -13,15 +14,18 @@
 
 namespace {
 
-void Sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda,
-           const float* b, int ldb, float beta, float* c, int ldc) {
-  driftscope::cpu_internal::EigenGemm<float>(ta, tb, m, n, k, a, lda, b, ldb,
-                                             beta, c, ldc);
+template <typename T>
+size_t PackB(int m, int n, int k, const T* b, int ldb, T* out) {
+  if (out != nullptr) {
+    driftscope::cpu_internal::EigenPackB<T>(m, n, k, b, ldb, out);
+  }
+  return driftscope::cpu_internal::EigenPackedSize<T>(m, n, k);
 }
-void Dgemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
-           const double* b, int ldb, double beta, double* c, int ldc) {
-  driftscope::cpu_internal::EigenGemm<double>(ta, tb, m, n, k, a, lda, b, ldb,
-                                              beta, c, ldc);
+template <typename T>
+void GemmPackedB(int m, int n, int k, const T* a, int lda, const T* packed_b,
+                 T beta, T* c, int ldc) {
+  driftscope::cpu_internal::EigenGemmPackedB<T>(m, n, k, a, lda, packed_b, beta,
+                                                c, ldc);
 }
 
 template <typename T>
@@ -43,8 +47,16 @@ DRIFTSCOPE_KERNEL_ENTRY() {
   static const driftscope::CpuKernelTable table = {
       DRIFTSCOPE_KERNEL_ISA,
       Eigen::SimdInstructionSetsInUse(),
-      &Sgemm,
-      &Dgemm,
+      &driftscope::cpu_internal::EigenBlockedGemm<float>,
+      &driftscope::cpu_internal::EigenBlockedGemm<double>,
+      &driftscope::cpu_internal::EigenGemm<float>,
+      &driftscope::cpu_internal::EigenGemm<double>,
+      &PackB<float>,
+      &GemmPackedB<float>,
+      &PackB<double>,
+      &GemmPackedB<double>,
+      &driftscope::cpu_internal::OrderedGemm<float>,
+      &driftscope::cpu_internal::OrderedGemm<double>,
       &Tanh<float>,
       &Sigmoid<float>,
       &Tanh<double>,
