@@ -233,7 +233,7 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   std::string note;
   absl::StatusOr<DriftReport> report =
-      AnalyzeJob(**client, *final_job, *records, report_flags->analysis, &note);
+      AnalyzeJob(*records, report_flags->analysis, &note);
   if (!report.ok()) return ReportError(err, report.status());
   if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;

@@ -101,6 +101,17 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
         [writer](v1::TensorChunk* c) { return writer->Write(*c); }));
   }
 
+  grpc::Status FetchFingerprints(
+      grpc::ServerContext* context, const v1::FetchFingerprintsRequest* request,
+      grpc::ServerWriter<v1::FingerprintBatch>* writer) override {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    return ToGrpcStatus(service_->FetchFingerprints(
+        *request, [context] { return context->IsCancelled(); },
+        [writer](const v1::FingerprintBatch& b) { return writer->Write(b); }));
+  }
+
  private:
   template <typename Fn, typename Response>
   grpc::Status Unary(grpc::ServerContext* context, Fn&& fn,

@@ -1,5 +1,6 @@
 #include "server/coordinator/coordinator_service.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -200,22 +201,29 @@ absl::StatusOr<v1::DriftReport> CoordinatorService::GetReport(
   return BuildReport(*store_, request);
 }
 
+absl::StatusOr<RunRow> CoordinatorService::SucceededRun(
+    const std::string& job_id, const std::string& run_id) const {
+  if (absl::Status s = RequireId(job_id, "job_id"); !s.ok()) return s;
+  if (absl::Status s = RequireId(run_id, "run_id"); !s.ok()) return s;
+  absl::StatusOr<RunRow> run = store_->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->job_id != job_id) {
+    return absl::NotFoundError(
+        absl::StrCat("run ", run_id, " is not a run of job ", job_id));
+  }
+  if (run->state != v1::RUN_SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_id, " is ", v1::RunState_Name(run->state),
+                     "; only a succeeded run has results"));
+  }
+  return run;
+}
+
 absl::Status CoordinatorService::FetchResult(
     const v1::FetchResultRequest& request,
     const std::function<bool()>& cancelled, const ChunkSink& sink) const {
-  if (absl::Status s = RequireId(request.job_id(), "job_id"); !s.ok()) return s;
-  if (absl::Status s = RequireId(request.run_id(), "run_id"); !s.ok()) return s;
-  absl::StatusOr<RunRow> run = store_->GetRun(request.run_id());
+  absl::StatusOr<RunRow> run = SucceededRun(request.job_id(), request.run_id());
   if (!run.ok()) return run.status();
-  if (run->job_id != request.job_id()) {
-    return absl::NotFoundError(absl::StrCat(
-        "run ", request.run_id(), " is not a run of job ", request.job_id()));
-  }
-  if (run->state != v1::RUN_SUCCEEDED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "run ", request.run_id(), " is ", v1::RunState_Name(run->state),
-        "; only a succeeded run has results"));
-  }
   std::vector<const v1::TensorInfo*> wanted;
   std::vector<std::string> names;
   for (const v1::TensorInfo& t : run->summary.tensors()) {
@@ -242,6 +250,26 @@ absl::Status CoordinatorService::FetchResult(
     if (!EmitTensorChunks(info->name(), *array, [&](v1::TensorChunk* c) {
           return !cancelled() && sink(c);
         })) {
+      return absl::CancelledError("the receiver went away");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorService::FetchFingerprints(
+    const v1::FetchFingerprintsRequest& request,
+    const std::function<bool()>& cancelled, const FingerprintSink& sink) const {
+  absl::StatusOr<RunRow> run = SucceededRun(request.job_id(), request.run_id());
+  if (!run.ok()) return run.status();
+  const auto& all = run->summary.fingerprints();
+  // An empty batch still tells the client the run has no fingerprints.
+  for (int from = 0; from == 0 || from < all.size();
+       from += kFingerprintsPerBatch) {
+    v1::FingerprintBatch batch;
+    const int to = std::min<int>(all.size(), from + kFingerprintsPerBatch);
+    batch.mutable_fingerprints()->Reserve(to - from);
+    for (int k = from; k < to; ++k) *batch.add_fingerprints() = all[k];
+    if (cancelled() || !sink(batch)) {
       return absl::CancelledError("the receiver went away");
     }
   }

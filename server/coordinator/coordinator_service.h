@@ -40,6 +40,7 @@ class CoordinatorService {
   // Returns false when the receiver is gone.
   using EventSink = std::function<bool(const v1::JobEvent&)>;
   using ChunkSink = std::function<bool(v1::TensorChunk*)>;
+  using FingerprintSink = std::function<bool(const v1::FingerprintBatch&)>;
 
   // Nothing is owned; everything must outlive the service.
   CoordinatorService(Store* store, WorkerRegistry* registry,
@@ -70,11 +71,21 @@ class CoordinatorService {
   absl::Status FetchResult(const v1::FetchResultRequest& request,
                            const std::function<bool()>& cancelled,
                            const ChunkSink& sink) const;
+  // Every stored fingerprint of a succeeded run, in batches of at most
+  // kFingerprintsPerBatch.
+  absl::Status FetchFingerprints(const v1::FetchFingerprintsRequest& request,
+                                 const std::function<bool()>& cancelled,
+                                 const FingerprintSink& sink) const;
+  static constexpr int kFingerprintsPerBatch = 4096;
 
   // Draining: every WatchJob ends with Unavailable ("watch again").
   void StopWatches() { stopping_.store(true); }
 
  private:
+  // The run `run_id` of job `job_id`, which must have succeeded.
+  absl::StatusOr<RunRow> SucceededRun(const std::string& job_id,
+                                      const std::string& run_id) const;
+
   Store* const store_;
   WorkerRegistry* const registry_;
   Scheduler* const scheduler_;
