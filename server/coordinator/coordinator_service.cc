@@ -1,6 +1,7 @@
 #include "server/coordinator/coordinator_service.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,21 @@ v1::ListWorkersResponse CoordinatorService::ListWorkers() const {
 
 absl::StatusOr<v1::Job> CoordinatorService::SubmitJob(
     const v1::SubmitJobRequest& request) {
+  // A retry finds its job before planning: the workers it was planned
+  // against may have gone since, and it must still get the same job.
+  if (!request.client_request_id().empty()) {
+    absl::StatusOr<std::optional<JobRow>> existing =
+        store_->FindJobByRequestId(request.client_request_id());
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) {
+      if (!request.has_spec()) {
+        return absl::InvalidArgumentError("spec is required");
+      }
+      absl::StatusOr<JobSpec> spec = CheckedJobSpec(request.spec());
+      if (!spec.ok()) return spec.status();
+      return SameJobAgain(request, **existing, SpecDigest(*spec));
+    }
+  }
   const std::string job_id = RandomId("job-", 12);
   absl::StatusOr<PlannedJob> plan =
       PlanJob(request, registry_->All(), options_.limits, job_id,
@@ -69,17 +85,30 @@ absl::StatusOr<v1::Job> CoordinatorService::SubmitJob(
   absl::StatusOr<CreateJobResult> created =
       store_->CreateJob(plan->job, plan->runs);
   if (!created.ok()) return created.status();
-  if (!created->created &&
-      created->existing_spec_digest != plan->job.spec_digest) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "client_request_id \"", request.client_request_id(),
-        "\" was used for job ", created->job_id,
-        " with a different spec (digest ", created->existing_spec_digest,
-        ", this one ", plan->job.spec_digest, "); use a new id for a new job"));
+  if (!created->created) {
+    // A concurrent submission with the same id won the race.
+    JobRow existing;
+    existing.job_id = created->job_id;
+    existing.spec_digest = created->existing_spec_digest;
+    return SameJobAgain(request, existing, plan->job.spec_digest);
   }
-  // Idempotent: a retry of an acknowledged submission queues nothing new.
   if (absl::Status s = scheduler_->AddJob(created->job_id); !s.ok()) return s;
   return GetJob(created->job_id);
+}
+
+absl::StatusOr<v1::Job> CoordinatorService::SameJobAgain(
+    const v1::SubmitJobRequest& request, const JobRow& existing,
+    const std::string& spec_digest) {
+  if (existing.spec_digest != spec_digest) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "client_request_id \"", request.client_request_id(),
+        "\" was used for job ", existing.job_id,
+        " with a different spec (digest ", existing.spec_digest, ", this one ",
+        spec_digest, "); use a new id for a new job"));
+  }
+  // Idempotent: a retry of an acknowledged submission queues nothing new.
+  if (absl::Status s = scheduler_->AddJob(existing.job_id); !s.ok()) return s;
+  return GetJob(existing.job_id);
 }
 
 absl::StatusOr<v1::Job> CoordinatorService::GetJob(

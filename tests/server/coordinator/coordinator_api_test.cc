@@ -85,6 +85,60 @@ TEST_F(CoordinatorApiTest, SameRequestIdSameJobDifferentSpecAlreadyExists) {
   EXPECT_EQ(WaitForJob(*stub, first.job_id()).state(), v1::JOB_SUCCEEDED);
 }
 
+// Regression: a retry was planned against the current workers before the
+// store saw its request id, so a retry after a coordinator restart (its
+// registered workers not back yet) failed instead of returning the job.
+TEST_F(CoordinatorApiTest, RetryFindsItsJobAfterTheNamedWorkerVanished) {
+  const std::vector<std::string> flags = {"--insecure", "--worker_insecure",
+                                          "--store_dir=" + dir_.path()};
+  auto c = CoordinatorProcess::Start(flags);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto stub = CoordinatorStub((*c)->address());
+  v1::RegisterWorkerRequest reg;
+  reg.mutable_worker()->set_name("registered-1");
+  reg.mutable_worker()->set_address(worker_->address());
+  reg.mutable_worker()->set_default_profile("fp32");
+  reg.mutable_worker()->set_max_concurrent_runs(1);
+  v1::RegisterWorkerResponse lease;
+  ASSERT_TRUE(stub->RegisterWorker(Ctx().get(), reg, &lease).ok());
+  v1::SubmitJobRequest r = Request(TinySpec());
+  r.set_client_request_id("ci-build-77");
+  r.mutable_placement()->add_workers("registered-1");
+  v1::Job first;
+  ASSERT_TRUE(stub->SubmitJob(Ctx().get(), r, &first).ok());
+
+  // The answer was lost; the coordinator restarts and forgets the lease.
+  const std::string address = (*c)->address();
+  (*c)->Kill9();
+  std::vector<std::string> again = flags;
+  again.push_back("--listen=" + address);
+  auto restarted = CoordinatorProcess::Start(again);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  stub = CoordinatorStub(address);
+  v1::SubmitJobRequest fresh = Request(TinySpec());
+  fresh.mutable_placement()->add_workers("registered-2");
+  v1::Job plan_check;
+  EXPECT_FALSE(stub->SubmitJob(Ctx().get(), fresh, &plan_check).ok())
+      << "an unknown worker must still be refused for a new job";
+  v1::Job second;
+  const grpc::Status s = stub->SubmitJob(Ctx().get(), r, &second);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(second.job_id(), first.job_id());
+  EXPECT_EQ(second.spec_digest(), first.spec_digest());
+  ASSERT_EQ(second.runs_size(), 1);
+  EXPECT_EQ(second.runs(0).worker(), "registered-1");
+
+  JobSpec other = TinySpec();
+  other.seed = 8;
+  v1::SubmitJobRequest changed = Request(other);
+  changed.set_client_request_id("ci-build-77");
+  v1::Job third;
+  const grpc::Status refused = stub->SubmitJob(Ctx().get(), changed, &third);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(refused.error_message(), HasSubstr(first.job_id()));
+  EXPECT_EQ(JobCount(*stub), 1);
+}
+
 TEST_F(CoordinatorApiTest, BadRequestsNameTheFieldAndStoreNothing) {
   auto c = Start({"--insecure", "--max_epochs=10", "--max_repeats=4"});
   ASSERT_NE(c, nullptr);
