@@ -62,6 +62,11 @@ v1::ListWorkersResponse CoordinatorService::ListWorkers() const {
 
 absl::StatusOr<v1::Job> CoordinatorService::SubmitJob(
     const v1::SubmitJobRequest& request) {
+  if (stopping_.load()) {
+    return absl::UnavailableError(
+        "the coordinator is shutting down; submit again (with the same "
+        "client_request_id)");
+  }
   // A retry finds its job before planning: the workers it was planned
   // against may have gone since, and it must still get the same job.
   if (!request.client_request_id().empty()) {

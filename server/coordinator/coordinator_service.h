@@ -79,8 +79,10 @@ class CoordinatorService {
                                  const FingerprintSink& sink) const;
   static constexpr int kFingerprintsPerBatch = 4096;
 
-  // Draining: every WatchJob ends with Unavailable ("watch again").
-  void StopWatches() { stopping_.store(true); }
+  // Draining: every WatchJob ends with Unavailable ("watch again") and
+  // SubmitJob is Unavailable (a client retries it on the next coordinator,
+  // and its client_request_id keeps that from making a second job).
+  void BeginDraining() { stopping_.store(true); }
 
  private:
   // The answer to a submission whose client_request_id already names

@@ -290,6 +290,61 @@ TEST_F(CoordinatorApiTest, BearerTokenRequiredOnEveryCall) {
   EXPECT_EQ(workers.workers_size(), 1);
 }
 
+TEST_F(CoordinatorApiTest, TokensFromFilesForClientsAndWorkers) {
+  auto w = WorkerProcess::Start({"--insecure", "--auth_token=w0rker"});
+  ASSERT_TRUE(w.ok()) << w.status();
+  StoreDir files;
+  const std::string client_file = files.path() + "/client-token";
+  const std::string worker_file = files.path() + "/worker-token";
+  std::ofstream(client_file) << "s3cret\n";  // as `kubectl create secret`
+  std::ofstream(worker_file) << "w0rker\n";
+  auto c = CoordinatorProcess::Start(
+      {"--insecure", "--worker_insecure", "--store_dir=" + dir_.path(),
+       "--workers=" + (*w)->address(), "--auth_token_file=" + client_file,
+       "--worker_auth_token_file=" + worker_file});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto stub = CoordinatorStub((*c)->address());
+  v1::ListWorkersResponse workers;
+  EXPECT_EQ(stub->ListWorkers(Ctx().get(), v1::ListWorkersRequest(), &workers)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  v1::Job job;
+  ASSERT_TRUE(stub->SubmitJob(Ctx(std::chrono::seconds(30), "s3cret").get(),
+                              Request(TinySpec()), &job)
+                  .ok());
+  // The worker took the run: the coordinator sent it the file's token.
+  v1::Job done;
+  ASSERT_TRUE(::driftscope::testing::Eventually([&] {
+    v1::GetJobRequest get;
+    get.set_job_id(job.job_id());
+    return stub->GetJob(Ctx(std::chrono::seconds(30), "s3cret").get(), get,
+                        &done)
+               .ok() &&
+           done.state() == v1::JOB_SUCCEEDED;
+  })) << done.ShortDebugString();
+}
+
+TEST_F(CoordinatorApiTest, TokenFilesThatHoldNoTokenStopTheStart) {
+  StoreDir files;
+  const std::string empty = files.path() + "/empty";
+  std::ofstream(empty) << "\n";
+  const std::string base = "--store_dir=" + dir_.path();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--insecure", base, "--auth_token_file=" + files.path() + "/none"},
+       "--auth_token_file"},
+      {{"--insecure", base, "--auth_token_file=" + empty},
+       "--auth_token_file " + empty + " holds no token"},
+      {{"--insecure", base, "--worker_auth_token_file=" + empty},
+       "--worker_auth_token_file"},
+      {{"--insecure", base, "--auth_token=x", "--auth_token_file=" + empty},
+       "give --auth_token or --auth_token_file, not both"}};
+  for (const auto& [flags, message] : cases) {
+    auto c = CoordinatorProcess::Start(flags);
+    ASSERT_FALSE(c.ok());
+    EXPECT_THAT(c.status().message(), HasSubstr(message));
+  }
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
