@@ -4,6 +4,7 @@
 // watch, workers, cancel and export do what their help says; bad input is
 // one line and exit 2. Also runs scripts/demo.sh (`make demo`).
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -213,6 +214,51 @@ TEST_F(CoordinatorCliTest, RetryOntoAWorkerOfTheSameProfileKeepsAttribution) {
   }
   EXPECT_EQ(located, 2) << report.out;
   EXPECT_THAT(report.out, Not(HasSubstr("\"cause\":\"unknown\"")));
+}
+
+TEST_F(CoordinatorCliTest, SubmitWithInitWeightsRunsFromThoseWeights) {
+  StartCluster({"fp32"});
+  // Weights from a finished training run, imported as `train` imports them.
+  CliResult trained =
+      RunCli({"train", dir_ + "/spec.json", "--out", dir_ + "/trained"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const std::string weights = dir_ + "/trained/weights";
+  CliResult local = RunCli({"train", dir_ + "/spec.json", "--init-weights",
+                            weights, "--out", dir_ + "/local"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+
+  CliResult remote =
+      cluster_.Cli({"submit", dir_ + "/spec.json", "--profiles", "fp32",
+                    "--init-weights", weights, "--wait"});
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  const std::string job = SubmittedJob(remote.err);
+  ASSERT_FALSE(job.empty()) << remote.err;
+  CliResult exported = cluster_.Cli({"export", job, "--out", dir_ + "/e"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  // The worker started from the imported weights: the outputs of the local
+  // run from the same weights, bit for bit, unlike a run from seeded init.
+  const std::string outputs = ReadFile(dir_ + "/local/outputs.npy");
+  EXPECT_EQ(ReadFile(dir_ + "/e/" + job + "-r0/outputs.npy"), outputs);
+  EXPECT_NE(ReadFile(dir_ + "/trained/outputs.npy"), outputs);
+
+  // A weight of the wrong shape: refused here, naming the file and the
+  // shape, and nothing is submitted.
+  CliResult before = cluster_.Cli({"jobs"});
+  const std::string bad = dir_ + "/bad";
+  ASSERT_EQ(
+      std::system(absl::StrCat("cp -r '", weights, "' '", bad, "'").c_str()),
+      0);
+  ASSERT_TRUE(WriteNpy(bad + "/layer0_recurrent_kernel.npy",
+                       NdArray(DType::kFloat32, {18, 6}))
+                  .ok());
+  CliResult refused =
+      cluster_.Cli({"submit", dir_ + "/spec.json", "--init-weights", bad});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("--init-weights " + bad +
+                                     "/layer0_recurrent_kernel.npy: shape "
+                                     "(18, 6) does not match the Keras shape "
+                                     "(6, 18)"));
+  EXPECT_EQ(cluster_.Cli({"jobs"}).out, before.out);
 }
 
 TEST_F(CoordinatorCliTest, WorkersWithTheirOwnProfilesAreNamedByProfile) {
