@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's main command (`make demo`): driftscope as a small cluster on
-# this host. Four driftscope-worker daemons on loopback, each a different
-# numerical environment (ref64, fp32, fp32-sse2, tf32), and a
-# driftscope-coordinator (its store in a temporary directory) that knows
-# them. The default job (LSTM(64) -> LSTM(32), T=10, Adam with clipnorm,
+# this host. A driftscope-coordinator (its store in a temporary directory)
+# and four driftscope-worker daemons on loopback, each a different
+# numerical environment (ref64, fp32, fp32-sse2, tf32), that register
+# themselves with it (heartbeats, as in deploy/); the job is submitted once
+# `driftscope workers` lists all four. The default job (LSTM(64) -> LSTM(32), T=10, Adam with clipnorm,
 # MSE, 3 epochs) is submitted with 2 repeats per worker, watched, reported
 # (terminal table, out/demo/report.html, report.json) and exported as .npy.
 # Last, the same runs are computed in this process with `driftscope run`,
@@ -13,7 +14,8 @@
 # Everything the script starts is stopped when it ends, also on failure or
 # Ctrl-C (SIGTERM, then SIGKILL after 5 s; each daemon waited for).
 #
-# Usage: scripts/demo.sh [BUILD_DIR]   (DEMO_OUT, DEMO_REPEATS override)
+# Usage: scripts/demo.sh [BUILD_DIR]   (DEMO_OUT, DEMO_REPEATS,
+# DEMO_REGISTER_WAIT (seconds, default 30) override)
 set -euo pipefail
 
 BUILD_DIR=${1:-build}
@@ -38,8 +40,12 @@ NAMES=()
 stop_all() {
   local rc=$?
   trap - EXIT INT TERM
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local pid i
+  # Newest first: the workers drain (and tell the coordinator) before the
+  # coordinator goes.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null || true
+  done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 50); do
       kill -0 "$pid" 2>/dev/null || break
@@ -69,6 +75,7 @@ trap 'exit 143' TERM
 start() {
   local name=$1
   shift
+  : >"$TMP/$name.out"  # exists before the first read below
   "$@" >"$TMP/$name.out" 2>"$TMP/$name.log" &
   local pid=$!
   PIDS+=("$pid")
@@ -93,26 +100,35 @@ start() {
 # daemons listen on loopback only).
 ds() { "$BIN" "$@" --insecure; }
 
-echo "== four workers, one numerical environment each, and a coordinator (loopback)"
-ADDRS=()
+echo "== a coordinator and four workers, one numerical environment each (loopback)"
+start coordinator "$COORDINATOR" --listen=127.0.0.1:0 --insecure \
+  --worker_insecure --store_dir="$TMP/store" --grace_period=2s
+COORD=$ADDR
+export DRIFTSCOPE_COORDINATOR=$COORD
+printf '  driftscope-coordinator  %-21s (store: a temporary directory)\n' "$COORD"
 for p in "${PROFILES[@]}"; do
   start "worker-$p" "$WORKER" --listen=127.0.0.1:0 --insecure \
-    --default_profile="$p" --grace_period=2s
-  ADDRS+=("$ADDR")
-  printf '  driftscope-worker       %-21s --default_profile=%s\n' "$ADDR" "$p"
+    --default_profile="$p" --grace_period=2s --name="worker-$p" \
+    --coordinator="$COORD" --coordinator_insecure
+  printf '  driftscope-worker       %-21s --default_profile=%s, registers as worker-%s\n' \
+    "$ADDR" "$p" "$p"
 done
-start coordinator "$COORDINATOR" --listen=127.0.0.1:0 --insecure \
-  --worker_insecure --store_dir="$TMP/store" --grace_period=2s \
-  --workers="$(IFS=,; echo "${ADDRS[*]}")"
-export DRIFTSCOPE_COORDINATOR=$ADDR
-printf '  driftscope-coordinator  %-21s (store: a temporary directory)\n' "$ADDR"
 
-# The coordinator describes its static workers as it starts.
-for _ in $(seq 300); do
-  n=$(ds workers | grep -c ' available ' || true)
+# Each worker registers as it starts and then heartbeats; submit only once
+# all four are there (bounded: a worker that cannot register is an error).
+REGISTER_WAIT=${DEMO_REGISTER_WAIT:-30}
+n=0
+for _ in $(seq 0 $((REGISTER_WAIT * 10))); do
+  n=$(ds workers 2>/dev/null | grep -c ' available ' || true)
   [[ $n -ge ${#PROFILES[@]} ]] && break
   sleep 0.1
 done
+if [[ $n -lt ${#PROFILES[@]} ]]; then
+  echo "demo: only $n of ${#PROFILES[@]} workers registered with the" \
+    "coordinator within ${REGISTER_WAIT} s (see the workers' logs below)" >&2
+  ds workers >&2 || true
+  exit 1
+fi
 echo
 echo "\$ driftscope workers"
 ds workers

@@ -173,6 +173,7 @@ constexpr char kSubmitUsage[] =
     R"(Usage: driftscope submit [SPEC.json] [--workers W1,W2] [--labels K=V,...]
                         [--profiles P1,P2] [--repeats N] [--reference]
                         [--description TEXT] [--request-id ID]
+                        [--init-weights DIR]
                         [--wait [--timeout D] [--atol A] [--rtol R]
                          [--max-ulp U] [--fail-above X]
                          [--format table|json|csv] [--html FILE]]
@@ -191,6 +192,10 @@ which runs it once per (worker x profile x repeat), and prints the job id.
   --description T   free text shown by 'driftscope jobs'
   --request-id ID   makes the submission idempotent across retries of this
                     command (default: a random id, reused on every retry)
+  --init-weights DIR
+                    initial weights of every run, in the layout of
+                    'driftscope train --init-weights' (DIR/layer{i}_kernel.npy,
+                    ...); checked here and by the coordinator; at most 3 MiB
   --wait            follow the job (progress on stderr), then print the
                     report exactly as 'driftscope report JOB' would
   --timeout D       with --wait: give up after D (e.g. 30m); default 24h

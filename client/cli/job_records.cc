@@ -28,32 +28,15 @@ bool AnalysisTensor(const std::string& name) {
           absl::SimpleAtoi(absl::string_view(name).substr(5), &k));
 }
 
-// Steps 0..steps, in order: what RunRecord.fingerprints needs.
-bool HasEveryFingerprint(const v1::RunSummary& summary) {
-  if (summary.fingerprints_size() != summary.steps() + 1) return false;
-  for (int k = 0; k < summary.fingerprints_size(); ++k) {
-    if (summary.fingerprints(k).step() != k) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
-std::string AttributionCause(v1::Attribution attribution) {
-  switch (attribution) {
-    case v1::IDENTICAL:
-      return "none";
-    case v1::CONFIGURATION:
-      return "configuration";
-    case v1::INITIALIZATION:
-      return "initialisation";
-    case v1::NUMERICS:
-      return "numerics";
-    case v1::EVALUATION:
-      return "evaluation";
-    default:
-      return "unknown";
+bool HasEveryFingerprint(const std::vector<v1::Fingerprint>& fingerprints,
+                         int64_t steps) {
+  if (static_cast<int64_t>(fingerprints.size()) != steps + 1) return false;
+  for (size_t k = 0; k < fingerprints.size(); ++k) {
+    if (fingerprints[k].step() != static_cast<int64_t>(k)) return false;
   }
+  return true;
 }
 
 std::string JobStateName(v1::JobState state) {
@@ -177,9 +160,10 @@ std::string DescribeRun(const v1::RunInfo& run) {
                       ", repeat ", run.repeat(), ")");
 }
 
-absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
-                                        const std::string& label,
-                                        std::vector<NamedArray> tensors) {
+absl::StatusOr<RunRecord> RecordFromRun(
+    const v1::RunInfo& run, const std::string& label,
+    std::vector<NamedArray> tensors,
+    const std::vector<v1::Fingerprint>& fingerprints) {
   RunResult result;
   if (absl::Status s = PlaceResultTensors(std::move(tensors), &result);
       !s.ok()) {
@@ -194,8 +178,8 @@ absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
   rec.outputs = std::move(result.outputs);
   rec.losses = std::move(result.losses);
   rec.epoch_outputs = std::move(result.epoch_outputs);
-  if (HasEveryFingerprint(summary)) {
-    for (const v1::Fingerprint& f : summary.fingerprints()) {
+  if (HasEveryFingerprint(fingerprints, summary.steps())) {
+    for (const v1::Fingerprint& f : fingerprints) {
       rec.fingerprints.push_back(f.sha256());
       rec.fingerprints_f32.push_back(f.sha256_f32());
     }
@@ -205,6 +189,24 @@ absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
   rec.environment["profile"] = summary.profile();
   rec.environment["worker"] = run.worker();
   return rec;
+}
+
+absl::StatusOr<std::vector<v1::Fingerprint>> FetchRunFingerprints(
+    const CoordinatorClient& client, const v1::Job& job, const v1::RunInfo& run,
+    JobRecords* records) {
+  absl::StatusOr<std::vector<v1::Fingerprint>> all =
+      client.FetchFingerprints(job.job_id(), run);
+  if (all.status().code() == absl::StatusCode::kUnimplemented) {
+    // A coordinator from before FetchFingerprints: the summary's first and
+    // last fingerprint are all there is.
+    records->fingerprints_complete = false;
+    return std::vector<v1::Fingerprint>(run.summary().fingerprints().begin(),
+                                        run.summary().fingerprints().end());
+  }
+  if (all.ok() && !HasEveryFingerprint(*all, run.summary().steps())) {
+    records->fingerprints_complete = false;
+  }
+  return all;
 }
 
 absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
@@ -228,11 +230,12 @@ absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
     absl::StatusOr<std::vector<NamedArray>> tensors =
         client.FetchResult(job.job_id(), run, names);
     if (!tensors.ok()) return tensors.status();
+    absl::StatusOr<std::vector<v1::Fingerprint>> fingerprints =
+        FetchRunFingerprints(client, job, run, &out);
+    if (!fingerprints.ok()) return fingerprints.status();
     absl::StatusOr<RunRecord> rec =
-        RecordFromRun(run, labels[i], *std::move(tensors));
+        RecordFromRun(run, labels[i], *std::move(tensors), *fingerprints);
     if (!rec.ok()) return rec.status();
-    out.fingerprints_complete =
-        out.fingerprints_complete && HasEveryFingerprint(run.summary());
     out.records.push_back(*std::move(rec));
     out.run_ids.push_back(run.run_id());
   }
@@ -255,50 +258,16 @@ absl::StatusOr<JobRecords> FetchJobRecords(const CoordinatorClient& client,
 
 namespace driftscope::cli {
 
-absl::StatusOr<DriftReport> AnalyzeJob(const CoordinatorClient& client,
-                                       const v1::Job& job,
-                                       const JobRecords& records,
+absl::StatusOr<DriftReport> AnalyzeJob(const JobRecords& records,
                                        const AnalysisOptions& options,
                                        std::string* note) {
-  absl::StatusOr<DriftReport> report = AnalyzeRuns(records.records, options);
-  if (!report.ok() || records.fingerprints_complete) return report;
-  // Each environment is represented by its first record, as in AnalyzeRuns.
-  auto representative = [&](const std::string& env) -> std::string {
-    for (size_t i = 0; i < records.records.size(); ++i) {
-      if (records.records[i].name == env) return records.run_ids[i];
-    }
-    return "";
-  };
-  v1::GetReportRequest request;
-  request.set_job_id(job.job_id());
-  request.set_reference_run_id(representative(report->reference));
-  request.mutable_tolerance()->set_atol(options.atol);
-  request.mutable_tolerance()->set_rtol(options.rtol);
-  if (options.max_ulp) {
-    request.mutable_tolerance()->set_max_ulp(
-        static_cast<int64_t>(*options.max_ulp));
+  if (!records.fingerprints_complete) {
+    *note =
+        "some runs lack the weight fingerprint of every step (a coordinator "
+        "without FetchFingerprints, or a run that recorded only some), so "
+        "their first divergent step and attribution are not located";
   }
-  absl::StatusOr<v1::DriftReport> remote = client.GetReport(request);
-  if (!remote.ok()) {
-    *note = absl::StrCat(
-        "first divergent steps and attribution are unavailable (the job "
-        "lists only the first and last weight fingerprints, and GetReport "
-        "failed: ",
-        remote.status().message(), ")");
-    return report;
-  }
-  for (PairDrift& pair : report->pairs) {
-    const std::string run_id = representative(pair.environment);
-    for (const v1::PairReport& p : remote->pairs()) {
-      if (p.run_id() != run_id) continue;
-      pair.fingerprint_kind = p.fingerprint_kind();
-      pair.fingerprints_compared = p.fingerprints_compared();
-      pair.first_divergent_step = p.first_divergent_step();
-      pair.attribution = AttributionCause(p.attribution());
-      pair.attribution_detail = p.attribution_detail();
-    }
-  }
-  return report;
+  return AnalyzeRuns(records.records, options);
 }
 
 }  // namespace driftscope::cli

@@ -34,23 +34,38 @@ std::string ProfileLabel(const v1::RunInfo& run);
 // "WORKER/PROFILE". Repeats share their label.
 std::vector<std::string> RunLabels(const v1::Job& job);
 
+// Whether `fingerprints` are those of steps 0..steps, in order: what
+// RunRecord.fingerprints needs.
+bool HasEveryFingerprint(const std::vector<v1::Fingerprint>& fingerprints,
+                         int64_t steps);
+
 // A run's RunRecord: tensors "outputs", "losses" and "epoch{k}" from
-// FetchResult, the rest (digest, fingerprints, profile that ran,
-// environment) from its summary.
-absl::StatusOr<RunRecord> RecordFromRun(const v1::RunInfo& run,
-                                        const std::string& label,
-                                        std::vector<NamedArray> tensors);
+// FetchResult, `fingerprints` from FetchFingerprints (used when they cover
+// every step), the rest (digest, profile that ran, environment) from its
+// summary.
+absl::StatusOr<RunRecord> RecordFromRun(
+    const v1::RunInfo& run, const std::string& label,
+    std::vector<NamedArray> tensors,
+    const std::vector<v1::Fingerprint>& fingerprints);
 
 struct JobRecords {
   std::vector<RunRecord> records;    // succeeded runs, in job order
   std::vector<std::string> run_ids;  // of `records`
   // One line per run left out ("run-3 (w1, fp32, repeat 0): failed: ...").
   std::vector<std::string> left_out;
-  // Whether every record has the fingerprint of every step. Job messages
-  // carry only the first and the last (the coordinator keeps them all);
-  // then the records have none and AnalyzeJob asks the coordinator.
+  // Whether every record has the fingerprint of every step (false for a
+  // coordinator without FetchFingerprints: Job messages carry only the
+  // first and the last).
   bool fingerprints_complete = true;
 };
+
+// Every fingerprint of a succeeded run (FetchFingerprints); from a
+// coordinator without that call, the summary's two, and
+// records->fingerprints_complete turns false (as it does when the run did
+// not record every step).
+absl::StatusOr<std::vector<v1::Fingerprint>> FetchRunFingerprints(
+    const CoordinatorClient& client, const v1::Job& job, const v1::RunInfo& run,
+    JobRecords* records);
 
 // Fetches the tensors the analysis needs for every succeeded run of `job`.
 // FailedPrecondition when no run has succeeded yet.
@@ -65,20 +80,13 @@ absl::StatusOr<std::string> JobIdArgument(
 // for 0.
 std::string FormatUnixMs(int64_t unix_ms);
 
-// The drift report of `records`, computed here as `driftscope run` computes
-// it. When the records lack per-step fingerprints, the fields derived from
-// them (fingerprint kind and count, first divergent step, attribution) are
-// taken from the coordinator's GetReport, which runs the same analysis over
-// the stored fingerprints; if that fails, `note` says so and those fields
-// stay as the analysis without fingerprints left them.
-absl::StatusOr<DriftReport> AnalyzeJob(const CoordinatorClient& client,
-                                       const v1::Job& job,
-                                       const JobRecords& records,
+// The drift report of `records`, computed here exactly as `driftscope run`
+// computes it (AnalyzeRuns). When some record lacks per-step fingerprints,
+// `note` says that their first divergent step and attribution are not
+// located.
+absl::StatusOr<DriftReport> AnalyzeJob(const JobRecords& records,
                                        const AnalysisOptions& options,
                                        std::string* note);
-
-// The engine's attribution cause for a proto Attribution ("numerics", ...).
-std::string AttributionCause(v1::Attribution attribution);
 
 // "run-3 (w1, fp32, repeat 0)".
 std::string DescribeRun(const v1::RunInfo& run);

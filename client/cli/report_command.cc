@@ -46,9 +46,10 @@ absl::StatusOr<std::string> ReferenceLabel(const std::string& reference,
       absl::StrJoin(labels, ", "), ")"));
 }
 
-std::string RunJson(const v1::Job& job, const v1::RunInfo& run) {
+std::string RunJson(const v1::Job& job, const v1::RunInfo& run,
+                    const std::vector<v1::Fingerprint>& all_fingerprints) {
   std::vector<std::string> tensors, fingerprints;
-  for (const v1::Fingerprint& f : run.summary().fingerprints()) {
+  for (const v1::Fingerprint& f : all_fingerprints) {
     fingerprints.push_back(absl::StrCat(
         "{\"step\":", f.step(), ",\"sha256\":", JsonQuote(f.sha256()),
         ",\"sha256_f32\":", JsonQuote(f.sha256_f32()), "}"));
@@ -81,21 +82,21 @@ absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
     absl::StatusOr<std::vector<NamedArray>> tensors =
         client.FetchResult(job.job_id(), run);
     if (!tensors.ok()) return tensors.status();
+    absl::StatusOr<std::vector<v1::Fingerprint>> fps =
+        FetchRunFingerprints(client, job, run, records);
+    if (!fps.ok()) return fps.status();
     RunResult result;
     if (absl::Status s = PlaceResultTensors(*tensors, &result); !s.ok()) {
       return s;
     }
     // fingerprints.json is read by position (entry k = after step k), so it
     // gets the fingerprints only when every step has one; run.json lists
-    // whichever the job has, with their steps.
-    const auto& fps = run.summary().fingerprints();
-    bool every_step = fps.size() == run.summary().steps() + 1;
-    for (int k = 0; every_step && k < fps.size(); ++k) {
-      every_step = fps[k].step() == k;
-    }
-    for (int k = 0; every_step && k < fps.size(); ++k) {
-      result.fingerprints.push_back(
-          Fingerprint{fps[k].step(), fps[k].sha256(), fps[k].sha256_f32()});
+    // whichever the run has, with their steps.
+    if (HasEveryFingerprint(*fps, run.summary().steps())) {
+      for (const v1::Fingerprint& f : *fps) {
+        result.fingerprints.push_back(
+            Fingerprint{f.step(), f.sha256(), f.sha256_f32()});
+      }
     }
     result.spec_digest = run.summary().spec_digest();
     result.profile = run.summary().profile();
@@ -104,16 +105,14 @@ absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
     if (::mkdir(run_dir.c_str(), 0755) != 0) {
       return absl::InternalError(absl::StrCat(run_dir, ": cannot create"));
     }
-    if (absl::Status s = WriteRunFiles(run_dir, result, RunJson(job, run));
+    if (absl::Status s =
+            WriteRunFiles(run_dir, result, RunJson(job, run, *fps));
         !s.ok()) {
       return s;
     }
     absl::StatusOr<RunRecord> rec =
-        RecordFromRun(run, labels[i], *std::move(tensors));
+        RecordFromRun(run, labels[i], *std::move(tensors), *fps);
     if (!rec.ok()) return rec.status();
-    records->fingerprints_complete =
-        records->fingerprints_complete &&
-        rec->fingerprints.size() == static_cast<size_t>(result.steps + 1);
     records->records.push_back(*std::move(rec));
     records->run_ids.push_back(run.run_id());
   }
@@ -161,7 +160,7 @@ int ReportCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   std::string note;
   absl::StatusOr<DriftReport> report =
-      AnalyzeJob(**client, *job, *records, flags->analysis, &note);
+      AnalyzeJob(*records, flags->analysis, &note);
   if (!report.ok()) return ReportError(err, report.status());
   if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;
@@ -210,7 +209,7 @@ int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   std::string note;
   absl::StatusOr<DriftReport> report =
-      AnalyzeJob(**client, *job, records, AnalysisOptions(), &note);
+      AnalyzeJob(records, AnalysisOptions(), &note);
   if (!report.ok()) return ReportError(err, report.status());
   if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   if (absl::Status s =

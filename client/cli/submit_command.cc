@@ -21,16 +21,21 @@
 #include "client/cli/remote_flags.h"
 #include "client/cli/report_output.h"
 #include "client/lib/coordinator_client.h"
+#include "client/lib/init_weights.h"
 #include "client/lib/job_convert.h"
 #include "client/lib/spec_json.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
+#include "server/common/tensor_stream.h"
 
 namespace driftscope::cli {
 
 namespace {
 
 constexpr int kMaxRepeats = 100;
+// SubmitJob is one message, under gRPC's 4 MiB default; initial weights
+// larger than this would need a streaming upload.
+constexpr size_t kMaxInitWeightBytes = size_t{3} << 20;
 
 // --labels k=v,k2=v2 as a map; InvalidArgument naming the bad piece.
 absl::StatusOr<std::map<std::string, std::string>> ParseLabels(
@@ -75,6 +80,22 @@ absl::StatusOr<v1::SubmitJobRequest> BuildRequest(const ParsedArgs& args) {
   }
   v1::SubmitJobRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
+  if (auto dir = args.Get("init-weights")) {
+    absl::StatusOr<std::vector<NdArray>> weights =
+        ReadInitWeightsDir(*dir, spec.model, "--init-weights");
+    if (!weights.ok()) return weights.status();
+    size_t bytes = 0;
+    for (const NdArray& w : *weights) {
+      bytes += static_cast<size_t>(w.nbytes());
+      *request.add_init_weights() = TensorToProto(w);
+    }
+    if (bytes > kMaxInitWeightBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--init-weights ", *dir, ": ", bytes,
+          " bytes of weights; a submission carries at most ",
+          kMaxInitWeightBytes, " (use `driftscope train --init-weights`)"));
+    }
+  }
   v1::Placement* placement = request.mutable_placement();
   if (auto w = args.Get("workers")) {
     std::set<std::string> seen;
@@ -150,8 +171,8 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   if (PrintUsageIfAsked(args, "submit", out)) return kExitOk;
   std::set<std::string> value_flags = CoordinatorValueFlags();
   value_flags.insert({"workers", "labels", "profiles", "repeats", "description",
-                      "request-id", "timeout", "atol", "rtol", "max-ulp",
-                      "fail-above", "format", "html"});
+                      "request-id", "init-weights", "timeout", "atol", "rtol",
+                      "max-ulp", "fail-above", "format", "html"});
   std::set<std::string> switches = RemoteSwitchFlags();
   switches.insert({"wait", "reference"});
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, value_flags, switches);
@@ -233,7 +254,7 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   std::string note;
   absl::StatusOr<DriftReport> report =
-      AnalyzeJob(**client, *final_job, *records, report_flags->analysis, &note);
+      AnalyzeJob(*records, report_flags->analysis, &note);
   if (!report.ok()) return ReportError(err, report.status());
   if (!note.empty()) std::fprintf(err, "driftscope: %s\n", note.c_str());
   std::string html;

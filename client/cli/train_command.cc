@@ -22,6 +22,7 @@
 #include "client/cli/commands.h"
 #include "client/cli/remote_flags.h"
 #include "client/cli/run_io.h"
+#include "client/lib/init_weights.h"
 #include "client/lib/spec_json.h"
 #include "client/lib/worker_client.h"
 #include "engine/core/ndarray.h"
@@ -98,11 +99,6 @@ absl::StatusOr<TrainOptions> ParseTrainArgs(
         "--insecure, --tls-ca and --token need --worker HOST:PORT");
   }
   return o;
-}
-
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  if (shape.size() == 1) return absl::StrCat("(", shape[0], ",)");
-  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
 }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
@@ -203,76 +199,11 @@ absl::Status LoadData(const TrainOptions& o, const SuppliedDataPaths& from_spec,
   return absl::OkStatus();
 }
 
-// Keras weight names and shapes of every layer, get_weights() order.
-std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedWeights(
-    const ModelSpec& m) {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> weights;
-  int64_t in = m.features;
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    const LayerSpec& l = m.layers[i];
-    const int64_t u = l.units;
-    const std::string p = absl::StrCat("layer", i, "_");
-    int64_t gates = 1;
-    if (l.kind == LayerKind::kLstm) gates = 4;
-    if (l.kind == LayerKind::kGru) gates = 3;
-    weights.push_back({p + "kernel", {in, gates * u}});
-    if (l.kind != LayerKind::kDense) {
-      weights.push_back({p + "recurrent_kernel", {u, gates * u}});
-    }
-    if (l.use_bias) {
-      if (l.kind == LayerKind::kGru && l.reset_after) {
-        weights.push_back({p + "bias", {2, 3 * u}});
-      } else {
-        weights.push_back({p + "bias", {gates * u}});
-      }
-    }
-    in = u;
-  }
-  return weights;
-}
-
 absl::Status LoadInitWeights(const std::string& dir, PreparedRun* run) {
-  if (!IsDirectory(dir)) {
-    return absl::NotFoundError(
-        absl::StrCat("--init-weights ", dir, ": no such directory"));
-  }
-  std::vector<NdArray> weights;
-  for (const auto& [name, shape] : ExpectedWeights(run->spec.model)) {
-    const std::string path = absl::StrCat(dir, "/", name, ".npy");
-    absl::StatusOr<NdArray> a = ReadNpy(path);
-    if (!a.ok()) {
-      return absl::Status(
-          a.status().code(),
-          absl::StrCat("--init-weights: ", a.status().message()));
-    }
-    if (a->shape() != shape) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--init-weights ", path, ": shape ", a->ShapeString(),
-                       " does not match the Keras shape ", ShapeText(shape),
-                       " of the spec's model"));
-    }
-    weights.push_back(*std::move(a));
-  }
-  // A weight file the model has no slot for means the spec and the weights
-  // disagree (e.g. use_bias false): importing part of them would mislead.
-  const std::string extra =
-      absl::StrCat(dir, "/layer", run->spec.model.layers.size(), "_kernel.npy");
-  if (PathExists(extra)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--init-weights ", extra, ": the spec's model has only ",
-                     run->spec.model.layers.size(), " layers"));
-  }
-  for (size_t i = 0; i < run->spec.model.layers.size(); ++i) {
-    if (!run->spec.model.layers[i].use_bias) {
-      const std::string path = absl::StrCat(dir, "/layer", i, "_bias.npy");
-      if (PathExists(path)) {
-        return absl::InvalidArgumentError(absl::StrCat("--init-weights ", path,
-                                                       ": model.layers[", i,
-                                                       "] has use_bias false"));
-      }
-    }
-  }
-  run->options.init_weights = std::move(weights);
+  absl::StatusOr<std::vector<NdArray>> weights =
+      ReadInitWeightsDir(dir, run->spec.model, "--init-weights");
+  if (!weights.ok()) return weights.status();
+  run->options.init_weights = *std::move(weights);
   return absl::OkStatus();
 }
 

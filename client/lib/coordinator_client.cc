@@ -227,6 +227,56 @@ absl::StatusOr<v1::JobState> CoordinatorClient::WatchJob(
   }
 }
 
+absl::StatusOr<std::vector<v1::Fingerprint>>
+CoordinatorClient::FetchFingerprints(const std::string& job_id,
+                                     const v1::RunInfo& run) const {
+  if (!run.has_summary()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run.run_id(), " has no result (state ",
+                     v1::RunState_Name(run.state()), ")"));
+  }
+  auto stub = v1::Coordinator::NewStub(channel_);
+  v1::FetchFingerprintsRequest request;
+  request.set_job_id(job_id);
+  request.set_run_id(run.run_id());
+  std::vector<v1::Fingerprint> all;
+  absl::Status s = Retry([&] {
+    all.clear();
+    grpc::ClientContext ctx;
+    PrepareCall(options_.channel, options_.fetch_timeout, &ctx);
+    std::unique_ptr<grpc::ClientReader<v1::FingerprintBatch>> reader =
+        stub->FetchFingerprints(&ctx, request);
+    v1::FingerprintBatch batch;
+    while (reader->Read(&batch)) {
+      for (v1::Fingerprint& f : *batch.mutable_fingerprints()) {
+        all.push_back(std::move(f));
+      }
+    }
+    return FromGrpcStatus(reader->Finish());
+  });
+  if (!s.ok()) return s;
+  auto same = [](const v1::Fingerprint& a, const v1::Fingerprint& b) {
+    return a.step() == b.step() && a.sha256() == b.sha256() &&
+           a.sha256_f32() == b.sha256_f32();
+  };
+  const auto& announced = run.summary().fingerprints();
+  bool consistent = announced.empty() == all.empty();
+  if (consistent && !all.empty()) {
+    consistent = same(all.front(), announced[0]) &&
+                 same(all.back(), announced[announced.size() - 1]);
+  }
+  for (size_t k = 1; consistent && k < all.size(); ++k) {
+    consistent = all[k].step() > all[k - 1].step();
+  }
+  if (!consistent) {
+    return Prefixed(absl::DataLossError(absl::StrCat(
+        "run ", run.run_id(), ": the ", all.size(),
+        " fingerprints received do not agree with the run's summary (first "
+        "and last fingerprint, steps in increasing order)")));
+  }
+  return all;
+}
+
 absl::StatusOr<std::vector<NamedArray>> CoordinatorClient::FetchOnce(
     const v1::FetchResultRequest& request) const {
   auto stub = v1::Coordinator::NewStub(channel_);

@@ -9,8 +9,9 @@
 // run's tensors from 1 MiB chunks and checks every chunk's crc32c, every
 // tensor's sha256, and the names, dtypes, shapes and digests announced in
 // the run's summary: a corrupted or truncated stream is DATA_LOSS naming the
-// tensor. Errors keep the coordinator's gRPC code and message, prefixed
-// with its address.
+// tensor; FetchFingerprints checks its answer against the summary's first
+// and last fingerprint. Errors keep the coordinator's gRPC code and message,
+// prefixed with its address.
 //
 // Safe for concurrent use: calls share one channel and own everything else.
 #ifndef DRIFTSCOPE_CLIENT_LIB_COORDINATOR_CLIENT_H_
@@ -93,6 +94,13 @@ class CoordinatorClient {
   absl::StatusOr<std::vector<NamedArray>> FetchResult(
       const std::string& job_id, const v1::RunInfo& run,
       const std::vector<std::string>& names = {}) const;
+
+  // Every weight fingerprint of a finished run, in step order
+  // (FetchFingerprints). DataLoss when the first or the last differs from
+  // the run's summary, or the steps are not increasing;
+  // FailedPrecondition when the run has no summary.
+  absl::StatusOr<std::vector<v1::Fingerprint>> FetchFingerprints(
+      const std::string& job_id, const v1::RunInfo& run) const;
 
  private:
   CoordinatorClient(const CoordinatorClientOptions& options,

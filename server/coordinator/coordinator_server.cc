@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "server/common/status.h"
@@ -101,6 +102,17 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
         [writer](v1::TensorChunk* c) { return writer->Write(*c); }));
   }
 
+  grpc::Status FetchFingerprints(
+      grpc::ServerContext* context, const v1::FetchFingerprintsRequest* request,
+      grpc::ServerWriter<v1::FingerprintBatch>* writer) override {
+    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    return ToGrpcStatus(service_->FetchFingerprints(
+        *request, [context] { return context->IsCancelled(); },
+        [writer](const v1::FingerprintBatch& b) { return writer->Write(b); }));
+  }
+
  private:
   template <typename Fn, typename Response>
   grpc::Status Unary(grpc::ServerContext* context, Fn&& fn,
@@ -123,12 +135,36 @@ std::string HostPart(const std::string& address) {
   return colon == std::string::npos ? address : address.substr(0, colon);
 }
 
+// `token`, or the contents of `file` with surrounding whitespace (the
+// trailing newline of a secret file) stripped.
+absl::StatusOr<std::string> ResolveToken(const std::string& token,
+                                         const std::string& file,
+                                         absl::string_view flag) {
+  if (file.empty()) return token;
+  const std::string file_flag = absl::StrCat(flag, "_file");
+  if (!token.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("give ", flag, " or ", file_flag, ", not both"));
+  }
+  absl::StatusOr<std::string> text = ReadTextFile(file, file_flag);
+  if (!text.ok()) return text.status();
+  std::string stripped(absl::StripAsciiWhitespace(*text));
+  if (stripped.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_flag, " ", file, " holds no token"));
+  }
+  return stripped;
+}
+
 absl::StatusOr<WorkerDialOptions> DialOptions(
     const CoordinatorServerOptions& o) {
   WorkerDialOptions d;
   const WorkerTlsFiles& t = o.worker_tls;
   d.insecure = t.insecure;
-  d.token = t.token;
+  absl::StatusOr<std::string> token =
+      ResolveToken(t.token, t.token_file, "--worker_auth_token");
+  if (!token.ok()) return token.status();
+  d.token = *std::move(token);
   d.run_deadline = o.run_deadline;
   if (t.insecure && (!t.ca_file.empty() || !t.cert_file.empty())) {
     return absl::InvalidArgumentError(
@@ -200,6 +236,9 @@ CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
   if (!creds.ok()) return creds.status();
   absl::StatusOr<WorkerDialOptions> dial = DialOptions(options);
   if (!dial.ok()) return dial.status();
+  absl::StatusOr<std::string> auth_token =
+      ResolveToken(options.auth_token, options.auth_token_file, "--auth_token");
+  if (!auth_token.ok()) return auth_token.status();
 
   server->store_ = options.store;
   if (server->store_ == nullptr) {
@@ -237,7 +276,7 @@ CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
       server->store_.get(), server->registry_.get(), server->scheduler_.get(),
       server->events_.get(), co);
   server->grpc_service_ = std::make_unique<CoordinatorGrpcService>(
-      server->service_.get(), options.auth_token);
+      server->service_.get(), *auth_token);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -263,18 +302,21 @@ void CoordinatorServer::Drain(absl::Duration grace) {
   if (drained_) return;
   drained_ = true;
   const absl::Time deadline = absl::Now() + grace;
+  // NOT_SERVING first, while the server still answers, so load balancers
+  // and probes see the drain; reads, cancels and results keep working while
+  // the runs in flight get their grace.
   if (server_ != nullptr) {
     if (grpc::HealthCheckServiceInterface* health =
             server_->GetHealthCheckService()) {
       health->SetServingStatus(false);
     }
-    if (service_ != nullptr) service_->StopWatches();
-    server_->Shutdown(absl::ToChronoTime(deadline));
-    server_->Wait();
   }
-  if (scheduler_ != nullptr) {
-    scheduler_->Shutdown(
-        std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  if (service_ != nullptr) service_->BeginDraining();
+  if (scheduler_ != nullptr) scheduler_->Shutdown(grace);
+  if (server_ != nullptr) {
+    server_->Shutdown(
+        absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Seconds(1))));
+    server_->Wait();
   }
 }
 

@@ -40,6 +40,9 @@ struct WorkerTlsFiles {
   std::string ca_file;    // PEM roots; empty: the system roots
   std::string cert_file, key_file;  // mTLS client certificate, both or none
   std::string token;                // sent as "authorization: Bearer <token>"
+  // A file holding `token` (surrounding whitespace stripped); read at
+  // start-up. Not together with `token`.
+  std::string token_file;
 };
 
 struct CoordinatorServerOptions {
@@ -49,6 +52,11 @@ struct CoordinatorServerOptions {
   // When set, every Coordinator call needs "authorization: Bearer <token>"
   // (health and reflection stay open).
   std::string auth_token;
+  // A file holding auth_token (surrounding whitespace, e.g. the trailing
+  // newline, stripped), read at start-up, e.g. a mounted secret. Not
+  // together with auth_token; unreadable or empty: BuildAndStart fails
+  // naming --auth_token_file.
+  std::string auth_token_file;
   // Directory of the durable store (SQLite + blobs). Required unless
   // `store` is given.
   std::string store_dir;
@@ -84,8 +92,10 @@ class CoordinatorServer {
   const std::string& warning() const { return warning_; }
   CoordinatorService& service() { return *service_; }
 
-  // Stops accepting calls, reports NOT_SERVING, gives runs in flight up to
-  // `grace`, cancels the rest and returns when every call and thread has
+  // Reports NOT_SERVING, refuses new jobs and ends watches, gives runs in
+  // flight up to `grace` (still answering other calls meanwhile), cancels
+  // the rest, then stops the server (calls in progress get what is left of
+  // `grace`, at least a second) and returns when every call and thread has
   // ended. Idempotent.
   void Drain(absl::Duration grace);
 

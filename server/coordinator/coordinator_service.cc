@@ -1,5 +1,7 @@
 #include "server/coordinator/coordinator_service.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,26 @@ v1::ListWorkersResponse CoordinatorService::ListWorkers() const {
 
 absl::StatusOr<v1::Job> CoordinatorService::SubmitJob(
     const v1::SubmitJobRequest& request) {
+  if (stopping_.load()) {
+    return absl::UnavailableError(
+        "the coordinator is shutting down; submit again (with the same "
+        "client_request_id)");
+  }
+  // A retry finds its job before planning: the workers it was planned
+  // against may have gone since, and it must still get the same job.
+  if (!request.client_request_id().empty()) {
+    absl::StatusOr<std::optional<JobRow>> existing =
+        store_->FindJobByRequestId(request.client_request_id());
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) {
+      if (!request.has_spec()) {
+        return absl::InvalidArgumentError("spec is required");
+      }
+      absl::StatusOr<JobSpec> spec = CheckedJobSpec(request.spec());
+      if (!spec.ok()) return spec.status();
+      return SameJobAgain(request, **existing, SpecDigest(*spec));
+    }
+  }
   const std::string job_id = RandomId("job-", 12);
   absl::StatusOr<PlannedJob> plan =
       PlanJob(request, registry_->All(), options_.limits, job_id,
@@ -68,17 +90,30 @@ absl::StatusOr<v1::Job> CoordinatorService::SubmitJob(
   absl::StatusOr<CreateJobResult> created =
       store_->CreateJob(plan->job, plan->runs);
   if (!created.ok()) return created.status();
-  if (!created->created &&
-      created->existing_spec_digest != plan->job.spec_digest) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "client_request_id \"", request.client_request_id(),
-        "\" was used for job ", created->job_id,
-        " with a different spec (digest ", created->existing_spec_digest,
-        ", this one ", plan->job.spec_digest, "); use a new id for a new job"));
+  if (!created->created) {
+    // A concurrent submission with the same id won the race.
+    JobRow existing;
+    existing.job_id = created->job_id;
+    existing.spec_digest = created->existing_spec_digest;
+    return SameJobAgain(request, existing, plan->job.spec_digest);
   }
-  // Idempotent: a retry of an acknowledged submission queues nothing new.
   if (absl::Status s = scheduler_->AddJob(created->job_id); !s.ok()) return s;
   return GetJob(created->job_id);
+}
+
+absl::StatusOr<v1::Job> CoordinatorService::SameJobAgain(
+    const v1::SubmitJobRequest& request, const JobRow& existing,
+    const std::string& spec_digest) {
+  if (existing.spec_digest != spec_digest) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "client_request_id \"", request.client_request_id(),
+        "\" was used for job ", existing.job_id,
+        " with a different spec (digest ", existing.spec_digest, ", this one ",
+        spec_digest, "); use a new id for a new job"));
+  }
+  // Idempotent: a retry of an acknowledged submission queues nothing new.
+  if (absl::Status s = scheduler_->AddJob(existing.job_id); !s.ok()) return s;
+  return GetJob(existing.job_id);
 }
 
 absl::StatusOr<v1::Job> CoordinatorService::GetJob(
@@ -200,22 +235,29 @@ absl::StatusOr<v1::DriftReport> CoordinatorService::GetReport(
   return BuildReport(*store_, request);
 }
 
+absl::StatusOr<RunRow> CoordinatorService::SucceededRun(
+    const std::string& job_id, const std::string& run_id) const {
+  if (absl::Status s = RequireId(job_id, "job_id"); !s.ok()) return s;
+  if (absl::Status s = RequireId(run_id, "run_id"); !s.ok()) return s;
+  absl::StatusOr<RunRow> run = store_->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  if (run->job_id != job_id) {
+    return absl::NotFoundError(
+        absl::StrCat("run ", run_id, " is not a run of job ", job_id));
+  }
+  if (run->state != v1::RUN_SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_id, " is ", v1::RunState_Name(run->state),
+                     "; only a succeeded run has results"));
+  }
+  return run;
+}
+
 absl::Status CoordinatorService::FetchResult(
     const v1::FetchResultRequest& request,
     const std::function<bool()>& cancelled, const ChunkSink& sink) const {
-  if (absl::Status s = RequireId(request.job_id(), "job_id"); !s.ok()) return s;
-  if (absl::Status s = RequireId(request.run_id(), "run_id"); !s.ok()) return s;
-  absl::StatusOr<RunRow> run = store_->GetRun(request.run_id());
+  absl::StatusOr<RunRow> run = SucceededRun(request.job_id(), request.run_id());
   if (!run.ok()) return run.status();
-  if (run->job_id != request.job_id()) {
-    return absl::NotFoundError(absl::StrCat(
-        "run ", request.run_id(), " is not a run of job ", request.job_id()));
-  }
-  if (run->state != v1::RUN_SUCCEEDED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "run ", request.run_id(), " is ", v1::RunState_Name(run->state),
-        "; only a succeeded run has results"));
-  }
   std::vector<const v1::TensorInfo*> wanted;
   std::vector<std::string> names;
   for (const v1::TensorInfo& t : run->summary.tensors()) {
@@ -242,6 +284,26 @@ absl::Status CoordinatorService::FetchResult(
     if (!EmitTensorChunks(info->name(), *array, [&](v1::TensorChunk* c) {
           return !cancelled() && sink(c);
         })) {
+      return absl::CancelledError("the receiver went away");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorService::FetchFingerprints(
+    const v1::FetchFingerprintsRequest& request,
+    const std::function<bool()>& cancelled, const FingerprintSink& sink) const {
+  absl::StatusOr<RunRow> run = SucceededRun(request.job_id(), request.run_id());
+  if (!run.ok()) return run.status();
+  const auto& all = run->summary.fingerprints();
+  // An empty batch still tells the client the run has no fingerprints.
+  for (int from = 0; from == 0 || from < all.size();
+       from += kFingerprintsPerBatch) {
+    v1::FingerprintBatch batch;
+    const int to = std::min<int>(all.size(), from + kFingerprintsPerBatch);
+    batch.mutable_fingerprints()->Reserve(to - from);
+    for (int k = from; k < to; ++k) *batch.add_fingerprints() = all[k];
+    if (cancelled() || !sink(batch)) {
       return absl::CancelledError("the receiver went away");
     }
   }

@@ -2,13 +2,14 @@
 // driftscope.v1.Coordinator, without gRPC (coordinator_server.h is the thin
 // gRPC layer over it).
 //
-// SubmitJob checks the request completely and plans its runs before the
-// store is touched, answers only after the store committed the job
-// (acknowledged = durable), and is idempotent on client_request_id.
-// CancelJob answers after the store committed the cancel; from then on no
-// run result of the job is stored. WatchJob streams a snapshot, then the
-// job's events until it is terminal; it runs on the caller's thread and
-// never slows the scheduler. Safe for concurrent use.
+// SubmitJob first looks its client_request_id up (a retry gets its job
+// even when the workers it was planned for are gone), else checks the
+// request completely and plans its runs before the store is touched, answers
+// only after the store committed the job (acknowledged = durable), and is
+// idempotent on client_request_id. CancelJob answers after the store committed
+// the cancel; from then on no run result of the job is stored. WatchJob streams
+// a snapshot, then the job's events until it is terminal; it runs on the
+// caller's thread and never slows the scheduler. Safe for concurrent use.
 #ifndef DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_
 #define DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_
 
@@ -40,6 +41,7 @@ class CoordinatorService {
   // Returns false when the receiver is gone.
   using EventSink = std::function<bool(const v1::JobEvent&)>;
   using ChunkSink = std::function<bool(v1::TensorChunk*)>;
+  using FingerprintSink = std::function<bool(const v1::FingerprintBatch&)>;
 
   // Nothing is owned; everything must outlive the service.
   CoordinatorService(Store* store, WorkerRegistry* registry,
@@ -70,11 +72,29 @@ class CoordinatorService {
   absl::Status FetchResult(const v1::FetchResultRequest& request,
                            const std::function<bool()>& cancelled,
                            const ChunkSink& sink) const;
+  // Every stored fingerprint of a succeeded run, in batches of at most
+  // kFingerprintsPerBatch.
+  absl::Status FetchFingerprints(const v1::FetchFingerprintsRequest& request,
+                                 const std::function<bool()>& cancelled,
+                                 const FingerprintSink& sink) const;
+  static constexpr int kFingerprintsPerBatch = 4096;
 
-  // Draining: every WatchJob ends with Unavailable ("watch again").
-  void StopWatches() { stopping_.store(true); }
+  // Draining: every WatchJob ends with Unavailable ("watch again") and
+  // SubmitJob is Unavailable (a client retries it on the next coordinator,
+  // and its client_request_id keeps that from making a second job).
+  void BeginDraining() { stopping_.store(true); }
 
  private:
+  // The answer to a submission whose client_request_id already names
+  // `existing`: that job when `spec_digest` is its digest, else
+  // AlreadyExists.
+  absl::StatusOr<v1::Job> SameJobAgain(const v1::SubmitJobRequest& request,
+                                       const JobRow& existing,
+                                       const std::string& spec_digest);
+  // The run `run_id` of job `job_id`, which must have succeeded.
+  absl::StatusOr<RunRow> SucceededRun(const std::string& job_id,
+                                      const std::string& run_id) const;
+
   Store* const store_;
   WorkerRegistry* const registry_;
   Scheduler* const scheduler_;

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/lib/init_weights.h"
 #include "client/lib/job_convert.h"
 #include "engine/numerics/profile.h"
 #include "server/common/tensor_stream.h"
@@ -107,6 +108,35 @@ absl::StatusOr<JobSpec> CheckedJobSpec(const v1::JobSpec& proto) {
   return spec;
 }
 
+absl::Status CheckInitWeights(const v1::SubmitJobRequest& request,
+                              const JobSpec& spec) {
+  if (request.init_weights().empty()) return absl::OkStatus();
+  std::vector<std::vector<int64_t>> shapes;
+  for (int i = 0; i < request.init_weights_size(); ++i) {
+    absl::StatusOr<NdArray> w = TensorFromProto(
+        request.init_weights(i), absl::StrCat("init_weights[", i, "]"));
+    if (!w.ok()) return w.status();
+    shapes.push_back(w->shape());
+  }
+  const std::vector<KerasWeight> layout = KerasWeightLayout(spec.model);
+  if (shapes.size() != layout.size()) {
+    std::vector<std::string> names;
+    for (const KerasWeight& w : layout) names.push_back(w.name);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "init_weights: the spec's model has ", layout.size(), " weights (",
+        absl::StrJoin(names, ", "), "), got ", shapes.size()));
+  }
+  for (size_t i = 0; i < layout.size(); ++i) {
+    if (shapes[i] != layout[i].shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "init_weights[", i, "] (", layout[i].name, "): shape ",
+          KerasShapeText(shapes[i]), ", expected ",
+          KerasShapeText(layout[i].shape), " for the spec's model"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
                                    const std::vector<WorkerView>& workers,
                                    const SubmitLimits& limits,
@@ -132,11 +162,9 @@ absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
   }
   PlannedJob plan;
   JobRow& job = plan.job;
-  for (int i = 0; i < request.init_weights_size(); ++i) {
-    absl::StatusOr<NdArray> w = TensorFromProto(
-        request.init_weights(i), absl::StrCat("init_weights[", i, "]"));
-    if (!w.ok()) return w.status();
-    job.init_weights.push_back(request.init_weights(i));
+  if (absl::Status s = CheckInitWeights(request, *spec); !s.ok()) return s;
+  for (const v1::Tensor& w : request.init_weights()) {
+    job.init_weights.push_back(w);
   }
 
   const v1::Placement& placement = request.placement();

@@ -35,6 +35,11 @@ struct PlannedJob {
 // naming the field ("spec.model.layers[1].lstm.units must be ...").
 absl::StatusOr<JobSpec> CheckedJobSpec(const v1::JobSpec& proto);
 
+// InvalidArgument naming the weight when request.init_weights (if any) are
+// not the spec's model's weights in Keras get_weights() order and shapes.
+absl::Status CheckInitWeights(const v1::SubmitJobRequest& request,
+                              const JobSpec& spec);
+
 // InvalidArgument naming the field for a bad spec, profile, repeat count or
 // worker name; ResourceExhausted for a job above the limits;
 // FailedPrecondition when no worker is available or a chosen worker cannot

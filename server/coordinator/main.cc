@@ -52,6 +52,9 @@ ABSL_FLAG(bool, insecure, false,
           "serve plaintext; required when no --tls_cert is given");
 ABSL_FLAG(std::string, auth_token, "",
           "require \"authorization: Bearer TOKEN\" on every Coordinator call");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "file holding --auth_token (e.g. a mounted secret; surrounding "
+          "whitespace stripped); keeps the token out of the process list");
 ABSL_FLAG(bool, worker_insecure, false,
           "dial workers in plaintext (otherwise TLS, verified against "
           "--worker_tls_ca or the system roots)");
@@ -61,6 +64,9 @@ ABSL_FLAG(std::string, worker_tls_cert, "",
 ABSL_FLAG(std::string, worker_tls_key, "", "PEM key of --worker_tls_cert");
 ABSL_FLAG(std::string, worker_auth_token, "",
           "bearer token sent to workers (their --auth_token)");
+ABSL_FLAG(std::string, worker_auth_token_file, "",
+          "file holding --worker_auth_token (surrounding whitespace "
+          "stripped)");
 ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(30),
           "on SIGTERM, how long runs in flight may finish before they are "
           "cancelled (they are queued again on the next start)");
@@ -86,11 +92,13 @@ int main(int argc, char** argv) {
   o.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   o.tls.insecure = absl::GetFlag(FLAGS_insecure);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
+  o.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   o.worker_tls.insecure = absl::GetFlag(FLAGS_worker_insecure);
   o.worker_tls.ca_file = absl::GetFlag(FLAGS_worker_tls_ca);
   o.worker_tls.cert_file = absl::GetFlag(FLAGS_worker_tls_cert);
   o.worker_tls.key_file = absl::GetFlag(FLAGS_worker_tls_key);
   o.worker_tls.token = absl::GetFlag(FLAGS_worker_auth_token);
+  o.worker_tls.token_file = absl::GetFlag(FLAGS_worker_auth_token_file);
   o.lease = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));
   o.max_attempts = absl::GetFlag(FLAGS_max_attempts);
   o.run_deadline = absl::GetFlag(FLAGS_run_deadline);

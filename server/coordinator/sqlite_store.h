@@ -62,6 +62,8 @@ class SqliteStore : public Store {
 
   absl::StatusOr<CreateJobResult> CreateJob(
       const JobRow& job, const std::vector<RunRow>& runs) override;
+  absl::StatusOr<std::optional<JobRow>> FindJobByRequestId(
+      absl::string_view client_request_id) override;
   absl::StatusOr<JobRow> GetJob(absl::string_view job_id) override;
   absl::StatusOr<std::vector<RunRow>> GetRuns(
       absl::string_view job_id) override;

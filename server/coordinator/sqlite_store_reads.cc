@@ -1,5 +1,6 @@
 // SqliteStore's reads: jobs, runs with their attempts, listings.
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -139,6 +140,31 @@ absl::StatusOr<std::vector<RunRow>> SqliteStore::LoadRuns(
     attempts->Reset();
   }
   return runs;
+}
+
+absl::StatusOr<std::optional<JobRow>> SqliteStore::FindJobByRequestId(
+    absl::string_view client_request_id) {
+  if (client_request_id.empty()) {
+    return absl::InvalidArgumentError(
+        "FindJobByRequestId: client_request_id is empty");
+  }
+  std::optional<JobRow> found;
+  absl::Status s = InTransaction(
+      false, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+        absl::StatusOr<SqliteStatement> stmt = Prepare(absl::StrCat(
+            "SELECT ", kJobColumns, " FROM jobs WHERE client_request_id = ?"));
+        if (!stmt.ok()) return stmt.status();
+        stmt->Bind(client_request_id);
+        absl::StatusOr<bool> row = stmt->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return absl::OkStatus();
+        absl::StatusOr<JobRow> job = JobFromRow(*stmt);
+        if (!job.ok()) return job.status();
+        found = *std::move(job);
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  return found;
 }
 
 absl::StatusOr<JobRow> SqliteStore::GetJob(absl::string_view job_id) {

@@ -111,6 +111,12 @@ class Store {
   virtual absl::StatusOr<CreateJobResult> CreateJob(
       const JobRow& job, const std::vector<RunRow>& runs) = 0;
 
+  // The job a CreateJob with this (non-empty) client_request_id stored,
+  // without its init_weights; nullopt when there is none. One read, so a
+  // retried SubmitJob finds its job before planning it again.
+  virtual absl::StatusOr<std::optional<JobRow>> FindJobByRequestId(
+      absl::string_view client_request_id) = 0;
+
   // NotFound when the id is unknown.
   virtual absl::StatusOr<JobRow> GetJob(absl::string_view job_id) = 0;
   virtual absl::StatusOr<std::vector<RunRow>> GetRuns(

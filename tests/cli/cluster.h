@@ -7,6 +7,8 @@
 #ifndef DRIFTSCOPE_TESTS_CLI_CLUSTER_H_
 #define DRIFTSCOPE_TESTS_CLI_CLUSTER_H_
 
+#include <signal.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -79,6 +81,9 @@ class Cluster {
     coordinator_ = *std::move(c);
     return absl::OkStatus();
   }
+
+  // kill -9 of worker `i` (a host that dies).
+  void KillWorker(size_t i) { kill(workers_[i]->pid(), SIGKILL); }
 
   const std::string& address() const { return coordinator_->address(); }
   const std::string& worker(size_t i) const { return workers_[i]->address(); }

@@ -4,12 +4,16 @@
 // watch, workers, cancel and export do what their help says; bad input is
 // one line and exit 2. Also runs scripts/demo.sh (`make demo`).
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "client/lib/coordinator_client.h"
 #include "engine/core/sha256.h"
 #include "engine/io/npy.h"
@@ -108,6 +112,153 @@ TEST_F(CoordinatorCliTest, SubmitWaitReportsWhatRunComputesInProcess) {
   CliResult bad_ref = cluster_.Cli({"report", job, "--reference", "run-x"});
   EXPECT_EQ(bad_ref.exit_code, 2);
   EXPECT_THAT(bad_ref.err, HasSubstr("--reference 'run-x'"));
+}
+
+// A few seconds of training: time to kill a worker while it runs.
+constexpr char kSlowSpec[] = R"({"seed": 5,
+ "model": {"input": {"timesteps": 20, "features": 1},
+           "layers": [{"gru": {"units": 48, "return_sequences": true}}]},
+ "data": {"synthetic": {"generator": "SINE", "samples": 512, "eval_samples": 8}},
+ "training": {"epochs": 30, "batch_size": 32}})";
+
+// Submits `args` (no --wait), kills worker 0 once run 0 trains, waits for
+// the job to succeed; the job as it ended. Run 0 must have moved.
+v1::Job SubmitAndKillWorkerZero(Cluster& cluster,
+                                const std::vector<std::string>& args) {
+  CliResult submitted = cluster.Cli(args);
+  EXPECT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string job(absl::StripAsciiWhitespace(submitted.out));
+  CoordinatorClientOptions o;
+  o.channel.address = cluster.address();
+  o.channel.insecure = true;
+  auto client = CoordinatorClient::Create(o);
+  EXPECT_TRUE(client.ok()) << client.status();
+  if (!client.ok()) return v1::Job();
+  EXPECT_TRUE(testing::Eventually([&] {
+    absl::StatusOr<v1::Job> j = (*client)->GetJob(job);
+    return j.ok() && j->runs(0).state() == v1::RUN_RUNNING &&
+           j->runs(0).step() > 0;
+  }));
+  cluster.KillWorker(0);
+  CliResult watched = cluster.Cli({"watch", job});
+  EXPECT_EQ(watched.exit_code, 0) << watched.err;
+  absl::StatusOr<v1::Job> done = (*client)->GetJob(job);
+  EXPECT_TRUE(done.ok()) << done.status();
+  if (!done.ok()) return v1::Job();
+  const v1::RunInfo& moved = done->runs(0);
+  EXPECT_GE(moved.attempts_size(), 2) << done->DebugString();
+  if (moved.attempts_size() >= 2) {
+    EXPECT_EQ(moved.attempts(0).worker(), cluster.worker(0));
+    EXPECT_EQ(moved.attempts().rbegin()->worker(), cluster.worker(1));
+  }
+  return *done;
+}
+
+// A report after a retry moved runs to another worker is the one `run`
+// computes, byte for byte, fingerprint-derived fields included.
+TEST_F(CoordinatorCliTest, RunsMovedByARetryReportWhatRunComputes) {
+  StartCluster({"fp32", "fp32"});
+  WriteFile(dir_ + "/slow.json", kSlowSpec);
+  const v1::Job job = SubmitAndKillWorkerZero(
+      cluster_, {"submit", dir_ + "/slow.json", "--workers", cluster_.worker(0),
+                 "--profiles", "ref64,fp32"});
+  ASSERT_FALSE(job.job_id().empty());
+  CliResult report = cluster_.Cli({"report", job.job_id(), "--format", "json"});
+  ASSERT_NE(report.exit_code, 2) << report.err;
+  EXPECT_THAT(report.err, Not(HasSubstr("fingerprint")));
+  CliResult local = RunCli({"run", dir_ + "/slow.json", "--profiles",
+                            "ref64,fp32", "--format", "json"});
+  ASSERT_NE(local.exit_code, 2) << local.err;
+  // fp32 against ref64: the same initial weights, apart from the first
+  // update on (located only with every step's fingerprint).
+  EXPECT_THAT(local.out,
+              ::testing::ContainsRegex("\"first_divergent_step\":1[,}]"));
+  EXPECT_THAT(local.out, HasSubstr("\"cause\":\"numerics\""));
+  EXPECT_EQ(report.out, local.out);
+  EXPECT_EQ(report.exit_code, local.exit_code);
+}
+
+// Regression: report took the first divergent step and attribution from
+// the coordinator's GetReport, matched by environment. A retry onto a
+// worker running the same profile merged two of the client's environments
+// into one of the coordinator's, and one pair came back unmatched: no
+// divergent step, attribution "unknown".
+TEST_F(CoordinatorCliTest, RetryOntoAWorkerOfTheSameProfileKeepsAttribution) {
+  StartCluster({"fp32", "fp32"});
+  WriteFile(dir_ + "/slow.json", kSlowSpec);
+  // r0: ref64 on worker 0 (the reference), r1: fp32 on worker 0, r2: fp32
+  // on worker 1; r0 and r1 end up on worker 1.
+  const v1::Job job = SubmitAndKillWorkerZero(
+      cluster_, {"submit", dir_ + "/slow.json", "--workers",
+                 absl::StrCat(cluster_.worker(0), ",", cluster_.worker(1)),
+                 "--reference"});
+  ASSERT_EQ(job.runs_size(), 3);
+  CliResult report = cluster_.Cli({"report", job.job_id(), "--format", "json"});
+  ASSERT_NE(report.exit_code, 2) << report.err;
+  const std::string w0 = cluster_.worker(0), w1 = cluster_.worker(1);
+  EXPECT_EQ(Environments(report.out),
+            absl::StrCat(w0, "/ref64,", w0, "/fp32,", w1, "/fp32"));
+  // Both fp32 environments against ref64, each located at step 1.
+  const std::vector<std::string> pairs =
+      absl::StrSplit(report.out, "{\"environment\":");
+  int located = 0;
+  for (const std::string& p : pairs) {
+    if (!absl::StartsWith(p, absl::StrCat("\"", w0, "/fp32\"")) &&
+        !absl::StartsWith(p, absl::StrCat("\"", w1, "/fp32\""))) {
+      continue;
+    }
+    if (p.find("\"repeat\":") == std::string::npos) continue;  // a pair
+    EXPECT_THAT(p, ::testing::ContainsRegex("\"first_divergent_step\":1[,}]"));
+    EXPECT_THAT(p, HasSubstr("\"cause\":\"numerics\""));
+    ++located;
+  }
+  EXPECT_EQ(located, 2) << report.out;
+  EXPECT_THAT(report.out, Not(HasSubstr("\"cause\":\"unknown\"")));
+}
+
+TEST_F(CoordinatorCliTest, SubmitWithInitWeightsRunsFromThoseWeights) {
+  StartCluster({"fp32"});
+  // Weights from a finished training run, imported as `train` imports them.
+  CliResult trained =
+      RunCli({"train", dir_ + "/spec.json", "--out", dir_ + "/trained"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const std::string weights = dir_ + "/trained/weights";
+  CliResult local = RunCli({"train", dir_ + "/spec.json", "--init-weights",
+                            weights, "--out", dir_ + "/local"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+
+  CliResult remote =
+      cluster_.Cli({"submit", dir_ + "/spec.json", "--profiles", "fp32",
+                    "--init-weights", weights, "--wait"});
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  const std::string job = SubmittedJob(remote.err);
+  ASSERT_FALSE(job.empty()) << remote.err;
+  CliResult exported = cluster_.Cli({"export", job, "--out", dir_ + "/e"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  // The worker started from the imported weights: the outputs of the local
+  // run from the same weights, bit for bit, unlike a run from seeded init.
+  const std::string outputs = ReadFile(dir_ + "/local/outputs.npy");
+  EXPECT_EQ(ReadFile(dir_ + "/e/" + job + "-r0/outputs.npy"), outputs);
+  EXPECT_NE(ReadFile(dir_ + "/trained/outputs.npy"), outputs);
+
+  // A weight of the wrong shape: refused here, naming the file and the
+  // shape, and nothing is submitted.
+  CliResult before = cluster_.Cli({"jobs"});
+  const std::string bad = dir_ + "/bad";
+  ASSERT_EQ(
+      std::system(absl::StrCat("cp -r '", weights, "' '", bad, "'").c_str()),
+      0);
+  ASSERT_TRUE(WriteNpy(bad + "/layer0_recurrent_kernel.npy",
+                       NdArray(DType::kFloat32, {18, 6}))
+                  .ok());
+  CliResult refused =
+      cluster_.Cli({"submit", dir_ + "/spec.json", "--init-weights", bad});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("--init-weights " + bad +
+                                     "/layer0_recurrent_kernel.npy: shape "
+                                     "(18, 6) does not match the Keras shape "
+                                     "(6, 18)"));
+  EXPECT_EQ(cluster_.Cli({"jobs"}).out, before.out);
 }
 
 TEST_F(CoordinatorCliTest, WorkersWithTheirOwnProfilesAreNamedByProfile) {

@@ -99,8 +99,23 @@ class FakeCoordinator final : public v1::Coordinator::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status FetchFingerprints(
+      grpc::ServerContext*, const v1::FetchFingerprintsRequest*,
+      grpc::ServerWriter<v1::FingerprintBatch>* w) override {
+    // Two batches, as a long run arrives.
+    const size_t half = fingerprints.size() / 2;
+    v1::FingerprintBatch first, second;
+    for (size_t k = 0; k < fingerprints.size(); ++k) {
+      *(k < half ? first : second).add_fingerprints() = fingerprints[k];
+    }
+    w->Write(first);
+    w->Write(second);
+    return grpc::Status::OK;
+  }
+
   absl::Mutex mu;
   int submit_failures = 0;
+  std::vector<v1::Fingerprint> fingerprints;
   std::vector<std::string> request_ids;
   int watch_calls = 0;
   std::vector<NamedArray> tensors;
@@ -146,6 +161,39 @@ class CoordinatorClientTest : public ::testing::Test {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<CoordinatorClient> client_;
 };
+
+v1::Fingerprint Fp(int64_t step) {
+  v1::Fingerprint f;
+  f.set_step(step);
+  f.set_sha256(absl::StrCat("sha-", step));
+  f.set_sha256_f32(absl::StrCat("f32-", step));
+  return f;
+}
+
+TEST_F(CoordinatorClientTest, FetchFingerprintsReturnsEveryStepInOrder) {
+  for (int k = 0; k <= 6; ++k) fake_.fingerprints.push_back(Fp(k));
+  v1::RunInfo run = Run({});
+  *run.mutable_summary()->add_fingerprints() = Fp(0);  // as Job messages do
+  *run.mutable_summary()->add_fingerprints() = Fp(6);
+  absl::StatusOr<std::vector<v1::Fingerprint>> got =
+      client_->FetchFingerprints("job-1", run);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 7u);
+  for (int k = 0; k <= 6; ++k) {
+    EXPECT_EQ((*got)[k].step(), k);
+    EXPECT_EQ((*got)[k].sha256(), absl::StrCat("sha-", k));
+  }
+
+  // What arrives must end where the summary says the run ended.
+  fake_.fingerprints.pop_back();
+  absl::StatusOr<std::vector<v1::Fingerprint>> short_stream =
+      client_->FetchFingerprints("job-1", run);
+  EXPECT_EQ(short_stream.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(short_stream.status().message(),
+              HasSubstr("do not agree with the run's summary"));
+  EXPECT_EQ(client_->FetchFingerprints("job-1", v1::RunInfo()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
 
 TEST_F(CoordinatorClientTest, RetriedSubmissionKeepsItsRequestId) {
   fake_.submit_failures = 2;

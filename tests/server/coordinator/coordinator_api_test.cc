@@ -85,6 +85,60 @@ TEST_F(CoordinatorApiTest, SameRequestIdSameJobDifferentSpecAlreadyExists) {
   EXPECT_EQ(WaitForJob(*stub, first.job_id()).state(), v1::JOB_SUCCEEDED);
 }
 
+// Regression: a retry was planned against the current workers before the
+// store saw its request id, so a retry after a coordinator restart (its
+// registered workers not back yet) failed instead of returning the job.
+TEST_F(CoordinatorApiTest, RetryFindsItsJobAfterTheNamedWorkerVanished) {
+  const std::vector<std::string> flags = {"--insecure", "--worker_insecure",
+                                          "--store_dir=" + dir_.path()};
+  auto c = CoordinatorProcess::Start(flags);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto stub = CoordinatorStub((*c)->address());
+  v1::RegisterWorkerRequest reg;
+  reg.mutable_worker()->set_name("registered-1");
+  reg.mutable_worker()->set_address(worker_->address());
+  reg.mutable_worker()->set_default_profile("fp32");
+  reg.mutable_worker()->set_max_concurrent_runs(1);
+  v1::RegisterWorkerResponse lease;
+  ASSERT_TRUE(stub->RegisterWorker(Ctx().get(), reg, &lease).ok());
+  v1::SubmitJobRequest r = Request(TinySpec());
+  r.set_client_request_id("ci-build-77");
+  r.mutable_placement()->add_workers("registered-1");
+  v1::Job first;
+  ASSERT_TRUE(stub->SubmitJob(Ctx().get(), r, &first).ok());
+
+  // The answer was lost; the coordinator restarts and forgets the lease.
+  const std::string address = (*c)->address();
+  (*c)->Kill9();
+  std::vector<std::string> again = flags;
+  again.push_back("--listen=" + address);
+  auto restarted = CoordinatorProcess::Start(again);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  stub = CoordinatorStub(address);
+  v1::SubmitJobRequest fresh = Request(TinySpec());
+  fresh.mutable_placement()->add_workers("registered-2");
+  v1::Job plan_check;
+  EXPECT_FALSE(stub->SubmitJob(Ctx().get(), fresh, &plan_check).ok())
+      << "an unknown worker must still be refused for a new job";
+  v1::Job second;
+  const grpc::Status s = stub->SubmitJob(Ctx().get(), r, &second);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(second.job_id(), first.job_id());
+  EXPECT_EQ(second.spec_digest(), first.spec_digest());
+  ASSERT_EQ(second.runs_size(), 1);
+  EXPECT_EQ(second.runs(0).worker(), "registered-1");
+
+  JobSpec other = TinySpec();
+  other.seed = 8;
+  v1::SubmitJobRequest changed = Request(other);
+  changed.set_client_request_id("ci-build-77");
+  v1::Job third;
+  const grpc::Status refused = stub->SubmitJob(Ctx().get(), changed, &third);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(refused.error_message(), HasSubstr(first.job_id()));
+  EXPECT_EQ(JobCount(*stub), 1);
+}
+
 TEST_F(CoordinatorApiTest, BadRequestsNameTheFieldAndStoreNothing) {
   auto c = Start({"--insecure", "--max_epochs=10", "--max_repeats=4"});
   ASSERT_NE(c, nullptr);
@@ -234,6 +288,61 @@ TEST_F(CoordinatorApiTest, BearerTokenRequiredOnEveryCall) {
                                 v1::ListWorkersRequest(), &workers)
                   .ok());
   EXPECT_EQ(workers.workers_size(), 1);
+}
+
+TEST_F(CoordinatorApiTest, TokensFromFilesForClientsAndWorkers) {
+  auto w = WorkerProcess::Start({"--insecure", "--auth_token=w0rker"});
+  ASSERT_TRUE(w.ok()) << w.status();
+  StoreDir files;
+  const std::string client_file = files.path() + "/client-token";
+  const std::string worker_file = files.path() + "/worker-token";
+  std::ofstream(client_file) << "s3cret\n";  // as `kubectl create secret`
+  std::ofstream(worker_file) << "w0rker\n";
+  auto c = CoordinatorProcess::Start(
+      {"--insecure", "--worker_insecure", "--store_dir=" + dir_.path(),
+       "--workers=" + (*w)->address(), "--auth_token_file=" + client_file,
+       "--worker_auth_token_file=" + worker_file});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto stub = CoordinatorStub((*c)->address());
+  v1::ListWorkersResponse workers;
+  EXPECT_EQ(stub->ListWorkers(Ctx().get(), v1::ListWorkersRequest(), &workers)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  v1::Job job;
+  ASSERT_TRUE(stub->SubmitJob(Ctx(std::chrono::seconds(30), "s3cret").get(),
+                              Request(TinySpec()), &job)
+                  .ok());
+  // The worker took the run: the coordinator sent it the file's token.
+  v1::Job done;
+  ASSERT_TRUE(::driftscope::testing::Eventually([&] {
+    v1::GetJobRequest get;
+    get.set_job_id(job.job_id());
+    return stub->GetJob(Ctx(std::chrono::seconds(30), "s3cret").get(), get,
+                        &done)
+               .ok() &&
+           done.state() == v1::JOB_SUCCEEDED;
+  })) << done.ShortDebugString();
+}
+
+TEST_F(CoordinatorApiTest, TokenFilesThatHoldNoTokenStopTheStart) {
+  StoreDir files;
+  const std::string empty = files.path() + "/empty";
+  std::ofstream(empty) << "\n";
+  const std::string base = "--store_dir=" + dir_.path();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--insecure", base, "--auth_token_file=" + files.path() + "/none"},
+       "--auth_token_file"},
+      {{"--insecure", base, "--auth_token_file=" + empty},
+       "--auth_token_file " + empty + " holds no token"},
+      {{"--insecure", base, "--worker_auth_token_file=" + empty},
+       "--worker_auth_token_file"},
+      {{"--insecure", base, "--auth_token=x", "--auth_token_file=" + empty},
+       "give --auth_token or --auth_token_file, not both"}};
+  for (const auto& [flags, message] : cases) {
+    auto c = CoordinatorProcess::Start(flags);
+    ASSERT_FALSE(c.ok());
+    EXPECT_THAT(c.status().message(), HasSubstr(message));
+  }
 }
 
 std::string ReadFile(const std::string& path) {

@@ -30,6 +30,7 @@ using ::driftscope::testing::Eventually;
 using ::driftscope::testing::LongSpec;
 using ::driftscope::testing::SecondsSpec;
 using ::driftscope::testing::StoreDir;
+using ::driftscope::testing::TinySpec;
 using ::driftscope::testing::WaitForJob;
 using ::driftscope::testing::WorkerProcess;
 using ::testing::HasSubstr;
@@ -238,6 +239,42 @@ TEST(CoordinatorFaultsTest, SigtermDrainsAndTheRunResumesOnRestart) {
   ASSERT_GE(run.attempts_size(), 2);
   EXPECT_EQ(run.attempts(0).outcome(), "interrupted");
   EXPECT_EQ(run.attempts(run.attempts_size() - 1).outcome(), "succeeded");
+}
+
+TEST(CoordinatorFaultsTest, HealthIsServingThenNotServingWhileDraining) {
+  auto a = StartWorker({});
+  ASSERT_NE(a, nullptr);
+  StoreDir dir;
+  // A long grace: the run in flight keeps the coordinator draining until
+  // the test cancels it.
+  auto c =
+      StartCoordinator(dir.path(), {a->address()}, {"--grace_period=120s"});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(testing::HealthStatus(c->address()), 1);
+  EXPECT_EQ(testing::HealthStatus(c->address(), "driftscope.v1.Coordinator"),
+            1);
+  auto stub = CoordinatorStub(c->address());
+  const v1::Job job = Submit(*stub, Submission(LongSpec(), {a->address()}));
+  ASSERT_TRUE(RunIsTraining(*stub, job.job_id(), 0));
+  kill(c->pid(), SIGTERM);
+  EXPECT_TRUE(
+      Eventually([&] { return testing::HealthStatus(c->address()) == 2; },
+                 std::chrono::seconds(30)));
+  EXPECT_EQ(testing::HealthStatus(c->address(), "driftscope.v1.Coordinator"),
+            2);
+  // Still answering while draining, but taking no new job.
+  EXPECT_EQ(Get(*stub, job.job_id()).job_id(), job.job_id());
+  v1::Job refused;
+  const grpc::Status s = stub->SubmitJob(
+      Ctx().get(), Submission(TinySpec(), {a->address()}), &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("shutting down"));
+  // Cancels work too; with nothing left in flight the drain ends, exit 0.
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.job_id());
+  v1::Job cancelled;
+  ASSERT_TRUE(stub->CancelJob(Ctx().get(), cancel, &cancelled).ok());
+  EXPECT_EQ(c->WaitFor(std::chrono::seconds(30)), 0) << c->Stderr();
 }
 
 TEST(CoordinatorFaultsTest, AfterCancelNoRunResultIsStored) {

@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "client/lib/job_convert.h"
+#include "engine/core/ndarray.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/tensor_stream.h"
 #include "tests/server/coordinator/coordinator_test_util.h"
 
 namespace driftscope::coordinator {
@@ -121,6 +123,39 @@ TEST_F(JobPlanTest, TooManyRunsAndNoWorkers) {
   request_.mutable_placement()->set_repeats(1);
   plan = PlanJob(request_, {}, SubmitLimits(), "j", 0);
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+v1::Tensor Zeros(std::vector<int64_t> shape) {
+  return TensorToProto(NdArray(DType::kFloat32, std::move(shape)));
+}
+
+// Regression: a weight of the wrong shape was accepted and failed every run
+// at the worker; now the submission is refused naming the weight.
+TEST_F(JobPlanTest, InitWeightsMustBeTheModelsKerasWeights) {
+  // TinySpec: LSTM(8, seq) -> LSTM(4, seq) on 1 feature.
+  const std::vector<std::vector<int64_t>> shapes = {{1, 32}, {8, 32}, {32},
+                                                    {8, 16}, {4, 16}, {16}};
+  for (const auto& shape : shapes) *request_.add_init_weights() = Zeros(shape);
+  absl::StatusOr<PlannedJob> ok = Plan();
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->job.init_weights.size(), shapes.size());
+
+  *request_.mutable_init_weights(1) = Zeros({32, 8});  // transposed
+  absl::StatusOr<PlannedJob> transposed = Plan();
+  EXPECT_EQ(transposed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(transposed.status().message(),
+              HasSubstr("init_weights[1] (layer0_recurrent_kernel): shape "
+                        "(32, 8), expected (8, 32)"));
+
+  request_.mutable_init_weights()->RemoveLast();
+  *request_.mutable_init_weights(1) = Zeros({8, 32});
+  absl::StatusOr<PlannedJob> short_one = Plan();
+  EXPECT_EQ(short_one.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(short_one.status().message(),
+              HasSubstr("init_weights: the spec's model has 6 weights "
+                        "(layer0_kernel, layer0_recurrent_kernel, layer0_bias, "
+                        "layer1_kernel, layer1_recurrent_kernel, layer1_bias), "
+                        "got 5"));
 }
 
 TEST(CanRunProfileTest, PresetsMustBeOfferedKnobStringsAreLeftToTheWorker) {

@@ -1,6 +1,7 @@
 // SqliteStore: every Store call, its state rules and its error paths.
 #include "server/coordinator/sqlite_store.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,22 @@ TEST_F(SqliteStoreTest, SameRequestIdReturnsTheExistingJobAndStoresNothing) {
   EXPECT_EQ(r->existing_spec_digest, "digest-job-1");
   EXPECT_TRUE(absl::IsNotFound(store_->GetJob("job-2").status()));
   EXPECT_TRUE(absl::IsNotFound(store_->GetRun("job-2-r0").status()));
+}
+
+TEST_F(SqliteStoreTest, FindJobByRequestIdFindsOnlyThatJob) {
+  ASSERT_TRUE(
+      store_->CreateJob(MakeJob("job-1", "req"), MakeRuns("job-1", 1)).ok());
+  absl::StatusOr<std::optional<JobRow>> found =
+      store_->FindJobByRequestId("req");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->job_id, "job-1");
+  EXPECT_EQ((*found)->spec_digest, "digest-job-1");
+  absl::StatusOr<std::optional<JobRow>> none =
+      store_->FindJobByRequestId("other");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->FindJobByRequestId("").status()));
 }
 
 TEST_F(SqliteStoreTest, JobsWithoutRequestIdNeverCollide) {

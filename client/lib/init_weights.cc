@@ -1,0 +1,101 @@
+#include "client/lib/init_weights.h"
+
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/io/npy.h"
+
+namespace driftscope {
+
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+std::vector<KerasWeight> KerasWeightLayout(const ModelSpec& m) {
+  std::vector<KerasWeight> weights;
+  int64_t in = m.features;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerSpec& l = m.layers[i];
+    const int64_t u = l.units;
+    const std::string p = absl::StrCat("layer", i, "_");
+    int64_t gates = 1;
+    if (l.kind == LayerKind::kLstm) gates = 4;
+    if (l.kind == LayerKind::kGru) gates = 3;
+    weights.push_back({p + "kernel", {in, gates * u}});
+    if (l.kind != LayerKind::kDense) {
+      weights.push_back({p + "recurrent_kernel", {u, gates * u}});
+    }
+    if (l.use_bias) {
+      if (l.kind == LayerKind::kGru && l.reset_after) {
+        weights.push_back({p + "bias", {2, 3 * u}});
+      } else {
+        weights.push_back({p + "bias", {gates * u}});
+      }
+    }
+    in = u;
+  }
+  return weights;
+}
+
+std::string KerasShapeText(const std::vector<int64_t>& shape) {
+  if (shape.size() == 1) return absl::StrCat("(", shape[0], ",)");
+  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
+}
+
+absl::StatusOr<std::vector<NdArray>> ReadInitWeightsDir(
+    const std::string& dir, const ModelSpec& model, const std::string& flag) {
+  if (!IsDir(dir)) {
+    return absl::NotFoundError(
+        absl::StrCat(flag, " ", dir, ": no such directory"));
+  }
+  std::vector<NdArray> weights;
+  for (const KerasWeight& w : KerasWeightLayout(model)) {
+    const std::string path = absl::StrCat(dir, "/", w.name, ".npy");
+    absl::StatusOr<NdArray> a = ReadNpy(path);
+    if (!a.ok()) {
+      return absl::Status(a.status().code(),
+                          absl::StrCat(flag, ": ", a.status().message()));
+    }
+    if (a->shape() != w.shape) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", path, ": shape ", a->ShapeString(),
+                       " does not match the Keras shape ",
+                       KerasShapeText(w.shape), " of the spec's model"));
+    }
+    weights.push_back(*std::move(a));
+  }
+  // A weight file the model has no slot for means the spec and the weights
+  // disagree (e.g. use_bias false): importing part of them would mislead.
+  const std::string extra =
+      absl::StrCat(dir, "/layer", model.layers.size(), "_kernel.npy");
+  if (Exists(extra)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", extra, ": the spec's model has only ",
+                     model.layers.size(), " layers"));
+  }
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    if (!model.layers[i].use_bias) {
+      const std::string path = absl::StrCat(dir, "/layer", i, "_bias.npy");
+      if (Exists(path)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            flag, " ", path, ": model.layers[", i, "] has use_bias false"));
+      }
+    }
+  }
+  return weights;
+}
+
+}  // namespace driftscope
