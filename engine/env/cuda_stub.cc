@@ -4,11 +4,15 @@
 
 namespace driftscope {
 
-CudaInfo ProbeCuda() {
+CudaLibraryNames DefaultCudaLibraryNames() { return {}; }
+
+CudaInfo ProbeCuda(const CudaLibraryNames&) {
   CudaInfo info;
   info.error = "built without CUDA (DRIFTSCOPE_CUDA=OFF)";
   return info;
 }
+
+CudaInfo ProbeCuda() { return ProbeCuda(CudaLibraryNames()); }
 
 }  // namespace driftscope
 #endif
