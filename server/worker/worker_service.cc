@@ -329,9 +329,23 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
   v1::RunEvent done;
   done.set_run_id(request.run_id());
   v1::RunSummary* summary = done.mutable_done()->mutable_summary();
+  // Fingerprints went out as events: a long run has too many for one
+  // message, so the summary leaves them out.
+  summary->set_spec_digest(result->spec_digest);
+  summary->set_profile(result->profile);
+  *summary->mutable_environment() = EnvironmentToProto(ProbeEnvironment());
+  summary->set_steps(result->steps);
+  summary->set_final_loss(result->steps > 0 && result->losses.size() > 0
+                              ? result->losses.at(result->losses.size() - 1)
+                              : std::numeric_limits<double>::quiet_NaN());
+  summary->mutable_timings()->set_init_seconds(result->timings.init_seconds);
+  summary->mutable_timings()->set_train_seconds(result->timings.train_seconds);
+  summary->mutable_timings()->set_eval_seconds(result->timings.eval_seconds);
+  for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
+
   v1::RunEvent chunk_event;
   chunk_event.set_run_id(request.run_id());
-  for (const NamedArray& t : ResultTensors(*result, p.capture)) {
+  for (const NamedArray& t : TakeResultTensors(&*result, p.capture)) {
     std::string sha;
     const bool sent = EmitTensorChunks(
         t.name, t.array,
@@ -348,19 +362,6 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     info->set_size_bytes(t.array.nbytes());
     info->set_sha256(sha);
   }
-  // Fingerprints went out as events: a long run has too many for one
-  // message, so the summary leaves them out.
-  summary->set_spec_digest(result->spec_digest);
-  summary->set_profile(result->profile);
-  *summary->mutable_environment() = EnvironmentToProto(ProbeEnvironment());
-  summary->set_steps(result->steps);
-  summary->set_final_loss(result->steps > 0 && result->losses.size() > 0
-                              ? result->losses.at(result->losses.size() - 1)
-                              : std::numeric_limits<double>::quiet_NaN());
-  summary->mutable_timings()->set_init_seconds(result->timings.init_seconds);
-  summary->mutable_timings()->set_train_seconds(result->timings.train_seconds);
-  summary->mutable_timings()->set_eval_seconds(result->timings.eval_seconds);
-  for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
   if (!sink(done)) return absl::CancelledError("the receiver went away");
   return absl::OkStatus();
 }
