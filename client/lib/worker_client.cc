@@ -78,7 +78,7 @@ class CancelWatcher {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
     const WorkerClientOptions& options) {
   if (options.address.empty()) {
     return absl::InvalidArgumentError("worker address is empty");
@@ -102,8 +102,23 @@ absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(
   if (!options.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(options.tls_server_name);
   }
-  auto channel = grpc::CreateCustomChannel(options.address, creds, args);
-  return std::unique_ptr<WorkerClient>(new WorkerClient(options, channel));
+  // Results arrive as a burst of 1 MiB chunks. gRPC's bandwidth-delay
+  // probing pings the worker and resizes the window as data arrives, which
+  // costs about a fifth of the transport's CPU time on loopback; a fixed
+  // window large enough for a fast network instead (16 MiB keeps 1 GB/s
+  // flowing up to 16 ms of round trip).
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
+  return grpc::CreateCustomChannel(options.address, creds, args);
+}
+
+absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(
+    const WorkerClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      MakeWorkerChannel(options);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<WorkerClient>(
+      new WorkerClient(options, *std::move(channel)));
 }
 
 WorkerClient::WorkerClient(const WorkerClientOptions& options,

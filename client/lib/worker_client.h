@@ -71,6 +71,11 @@ struct WorkerDescription {
   int max_concurrent_runs = 0;
 };
 
+// The channel WorkerClient uses: credentials from `options` and the flow
+// control settings for bulk results. InvalidArgument as WorkerClient::Create.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
+    const WorkerClientOptions& options);
+
 class WorkerClient {
  public:
   // InvalidArgument for inconsistent options (no address, half an mTLS

@@ -46,11 +46,14 @@ class WorkerGrpcService final : public v1::Worker::Service {
         [writer](const v1::RunEvent& e) {
           // Fingerprints and chunks come in bursts right before `done`:
           // letting gRPC coalesce them saves a wakeup of the client per
-          // event. Accepted, progress and done go out at once.
+          // event. Accepted and progress go out at once; done and failed
+          // are the last message and travel with the status (one wakeup
+          // of the client at the end, not two).
           grpc::WriteOptions options;
           if (e.has_fingerprint() || e.has_tensor_chunk()) {
             options.set_buffer_hint();
           }
+          if (e.has_done() || e.has_failed()) options.set_last_message();
           return writer->Write(e, options);
         }));
   }
