@@ -6,12 +6,14 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "server/common/status.h"
+#include "server/common/token_file.h"
 
 namespace driftscope {
 
@@ -76,6 +78,18 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
     return absl::InvalidArgumentError(
         "--listen is required, e.g. 127.0.0.1:7070 (port 0: any free port)");
   }
+  std::string token = options.auth_token;
+  if (!options.auth_token_file.empty()) {
+    if (!token.empty()) {
+      return absl::InvalidArgumentError(
+          "--auth_token and --auth_token_file: give one of them (the file "
+          "keeps the token out of ps)");
+    }
+    absl::StatusOr<std::string> t =
+        ReadTokenFile(options.auth_token_file, "--auth_token_file");
+    if (!t.ok()) return t.status();
+    token = *std::move(t);
+  }
   std::unique_ptr<WorkerServer> server(new WorkerServer());
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       MakeServerCredentials(options.tls, options.listen, &server->warning_);
@@ -85,7 +99,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
   server->grpc_service_ = std::make_unique<WorkerGrpcService>(
-      server->service_.get(), options.auth_token);
+      server->service_.get(), std::move(token));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -111,11 +125,20 @@ void WorkerServer::Drain(absl::Duration grace) {
   absl::MutexLock lock(&drain_mu_);
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
+  const absl::Time deadline = absl::Now() + grace;
   if (grpc::HealthCheckServiceInterface* health =
           server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // The server stays up while runs finish, so load balancers and probes
+  // see NOT_SERVING and clients a clear UNAVAILABLE instead of a refused
+  // connection.
+  service_->StopAccepting();
+  service_->WaitUntilIdle(deadline);
+  // Past the deadline Shutdown cancels what is still running; with no run
+  // left, other calls (Describe, health) get a moment to complete.
+  server_->Shutdown(absl::ToChronoTime(
+      std::min(deadline, absl::Now() + absl::Seconds(1))));
   server_->Wait();
 }
 

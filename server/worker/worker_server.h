@@ -4,7 +4,7 @@
 // Run executes on its own sync-server thread, so no completion-queue thread
 // ever waits on training. The standard health service
 // (grpc.health.v1.Health, "" and "driftscope.v1.Worker") and server
-// reflection are on. Drain() is the SIGTERM path: NOT_SERVING, no new calls,
+// reflection are on. Drain() is the SIGTERM path: NOT_SERVING, no new runs,
 // running runs finish or are cancelled when the grace period ends.
 // Thread-safe.
 #ifndef DRIFTSCOPE_SERVER_WORKER_WORKER_SERVER_H_
@@ -34,6 +34,9 @@ struct WorkerServerOptions {
   // When set, every Worker call needs "authorization: Bearer <token>".
   // Health and reflection stay open (probes carry no token).
   std::string auth_token;
+  // The token read from this file instead (ReadTokenFile: trailing newline
+  // stripped), so it does not show in ps. At most one of the two.
+  std::string auth_token_file;
   // Coordinator to register with. Only stored and logged for now: the
   // registration itself comes with the coordinator.
   std::string coordinator;
@@ -43,7 +46,8 @@ struct WorkerServerOptions {
 class WorkerServer {
  public:
   // Starts serving. InvalidArgument for bad options (no --listen, TLS files,
-  // plaintext not asked for), Unavailable when the address cannot be bound.
+  // plaintext not asked for, an unreadable or empty token file, both a
+  // token and a token file), Unavailable when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<WorkerServer>> BuildAndStart(
       const WorkerServerOptions& options);
 
@@ -58,9 +62,11 @@ class WorkerServer {
   const std::string& warning() const { return warning_; }
   WorkerService& service() { return *service_; }
 
-  // Stops accepting calls, reports NOT_SERVING, waits up to `grace` for
-  // running calls, cancels the rest (their runs stop within one training
-  // step) and returns when every call has ended. Idempotent.
+  // Reports NOT_SERVING and refuses new runs (UNAVAILABLE) while health,
+  // reflection and Describe keep answering; waits up to `grace` for the
+  // runs in progress, cancels the rest (they stop within one training
+  // step), stops the server and returns when every call has ended.
+  // Idempotent.
   void Drain(absl::Duration grace);
 
  private:

@@ -240,6 +240,11 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
 
 absl::Status WorkerService::AcquireSlot(const std::string& run_id) {
   absl::MutexLock lock(&mu_);
+  if (!accepting_) {
+    return absl::UnavailableError(
+        "this worker is shutting down (draining after SIGTERM) and takes no "
+        "new runs; run the job on another worker");
+  }
   if (!run_id.empty() && run_ids_.count(run_id) > 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("run_id \"", run_id, "\" was already run here"));
@@ -262,6 +267,20 @@ void WorkerService::ReleaseSlot() {
 int WorkerService::active_runs() const {
   absl::MutexLock lock(&mu_);
   return active_;
+}
+
+void WorkerService::StopAccepting() {
+  absl::MutexLock lock(&mu_);
+  accepting_ = false;
+}
+
+bool WorkerService::WaitUntilIdle(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this] {
+    mu_.AssertReaderHeld();
+    return active_ == 0;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
 }
 
 absl::Status WorkerService::Run(const v1::RunRequest& request,

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "driftscope/v1/worker.pb.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
@@ -69,7 +70,8 @@ class WorkerService {
   v1::DescribeResponse Describe() const;
 
   // Runs `request`. A bad request gets its error (InvalidArgument naming
-  // the field, ResourceExhausted for limits or no free slot,
+  // the field, ResourceExhausted for limits or no free slot, Unavailable
+  // while draining,
   // FailedPrecondition for a profile this machine cannot run,
   // AlreadyExists for a repeated run_id) before any event. After `accepted`
   // the events end with exactly one `done` or `failed`, and the returned
@@ -80,6 +82,13 @@ class WorkerService {
                    const EventSink& sink);
 
   int active_runs() const;
+
+  // Draining: from now on Run() refuses new runs with Unavailable (the
+  // caller should go to another worker); runs in progress go on.
+  void StopAccepting();
+  // Waits until no run is in progress or `deadline` has passed; true when
+  // none is.
+  bool WaitUntilIdle(absl::Time deadline) const;
 
  private:
   struct Prepared;
@@ -93,6 +102,7 @@ class WorkerService {
   const std::vector<std::string> presets_;
   mutable absl::Mutex mu_;
   int active_ ABSL_GUARDED_BY(mu_) = 0;
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   std::set<std::string> run_ids_ ABSL_GUARDED_BY(mu_);
 };
 
