@@ -88,6 +88,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
     return absl::InvalidArgumentError(
         "a client certificate needs its key, and a key its certificate");
   }
+  // gRPC aborts the process on a header value outside printable ASCII; a
+  // token pasted with its newline must be an error instead.
+  for (const char c : options.token) {
+    if (c < 0x20 || c > 0x7E) {
+      return absl::InvalidArgumentError(
+          "the token holds a character that cannot travel in a header "
+          "(a newline or other control or non-ASCII character)");
+    }
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.insecure) {
     creds = grpc::InsecureChannelCredentials();
