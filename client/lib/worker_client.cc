@@ -247,6 +247,12 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
               event.fingerprint().step(), event.fingerprint().sha256(),
               event.fingerprint().sha256_f32()});
           break;
+        case v1::RunEvent::kFingerprints:
+          for (const v1::Fingerprint& f : event.fingerprints().fingerprints()) {
+            result.fingerprints.push_back(
+                Fingerprint{f.step(), f.sha256(), f.sha256_f32()});
+          }
+          break;
         case v1::RunEvent::kTensorChunk:
           stream_error = assembler.Add(event.tensor_chunk());
           break;

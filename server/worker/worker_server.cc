@@ -14,6 +14,7 @@
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "server/common/status.h"
 #include "server/common/token_file.h"
+#include "server/worker/run_reactor.h"
 
 namespace driftscope {
 
@@ -21,7 +22,10 @@ namespace {
 
 constexpr char kServiceName[] = "driftscope.v1.Worker";
 
-class WorkerGrpcService final : public v1::Worker::Service {
+// Describe is a plain sync method; Run is served by a RunReactor on the
+// callback API (see run_reactor.h for why).
+class WorkerGrpcService final
+    : public v1::Worker::WithCallbackMethod_Run<v1::Worker::Service> {
  public:
   WorkerGrpcService(WorkerService* service, std::string token)
       : service_(service), token_(std::move(token)) {}
@@ -36,28 +40,11 @@ class WorkerGrpcService final : public v1::Worker::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Run(grpc::ServerContext* context, const v1::RunRequest* request,
-                   grpc::ServerWriter<v1::RunEvent>* writer) override {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    // IsCancelled() turns true when the client cancels, the deadline passes
-    // or a drain runs out of grace; the run stops before its next step.
-    return ToGrpcStatus(service_->Run(
-        *request, [context] { return context->IsCancelled(); },
-        [writer](const v1::RunEvent& e) {
-          // Fingerprints and chunks come in bursts right before `done`:
-          // letting gRPC coalesce them saves a wakeup of the client per
-          // event. Accepted and progress go out at once; done and failed
-          // are the last message and travel with the status (one wakeup
-          // of the client at the end, not two).
-          grpc::WriteOptions options;
-          if (e.has_fingerprint() || e.has_tensor_chunk()) {
-            options.set_buffer_hint();
-          }
-          if (e.has_done() || e.has_failed()) options.set_last_message();
-          return writer->Write(e, options);
-        }));
+  grpc::ServerWriteReactor<v1::RunEvent>* Run(
+      grpc::CallbackServerContext* context,
+      const v1::RunRequest* request) override {
+    return new RunReactor(service_, request,
+                          ToGrpcStatus(CheckBearerToken(*context, token_)));
   }
 
  private:
@@ -137,8 +124,8 @@ void WorkerServer::Drain(absl::Duration grace) {
   service_->WaitUntilIdle(deadline);
   // Past the deadline Shutdown cancels what is still running; with no run
   // left, other calls (Describe, health) get a moment to complete.
-  server_->Shutdown(absl::ToChronoTime(
-      std::min(deadline, absl::Now() + absl::Seconds(1))));
+  server_->Shutdown(
+      absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Seconds(1))));
   server_->Wait();
 }
 

@@ -1,5 +1,6 @@
 #include "server/worker/worker_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -17,6 +18,9 @@
 namespace driftscope {
 
 namespace {
+
+// ~150 bytes each: a batch stays far below the 1 MiB of a tensor chunk.
+constexpr size_t kFingerprintsPerEvent = 1024;
 
 double ForwardFlopsPerSample(const ModelSpec& model) {
   double flops = 0;
@@ -295,16 +299,19 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     ~Release() { self->ReleaseSlot(); }
   } release{this};
 
+  // The sink may take an event's contents: the run id goes on every one.
+  auto emit = [&sink, &request](v1::RunEvent& e) {
+    e.set_run_id(request.run_id());
+    return sink(e);
+  };
   v1::RunEvent event;
-  event.set_run_id(request.run_id());
-  const std::string spec_digest = SpecDigest(p.spec);
   {
     v1::Accepted* a = event.mutable_accepted();
-    a->set_spec_digest(spec_digest);
+    a->set_spec_digest(SpecDigest(p.spec));
     a->set_profile(p.profile_text);
     a->set_total_steps(p.total_steps);
   }
-  if (!sink(event)) return absl::CancelledError("the receiver went away");
+  if (!emit(event)) return absl::CancelledError("the receiver went away");
 
   // The sink is called on this thread only, so events stay in order.
   std::atomic<bool> cancel{false};
@@ -321,7 +328,7 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
       pr->set_step(e.step);
       pr->set_total_steps(e.total_steps);
       pr->set_loss(e.loss);
-      sink_broken = !sink(event);
+      sink_broken = !emit(event);
     }
     if (sink_broken || cancelled()) cancel.store(true);
   };
@@ -332,21 +339,27 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     event.clear_event();
     event.mutable_failed()->set_code(static_cast<int>(s.code()));
     event.mutable_failed()->set_message(std::string(s.message()));
-    sink(event);
+    emit(event);
     return s;
   }
 
-  for (const driftscope::Fingerprint& f : result->fingerprints) {
+  for (size_t i = 0; i < result->fingerprints.size();
+       i += kFingerprintsPerEvent) {
     event.clear_event();
-    v1::Fingerprint* fp = event.mutable_fingerprint();
-    fp->set_step(f.step);
-    fp->set_sha256(f.sha256);
-    fp->set_sha256_f32(f.sha256_f32);
-    if (!sink(event)) return absl::CancelledError("the receiver went away");
+    v1::FingerprintBatch* batch = event.mutable_fingerprints();
+    const size_t end =
+        std::min(result->fingerprints.size(), i + kFingerprintsPerEvent);
+    for (size_t k = i; k < end; ++k) {
+      const driftscope::Fingerprint& f = result->fingerprints[k];
+      v1::Fingerprint* fp = batch->add_fingerprints();
+      fp->set_step(f.step);
+      fp->set_sha256(f.sha256);
+      fp->set_sha256_f32(f.sha256_f32);
+    }
+    if (!emit(event)) return absl::CancelledError("the receiver went away");
   }
 
   v1::RunEvent done;
-  done.set_run_id(request.run_id());
   v1::RunSummary* summary = done.mutable_done()->mutable_summary();
   // Fingerprints went out as events: a long run has too many for one
   // message, so the summary leaves them out.
@@ -363,14 +376,13 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
   for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
 
   v1::RunEvent chunk_event;
-  chunk_event.set_run_id(request.run_id());
   for (const NamedArray& t : TakeResultTensors(&*result, p.capture)) {
     std::string sha;
     const bool sent = EmitTensorChunks(
         t.name, t.array,
         [&](v1::TensorChunk* c) {
           chunk_event.mutable_tensor_chunk()->Swap(c);
-          return sink(chunk_event) && !cancelled();
+          return emit(chunk_event) && !cancelled();
         },
         &sha);
     if (!sent) return absl::CancelledError("the receiver went away");
@@ -381,7 +393,7 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     info->set_size_bytes(t.array.nbytes());
     info->set_sha256(sha);
   }
-  if (!sink(done)) return absl::CancelledError("the receiver went away");
+  if (!emit(done)) return absl::CancelledError("the receiver went away");
   return absl::OkStatus();
 }
 

@@ -56,7 +56,9 @@ absl::Status CheckJobLimits(const JobSpec& spec, int64_t train_samples,
 class WorkerService {
  public:
   // Returns false when the receiver is gone (the run is then cancelled).
-  using EventSink = std::function<bool(const v1::RunEvent&)>;
+  // May take the event's contents (Swap them out): each event is built
+  // afresh for the sink.
+  using EventSink = std::function<bool(v1::RunEvent&)>;
 
   // InvalidArgument when the default profile does not parse, or
   // FailedPrecondition when this machine cannot run it.

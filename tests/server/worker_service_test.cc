@@ -3,6 +3,7 @@
 // sequence of a run.
 #include "server/worker/worker_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -121,14 +122,23 @@ TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {
   EXPECT_TRUE(events.front().has_accepted());
   EXPECT_EQ(events.front().accepted().total_steps(), 8);  // 2 × ceil(100/32)
   EXPECT_TRUE(events.back().has_done());
-  int progress = 0, fingerprints = 0;
+  int progress = 0;
+  std::vector<int64_t> fingerprint_steps;
   for (const auto& e : events) {
     EXPECT_EQ(e.run_id(), "r1");
     progress += e.has_progress();
-    fingerprints += e.has_fingerprint();
+    for (const v1::Fingerprint& f : e.fingerprints().fingerprints()) {
+      fingerprint_steps.push_back(f.step());
+    }
   }
-  EXPECT_EQ(progress, 2);      // once per epoch
-  EXPECT_EQ(fingerprints, 9);  // initial + one per step
+  EXPECT_EQ(progress, 2);  // once per epoch
+  // Initial + one per step, in step order, in one batch.
+  EXPECT_THAT(fingerprint_steps,
+              ::testing::ElementsAre(0, 1, 2, 3, 4, 5, 6, 7, 8));
+  EXPECT_EQ(
+      std::count_if(events.begin(), events.end(),
+                    [](const v1::RunEvent& e) { return e.has_fingerprints(); }),
+      1);
   const v1::RunSummary& summary = events.back().done().summary();
   EXPECT_EQ(summary.steps(), 8);
   ASSERT_EQ(summary.tensors_size(), 2);  // outputs and losses were asked for
@@ -139,6 +149,26 @@ TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {
   s = service->Run(
       request, [] { return false; }, [](const v1::RunEvent&) { return true; });
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(WorkerServiceTest, ManyFingerprintsTravelInOrderedBatches) {
+  JobSpec spec = TinySpec();
+  spec.training.epochs = 300;  // 1200 steps: 1201 fingerprints
+  std::vector<int> batch_sizes;
+  int64_t expected_step = 0;
+  absl::Status s = Service()->Run(
+      Request(spec), [] { return false; },
+      [&](const v1::RunEvent& e) {
+        if (!e.has_fingerprints()) return true;
+        batch_sizes.push_back(e.fingerprints().fingerprints_size());
+        for (const v1::Fingerprint& f : e.fingerprints().fingerprints()) {
+          EXPECT_EQ(f.step(), expected_step++);
+          EXPECT_EQ(f.sha256().size(), 64u);
+        }
+        return true;
+      });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_THAT(batch_sizes, ::testing::ElementsAre(1024, 177));
 }
 
 TEST(WorkerServiceTest, CancelStopsTheRunBeforeTheNextStep) {
