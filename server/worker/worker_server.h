@@ -1,8 +1,8 @@
 // WorkerServer: the driftscope.v1.Worker gRPC daemon around a WorkerService.
 //
 // The gRPC layer only authenticates, translates and converts statuses; each
-// Run executes on its own sync-server thread, so no completion-queue thread
-// ever waits on training. The standard health service
+// Run is a RunReactor (run_reactor.h) whose job has a thread of its own, so
+// no gRPC thread ever waits on training. The standard health service
 // (grpc.health.v1.Health, "" and "driftscope.v1.Worker") and server
 // reflection are on. Drain() is the SIGTERM path: NOT_SERVING, no new runs,
 // running runs finish or are cancelled when the grace period ends.
