@@ -1,7 +1,5 @@
 #include "server/worker/run_reactor.h"
 
-#include <pthread.h>
-
 #include <utility>
 
 #include "server/common/status.h"
@@ -24,7 +22,8 @@ int64_t EventBytes(const v1::RunEvent& e) {
 
 }  // namespace
 
-RunReactor::RunReactor(WorkerService* service, const v1::RunRequest* request,
+RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
+                       const v1::RunRequest* request,
                        const grpc::Status& refusal)
     : service_(service), request_(request) {
   if (!refusal.ok()) {
@@ -35,8 +34,7 @@ RunReactor::RunReactor(WorkerService* service, const v1::RunRequest* request,
     Finish(refusal);
     return;
   }
-  job_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "driftscope-run");  // for ps and top
+  threads->Run([this] {
     const absl::Status s = service_->Run(
         *request_,
         [this] { return cancelled_.load(std::memory_order_relaxed); },
@@ -155,9 +153,6 @@ void RunReactor::OnCancel() {
   Pump();
 }
 
-void RunReactor::OnDone() {
-  if (job_.joinable()) job_.join();
-  delete this;
-}
+void RunReactor::OnDone() { delete this; }
 
 }  // namespace driftscope

@@ -1,7 +1,7 @@
 // RunReactor: one driftscope.v1.Worker/Run call on gRPC's callback API.
 //
-// The job runs on a thread of its own (never on a gRPC thread) through
-// WorkerService::Run. Its events go into a bounded queue that the reactor
+// The job runs through WorkerService::Run on one of the worker's job threads
+// (never on a gRPC thread). Its events go into a bounded queue that the reactor
 // writes one after the other, so the job prepares the next tensor chunk
 // while the previous one is on the wire, and a burst of fingerprints or
 // chunks costs the job no thread hop per event. The last event (done or
@@ -10,8 +10,9 @@
 // flag the job reads after every training step at no cost (the sync API's
 // IsCancelled() polled the call, ~4% of a small job's time).
 //
-// Owned by gRPC: created per call, deleted in OnDone after the job thread
-// has ended. Its methods are called by gRPC and by the job thread; shared
+// Owned by gRPC: created per call, deleted in OnDone, which comes only after
+// the job has finished the call (the job touches nothing of the reactor
+// after that). Its methods are called by gRPC and by the job thread; shared
 // state is under mu_.
 #ifndef DRIFTSCOPE_SERVER_WORKER_RUN_REACTOR_H_
 #define DRIFTSCOPE_SERVER_WORKER_RUN_REACTOR_H_
@@ -23,22 +24,23 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "driftscope/v1/worker.pb.h"
+#include "server/worker/job_threads.h"
 #include "server/worker/worker_service.h"
 
 namespace driftscope {
 
 class RunReactor final : public grpc::ServerWriteReactor<v1::RunEvent> {
  public:
-  // Starts the run, or finishes the call at once with `refusal` when it is
-  // not OK (authentication). `service` and `request` outlive the reactor.
-  RunReactor(WorkerService* service, const v1::RunRequest* request,
-             const grpc::Status& refusal);
+  // Starts the run on `threads`, or finishes the call at once with
+  // `refusal` when it is not OK (authentication). `service`, `threads` and
+  // `request` outlive the reactor.
+  RunReactor(WorkerService* service, JobThreads* threads,
+             const v1::RunRequest* request, const grpc::Status& refusal);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -77,8 +79,6 @@ class RunReactor final : public grpc::ServerWriteReactor<v1::RunEvent> {
   // The message gRPC is writing; untouched until its OnWriteDone (or, for
   // the last one, until OnDone).
   v1::RunEvent in_flight_;
-
-  std::thread job_;
 };
 
 }  // namespace driftscope

@@ -27,8 +27,9 @@ constexpr char kServiceName[] = "driftscope.v1.Worker";
 class WorkerGrpcService final
     : public v1::Worker::WithCallbackMethod_Run<v1::Worker::Service> {
  public:
-  WorkerGrpcService(WorkerService* service, std::string token)
-      : service_(service), token_(std::move(token)) {}
+  WorkerGrpcService(WorkerService* service, JobThreads* threads,
+                    std::string token)
+      : service_(service), threads_(threads), token_(std::move(token)) {}
 
   grpc::Status Describe(grpc::ServerContext* context,
                         const v1::DescribeRequest*,
@@ -43,12 +44,13 @@ class WorkerGrpcService final
   grpc::ServerWriteReactor<v1::RunEvent>* Run(
       grpc::CallbackServerContext* context,
       const v1::RunRequest* request) override {
-    return new RunReactor(service_, request,
+    return new RunReactor(service_, threads_, request,
                           ToGrpcStatus(CheckBearerToken(*context, token_)));
   }
 
  private:
   WorkerService* const service_;
+  JobThreads* const threads_;
   const std::string token_;
 };
 
@@ -85,8 +87,9 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
       WorkerService::Create(options.service);
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
+  server->job_threads_ = std::make_unique<JobThreads>();
   server->grpc_service_ = std::make_unique<WorkerGrpcService>(
-      server->service_.get(), std::move(token));
+      server->service_.get(), server->job_threads_.get(), std::move(token));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -1,8 +1,8 @@
 // WorkerServer: the driftscope.v1.Worker gRPC daemon around a WorkerService.
 //
 // The gRPC layer only authenticates, translates and converts statuses; each
-// Run is a RunReactor (run_reactor.h) whose job has a thread of its own, so
-// no gRPC thread ever waits on training. The standard health service
+// Run is a RunReactor (run_reactor.h) whose job runs on a JobThreads thread,
+// so no gRPC thread ever waits on training. The standard health service
 // (grpc.health.v1.Health, "" and "driftscope.v1.Worker") and server
 // reflection are on. Drain() is the SIGTERM path: NOT_SERVING, no new runs,
 // running runs finish or are cancelled when the grace period ends.
@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/security.h"
+#include "server/worker/job_threads.h"
 #include "server/worker/worker_service.h"
 
 namespace grpc {
@@ -73,6 +74,7 @@ class WorkerServer {
   WorkerServer() = default;
 
   std::unique_ptr<WorkerService> service_;
+  std::unique_ptr<JobThreads> job_threads_;  // after the server has stopped
   std::unique_ptr<grpc::Service> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
