@@ -1,5 +1,7 @@
 #include "server/common/background_sha256.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace driftscope {
@@ -32,6 +34,7 @@ bool BackgroundSha256::HasWorkOrStop() const {
 bool BackgroundSha256::AllHashed() const { return hashed_ == available_; }
 
 void BackgroundSha256::Loop() {
+  pthread_setname_np(pthread_self(), "sha256");  // for ps and top
   for (;;) {
     size_t from = 0, to = 0;
     {

@@ -35,10 +35,11 @@ RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
     return;
   }
   threads->Run([this] {
+    std::vector<NamedArray> spent;  // freed once the client has its result
     const absl::Status s = service_->Run(
         *request_,
         [this] { return cancelled_.load(std::memory_order_relaxed); },
-        [this](v1::RunEvent& e) { return Enqueue(e); });
+        [this](v1::RunEvent& e) { return Enqueue(e); }, &spent);
     Complete(ToGrpcStatus(s));
     // `this` may be gone from here on: OnDone can run once Complete has
     // finished the call.

@@ -289,7 +289,8 @@ bool WorkerService::WaitUntilIdle(absl::Time deadline) const {
 
 absl::Status WorkerService::Run(const v1::RunRequest& request,
                                 const std::function<bool()>& cancelled,
-                                const EventSink& sink) {
+                                const EventSink& sink,
+                                std::vector<NamedArray>* spent) {
   absl::StatusOr<Prepared> prepared = Prepare(request);
   if (!prepared.ok()) return prepared.status();
   Prepared& p = *prepared;
@@ -376,7 +377,8 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
   for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
 
   v1::RunEvent chunk_event;
-  for (const NamedArray& t : TakeResultTensors(&*result, p.capture)) {
+  std::vector<NamedArray> tensors = TakeResultTensors(&*result, p.capture);
+  for (const NamedArray& t : tensors) {
     std::string sha;
     const bool sent = EmitTensorChunks(
         t.name, t.array,
@@ -394,6 +396,7 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     info->set_sha256(sha);
   }
   if (!emit(done)) return absl::CancelledError("the receiver went away");
+  if (spent != nullptr) *spent = std::move(tensors);
   return absl::OkStatus();
 }
 

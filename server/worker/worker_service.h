@@ -24,6 +24,7 @@
 #include "driftscope/v1/worker.pb.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
+#include "engine/train/run_result.h"
 
 namespace driftscope {
 
@@ -73,15 +74,18 @@ class WorkerService {
 
   // Runs `request`. A bad request gets its error (InvalidArgument naming
   // the field, ResourceExhausted for limits or no free slot, Unavailable
-  // while draining,
-  // FailedPrecondition for a profile this machine cannot run,
-  // AlreadyExists for a repeated run_id) before any event. After `accepted`
-  // the events end with exactly one `done` or `failed`, and the returned
-  // status is the run's. `cancelled` is polled after every training step;
-  // when it returns true the run stops before the next step (Cancelled).
+  // while draining, FailedPrecondition for a profile this machine cannot
+  // run, AlreadyExists for a repeated run_id) before any event. After
+  // `accepted` the events end with exactly one `done` or `failed`, and the
+  // returned status is the run's. `cancelled` is polled after every
+  // training step; when it returns true the run stops before the next step
+  // (Cancelled). When `spent` is not null it receives the streamed result
+  // tensors, for the caller to free after the call has ended (unmapping a
+  // large result takes tens of milliseconds the client need not wait for).
   absl::Status Run(const v1::RunRequest& request,
                    const std::function<bool()>& cancelled,
-                   const EventSink& sink);
+                   const EventSink& sink,
+                   std::vector<NamedArray>* spent = nullptr);
 
   int active_runs() const;
 
