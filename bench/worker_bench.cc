@@ -1,16 +1,25 @@
 // Transport benchmarks (DESIGN §11): result streaming over loopback (target
 // ≥ 1 GB/s of tensor bytes) and the default job run through a worker versus
-// in-process (target < 5% extra wall time). Worker and client share this
-// process and its cores, as on a one-box deployment; `cpu_ns_per_byte`
-// counts the CPU time of both ends (all threads of the process).
+// in-process (target < 5% extra wall time).
+//
+// The worker is a real driftscope-worker process on 127.0.0.1 (port 0),
+// started once for the whole program, so each end has its own allocator and
+// threads as in a deployment, and the CPU time of each end is measured
+// apart: this process's (getrusage) and the worker's (/proc/PID/stat).
+// Both ends share this machine's cores.
 #include <benchmark/benchmark.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "client/lib/job_convert.h"
@@ -20,8 +29,7 @@
 #include "engine/train/trainer.h"
 #include "server/common/crc32c.h"
 #include "server/common/tensor_stream.h"
-#include "server/worker/worker_server.h"
-#include "server/worker/worker_service.h"
+#include "tests/server/worker_process.h"
 
 namespace driftscope {
 namespace {
@@ -32,19 +40,22 @@ double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// CPU time of every thread of this process (both ends of the stream).
+double CpuSeconds(const rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// CPU time of every thread of this process (the client end).
 double ProcessCpuSeconds() {
   rusage u;
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  return CpuSeconds(u);
 }
 
 double ThreadCpuSeconds() {
   rusage u;
   getrusage(RUSAGE_THREAD, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  return CpuSeconds(u);
 }
 
 int64_t PageFaults() {
@@ -53,22 +64,54 @@ int64_t PageFaults() {
   return u.ru_minflt;
 }
 
-WorkerServer& Server() {
-  static WorkerServer* server = [] {
-    WorkerServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.tls.insecure = true;
-    o.service.max_concurrent_runs = 4;
-    return WorkerServer::BuildAndStart(o)->release();
+testing::WorkerProcess& Worker() {
+  // Killed when the program exits.
+  static std::unique_ptr<testing::WorkerProcess> worker = [] {
+    auto w = testing::WorkerProcess::Start(
+        {"--insecure", "--max_concurrent_runs=4"});
+    if (!w.ok()) {
+      std::fprintf(stderr, "cannot start %s: %s\n",
+                   testing::WorkerBinary().c_str(),
+                   std::string(w.status().message()).c_str());
+      std::exit(1);
+    }
+    return *std::move(w);
   }();
-  return *server;
+  return *worker;
+}
+
+// CPU time of the worker process so far (clock ticks: 10 ms resolution, so
+// it is read around whole benchmark loops or long streams only).
+double WorkerCpuSeconds() {
+  const std::string path = "/proc/" + std::to_string(Worker().pid()) + "/stat";
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after "(comm)": state is field 3, utime 14 and stime 15.
+  const char* p = std::strrchr(buf, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (p == nullptr ||
+      std::sscanf(p + 2,
+                  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                  &utime, &stime) != 2) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+WorkerClientOptions ClientOptions() {
+  WorkerClientOptions o;
+  o.address = Worker().address();
+  o.insecure = true;
+  return o;
 }
 
 std::unique_ptr<WorkerClient> Client() {
-  WorkerClientOptions o;
-  o.address = Server().address();
-  o.insecure = true;
-  return *WorkerClient::Create(o);
+  return *WorkerClient::Create(ClientOptions());
 }
 
 // Outputs of `mib` MiB for almost no compute: Dense(256) over 100 steps.
@@ -97,7 +140,8 @@ NdArray Ramp(int64_t mib) {
 }
 
 // The per-byte work of streaming without the network: chunking, crc32c and
-// sha256 on the sender, checks and copies on the receiver, one thread.
+// sha256 on the sender, checks and copies on the receiver. The CPU column
+// is this thread's; both hashes run on helper threads.
 void BM_ChunkRoundTrip(benchmark::State& state) {
   const NdArray a = Ramp(state.range(0));
   for (auto _ : state) {
@@ -145,35 +189,36 @@ BENCHMARK(BM_FreshArray)->Arg(256)->Unit(benchmark::kMillisecond);
 
 // Streaming alone: the stub read directly, timed from the first tensor chunk
 // to the end of the call, so the eval compute before the first chunk is left
-// out. Each chunk is checked and reassembled as WorkerClient does.
+// out. Each chunk is checked and reassembled as WorkerClient does. CPU per
+// byte of each end: `sender_ns_per_byte` (the worker process),
+// `receiver_ns_per_byte` (this one), and `reader_ns_per_byte`, the
+// receiving thread alone (its SHA-256 runs beside it): with a core each, the
+// slower of the ends' critical paths bounds the rate.
 void BM_StreamOnly(benchmark::State& state) {
   const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
-  WorkerClientOptions o;
-  o.address = Server().address();
-  o.insecure = true;
-  auto stub = v1::Worker::NewStub(*MakeWorkerChannel(o));
+  auto stub = v1::Worker::NewStub(*MakeWorkerChannel(ClientOptions()));
   v1::RunRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
   request.mutable_capture()->set_outputs(true);
-  int64_t bytes = 0;
-  double cpu = 0;
-  int64_t faults = 0, faults_first = 0;
-  double reader_cpu = 0, reader_first = 0;
+  int64_t bytes = 0, faults = 0;
+  double receiver = 0, reader = 0, sender = 0;
   for (auto _ : state) {
     grpc::ClientContext ctx;
-    auto reader = stub->Run(&ctx, request);
+    auto reader_stream = stub->Run(&ctx, request);
     v1::RunEvent event;
     Clock::time_point first;
-    double cpu_first = 0;
+    double receiver0 = 0, reader0 = 0, sender0 = 0;
+    int64_t faults0 = 0;
     bool started = false;
     TensorAssembler assembler;
-    while (reader->Read(&event)) {
+    while (reader_stream->Read(&event)) {
       if (event.has_tensor_chunk()) {
         if (!started) {
           first = Clock::now();
-          cpu_first = ProcessCpuSeconds();
-          faults_first = PageFaults();
-          reader_first = ThreadCpuSeconds();
+          receiver0 = ProcessCpuSeconds();
+          reader0 = ThreadCpuSeconds();
+          sender0 = WorkerCpuSeconds();
+          faults0 = PageFaults();
         }
         started = true;
         if (!assembler.Add(event.tensor_chunk()).ok()) {
@@ -182,127 +227,89 @@ void BM_StreamOnly(benchmark::State& state) {
         bytes += event.tensor_chunk().data().size();
       }
     }
-    if (!reader->Finish().ok()) state.SkipWithError("run failed");
+    if (!reader_stream->Finish().ok()) state.SkipWithError("run failed");
     const Clock::time_point end = Clock::now();
-    cpu += ProcessCpuSeconds() - cpu_first;
-    faults += PageFaults() - faults_first;
-    reader_cpu += ThreadCpuSeconds() - reader_first;
+    receiver += ProcessCpuSeconds() - receiver0;
+    reader += ThreadCpuSeconds() - reader0;
+    sender += WorkerCpuSeconds() - sender0;
+    faults += PageFaults() - faults0;
     if (!assembler.Finish().ok()) state.SkipWithError("incomplete tensor");
     state.SetIterationTime(Seconds(end - first));
   }
+  const double b = static_cast<double>(bytes);
   state.SetBytesProcessed(bytes);
-  state.counters["cpu_ns_per_byte"] = 1e9 * cpu / static_cast<double>(bytes);
-  // The receiving thread alone (gRPC reads, checks, copies; its SHA-256
-  // runs beside it): the receiver's critical path given cores to spare.
-  state.counters["reader_ns_per_byte"] =
-      1e9 * reader_cpu / static_cast<double>(bytes);
+  state.counters["sender_ns_per_byte"] = 1e9 * sender / b;
+  state.counters["receiver_ns_per_byte"] = 1e9 * receiver / b;
+  state.counters["reader_ns_per_byte"] = 1e9 * reader / b;
   // 256 per MiB are the receiver's fresh array (4 KiB pages).
-  state.counters["faults_per_mib"] =
-      static_cast<double>(faults) / (static_cast<double>(bytes) / (1 << 20));
+  state.counters["receiver_faults_per_mib"] =
+      static_cast<double>(faults) / (b / (1 << 20));
 }
 BENCHMARK(BM_StreamOnly)
     ->Arg(256)
     ->Unit(benchmark::kMillisecond)
-    ->UseManualTime();
+    ->UseManualTime()
+    ->MinTime(2);
 
-// The whole remote run of a large result through WorkerClient, next to the
-// same run in-process, alternated in one loop so load changes hit both.
-void BM_LargeOutputRemoteVsInProcess(benchmark::State& state) {
-  const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
+// A remote run against the same run in-process, alternated in one loop
+// (the order flips every iteration) so changes in load hit both. Reports
+// `remote_over_inprocess` (ratio of the summed wall times), `median_ratio`
+// (median of the per-iteration ratios: robust to the load spikes of a shared
+// machine) and `cpu_ratio` (CPU time of both ends of the remote run against
+// the in-process run's: what the remote run costs where a core is free,
+// whatever the load here).
+void RemoteVsInProcess(benchmark::State& state, const JobSpec& spec,
+                       const RemoteRunOptions& remote) {
   const Profile profile = *Profile::Parse("fp32");
   auto client = Client();
-  double local = 0, remote = 0;
-  int64_t bytes = 0;
-  for (auto _ : state) {
-    const Clock::time_point t0 = Clock::now();
-    auto l = RunJob(spec, profile);
-    const Clock::time_point t1 = Clock::now();
-    auto r = client->Run(spec, "fp32", {}, OutputsOnly());
-    const Clock::time_point t2 = Clock::now();
-    if (!l.ok() || !r.ok()) {
-      state.SkipWithError("run failed");
-      break;
-    }
-    local += Seconds(t1 - t0);
-    remote += Seconds(t2 - t1);
-    bytes += r->outputs.nbytes();
-    state.SetIterationTime(Seconds(t2 - t1));
-  }
-  state.SetBytesProcessed(bytes);
-  state.counters["inprocess_ms"] =
-      benchmark::Counter(1e3 * local, benchmark::Counter::kAvgIterations);
-  state.counters["remote_over_inprocess"] = remote / local;
-}
-BENCHMARK(BM_LargeOutputRemoteVsInProcess)
-    ->Arg(256)
-    ->Unit(benchmark::kMillisecond)
-    ->UseManualTime();
-
-// The default job three ways, alternated in one loop (the order rotates):
-// RunJob in-process, WorkerService::Run on this thread without gRPC (what
-// the service adds), and WorkerClient::Run through the loopback server.
-// `remote_over_inprocess` (ratio of the sums) and `median_ratio` (median of
-// the per-iteration ratios) are the figures the < 1.05 target is about.
-void BM_DefaultJobRemoteVsInProcess(benchmark::State& state) {
-  const JobSpec spec = DefaultJobSpec();
-  const Profile profile = *Profile::Parse("fp32");
-  auto client = Client();
-  auto service = *WorkerService::Create(WorkerServiceOptions{});
-  v1::RunRequest request;
-  *request.mutable_spec() = JobSpecToProto(spec);
-  request.mutable_profile()->set_text("fp32");
-  v1::Capture* c = request.mutable_capture();
-  c->set_outputs(true);
-  c->set_losses(true);
-  c->set_final_weights(true);
-  c->set_epoch_outputs(true);
-  c->set_states(true);
-  double t[3] = {0, 0, 0}, cpu[3] = {0, 0, 0};
-  std::vector<double> ratios;  // remote / in-process, per iteration
+  double wall[2] = {0, 0}, cpu[2] = {0, 0};
+  std::vector<double> ratios;
   int64_t n = 0;
+  const double worker0 = WorkerCpuSeconds();
   for (auto _ : state) {
-    double now[3] = {0, 0, 0};
-    for (int k = 0; k < 3; ++k) {
-      const int which = static_cast<int>((n + k) % 3);
+    double now[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      const int which = static_cast<int>((n + k) % 2);  // 0 local, 1 remote
       const double cpu0 = ProcessCpuSeconds();
       const Clock::time_point t0 = Clock::now();
-      bool ok = true;
-      if (which == 0) {
-        ok = RunJob(spec, profile).ok();
-      } else if (which == 1) {
-        ok = service
-                 ->Run(
-                     request, [] { return false; },
-                     [](const v1::RunEvent&) { return true; })
-                 .ok();
-      } else {
-        ok = client->Run(spec, "fp32").ok();
-      }
-      if (!ok) state.SkipWithError("run failed");
+      const bool ok = which == 0 ? RunJob(spec, profile).ok()
+                                 : client->Run(spec, "fp32", {}, remote).ok();
       now[which] = Seconds(Clock::now() - t0);
-      t[which] += now[which];
+      if (!ok) state.SkipWithError("run failed");
+      wall[which] += now[which];
       cpu[which] += ProcessCpuSeconds() - cpu0;
     }
-    state.SetIterationTime(now[2]);
-    ratios.push_back(now[2] / now[0]);
+    state.SetIterationTime(now[1]);
+    ratios.push_back(now[1] / now[0]);
     ++n;
   }
-  // The median of the per-iteration ratios shrugs off the load spikes of a
-  // shared machine that the ratio of the sums absorbs.
+  const double worker = WorkerCpuSeconds() - worker0;
   std::sort(ratios.begin(), ratios.end());
+  state.counters["inprocess_ms"] =
+      benchmark::Counter(1e3 * wall[0], benchmark::Counter::kAvgIterations);
+  state.counters["remote_over_inprocess"] = wall[1] / wall[0];
   if (!ratios.empty()) {
     state.counters["median_ratio"] = ratios[ratios.size() / 2];
   }
-  state.counters["inprocess_ms"] =
-      benchmark::Counter(1e3 * t[0], benchmark::Counter::kAvgIterations);
-  state.counters["service_ms"] =
-      benchmark::Counter(1e3 * t[1], benchmark::Counter::kAvgIterations);
-  state.counters["remote_over_inprocess"] = t[2] / t[0];
-  // CPU time of both ends against the in-process run's: what the remote
-  // run costs on a machine with a core to spare, whatever the load here.
-  state.counters["cpu_ratio"] = cpu[2] / cpu[0];
+  state.counters["cpu_ratio"] = (cpu[1] + worker) / cpu[0];
+}
+
+void BM_DefaultJobRemoteVsInProcess(benchmark::State& state) {
+  RemoteVsInProcess(state, DefaultJobSpec(), RemoteRunOptions{});
 }
 BENCHMARK(BM_DefaultJobRemoteVsInProcess)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->MinTime(5);
+
+// The whole remote run of a large result (compute, then 256 MiB streamed)
+// against the same run in-process.
+void BM_LargeOutputRemoteVsInProcess(benchmark::State& state) {
+  RemoteVsInProcess(state, LargeOutputJob(static_cast<int>(state.range(0))),
+                    OutputsOnly());
+}
+BENCHMARK(BM_LargeOutputRemoteVsInProcess)
+    ->Arg(256)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
     ->MinTime(5);
