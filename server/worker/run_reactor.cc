@@ -35,14 +35,14 @@ RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
     return;
   }
   threads->Run([this] {
-    std::vector<NamedArray> spent;  // freed once the client has its result
+    // Freed after the last event and the status have been handed over.
+    std::vector<NamedArray> spent;
     const absl::Status s = service_->Run(
         *request_,
         [this] { return cancelled_.load(std::memory_order_relaxed); },
         [this](v1::RunEvent& e) { return Enqueue(e); }, &spent);
     Complete(ToGrpcStatus(s));
-    // `this` may be gone from here on: OnDone can run once Complete has
-    // finished the call.
+    // `this` may be gone from here on (see Complete).
   });
 }
 
@@ -51,6 +51,7 @@ bool RunReactor::HasRoomOrBroken() const {
 }
 
 bool RunReactor::Enqueue(v1::RunEvent& event) {
+  Step step;
   {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(this, &RunReactor::HasRoomOrBroken));
@@ -58,7 +59,7 @@ bool RunReactor::Enqueue(v1::RunEvent& event) {
     if (event.has_done() || event.has_failed()) {
       last_.emplace();
       last_->Swap(&event);
-      return true;  // written with the status by Complete's Pump
+      return true;  // written with the status when the job completes
     }
     queued_bytes_ += EventBytes(event);
     queue_.emplace_back();
@@ -67,73 +68,78 @@ bool RunReactor::Enqueue(v1::RunEvent& event) {
       event.Swap(&spare_.back());
       spare_.pop_back();
     }
+    step = NextStep();
   }
-  Pump();
+  Take(std::move(step));
   return true;
 }
 
 void RunReactor::Complete(const grpc::Status& status) {
+  // The status and the decision in one critical section: once the status
+  // is set another thread may finish the call, and OnDone then deletes the
+  // reactor; this thread touches it no more unless it finishes it itself.
+  Step step;
   {
     absl::MutexLock lock(&mu_);
     status_ = status;
+    step = NextStep();
   }
-  Pump();
+  Take(std::move(step));
 }
 
-void RunReactor::Pump() {
-  enum class Action { kWrite, kWriteAndFinish, kFinish };
-  Action action;
-  grpc::WriteOptions options;
-  grpc::Status status;
-  {
-    absl::MutexLock lock(&mu_);
-    if (writing_ || finished_) return;
-    if (broken_) {
-      if (!status_.has_value()) return;  // the job stops within a step
-      finished_ = true;
-      status = *status_;
-      action = Action::kFinish;
-    } else if (!queue_.empty()) {
-      in_flight_.Swap(&queue_.front());
-      if (spare_.size() < kSpareEvents) {
-        spare_.emplace_back();
-        spare_.back().Swap(&queue_.front());
-      }
-      queue_.pop_front();
-      queued_bytes_ -= EventBytes(in_flight_);
-      writing_ = true;
-      // More is already waiting: gRPC may coalesce this one with it.
-      if (!queue_.empty() || last_.has_value()) options.set_buffer_hint();
-      action = Action::kWrite;
-    } else if (status_.has_value()) {
-      finished_ = true;
-      status = *status_;
-      if (last_.has_value()) {
-        in_flight_.Swap(&*last_);
-        action = Action::kWriteAndFinish;
-      } else {
-        action = Action::kFinish;
-      }
+RunReactor::Step RunReactor::NextStep() {
+  Step step;
+  if (writing_ || finished_) return step;
+  if (broken_) {
+    if (!status_.has_value()) return step;  // the job stops within a step
+    finished_ = true;
+    step.status = *status_;
+    step.action = Step::kFinish;
+  } else if (!queue_.empty()) {
+    in_flight_.Swap(&queue_.front());
+    if (spare_.size() < kSpareEvents) {
+      spare_.emplace_back();
+      spare_.back().Swap(&queue_.front());
+    }
+    queue_.pop_front();
+    queued_bytes_ -= EventBytes(in_flight_);
+    writing_ = true;
+    // More is already waiting: gRPC may coalesce this one with it.
+    if (!queue_.empty() || last_.has_value()) step.options.set_buffer_hint();
+    step.action = Step::kWrite;
+  } else if (status_.has_value()) {
+    finished_ = true;
+    step.status = *status_;
+    if (last_.has_value()) {
+      in_flight_.Swap(&*last_);
+      step.action = Step::kWriteAndFinish;
     } else {
-      return;
+      step.action = Step::kFinish;
     }
   }
-  // Once the call is finished OnDone may delete this reactor on another
-  // thread: nothing below touches a member after the gRPC call.
-  switch (action) {
-    case Action::kWrite:
-      StartWrite(&in_flight_, options);
+  return step;
+}
+
+void RunReactor::Take(Step step) {
+  // The reactor stays alive through the call below: only a finish lets
+  // OnDone run, and only the thread that decided it makes it.
+  switch (step.action) {
+    case Step::kNone:
       break;
-    case Action::kWriteAndFinish:
-      StartWriteAndFinish(&in_flight_, options, std::move(status));
+    case Step::kWrite:
+      StartWrite(&in_flight_, step.options);
       break;
-    case Action::kFinish:
-      Finish(std::move(status));
+    case Step::kWriteAndFinish:
+      StartWriteAndFinish(&in_flight_, step.options, std::move(step.status));
+      break;
+    case Step::kFinish:
+      Finish(std::move(step.status));
       break;
   }
 }
 
 void RunReactor::OnWriteDone(bool ok) {
+  Step step;
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
@@ -141,17 +147,20 @@ void RunReactor::OnWriteDone(bool ok) {
       broken_ = true;
       cancelled_.store(true);
     }
+    step = NextStep();
   }
-  Pump();
+  Take(std::move(step));
 }
 
 void RunReactor::OnCancel() {
   cancelled_.store(true);
+  Step step;
   {
     absl::MutexLock lock(&mu_);
     broken_ = true;
+    step = NextStep();
   }
-  Pump();
+  Take(std::move(step));
 }
 
 void RunReactor::OnDone() { delete this; }

@@ -53,11 +53,20 @@ class RunReactor final : public grpc::ServerWriteReactor<v1::RunEvent> {
   // a written one's in exchange), waiting while the queue is full. False
   // once the call is cancelled or broken.
   bool Enqueue(v1::RunEvent& event);
-  // The job has ended with `status`.
+  // The job has ended with `status`. The job's last touch of the reactor.
   void Complete(const grpc::Status& status);
-  // Starts the next write, or the finish, when nothing is in flight. Called
-  // without mu_ held: gRPC calls are never made under it.
-  void Pump();
+
+  // What to hand gRPC next: decided under mu_, done without it (gRPC is
+  // never called under the lock).
+  struct Step {
+    enum Action { kNone, kWrite, kWriteAndFinish, kFinish } action = kNone;
+    grpc::WriteOptions options;
+    grpc::Status status;
+  };
+  // The next write when none is in flight, or the finish once the job has
+  // completed (or the call broke) and the queue is empty.
+  Step NextStep() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Take(Step step);
   bool HasRoomOrBroken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   WorkerService* const service_;
