@@ -1,41 +1,117 @@
 // Transport benchmarks (DESIGN §11): result streaming over loopback (target
 // ≥ 1 GB/s of tensor bytes) and the default job run through a worker versus
-// in-process (target < 5% extra wall time). Worker and client share this
-// process and its cores, as on a one-box deployment.
+// in-process (target < 5% extra wall time).
+//
+// The worker is a real driftscope-worker process on 127.0.0.1 (port 0),
+// started once for the whole program, so each end has its own allocator and
+// threads as in a deployment, and the CPU time of each end is measured
+// apart: this process's (getrusage) and the worker's (/proc/PID/stat).
+// Both ends share this machine's cores.
 #include <benchmark/benchmark.h>
+#include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
 #include "driftscope/v1/worker.grpc.pb.h"
+#include "engine/core/sha256.h"
 #include "engine/train/trainer.h"
 #include "server/common/crc32c.h"
 #include "server/common/tensor_stream.h"
-#include "server/worker/worker_server.h"
+#include "tests/server/worker_process.h"
 
 namespace driftscope {
 namespace {
 
-WorkerServer& Server() {
-  static WorkerServer* server = [] {
-    WorkerServerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.tls.insecure = true;
-    o.service.max_concurrent_runs = 4;
-    return WorkerServer::BuildAndStart(o)->release();
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+double CpuSeconds(const rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// CPU time of every thread of this process (the client end).
+double ProcessCpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return CpuSeconds(u);
+}
+
+double ThreadCpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_THREAD, &u);
+  return CpuSeconds(u);
+}
+
+int64_t PageFaults() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+testing::WorkerProcess& Worker() {
+  // Killed when the program exits.
+  static std::unique_ptr<testing::WorkerProcess> worker = [] {
+    auto w = testing::WorkerProcess::Start(
+        {"--insecure", "--max_concurrent_runs=4"});
+    if (!w.ok()) {
+      std::fprintf(stderr, "cannot start %s: %s\n",
+                   testing::WorkerBinary().c_str(),
+                   std::string(w.status().message()).c_str());
+      std::exit(1);
+    }
+    return *std::move(w);
   }();
-  return *server;
+  return *worker;
+}
+
+// CPU time of the worker process so far (clock ticks: 10 ms resolution, so
+// it is read around whole benchmark loops or long streams only).
+double WorkerCpuSeconds() {
+  const std::string path = "/proc/" + std::to_string(Worker().pid()) + "/stat";
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after "(comm)": state is field 3, utime 14 and stime 15.
+  const char* p = std::strrchr(buf, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (p == nullptr ||
+      std::sscanf(p + 2,
+                  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                  &utime, &stime) != 2) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+WorkerClientOptions ClientOptions() {
+  WorkerClientOptions o;
+  o.address = Worker().address();
+  o.insecure = true;
+  return o;
 }
 
 std::unique_ptr<WorkerClient> Client() {
-  WorkerClientOptions o;
-  o.address = Server().address();
-  o.insecure = true;
-  return *WorkerClient::Create(o);
+  return *WorkerClient::Create(ClientOptions());
 }
 
 // Outputs of `mib` MiB for almost no compute: Dense(256) over 100 steps.
@@ -57,11 +133,17 @@ RemoteRunOptions OutputsOnly() {
   return r;
 }
 
-// The per-byte work of streaming without the network: chunking, crc32c and
-// sha256 on the sender, checks and copies on the receiver, one thread.
-void BM_ChunkRoundTrip(benchmark::State& state) {
-  NdArray a(DType::kFloat32, {state.range(0) << 18});
+NdArray Ramp(int64_t mib) {
+  NdArray a(DType::kFloat32, {mib << 18});
   for (int64_t i = 0; i < a.size(); ++i) a.data<float>()[i] = 0.25f * i;
+  return a;
+}
+
+// The per-byte work of streaming without the network: chunking, crc32c and
+// sha256 on the sender, checks and copies on the receiver. The CPU column
+// is this thread's; both hashes run on helper threads.
+void BM_ChunkRoundTrip(benchmark::State& state) {
+  const NdArray a = Ramp(state.range(0));
   for (auto _ : state) {
     TensorAssembler assembler;
     EmitTensorChunks("outputs", a, [&](v1::TensorChunk* c) {
@@ -73,6 +155,7 @@ void BM_ChunkRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_ChunkRoundTrip)->Arg(64)->Unit(benchmark::kMillisecond);
 
+// Floors of the per-byte work: each end hashes every byte once.
 void BM_Crc32c(benchmark::State& state) {
   std::string bytes(1 << 20, 'x');
   for (auto _ : state)
@@ -81,61 +164,62 @@ void BM_Crc32c(benchmark::State& state) {
 }
 BENCHMARK(BM_Crc32c);
 
-void BM_EvalInProcess(benchmark::State& state) {
-  const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
-  const Profile profile = *Profile::Parse("fp32");
-  int64_t bytes = 0;
+void BM_Sha256(benchmark::State& state) {
+  std::string bytes(1 << 20, 'x');
+  Sha256 sha;
   for (auto _ : state) {
-    auto r = RunJob(spec, profile);
-    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
-    bytes += r->outputs.nbytes();
+    sha.Update(bytes.data(), bytes.size());
+    benchmark::DoNotOptimize(sha.Digest());
   }
-  state.SetBytesProcessed(bytes);
+  state.SetBytesProcessed(state.iterations() * bytes.size());
 }
-BENCHMARK(BM_EvalInProcess)
-    ->Arg(256)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK(BM_Sha256);
 
-// The same job through the worker: the difference to BM_EvalInProcess is
-// the transport (chunking, crc32c, sha256 on both sides, gRPC, copies).
-void BM_EvalRemote(benchmark::State& state) {
-  const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
-  auto client = Client();
-  int64_t bytes = 0;
+// The receiver's unavoidable first touch of a fresh result array (page
+// faults and zeroing), the baseline the stream is compared with.
+void BM_FreshArray(benchmark::State& state) {
+  const int64_t mib = state.range(0);
   for (auto _ : state) {
-    auto r = client->Run(spec, "fp32", {}, OutputsOnly());
-    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
-    bytes += r->outputs.nbytes();
+    NdArray a(DType::kFloat32, {mib << 18});
+    benchmark::DoNotOptimize(a.raw());
   }
-  state.SetBytesProcessed(bytes);
+  state.SetBytesProcessed(state.iterations() * (mib << 20));
 }
-BENCHMARK(BM_EvalRemote)
-    ->Arg(256)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK(BM_FreshArray)->Arg(256)->Unit(benchmark::kMillisecond);
 
 // Streaming alone: the stub read directly, timed from the first tensor chunk
-// to `done`, so the eval compute before the first chunk is left out. Each
-// chunk is checked (crc32c) and copied out as WorkerClient does.
+// to the end of the call, so the eval compute before the first chunk is left
+// out. Each chunk is checked and reassembled as WorkerClient does. CPU per
+// byte of each end: `sender_ns_per_byte` (the worker process),
+// `receiver_ns_per_byte` (this one), and `reader_ns_per_byte`, the
+// receiving thread alone (its SHA-256 runs beside it): with a core each, the
+// slower of the ends' critical paths bounds the rate.
 void BM_StreamOnly(benchmark::State& state) {
   const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
-  auto stub = v1::Worker::NewStub(grpc::CreateChannel(
-      Server().address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::Worker::NewStub(*MakeWorkerChannel(ClientOptions()));
   v1::RunRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
   request.mutable_capture()->set_outputs(true);
-  int64_t bytes = 0;
+  int64_t bytes = 0, faults = 0;
+  double receiver = 0, reader = 0, sender = 0;
   for (auto _ : state) {
     grpc::ClientContext ctx;
-    auto reader = stub->Run(&ctx, request);
+    auto reader_stream = stub->Run(&ctx, request);
     v1::RunEvent event;
-    std::chrono::steady_clock::time_point first;
+    Clock::time_point first;
+    double receiver0 = 0, reader0 = 0, sender0 = 0;
+    int64_t faults0 = 0;
     bool started = false;
     TensorAssembler assembler;
-    while (reader->Read(&event)) {
+    while (reader_stream->Read(&event)) {
       if (event.has_tensor_chunk()) {
-        if (!started) first = std::chrono::steady_clock::now();
+        if (!started) {
+          first = Clock::now();
+          receiver0 = ProcessCpuSeconds();
+          reader0 = ThreadCpuSeconds();
+          sender0 = WorkerCpuSeconds();
+          faults0 = PageFaults();
+        }
         started = true;
         if (!assembler.Add(event.tensor_chunk()).ok()) {
           state.SkipWithError("bad chunk");
@@ -143,33 +227,92 @@ void BM_StreamOnly(benchmark::State& state) {
         bytes += event.tensor_chunk().data().size();
       }
     }
-    const auto end = std::chrono::steady_clock::now();
-    if (!reader->Finish().ok()) state.SkipWithError("run failed");
-    state.SetIterationTime(std::chrono::duration<double>(end - first).count());
+    if (!reader_stream->Finish().ok()) state.SkipWithError("run failed");
+    const Clock::time_point end = Clock::now();
+    receiver += ProcessCpuSeconds() - receiver0;
+    reader += ThreadCpuSeconds() - reader0;
+    sender += WorkerCpuSeconds() - sender0;
+    faults += PageFaults() - faults0;
+    if (!assembler.Finish().ok()) state.SkipWithError("incomplete tensor");
+    state.SetIterationTime(Seconds(end - first));
   }
+  const double b = static_cast<double>(bytes);
   state.SetBytesProcessed(bytes);
+  state.counters["sender_ns_per_byte"] = 1e9 * sender / b;
+  state.counters["receiver_ns_per_byte"] = 1e9 * receiver / b;
+  state.counters["reader_ns_per_byte"] = 1e9 * reader / b;
+  // 256 per MiB are the receiver's fresh array (4 KiB pages).
+  state.counters["receiver_faults_per_mib"] =
+      static_cast<double>(faults) / (b / (1 << 20));
 }
 BENCHMARK(BM_StreamOnly)
     ->Arg(256)
     ->Unit(benchmark::kMillisecond)
-    ->UseManualTime();
+    ->UseManualTime()
+    ->MinTime(2);
 
-void BM_DefaultJobInProcess(benchmark::State& state) {
-  const JobSpec spec = DefaultJobSpec();
+// A remote run against the same run in-process, alternated in one loop
+// (the order flips every iteration) so changes in load hit both. Reports
+// `remote_over_inprocess` (ratio of the summed wall times), `median_ratio`
+// (median of the per-iteration ratios: robust to the load spikes of a shared
+// machine) and `cpu_ratio` (CPU time of both ends of the remote run against
+// the in-process run's: what the remote run costs where a core is free,
+// whatever the load here).
+void RemoteVsInProcess(benchmark::State& state, const JobSpec& spec,
+                       const RemoteRunOptions& remote) {
   const Profile profile = *Profile::Parse("fp32");
-  for (auto _ : state) benchmark::DoNotOptimize(RunJob(spec, profile));
-}
-BENCHMARK(BM_DefaultJobInProcess)->Unit(benchmark::kMillisecond)->UseRealTime();
-
-void BM_DefaultJobRemote(benchmark::State& state) {
-  const JobSpec spec = DefaultJobSpec();
   auto client = Client();
+  double wall[2] = {0, 0}, cpu[2] = {0, 0};
+  std::vector<double> ratios;
+  int64_t n = 0;
+  const double worker0 = WorkerCpuSeconds();
   for (auto _ : state) {
-    auto r = client->Run(spec, "fp32");
-    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+    double now[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      const int which = static_cast<int>((n + k) % 2);  // 0 local, 1 remote
+      const double cpu0 = ProcessCpuSeconds();
+      const Clock::time_point t0 = Clock::now();
+      const bool ok = which == 0 ? RunJob(spec, profile).ok()
+                                 : client->Run(spec, "fp32", {}, remote).ok();
+      now[which] = Seconds(Clock::now() - t0);
+      if (!ok) state.SkipWithError("run failed");
+      wall[which] += now[which];
+      cpu[which] += ProcessCpuSeconds() - cpu0;
+    }
+    state.SetIterationTime(now[1]);
+    ratios.push_back(now[1] / now[0]);
+    ++n;
   }
+  const double worker = WorkerCpuSeconds() - worker0;
+  std::sort(ratios.begin(), ratios.end());
+  state.counters["inprocess_ms"] =
+      benchmark::Counter(1e3 * wall[0], benchmark::Counter::kAvgIterations);
+  state.counters["remote_over_inprocess"] = wall[1] / wall[0];
+  if (!ratios.empty()) {
+    state.counters["median_ratio"] = ratios[ratios.size() / 2];
+  }
+  state.counters["cpu_ratio"] = (cpu[1] + worker) / cpu[0];
 }
-BENCHMARK(BM_DefaultJobRemote)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_DefaultJobRemoteVsInProcess(benchmark::State& state) {
+  RemoteVsInProcess(state, DefaultJobSpec(), RemoteRunOptions{});
+}
+BENCHMARK(BM_DefaultJobRemoteVsInProcess)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->MinTime(5);
+
+// The whole remote run of a large result (compute, then 256 MiB streamed)
+// against the same run in-process.
+void BM_LargeOutputRemoteVsInProcess(benchmark::State& state) {
+  RemoteVsInProcess(state, LargeOutputJob(static_cast<int>(state.range(0))),
+                    OutputsOnly());
+}
+BENCHMARK(BM_LargeOutputRemoteVsInProcess)
+    ->Arg(256)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->MinTime(5);
 
 }  // namespace
 }  // namespace driftscope

@@ -82,7 +82,7 @@ constexpr char kCompareUsage[] =
 
    or: driftscope compare [SPEC.json] --workers HOST:PORT,HOST:PORT,...
                           [--profile P] [--insecure | --tls-ca FILE]
-                          [--token T] [report flags as above]
+                          [--token T | --token-file F] [report flags as above]
 
 REF and OTHER are two run directories written by `driftscope train --out`
 (or `run --out`), or two .npy files. Directories are compared like `run`
@@ -98,7 +98,7 @@ Exit code: 0 within tolerance, 1 above it, 2 bad input.
 
 constexpr char kEnvUsage[] =
     R"(Usage: driftscope env [--json] [--worker HOST:PORT [--insecure | --tls-ca FILE]
-                      [--token T]]
+                      [--token T | --token-file F]]
 
 Prints what this machine is: host, OS, kernel, CPU model and ISA flags,
 cores, compiler and flags, Eigen, the CPU kernels isa=auto selects, CUDA
@@ -153,6 +153,7 @@ profile on the same build):
   --tls-ca FILE       the CA that signed the worker's certificate
   --tls-server-name N the name to verify in the worker's certificate
   --token T           bearer token (default: $DRIFTSCOPE_TOKEN)
+  --token-file F      the token read from file F (not visible in ps)
 
 On error: one line "driftscope: error: ..." on stderr, exit code 2, OUT
 untouched.

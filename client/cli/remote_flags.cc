@@ -3,16 +3,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/common/token_file.h"
 
 namespace driftscope::cli {
 
 const std::set<std::string>& RemoteValueFlags() {
   static const std::set<std::string> flags = {"tls-ca", "tls-server-name",
-                                              "token"};
+                                              "token", "token-file"};
   return flags;
 }
 
@@ -50,8 +52,19 @@ absl::StatusOr<ChannelOptions> ChannelFromFlags(const ParsedArgs& args,
     o.tls_root_cert_pem = pem.str();
   }
   if (auto name = args.Get("tls-server-name")) o.tls_server_name = *name;
-  if (auto token = args.Get("token")) {
+  const std::optional<std::string> token = args.Get("token");
+  const std::optional<std::string> token_file = args.Get("token-file");
+  if (token.has_value() && token_file.has_value()) {
+    return absl::InvalidArgumentError(
+        "--token and --token-file: give one of them (the file keeps the "
+        "token out of ps)");
+  }
+  if (token.has_value()) {
     o.token = *token;
+  } else if (token_file.has_value()) {
+    absl::StatusOr<std::string> t = ReadTokenFile(*token_file, "--token-file");
+    if (!t.ok()) return t.status();
+    o.token = *std::move(t);
   } else if (const char* env = std::getenv("DRIFTSCOPE_TOKEN")) {
     o.token = env;
   }

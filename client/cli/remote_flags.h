@@ -1,6 +1,6 @@
 // Flags that reach a daemon: --worker / --workers or --coordinator (or
 // $DRIFTSCOPE_COORDINATOR), --insecure, --tls-ca, --tls-server-name, --token
-// (or $DRIFTSCOPE_TOKEN). One thread at a time.
+// or --token-file (or $DRIFTSCOPE_TOKEN). One thread at a time.
 #ifndef DRIFTSCOPE_CLIENT_CLI_REMOTE_FLAGS_H_
 #define DRIFTSCOPE_CLIENT_CLI_REMOTE_FLAGS_H_
 
@@ -23,8 +23,9 @@ const std::set<std::string>& RemoteValueFlags();
 const std::set<std::string>& RemoteSwitchFlags();
 
 // Connection options for `address` from the parsed flags; InvalidArgument
-// naming the flag (e.g. an unreadable --tls-ca file, or neither --tls-ca nor
-// --insecure... the system roots are used then).
+// naming the flag (an unreadable --tls-ca file, an unreadable or empty
+// --token-file, --token together with --token-file). Without --tls-ca or
+// --insecure the system roots verify the worker.
 absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
     const ParsedArgs& args, const std::string& address);
 

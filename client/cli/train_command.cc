@@ -94,9 +94,10 @@ absl::StatusOr<TrainOptions> ParseTrainArgs(
     if (!wo.ok()) return wo.status();
     o.worker = *std::move(wo);
   } else if (parsed->Has("insecure") || parsed->Get("tls-ca") ||
-             parsed->Get("token")) {
+             parsed->Get("token") || parsed->Get("token-file")) {
     return absl::InvalidArgumentError(
-        "--insecure, --tls-ca and --token need --worker HOST:PORT");
+        "--insecure, --tls-ca, --token and --token-file need --worker "
+        "HOST:PORT");
   }
   return o;
 }

@@ -20,6 +20,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     return absl::InvalidArgumentError(
         "a client certificate needs its key, and a key its certificate");
   }
+  // gRPC aborts the process on a header value outside printable ASCII; a
+  // token pasted with its newline must be an error instead.
+  for (const char c : options.token) {
+    if (c < 0x20 || c > 0x7E) {
+      return absl::InvalidArgumentError(
+          "the token holds a character that cannot travel in a header "
+          "(a newline or other control or non-ASCII character)");
+    }
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.insecure) {
     creds = grpc::InsecureChannelCredentials();
@@ -34,6 +43,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   if (!options.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(options.tls_server_name);
   }
+  // Results arrive as a burst of 1 MiB chunks. gRPC's bandwidth-delay
+  // probing pings the peer and resizes the window as data arrives, which
+  // costs about a fifth of the transport's CPU time on loopback; a fixed
+  // window large enough for a fast network instead (16 MiB keeps 1 GB/s
+  // flowing up to 16 ms of round trip).
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
   return grpc::CreateCustomChannel(options.address, creds, args);
 }
 

@@ -85,13 +85,18 @@ class CancelWatcher {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
     const WorkerClientOptions& options) {
   if (options.address.empty()) {
     return absl::InvalidArgumentError("worker address is empty");
   }
+  return MakeChannel(Connection(options));
+}
+
+absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(
+    const WorkerClientOptions& options) {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      MakeChannel(Connection(options));
+      MakeWorkerChannel(options);
   if (!channel.ok()) return channel.status();
   return std::unique_ptr<WorkerClient>(
       new WorkerClient(options, *std::move(channel)));
@@ -213,6 +218,12 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
           result.fingerprints.push_back(Fingerprint{
               event.fingerprint().step(), event.fingerprint().sha256(),
               event.fingerprint().sha256_f32()});
+          break;
+        case v1::RunEvent::kFingerprints:
+          for (const v1::Fingerprint& f : event.fingerprints().fingerprints()) {
+            result.fingerprints.push_back(
+                Fingerprint{f.step(), f.sha256(), f.sha256_f32()});
+          }
           break;
         case v1::RunEvent::kTensorChunk:
           stream_error = assembler.Add(event.tensor_chunk());

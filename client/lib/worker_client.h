@@ -71,10 +71,15 @@ struct WorkerDescription {
   int max_concurrent_runs = 0;
 };
 
+// The channel WorkerClient uses: credentials from `options` and the flow
+// control settings for bulk results. InvalidArgument as WorkerClient::Create.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
+    const WorkerClientOptions& options);
+
 class WorkerClient {
  public:
   // InvalidArgument for inconsistent options (no address, half an mTLS
-  // pair). Connects lazily: an unreachable worker shows up on the first call.
+  // pair, a token with a character no header can carry). Connects lazily: an unreachable worker shows up on the first call.
   static absl::StatusOr<std::unique_ptr<WorkerClient>> Create(
       const WorkerClientOptions& options);
 

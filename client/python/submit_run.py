@@ -77,6 +77,8 @@ def run(stub, spec, profile, token=None, timeout=3600, check_crc=True):
         kind = event.WhichOneof("event")
         if kind == "accepted":
             accepted = event.accepted
+        elif kind == "fingerprints":
+            fingerprints.extend(event.fingerprints.fingerprints)
         elif kind == "fingerprint":
             fingerprints.append(event.fingerprint)
         elif kind == "tensor_chunk":

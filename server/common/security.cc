@@ -85,7 +85,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::SslServerCredentials(ssl);
 }
 
-absl::Status CheckBearerToken(const grpc::ServerContext& context,
+absl::Status CheckBearerToken(const grpc::ServerContextBase& context,
                               absl::string_view token) {
   if (token.empty()) return absl::OkStatus();
   const auto& md = context.client_metadata();

@@ -41,7 +41,7 @@ bool IsLoopbackAddress(absl::string_view address);
 // OkStatus when `token` is empty (auth off) or the call carries
 // "authorization: Bearer <token>"; Unauthenticated otherwise. The comparison
 // takes the same time wherever the first difference is.
-absl::Status CheckBearerToken(const grpc::ServerContext& context,
+absl::Status CheckBearerToken(const grpc::ServerContextBase& context,
                               absl::string_view token);
 
 // The whole contents of a file; NotFound / InvalidArgument naming `what`.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/core/sha256.h"
+#include "server/common/background_sha256.h"
 #include "server/common/crc32c.h"
 
 namespace driftscope {
@@ -86,7 +88,14 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
   chunk_bytes = std::clamp<int64_t>(chunk_bytes, 1, kMaxChunkBytes);
   const int64_t total = array.nbytes();
   const char* bytes = reinterpret_cast<const char*>(array.raw());
-  Sha256 sha;
+  // The whole tensor is in memory: a large one is hashed beside the
+  // chunking and sending, a small one inline.
+  std::optional<BackgroundSha256> background;
+  Sha256 inline_sha;
+  if (total >= kBackgroundHashBytes) {
+    background.emplace(array.raw());
+    background->Advance(static_cast<size_t>(total));
+  }
   v1::TensorChunk chunk;
   int64_t offset = 0;
   do {
@@ -100,10 +109,13 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
     chunk.set_offset(offset);
     chunk.set_data(bytes + offset, static_cast<size_t>(len));
     chunk.set_crc32c(Crc32c(bytes + offset, static_cast<size_t>(len)));
-    sha.Update(bytes + offset, static_cast<size_t>(len));
+    if (!background.has_value()) {
+      inline_sha.Update(bytes + offset, static_cast<size_t>(len));
+    }
     offset += len;
     if (offset == total) {
-      std::string digest = sha.HexDigest();
+      std::string digest = background.has_value() ? background->HexDigest()
+                                                  : inline_sha.HexDigest();
       chunk.set_sha256(digest);
       if (sha256_out != nullptr) *sha256_out = std::move(digest);
     }
@@ -147,6 +159,9 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
     p->shape = shape;
     p->total_bytes = chunk.total_bytes();
     p->array = NdArray(*dtype, std::move(shape));
+    if (p->total_bytes >= kBackgroundHashBytes) {
+      p->background = std::make_unique<BackgroundSha256>(p->array.raw());
+    }
     it = partial_.emplace(name, std::move(p)).first;
   }
   Partial& p = *it->second;
@@ -171,15 +186,20 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
   }
   std::memcpy(p.array.raw() + p.received, chunk.data().data(),
               static_cast<size_t>(len));
-  p.sha.Update(chunk.data().data(), static_cast<size_t>(len));
   p.received += len;
+  if (p.background != nullptr) {
+    p.background->Advance(static_cast<size_t>(p.received));
+  } else {
+    p.sha.Update(chunk.data().data(), static_cast<size_t>(len));
+  }
   if (p.received < p.total_bytes) {
     if (!chunk.sha256().empty()) {
       return loss("sha256 on a chunk that is not the last");
     }
     return absl::OkStatus();
   }
-  const std::string sha = p.sha.HexDigest();
+  const std::string sha =
+      p.background != nullptr ? p.background->HexDigest() : p.sha.HexDigest();
   if (chunk.sha256() != sha) {
     return loss("sha256 of the reassembled tensor is ", sha,
                 ", the sender's is \"", chunk.sha256(), "\"");
@@ -199,22 +219,26 @@ absl::StatusOr<std::vector<NamedArray>> TensorAssembler::Finish() {
   return std::move(done_);
 }
 
-std::vector<NamedArray> ResultTensors(const RunResult& result,
-                                      const CaptureSet& capture) {
+std::vector<NamedArray> TakeResultTensors(RunResult* result,
+                                          const CaptureSet& capture) {
   std::vector<NamedArray> out;
-  if (capture.outputs) out.push_back(NamedArray{"outputs", result.outputs});
-  if (capture.losses) out.push_back(NamedArray{"losses", result.losses});
+  if (capture.outputs) {
+    out.push_back(NamedArray{"outputs", std::move(result->outputs)});
+  }
+  if (capture.losses) {
+    out.push_back(NamedArray{"losses", std::move(result->losses)});
+  }
   if (capture.epoch_outputs) {
-    for (size_t k = 0; k < result.epoch_outputs.size(); ++k) {
-      out.push_back(
-          NamedArray{absl::StrCat("epoch", k), result.epoch_outputs[k]});
+    for (size_t k = 0; k < result->epoch_outputs.size(); ++k) {
+      out.push_back(NamedArray{absl::StrCat("epoch", k),
+                               std::move(result->epoch_outputs[k])});
     }
   }
   if (capture.final_weights) {
-    for (const NamedArray& w : result.final_weights) out.push_back(w);
+    for (NamedArray& w : result->final_weights) out.push_back(std::move(w));
   }
   if (capture.states) {
-    for (const NamedArray& s : result.final_states) out.push_back(s);
+    for (NamedArray& s : result->final_states) out.push_back(std::move(s));
   }
   return out;
 }

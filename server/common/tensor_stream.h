@@ -24,10 +24,14 @@
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
 #include "engine/train/run_result.h"
+#include "server/common/background_sha256.h"
 
 namespace driftscope {
 
 inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 20;
+// Tensors at least this large are hashed on a helper thread (sender and
+// receiver), overlapping SHA-256 with the rest of the per-byte work.
+inline constexpr int64_t kBackgroundHashBytes = int64_t{4} << 20;
 
 v1::DType DTypeToProto(DType dtype);
 // InvalidArgument for DTYPE_UNSPECIFIED or an unknown value.
@@ -68,12 +72,15 @@ class TensorAssembler {
 
  private:
   struct Partial {
-    Sha256 sha;  // over the bytes received so far
+    Sha256 sha;  // over the bytes received so far, for small tensors
     DType dtype;
     std::vector<int64_t> shape;
     int64_t total_bytes = 0;
     int64_t received = 0;
     NdArray array;
+    // Hashes the received part of a large tensor on its own thread; declared
+    // after `array` so it stops before the bytes it reads are freed.
+    std::unique_ptr<BackgroundSha256> background;
   };
   std::map<std::string, std::unique_ptr<Partial>> partial_;
   std::vector<NamedArray> done_;
@@ -85,11 +92,12 @@ struct CaptureSet {
        epoch_outputs = true, states = true;
 };
 
-// The tensors of `result` that `capture` selects, with their wire names:
-// "outputs", "losses", "epoch{k}", the final weights under their own names
-// ("layer0_kernel", ...), and the states ("state_h", "state_c").
-std::vector<NamedArray> ResultTensors(const RunResult& result,
-                                      const CaptureSet& capture);
+// The tensors of `result` that `capture` selects, moved out of it (a large
+// result is not copied), with their wire names: "outputs", "losses",
+// "epoch{k}", the final weights under their own names ("layer0_kernel",
+// ...), and the states ("state_h", "state_c").
+std::vector<NamedArray> TakeResultTensors(RunResult* result,
+                                          const CaptureSet& capture);
 
 // The inverse: puts received tensors into `result` by name. InvalidArgument
 // for a name it does not know or a duplicate epoch index.

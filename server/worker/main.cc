@@ -33,7 +33,11 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(bool, insecure, false,
           "serve plaintext; required when no --tls_cert is given");
 ABSL_FLAG(std::string, auth_token, "",
-          "require \"authorization: Bearer TOKEN\" on every Worker call");
+          "require \"authorization: Bearer TOKEN\" on every Worker call "
+          "(visible in ps: prefer --auth_token_file)");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "as --auth_token, the token read from this file (trailing newline "
+          "stripped)");
 ABSL_FLAG(std::string, coordinator, "",
           "coordinator HOST:PORT to register with; heartbeats every "
           "lease/3, re-registers when the lease is lost, retries an "
@@ -81,6 +85,7 @@ int main(int argc, char** argv) {
   o.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   o.tls.insecure = absl::GetFlag(FLAGS_insecure);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
+  o.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   o.registration.coordinator = absl::GetFlag(FLAGS_coordinator);
   o.registration.name = absl::GetFlag(FLAGS_name);
   o.registration.advertise_address = absl::GetFlag(FLAGS_advertise_address);

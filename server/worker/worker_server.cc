@@ -6,12 +6,15 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "server/common/status.h"
+#include "server/common/token_file.h"
+#include "server/worker/run_reactor.h"
 
 namespace driftscope {
 
@@ -19,10 +22,14 @@ namespace {
 
 constexpr char kServiceName[] = "driftscope.v1.Worker";
 
-class WorkerGrpcService final : public v1::Worker::Service {
+// Describe is a plain sync method; Run is served by a RunReactor on the
+// callback API (see run_reactor.h for why).
+class WorkerGrpcService final
+    : public v1::Worker::WithCallbackMethod_Run<v1::Worker::Service> {
  public:
-  WorkerGrpcService(WorkerService* service, std::string token)
-      : service_(service), token_(std::move(token)) {}
+  WorkerGrpcService(WorkerService* service, JobThreads* threads,
+                    std::string token)
+      : service_(service), threads_(threads), token_(std::move(token)) {}
 
   grpc::Status Describe(grpc::ServerContext* context,
                         const v1::DescribeRequest*,
@@ -34,29 +41,16 @@ class WorkerGrpcService final : public v1::Worker::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Run(grpc::ServerContext* context, const v1::RunRequest* request,
-                   grpc::ServerWriter<v1::RunEvent>* writer) override {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    // IsCancelled() turns true when the client cancels, the deadline passes
-    // or a drain runs out of grace; the run stops before its next step.
-    return ToGrpcStatus(service_->Run(
-        *request, [context] { return context->IsCancelled(); },
-        [writer](const v1::RunEvent& e) {
-          // Fingerprints and chunks come in bursts right before `done`:
-          // letting gRPC coalesce them saves a wakeup of the client per
-          // event. Accepted, progress and done go out at once.
-          grpc::WriteOptions options;
-          if (e.has_fingerprint() || e.has_tensor_chunk()) {
-            options.set_buffer_hint();
-          }
-          return writer->Write(e, options);
-        }));
+  grpc::ServerWriteReactor<v1::RunEvent>* Run(
+      grpc::CallbackServerContext* context,
+      const v1::RunRequest* request) override {
+    return new RunReactor(service_, threads_, request,
+                          ToGrpcStatus(CheckBearerToken(*context, token_)));
   }
 
  private:
   WorkerService* const service_;
+  JobThreads* const threads_;
   const std::string token_;
 };
 
@@ -73,6 +67,18 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
     return absl::InvalidArgumentError(
         "--listen is required, e.g. 127.0.0.1:7070 (port 0: any free port)");
   }
+  std::string token = options.auth_token;
+  if (!options.auth_token_file.empty()) {
+    if (!token.empty()) {
+      return absl::InvalidArgumentError(
+          "--auth_token and --auth_token_file: give one of them (the file "
+          "keeps the token out of ps)");
+    }
+    absl::StatusOr<std::string> t =
+        ReadTokenFile(options.auth_token_file, "--auth_token_file");
+    if (!t.ok()) return t.status();
+    token = *std::move(t);
+  }
   std::unique_ptr<WorkerServer> server(new WorkerServer());
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       MakeServerCredentials(options.tls, options.listen, &server->warning_);
@@ -81,8 +87,9 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
       WorkerService::Create(options.service);
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
+  server->job_threads_ = std::make_unique<JobThreads>();
   server->grpc_service_ = std::make_unique<WorkerGrpcService>(
-      server->service_.get(), options.auth_token);
+      server->service_.get(), server->job_threads_.get(), std::move(token));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -118,11 +125,20 @@ void WorkerServer::Drain(absl::Duration grace) {
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
   if (registration_ != nullptr) registration_->BeginDraining();
+  const absl::Time deadline = absl::Now() + grace;
   if (grpc::HealthCheckServiceInterface* health =
           server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // The server stays up while runs finish, so load balancers and probes
+  // see NOT_SERVING and clients a clear UNAVAILABLE instead of a refused
+  // connection.
+  service_->StopAccepting();
+  service_->WaitUntilIdle(deadline);
+  // Past the deadline Shutdown cancels what is still running; with no run
+  // left, other calls (Describe, health) get a moment to complete.
+  server_->Shutdown(
+      absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Seconds(1))));
   server_->Wait();
   if (registration_ != nullptr) registration_->Stop();
 }

@@ -1,10 +1,10 @@
 // WorkerServer: the driftscope.v1.Worker gRPC daemon around a WorkerService.
 //
 // The gRPC layer only authenticates, translates and converts statuses; each
-// Run executes on its own sync-server thread, so no completion-queue thread
-// ever waits on training. The standard health service
+// Run is a RunReactor (run_reactor.h) whose job runs on a JobThreads thread,
+// so no gRPC thread ever waits on training. The standard health service
 // (grpc.health.v1.Health, "" and "driftscope.v1.Worker") and server
-// reflection are on. Drain() is the SIGTERM path: NOT_SERVING, no new calls,
+// reflection are on. Drain() is the SIGTERM path: NOT_SERVING, no new runs,
 // running runs finish or are cancelled when the grace period ends.
 // Thread-safe.
 #ifndef DRIFTSCOPE_SERVER_WORKER_WORKER_SERVER_H_
@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "server/common/security.h"
 #include "server/worker/registration.h"
+#include "server/worker/job_threads.h"
 #include "server/worker/worker_service.h"
 
 namespace grpc {
@@ -35,6 +36,9 @@ struct WorkerServerOptions {
   // When set, every Worker call needs "authorization: Bearer <token>".
   // Health and reflection stay open (probes carry no token).
   std::string auth_token;
+  // The token read from this file instead (ReadTokenFile: trailing newline
+  // stripped), so it does not show in ps. At most one of the two.
+  std::string auth_token_file;
   // Self-registration with a coordinator (registration.coordinator set):
   // registers once serving, heartbeats, reports draining on Drain().
   WorkerRegistrationOptions registration;
@@ -44,7 +48,8 @@ struct WorkerServerOptions {
 class WorkerServer {
  public:
   // Starts serving. InvalidArgument for bad options (no --listen, TLS files,
-  // plaintext not asked for), Unavailable when the address cannot be bound.
+  // plaintext not asked for, an unreadable or empty token file, both a
+  // token and a token file), Unavailable when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<WorkerServer>> BuildAndStart(
       const WorkerServerOptions& options);
 
@@ -59,15 +64,18 @@ class WorkerServer {
   const std::string& warning() const { return warning_; }
   WorkerService& service() { return *service_; }
 
-  // Stops accepting calls, reports NOT_SERVING, waits up to `grace` for
-  // running calls, cancels the rest (their runs stop within one training
-  // step) and returns when every call has ended. Idempotent.
+  // Reports NOT_SERVING and refuses new runs (UNAVAILABLE) while health,
+  // reflection and Describe keep answering; waits up to `grace` for the
+  // runs in progress, cancels the rest (they stop within one training
+  // step), stops the server and returns when every call has ended.
+  // Idempotent.
   void Drain(absl::Duration grace);
 
  private:
   WorkerServer() = default;
 
   std::unique_ptr<WorkerService> service_;
+  std::unique_ptr<JobThreads> job_threads_;  // after the server has stopped
   std::unique_ptr<grpc::Service> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<WorkerRegistration> registration_;  // null: none asked

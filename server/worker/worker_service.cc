@@ -1,5 +1,6 @@
 #include "server/worker/worker_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -17,6 +18,9 @@
 namespace driftscope {
 
 namespace {
+
+// ~150 bytes each: a batch stays far below the 1 MiB of a tensor chunk.
+constexpr size_t kFingerprintsPerEvent = 1024;
 
 double ForwardFlopsPerSample(const ModelSpec& model) {
   double flops = 0;
@@ -240,6 +244,11 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
 
 absl::Status WorkerService::AcquireSlot(const std::string& run_id) {
   absl::MutexLock lock(&mu_);
+  if (!accepting_) {
+    return absl::UnavailableError(
+        "this worker is shutting down (draining after SIGTERM) and takes no "
+        "new runs; run the job on another worker");
+  }
   if (!run_id.empty() && run_ids_.count(run_id) > 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("run_id \"", run_id, "\" was already run here"));
@@ -264,9 +273,24 @@ int WorkerService::active_runs() const {
   return active_;
 }
 
+void WorkerService::StopAccepting() {
+  absl::MutexLock lock(&mu_);
+  accepting_ = false;
+}
+
+bool WorkerService::WaitUntilIdle(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this] {
+    mu_.AssertReaderHeld();
+    return active_ == 0;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
 absl::Status WorkerService::Run(const v1::RunRequest& request,
                                 const std::function<bool()>& cancelled,
-                                const EventSink& sink) {
+                                const EventSink& sink,
+                                std::vector<NamedArray>* spent) {
   absl::StatusOr<Prepared> prepared = Prepare(request);
   if (!prepared.ok()) return prepared.status();
   Prepared& p = *prepared;
@@ -276,16 +300,19 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     ~Release() { self->ReleaseSlot(); }
   } release{this};
 
+  // The sink may take an event's contents: the run id goes on every one.
+  auto emit = [&sink, &request](v1::RunEvent& e) {
+    e.set_run_id(request.run_id());
+    return sink(e);
+  };
   v1::RunEvent event;
-  event.set_run_id(request.run_id());
-  const std::string spec_digest = SpecDigest(p.spec);
   {
     v1::Accepted* a = event.mutable_accepted();
-    a->set_spec_digest(spec_digest);
+    a->set_spec_digest(SpecDigest(p.spec));
     a->set_profile(p.profile_text);
     a->set_total_steps(p.total_steps);
   }
-  if (!sink(event)) return absl::CancelledError("the receiver went away");
+  if (!emit(event)) return absl::CancelledError("the receiver went away");
 
   // The sink is called on this thread only, so events stay in order.
   std::atomic<bool> cancel{false};
@@ -302,7 +329,7 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
       pr->set_step(e.step);
       pr->set_total_steps(e.total_steps);
       pr->set_loss(e.loss);
-      sink_broken = !sink(event);
+      sink_broken = !emit(event);
     }
     if (sink_broken || cancelled()) cancel.store(true);
   };
@@ -313,41 +340,28 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
     event.clear_event();
     event.mutable_failed()->set_code(static_cast<int>(s.code()));
     event.mutable_failed()->set_message(std::string(s.message()));
-    sink(event);
+    emit(event);
     return s;
   }
 
-  for (const driftscope::Fingerprint& f : result->fingerprints) {
+  for (size_t i = 0; i < result->fingerprints.size();
+       i += kFingerprintsPerEvent) {
     event.clear_event();
-    v1::Fingerprint* fp = event.mutable_fingerprint();
-    fp->set_step(f.step);
-    fp->set_sha256(f.sha256);
-    fp->set_sha256_f32(f.sha256_f32);
-    if (!sink(event)) return absl::CancelledError("the receiver went away");
+    v1::FingerprintBatch* batch = event.mutable_fingerprints();
+    const size_t end =
+        std::min(result->fingerprints.size(), i + kFingerprintsPerEvent);
+    for (size_t k = i; k < end; ++k) {
+      const driftscope::Fingerprint& f = result->fingerprints[k];
+      v1::Fingerprint* fp = batch->add_fingerprints();
+      fp->set_step(f.step);
+      fp->set_sha256(f.sha256);
+      fp->set_sha256_f32(f.sha256_f32);
+    }
+    if (!emit(event)) return absl::CancelledError("the receiver went away");
   }
 
   v1::RunEvent done;
-  done.set_run_id(request.run_id());
   v1::RunSummary* summary = done.mutable_done()->mutable_summary();
-  v1::RunEvent chunk_event;
-  chunk_event.set_run_id(request.run_id());
-  for (const NamedArray& t : ResultTensors(*result, p.capture)) {
-    std::string sha;
-    const bool sent = EmitTensorChunks(
-        t.name, t.array,
-        [&](v1::TensorChunk* c) {
-          chunk_event.mutable_tensor_chunk()->Swap(c);
-          return sink(chunk_event) && !cancelled();
-        },
-        &sha);
-    if (!sent) return absl::CancelledError("the receiver went away");
-    v1::TensorInfo* info = summary->add_tensors();
-    info->set_name(t.name);
-    info->set_dtype(DTypeToProto(t.array.dtype()));
-    for (int64_t d : t.array.shape()) info->add_shape(d);
-    info->set_size_bytes(t.array.nbytes());
-    info->set_sha256(sha);
-  }
   // Fingerprints went out as events: a long run has too many for one
   // message, so the summary leaves them out.
   summary->set_spec_digest(result->spec_digest);
@@ -361,7 +375,28 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
   summary->mutable_timings()->set_train_seconds(result->timings.train_seconds);
   summary->mutable_timings()->set_eval_seconds(result->timings.eval_seconds);
   for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
-  if (!sink(done)) return absl::CancelledError("the receiver went away");
+
+  v1::RunEvent chunk_event;
+  std::vector<NamedArray> tensors = TakeResultTensors(&*result, p.capture);
+  for (const NamedArray& t : tensors) {
+    std::string sha;
+    const bool sent = EmitTensorChunks(
+        t.name, t.array,
+        [&](v1::TensorChunk* c) {
+          chunk_event.mutable_tensor_chunk()->Swap(c);
+          return emit(chunk_event) && !cancelled();
+        },
+        &sha);
+    if (!sent) return absl::CancelledError("the receiver went away");
+    v1::TensorInfo* info = summary->add_tensors();
+    info->set_name(t.name);
+    info->set_dtype(DTypeToProto(t.array.dtype()));
+    for (int64_t d : t.array.shape()) info->add_shape(d);
+    info->set_size_bytes(t.array.nbytes());
+    info->set_sha256(sha);
+  }
+  if (!emit(done)) return absl::CancelledError("the receiver went away");
+  if (spent != nullptr) *spent = std::move(tensors);
   return absl::OkStatus();
 }
 

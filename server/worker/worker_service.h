@@ -20,9 +20,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "driftscope/v1/worker.pb.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
+#include "engine/train/run_result.h"
 
 namespace driftscope {
 
@@ -55,7 +57,9 @@ absl::Status CheckJobLimits(const JobSpec& spec, int64_t train_samples,
 class WorkerService {
  public:
   // Returns false when the receiver is gone (the run is then cancelled).
-  using EventSink = std::function<bool(const v1::RunEvent&)>;
+  // May take the event's contents (Swap them out): each event is built
+  // afresh for the sink.
+  using EventSink = std::function<bool(v1::RunEvent&)>;
 
   // InvalidArgument when the default profile does not parse, or
   // FailedPrecondition when this machine cannot run it.
@@ -69,17 +73,28 @@ class WorkerService {
   v1::DescribeResponse Describe() const;
 
   // Runs `request`. A bad request gets its error (InvalidArgument naming
-  // the field, ResourceExhausted for limits or no free slot,
-  // FailedPrecondition for a profile this machine cannot run,
-  // AlreadyExists for a repeated run_id) before any event. After `accepted`
-  // the events end with exactly one `done` or `failed`, and the returned
-  // status is the run's. `cancelled` is polled after every training step;
-  // when it returns true the run stops before the next step (Cancelled).
+  // the field, ResourceExhausted for limits or no free slot, Unavailable
+  // while draining, FailedPrecondition for a profile this machine cannot
+  // run, AlreadyExists for a repeated run_id) before any event. After
+  // `accepted` the events end with exactly one `done` or `failed`, and the
+  // returned status is the run's. `cancelled` is polled after every
+  // training step; when it returns true the run stops before the next step
+  // (Cancelled). When `spent` is not null it receives the streamed result
+  // tensors, for the caller to free after the call has ended (unmapping a
+  // large result takes tens of milliseconds the client need not wait for).
   absl::Status Run(const v1::RunRequest& request,
                    const std::function<bool()>& cancelled,
-                   const EventSink& sink);
+                   const EventSink& sink,
+                   std::vector<NamedArray>* spent = nullptr);
 
   int active_runs() const;
+
+  // Draining: from now on Run() refuses new runs with Unavailable (the
+  // caller should go to another worker); runs in progress go on.
+  void StopAccepting();
+  // Waits until no run is in progress or `deadline` has passed; true when
+  // none is.
+  bool WaitUntilIdle(absl::Time deadline) const;
 
  private:
   struct Prepared;
@@ -93,6 +108,7 @@ class WorkerService {
   const std::vector<std::string> presets_;
   mutable absl::Mutex mu_;
   int active_ ABSL_GUARDED_BY(mu_) = 0;
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   std::set<std::string> run_ids_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -116,5 +116,38 @@ TEST(RemoteCliTest, CompareWorkersReportsTheirDrift) {
   EXPECT_THAT(bad.err, HasSubstr("--worker"));
 }
 
+TEST(RemoteCliTest, TokenFromAFile) {
+  const std::string dir = FreshDir();
+  WriteFile(dir + "/worker.token", "s3cret\n");
+  WriteFile(dir + "/right.token", "s3cret\n");
+  WriteFile(dir + "/wrong.token", "s3creT\n");
+  Worker w({"--auth_token_file=" + dir + "/worker.token"});
+  ASSERT_FALSE(w.address().empty()) << "worker did not start";
+  auto env = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"env", "--worker", w.address(),
+                                     "--insecure"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCli(args);
+  };
+  CliResult right = env({"--token-file", dir + "/right.token"});
+  EXPECT_EQ(right.exit_code, 0) << right.err;
+  EXPECT_THAT(right.out, HasSubstr("profiles"));
+  CliResult wrong = env({"--token-file", dir + "/wrong.token"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_THAT(wrong.err, HasSubstr("bearer token"));
+  CliResult missing = env({"--token-file", dir + "/missing.token"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("--token-file"));
+  EXPECT_THAT(missing.err, HasSubstr("missing.token"));
+  CliResult both =
+      env({"--token", "s3cret", "--token-file", dir + "/right.token"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_THAT(both.err, HasSubstr("give one of them"));
+  CliResult local = RunCli(
+      {"train", "--token-file", dir + "/right.token", "--out", dir + "/out"});
+  EXPECT_EQ(local.exit_code, 2);
+  EXPECT_THAT(local.err, HasSubstr("need --worker"));
+}
+
 }  // namespace
 }  // namespace driftscope

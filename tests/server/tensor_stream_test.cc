@@ -52,6 +52,26 @@ TEST(Crc32cTest, CheckValueAndHardwareMatchesTable) {
             Crc32c(bytes.data(), 1000));
 }
 
+TEST(Crc32cTest, ThreeLaneHardwarePathMatchesTableOnLongInputs) {
+  // Long inputs run in three interleaved 4 KiB lanes joined by a shift;
+  // lengths around the 12 KiB stripe, unaligned starts, a continued CRC.
+  std::string bytes(100000, '\0');
+  uint32_t x = 12345;
+  for (char& c : bytes) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 24);
+  }
+  for (size_t start : {0, 3}) {
+    for (size_t len : {12287, 12288, 12293, 28685, 65536, 99990}) {
+      EXPECT_EQ(Crc32c(bytes.data() + start, len),
+                Crc32cPortable(bytes.data() + start, len))
+          << start << " " << len;
+      EXPECT_EQ(Crc32c(bytes.data() + start, len, 0xDEADBEEFu),
+                Crc32cPortable(bytes.data() + start, len, 0xDEADBEEFu));
+    }
+  }
+}
+
 TEST(TensorStreamTest, RoundTripInChunksOfAtMostOneMiB) {
   const NdArray a = Ramp({3, 1000, 300});  // 3.6 MB: 4 chunks
   const std::vector<v1::TensorChunk> chunks = Chunks("outputs", a);
@@ -69,6 +89,57 @@ TEST(TensorStreamTest, RoundTripInChunksOfAtMostOneMiB) {
   ASSERT_EQ(done->size(), 1u);
   EXPECT_EQ((*done)[0].name, "outputs");
   EXPECT_TRUE((*done)[0].array == a);
+}
+
+TEST(TensorStreamTest, LargeTensorsHashedBesideTheStreamRoundTrip) {
+  // Above kBackgroundHashBytes both ends hash on a helper thread; the
+  // digest and the checks are the same.
+  const NdArray a = Ramp({6, 1 << 18});  // 6 MiB
+  ASSERT_GE(a.nbytes(), kBackgroundHashBytes);
+  std::string sent_sha;
+  std::vector<v1::TensorChunk> chunks;
+  ASSERT_TRUE(EmitTensorChunks(
+      "outputs", a,
+      [&](v1::TensorChunk* c) {
+        chunks.push_back(*c);
+        return true;
+      },
+      &sent_sha));
+  ASSERT_EQ(chunks.size(), 6u);
+  EXPECT_EQ(sent_sha, Sha256Hex(a.raw(), a.nbytes()));
+  EXPECT_EQ(chunks.back().sha256(), sent_sha);
+  TensorAssembler assembler;
+  for (const auto& c : chunks) ASSERT_TRUE(assembler.Add(c).ok());
+  auto done = assembler.Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE((*done)[0].array == a);
+
+  // A forged chunk with a matching crc32c fails the background sha256.
+  std::string* data = chunks[2].mutable_data();
+  (*data)[12345] ^= 0x10;
+  chunks[2].set_crc32c(Crc32c(data->data(), data->size()));
+  TensorAssembler forged;
+  absl::Status s;
+  for (const auto& c : chunks) {
+    s = forged.Add(c);
+    if (!s.ok()) break;
+  }
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("sha256"));
+
+  // Abandoned half way: Finish names the truncated tensor, nothing hangs.
+  TensorAssembler half;
+  for (size_t i = 0; i < 3; ++i) ASSERT_TRUE(half.Add(chunks[i]).ok());
+  EXPECT_THAT(half.Finish().status().message(),
+              HasSubstr("\"outputs\": truncated"));
+}
+
+TEST(TensorStreamTest, SenderStopsWhenTheReceiverIsGone) {
+  const NdArray a = Ramp({32, 1 << 18});  // 32 MiB
+  int emitted = 0;
+  EXPECT_FALSE(EmitTensorChunks(
+      "outputs", a, [&](v1::TensorChunk*) { return ++emitted < 2; }));
+  EXPECT_EQ(emitted, 2);
 }
 
 TEST(TensorStreamTest, EmptyTensorIsOneChunk) {
@@ -160,8 +231,9 @@ TEST(TensorStreamTest, ResultTensorsRoundTripThroughNames) {
   r.final_weights = {{"layer0_kernel", Ramp({1, 8})},
                      {"layer0_bias", Ramp({8})}};
   r.final_states = {{"state_h", Ramp({2, 2})}};
-  RunResult back;
-  ASSERT_TRUE(PlaceResultTensors(ResultTensors(r, CaptureSet{}), &back).ok());
+  RunResult taken = r, back;
+  ASSERT_TRUE(
+      PlaceResultTensors(TakeResultTensors(&taken, CaptureSet{}), &back).ok());
   EXPECT_TRUE(back.outputs == r.outputs);
   EXPECT_TRUE(back.losses == r.losses);
   ASSERT_EQ(back.epoch_outputs.size(), 2u);
@@ -169,8 +241,10 @@ TEST(TensorStreamTest, ResultTensorsRoundTripThroughNames) {
   ASSERT_EQ(back.final_weights.size(), 2u);
   EXPECT_EQ(back.final_weights[1].name, "layer0_bias");
   ASSERT_EQ(back.final_states.size(), 1u);
+  taken = r;
   EXPECT_EQ(
-      ResultTensors(r, CaptureSet{true, false, false, false, false}).size(),
+      TakeResultTensors(&taken, CaptureSet{true, false, false, false, false})
+          .size(),
       1u);
 }
 

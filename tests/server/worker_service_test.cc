@@ -3,7 +3,10 @@
 // sequence of a run.
 #include "server/worker/worker_service.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "client/lib/job_convert.h"
@@ -119,14 +122,23 @@ TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {
   EXPECT_TRUE(events.front().has_accepted());
   EXPECT_EQ(events.front().accepted().total_steps(), 8);  // 2 × ceil(100/32)
   EXPECT_TRUE(events.back().has_done());
-  int progress = 0, fingerprints = 0;
+  int progress = 0;
+  std::vector<int64_t> fingerprint_steps;
   for (const auto& e : events) {
     EXPECT_EQ(e.run_id(), "r1");
     progress += e.has_progress();
-    fingerprints += e.has_fingerprint();
+    for (const v1::Fingerprint& f : e.fingerprints().fingerprints()) {
+      fingerprint_steps.push_back(f.step());
+    }
   }
-  EXPECT_EQ(progress, 2);      // once per epoch
-  EXPECT_EQ(fingerprints, 9);  // initial + one per step
+  EXPECT_EQ(progress, 2);  // once per epoch
+  // Initial + one per step, in step order, in one batch.
+  EXPECT_THAT(fingerprint_steps,
+              ::testing::ElementsAre(0, 1, 2, 3, 4, 5, 6, 7, 8));
+  EXPECT_EQ(
+      std::count_if(events.begin(), events.end(),
+                    [](const v1::RunEvent& e) { return e.has_fingerprints(); }),
+      1);
   const v1::RunSummary& summary = events.back().done().summary();
   EXPECT_EQ(summary.steps(), 8);
   ASSERT_EQ(summary.tensors_size(), 2);  // outputs and losses were asked for
@@ -137,6 +149,88 @@ TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {
   s = service->Run(
       request, [] { return false; }, [](const v1::RunEvent&) { return true; });
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(WorkerServiceTest, ManyFingerprintsTravelInOrderedBatches) {
+  JobSpec spec = TinySpec();
+  spec.training.epochs = 300;  // 1200 steps: 1201 fingerprints
+  std::vector<int> batch_sizes;
+  int64_t expected_step = 0;
+  absl::Status s = Service()->Run(
+      Request(spec), [] { return false; },
+      [&](const v1::RunEvent& e) {
+        if (!e.has_fingerprints()) return true;
+        batch_sizes.push_back(e.fingerprints().fingerprints_size());
+        for (const v1::Fingerprint& f : e.fingerprints().fingerprints()) {
+          EXPECT_EQ(f.step(), expected_step++);
+          EXPECT_EQ(f.sha256().size(), 64u);
+        }
+        return true;
+      });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_THAT(batch_sizes, ::testing::ElementsAre(1024, 177));
+}
+
+TEST(WorkerServiceTest, CancelStopsTheRunBeforeTheNextStep) {
+  // The client's cancel becomes visible while step 3 reports progress: no
+  // fourth step runs, and the stream ends with `failed` CANCELLED.
+  JobSpec spec = TinySpec();
+  spec.training.epochs = 50;  // 200 steps if nothing stopped it
+  v1::RunRequest request = Request(spec);
+  request.mutable_capture()->set_progress_every_steps(1);
+  int64_t last_step = 0;
+  std::vector<v1::RunEvent> events;
+  absl::Status s = Service()->Run(
+      request, [&] { return last_step >= 3; },
+      [&](const v1::RunEvent& e) {
+        if (e.has_progress()) last_step = e.progress().step();
+        events.push_back(e);
+        return true;
+      });
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(last_step, 3);
+  ASSERT_FALSE(events.empty());
+  ASSERT_TRUE(events.back().has_failed());
+  EXPECT_EQ(events.back().failed().code(),
+            static_cast<int>(absl::StatusCode::kCancelled));
+}
+
+TEST(WorkerServiceTest, DrainingRefusesNewRunsAndWaitsForRunning) {
+  WorkerServiceOptions o;
+  o.max_concurrent_runs = 2;
+  auto service = *WorkerService::Create(o);
+  EXPECT_TRUE(service->WaitUntilIdle(absl::Now()));
+  JobSpec long_spec = TinySpec();
+  long_spec.training.epochs = 100000;
+  v1::RunRequest long_request = Request(long_spec);
+  long_request.mutable_capture()->set_progress_every_steps(1);
+  std::atomic<bool> stop{false}, started{false};
+  absl::Status long_status;
+  std::thread running([&] {
+    long_status = service->Run(
+        long_request, [&] { return stop.load(); },
+        [&](const v1::RunEvent& e) {
+          if (e.has_progress()) started = true;
+          return true;
+        });
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  service->StopAccepting();
+  int events = 0;
+  absl::Status s = service->Run(
+      Request(TinySpec()), [] { return false; },
+      [&](const v1::RunEvent&) { return ++events, true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(s.message(), HasSubstr("another worker"));
+  EXPECT_EQ(events, 0);
+  // The run in progress (minutes of training) keeps the service busy...
+  EXPECT_FALSE(service->WaitUntilIdle(absl::Now() + absl::Milliseconds(20)));
+  // ... until it stops.
+  stop = true;
+  EXPECT_TRUE(service->WaitUntilIdle(absl::Now() + absl::Seconds(30)));
+  running.join();
+  EXPECT_EQ(long_status.code(), absl::StatusCode::kCancelled);
 }
 
 TEST(WorkerServiceTest, DescribeListsOnlyRunnablePresets) {

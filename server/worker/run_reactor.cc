@@ -1,0 +1,168 @@
+#include "server/worker/run_reactor.h"
+
+#include <utility>
+
+#include "server/common/status.h"
+
+namespace driftscope {
+
+namespace {
+
+// Events waiting for the wire, in bytes: a few 1 MiB chunks keep the writer
+// busy while the job prepares the next, and bound the memory of a run.
+constexpr int64_t kMaxQueuedBytes = int64_t{4} << 20;
+
+constexpr size_t kSpareEvents = 2;
+
+int64_t EventBytes(const v1::RunEvent& e) {
+  return 64 + (e.has_tensor_chunk()
+                   ? static_cast<int64_t>(e.tensor_chunk().data().size())
+                   : 0);
+}
+
+}  // namespace
+
+RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
+                       const v1::RunRequest* request,
+                       const grpc::Status& refusal)
+    : service_(service), request_(request) {
+  if (!refusal.ok()) {
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = true;
+    }
+    Finish(refusal);
+    return;
+  }
+  threads->Run([this] {
+    // Freed after the last event and the status have been handed over.
+    std::vector<NamedArray> spent;
+    const absl::Status s = service_->Run(
+        *request_,
+        [this] { return cancelled_.load(std::memory_order_relaxed); },
+        [this](v1::RunEvent& e) { return Enqueue(e); }, &spent);
+    Complete(ToGrpcStatus(s));
+    // `this` may be gone from here on (see Complete).
+  });
+}
+
+bool RunReactor::HasRoomOrBroken() const {
+  return broken_ || queued_bytes_ < kMaxQueuedBytes;
+}
+
+bool RunReactor::Enqueue(v1::RunEvent& event) {
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &RunReactor::HasRoomOrBroken));
+    if (broken_) return false;
+    if (event.has_done() || event.has_failed()) {
+      last_.emplace();
+      last_->Swap(&event);
+      return true;  // written with the status when the job completes
+    }
+    queued_bytes_ += EventBytes(event);
+    queue_.emplace_back();
+    queue_.back().Swap(&event);
+    if (!spare_.empty()) {
+      event.Swap(&spare_.back());
+      spare_.pop_back();
+    }
+    step = NextStep();
+  }
+  Take(std::move(step));
+  return true;
+}
+
+void RunReactor::Complete(const grpc::Status& status) {
+  // The status and the decision in one critical section: once the status
+  // is set another thread may finish the call, and OnDone then deletes the
+  // reactor; this thread touches it no more unless it finishes it itself.
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    step = NextStep();
+  }
+  Take(std::move(step));
+}
+
+RunReactor::Step RunReactor::NextStep() {
+  Step step;
+  if (writing_ || finished_) return step;
+  if (broken_) {
+    if (!status_.has_value()) return step;  // the job stops within a step
+    finished_ = true;
+    step.status = *status_;
+    step.action = Step::kFinish;
+  } else if (!queue_.empty()) {
+    in_flight_.Swap(&queue_.front());
+    if (spare_.size() < kSpareEvents) {
+      spare_.emplace_back();
+      spare_.back().Swap(&queue_.front());
+    }
+    queue_.pop_front();
+    queued_bytes_ -= EventBytes(in_flight_);
+    writing_ = true;
+    // More is already waiting: gRPC may coalesce this one with it.
+    if (!queue_.empty() || last_.has_value()) step.options.set_buffer_hint();
+    step.action = Step::kWrite;
+  } else if (status_.has_value()) {
+    finished_ = true;
+    step.status = *status_;
+    if (last_.has_value()) {
+      in_flight_.Swap(&*last_);
+      step.action = Step::kWriteAndFinish;
+    } else {
+      step.action = Step::kFinish;
+    }
+  }
+  return step;
+}
+
+void RunReactor::Take(Step step) {
+  // The reactor stays alive through the call below: only a finish lets
+  // OnDone run, and only the thread that decided it makes it.
+  switch (step.action) {
+    case Step::kNone:
+      break;
+    case Step::kWrite:
+      StartWrite(&in_flight_, step.options);
+      break;
+    case Step::kWriteAndFinish:
+      StartWriteAndFinish(&in_flight_, step.options, std::move(step.status));
+      break;
+    case Step::kFinish:
+      Finish(std::move(step.status));
+      break;
+  }
+}
+
+void RunReactor::OnWriteDone(bool ok) {
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      broken_ = true;
+      cancelled_.store(true);
+    }
+    step = NextStep();
+  }
+  Take(std::move(step));
+}
+
+void RunReactor::OnCancel() {
+  cancelled_.store(true);
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+    step = NextStep();
+  }
+  Take(std::move(step));
+}
+
+void RunReactor::OnDone() { delete this; }
+
+}  // namespace driftscope
