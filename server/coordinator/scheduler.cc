@@ -440,10 +440,11 @@ void Scheduler::RunAttempt(Attempt* a) {
       static_cast<int>(std::max<int64_t>(1, a->job->total_steps / 50));
   absl::StatusOr<RunResult> result = connector_->Run(
       a->address, a->job->spec, a->run.profile, options, remote);
-  EndAttempt(a, result);
+  EndAttempt(a, &result);
 }
 
-absl::Status Scheduler::StoreResult(const Attempt& a, const RunResult& result) {
+absl::Status Scheduler::StoreResult(const Attempt& a, RunResult* result_ptr) {
+  RunResult& result = *result_ptr;
   v1::RunSummary summary;
   summary.set_spec_digest(result.spec_digest);
   summary.set_profile(result.profile);
@@ -464,7 +465,7 @@ absl::Status Scheduler::StoreResult(const Attempt& a, const RunResult& result) {
   summary.mutable_timings()->set_train_seconds(result.timings.train_seconds);
   summary.mutable_timings()->set_eval_seconds(result.timings.eval_seconds);
   for (int64_t d : result.outputs.shape()) summary.add_output_shape(d);
-  for (const NamedArray& t : ResultTensors(result, CaptureSet{})) {
+  for (const NamedArray& t : TakeResultTensors(&result, CaptureSet{})) {
     absl::StatusOr<std::string> sha = store_->blobs().Put(
         absl::string_view(reinterpret_cast<const char*>(t.array.raw()),
                           static_cast<size_t>(t.array.nbytes())));
@@ -481,7 +482,8 @@ absl::Status Scheduler::StoreResult(const Attempt& a, const RunResult& result) {
 }
 
 void Scheduler::EndAttempt(Attempt* a,
-                           const absl::StatusOr<RunResult>& result) {
+                           absl::StatusOr<RunResult>* result_ptr) {
+  absl::StatusOr<RunResult>& result = *result_ptr;
   Abort abort;
   {
     absl::MutexLock lock(&mu_);
@@ -506,7 +508,7 @@ void Scheduler::EndAttempt(Attempt* a,
 
   absl::Status failure;
   if (result.ok() && abort != Abort::kJobCancelled) {
-    const absl::Status s = StoreResult(*a, *result);
+    const absl::Status s = StoreResult(*a, &*result);
     if (s.ok()) {
       PublishRun(job_id, run_id);
       RunEnded(job_id, /*failed=*/false);

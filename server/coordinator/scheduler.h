@@ -116,8 +116,9 @@ class Scheduler {
   void FailUnplaceable(std::unique_ptr<Pending> pending,
                        const std::string& reason);
   void RunAttempt(Attempt* attempt);
-  absl::Status StoreResult(const Attempt& attempt, const RunResult& result);
-  void EndAttempt(Attempt* attempt, const absl::StatusOr<RunResult>& result);
+  // Moves the tensors out of `result` into the blob store.
+  absl::Status StoreResult(const Attempt& attempt, RunResult* result);
+  void EndAttempt(Attempt* attempt, absl::StatusOr<RunResult>* result);
   // A run of `job_id` became terminal; finishes the job after its last.
   void RunEnded(const std::string& job_id, bool failed);
   void PublishRun(const std::string& job_id, const std::string& run_id);
