@@ -79,7 +79,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
 class WorkerClient {
  public:
   // InvalidArgument for inconsistent options (no address, half an mTLS
-  // pair, a token with a character no header can carry). Connects lazily: an unreachable worker shows up on the first call.
+  // pair, a token with a character no header can carry). Connects lazily: an
+  // unreachable worker shows up on the first call.
   static absl::StatusOr<std::unique_ptr<WorkerClient>> Create(
       const WorkerClientOptions& options);
 

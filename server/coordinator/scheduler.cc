@@ -481,8 +481,7 @@ absl::Status Scheduler::StoreResult(const Attempt& a, RunResult* result_ptr) {
                              NowMs());
 }
 
-void Scheduler::EndAttempt(Attempt* a,
-                           absl::StatusOr<RunResult>* result_ptr) {
+void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
   absl::StatusOr<RunResult>& result = *result_ptr;
   Abort abort;
   {

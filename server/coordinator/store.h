@@ -51,10 +51,10 @@ struct RunRow {
   std::string profile;  // requested profile text
   int repeat = 0;       // 0-based
   v1::RunState state = v1::RUN_QUEUED;
-  int current_attempt = 0;  // 0: never dispatched
+  int current_attempt = 0;           // 0: never dispatched
   std::vector<AttemptRow> attempts;  // in attempt order
-  v1::RunSummary summary;   // when RUN_SUCCEEDED; tensors[i].sha256 = blob
-  v1::RunFailed failure;    // when RUN_FAILED or RUN_CANCELLED
+  v1::RunSummary summary;  // when RUN_SUCCEEDED; tensors[i].sha256 = blob
+  v1::RunFailed failure;   // when RUN_FAILED or RUN_CANCELLED
 };
 
 struct JobRow {
@@ -80,12 +80,12 @@ struct CreateJobResult {
 
 struct ListJobsQuery {
   int page_size = 50;
-  std::string page_token;           // "" = first page; opaque otherwise
+  std::string page_token;            // "" = first page; opaque otherwise
   std::vector<v1::JobState> states;  // empty = all
 };
 
 struct ListJobsPage {
-  std::vector<JobRow> jobs;  // newest first; init_weights not loaded
+  std::vector<JobRow> jobs;     // newest first; init_weights not loaded
   std::string next_page_token;  // "" on the last page
 };
 

@@ -17,8 +17,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/security.h"
-#include "server/worker/registration.h"
 #include "server/worker/job_threads.h"
+#include "server/worker/registration.h"
 #include "server/worker/worker_service.h"
 
 namespace grpc {
