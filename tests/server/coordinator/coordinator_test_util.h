@@ -31,8 +31,7 @@
 #include "client/lib/job_convert.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "engine/job/job_spec.h"
-
-extern char** environ;
+#include "tests/server/daemon_process.h"
 
 namespace driftscope::testing {
 
@@ -40,123 +39,21 @@ inline std::string CoordinatorBinary() {
   return std::string(DRIFTSCOPE_BINARY_DIR) + "/server/driftscope-coordinator";
 }
 
-class CoordinatorProcess {
+class CoordinatorProcess : public DaemonProcess {
  public:
   // Starts the coordinator with `flags` plus --listen=127.0.0.1:0 and waits
   // up to 30 s for "listening on HOST:PORT".
   static absl::StatusOr<std::unique_ptr<CoordinatorProcess>> Start(
       std::vector<std::string> flags) {
     auto c = std::unique_ptr<CoordinatorProcess>(new CoordinatorProcess());
-    static int serial = 0;
-    c->stderr_path_ = absl::StrCat(::testing::TempDir(), "/coordinator-",
-                                   getpid(), "-", serial++, ".stderr");
-    int out[2];
-    if (pipe(out) != 0) return absl::InternalError("pipe");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO,
-                                     c->stderr_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> args = {CoordinatorBinary(),
-                                     "--listen=127.0.0.1:0"};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&c->pid_, args[0].c_str(), &actions, nullptr,
-                               argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    c->stdout_fd_ = out[0];
-    if (rc != 0) {
-      c->pid_ = -1;
-      return absl::InternalError(absl::StrCat("cannot start ", args[0]));
-    }
-    std::string line;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (line.find('\n') == std::string::npos) {
-      pollfd p{c->stdout_fd_, POLLIN, 0};
-      const int left = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-              deadline - std::chrono::steady_clock::now())
-              .count());
-      if (left <= 0 || poll(&p, 1, left) <= 0) {
-        return absl::DeadlineExceededError(
-            "coordinator did not print its port: " + c->Stderr());
-      }
-      char buf[256];
-      const ssize_t n = read(c->stdout_fd_, buf, sizeof(buf));
-      if (n <= 0) {
-        const int status = c->Wait();
-        return absl::UnavailableError(
-            absl::StrCat("coordinator exited before listening (exit status ",
-                         status, "): ", c->Stderr()));
-      }
-      line.append(buf, static_cast<size_t>(n));
-    }
-    line = line.substr(0, line.find('\n'));
-    if (!absl::StartsWith(line, "listening on ")) {
-      return absl::InternalError(absl::StrCat("unexpected first line: ", line));
-    }
-    c->address_ = line.substr(13);
+    const absl::Status s = c->Launch(CoordinatorBinary(), "coordinator", flags,
+                                     std::chrono::seconds(30));
+    if (!s.ok()) return s;
     return c;
-  }
-
-  ~CoordinatorProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      Wait();
-    }
-    if (stdout_fd_ >= 0) close(stdout_fd_);
-  }
-
-  const std::string& address() const { return address_; }
-  pid_t pid() const { return pid_; }
-
-  // What the process wrote on stderr so far.
-  std::string Stderr() const {
-    std::ifstream in(stderr_path_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
-  int Wait() {
-    int status = 0;
-    if (pid_ <= 0) return -1;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
-  // Waits up to `timeout` for exit; -1 while still running.
-  int WaitFor(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-
-  void Kill9() {
-    if (pid_ > 0) kill(pid_, SIGKILL);
-    Wait();
   }
 
  private:
   CoordinatorProcess() = default;
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  std::string address_;
-  std::string stderr_path_;
 };
 
 inline std::unique_ptr<v1::Coordinator::Stub> CoordinatorStub(
