@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/worker_process.h"
+#include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
@@ -24,20 +25,9 @@ namespace {
 using ::driftscope::testing::WorkerProcess;
 using ::testing::HasSubstr;
 
-JobSpec SmallSpec() {
-  JobSpec s = DefaultJobSpec();
-  s.data.samples = 64;
-  s.data.eval_samples = 16;
-  s.training.epochs = 1;
-  return s;
-}
+using ::driftscope::testing::SmallSpec;
 
-// A job that would train for minutes: only ever cancelled.
-JobSpec LongSpec() {
-  JobSpec s = SmallSpec();
-  s.training.epochs = 100000;
-  return s;
-}
+using ::driftscope::testing::LongWorkerSpec;
 
 std::unique_ptr<WorkerProcess> StartWorker(std::vector<std::string> flags) {
   auto w = WorkerProcess::Start(std::move(flags));
@@ -208,7 +198,7 @@ TEST(WorkerDaemonTest, OversizeJobRefusedBeforeWork) {
   auto worker = StartWorker({"--insecure", "--max_epochs=10"});
   ASSERT_NE(worker, nullptr);
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = Client(worker->address())->Run(LongSpec(), "fp32");
+  auto r = Client(worker->address())->Run(LongWorkerSpec(), "fp32");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(r.status().message(), HasSubstr("--max_epochs=10"));
@@ -226,7 +216,7 @@ TEST(WorkerDaemonTest, BusyWorkerAndCancellation) {
   RemoteRunOptions remote;
   remote.capture.progress_every_steps = 1;
   auto long_run = std::async(std::launch::async, [&] {
-    return client->Run(LongSpec(), "fp32", options, remote);
+    return client->Run(LongWorkerSpec(), "fp32", options, remote);
   });
   ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
 
@@ -337,7 +327,7 @@ TEST(WorkerDaemonTest, SigtermDrainsAndExitsZero) {
   RemoteRunOptions remote;
   remote.capture.progress_every_steps = 1;
   auto run = std::async(std::launch::async, [&] {
-    return client->Run(LongSpec(), "fp32", options, remote);
+    return client->Run(LongWorkerSpec(), "fp32", options, remote);
   });
   ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
   ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);

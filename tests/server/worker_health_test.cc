@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/server/grpc_probe.h"
 #include "tests/server/worker_process.h"
+#include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
@@ -29,20 +30,9 @@ using ::driftscope::testing::WorkerProcess;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 
-JobSpec SmallSpec() {
-  JobSpec s = DefaultJobSpec();
-  s.data.samples = 64;
-  s.data.eval_samples = 16;
-  s.training.epochs = 1;
-  return s;
-}
+using ::driftscope::testing::SmallSpec;
 
-// Trains for minutes unless cancelled.
-JobSpec LongSpec() {
-  JobSpec s = SmallSpec();
-  s.training.epochs = 100000;
-  return s;
-}
+using ::driftscope::testing::LongWorkerSpec;
 
 std::unique_ptr<WorkerClient> Client(const std::string& address) {
   WorkerClientOptions o;
@@ -90,7 +80,7 @@ TEST(WorkerHealthTest, NotServingWhileDrainingNewRunsRefusedThenExitZero) {
   RemoteRunOptions remote;
   remote.capture.progress_every_steps = 1;
   auto run = std::async(std::launch::async, [&] {
-    return client->Run(LongSpec(), "fp32", options, remote);
+    return client->Run(LongWorkerSpec(), "fp32", options, remote);
   });
   ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
   EXPECT_EQ(CheckHealth(channel, "").value_or(testing::kUnknown), kServing);

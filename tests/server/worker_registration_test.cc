@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "server/worker/registration.h"
 #include "tests/server/worker_process.h"
+#include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
@@ -205,29 +206,18 @@ std::unique_ptr<WorkerClient> Client(const std::string& address) {
   return *WorkerClient::Create(o);
 }
 
-JobSpec SmallSpec() {
-  JobSpec s = DefaultJobSpec();
-  s.data.samples = 64;
-  s.data.eval_samples = 16;
-  s.training.epochs = 1;
-  return s;
-}
+using ::driftscope::testing::SmallSpec;
 
-// Trains for minutes unless cancelled.
-JobSpec LongSpec() {
-  JobSpec s = SmallSpec();
-  s.training.epochs = 100000;
-  return s;
-}
+using ::driftscope::testing::LongWorkerSpec;
 
-// A run of LongSpec on `address` until Cancel().
+// A run of LongWorkerSpec on `address` until Cancel().
 class BackgroundRun {
  public:
   explicit BackgroundRun(const std::string& address) {
     thread_ = std::thread([this, address] {
       RunOptions o;
       o.cancel = &cancel_;
-      status_ = Client(address)->Run(LongSpec(), "fp32", o).status();
+      status_ = Client(address)->Run(LongWorkerSpec(), "fp32", o).status();
     });
   }
   ~BackgroundRun() { Cancel().IgnoreError(); }

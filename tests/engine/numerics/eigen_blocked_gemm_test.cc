@@ -10,20 +10,12 @@
 
 #include "engine/cpu/kernel_table.h"
 #include "gtest/gtest.h"
+#include "tests/engine/numerics/test_fill.h"
 
 namespace driftscope {
 namespace {
 
-template <typename T>
-std::vector<T> Fill(int64_t n, uint32_t seed) {
-  std::vector<T> v(static_cast<size_t>(n));
-  uint32_t s = seed;
-  for (T& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<T>((s >> 8) * (1.0 / 8388608.0) - 1.0);
-  }
-  return v;
-}
+using ::driftscope::testing::Fill;
 
 template <typename T>
 void ExpectSameBits(GemmFn<T> gemm, GemmFn<T> reference, const char* isa, int m,
