@@ -17,6 +17,7 @@
 #include "client/lib/job_convert.h"
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "server/common/environment_convert.h"
+#include "server/common/event_wire.h"
 #include "server/common/status.h"
 #include "server/common/tensor_stream.h"
 
@@ -186,7 +187,6 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
   c->set_states(remote.capture.states);
   c->set_progress_every_steps(remote.capture.progress_every_steps);
 
-  auto stub = v1::Worker::NewStub(channel_);
   grpc::ClientContext ctx;
   Prepare(options_, options_.run_deadline, &ctx);
   RunResult result;
@@ -197,10 +197,18 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
   grpc::Status status;
   {
     CancelWatcher watcher(options.cancel, &ctx);
-    std::unique_ptr<grpc::ClientReader<v1::RunEvent>> reader =
-        stub->Run(&ctx, request);
-    v1::RunEvent event;
-    while (reader->Read(&event)) {
+    // Raw buffers, so a chunk's data is copied once, into its tensor.
+    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader =
+        StartRawRun(channel_, &ctx, request);
+    grpc::ByteBuffer buffer;
+    ReceivedEvent received;
+    while (reader->Read(&buffer)) {
+      stream_error = ParseRunEvent(buffer, &received);
+      if (!stream_error.ok()) {
+        ctx.TryCancel();
+        break;
+      }
+      const v1::RunEvent& event = received.event;
       switch (event.event_case()) {
         case v1::RunEvent::kAccepted:
           *accepted = true;
@@ -226,7 +234,7 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
           }
           break;
         case v1::RunEvent::kTensorChunk:
-          stream_error = assembler.Add(event.tensor_chunk());
+          stream_error = assembler.Add(event.tensor_chunk(), received.data);
           break;
         case v1::RunEvent::kDone:
           summary = event.done().summary();

@@ -77,17 +77,17 @@ absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
         n < 0 ? std::string("a valid shape")
               : absl::StrCat(n * DTypeSize(*dtype))));
   }
-  NdArray array(*dtype, std::move(shape));
+  NdArray array = NdArray::Uninitialized(*dtype, std::move(shape));
   std::memcpy(array.raw(), tensor.data().data(), tensor.data().size());
   return array;
 }
 
-bool EmitTensorChunks(const std::string& name, const NdArray& array,
-                      const std::function<bool(v1::TensorChunk*)>& emit,
-                      std::string* sha256_out, int64_t chunk_bytes) {
+bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
+                          const ChunkViewEmitter& emit, std::string* sha256_out,
+                          int64_t chunk_bytes) {
   chunk_bytes = std::clamp<int64_t>(chunk_bytes, 1, kMaxChunkBytes);
   const int64_t total = array.nbytes();
-  const char* bytes = reinterpret_cast<const char*>(array.raw());
+  const uint8_t* bytes = array.raw();
   // The whole tensor is in memory: a large one is hashed beside the
   // chunking and sending, a small one inline.
   std::optional<BackgroundSha256> background;
@@ -99,7 +99,8 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
   v1::TensorChunk chunk;
   int64_t offset = 0;
   do {
-    const int64_t len = std::min(chunk_bytes, total - offset);
+    const size_t len =
+        static_cast<size_t>(std::min(chunk_bytes, total - offset));
     // Every field is set again: `emit` may have taken the previous chunk.
     chunk.Clear();
     chunk.set_name(name);
@@ -107,24 +108,43 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
     for (int64_t d : array.shape()) chunk.add_shape(d);
     chunk.set_total_bytes(total);
     chunk.set_offset(offset);
-    chunk.set_data(bytes + offset, static_cast<size_t>(len));
-    chunk.set_crc32c(Crc32c(bytes + offset, static_cast<size_t>(len)));
-    if (!background.has_value()) {
-      inline_sha.Update(bytes + offset, static_cast<size_t>(len));
-    }
-    offset += len;
+    chunk.set_crc32c(Crc32c(bytes + offset, len));
+    if (!background.has_value()) inline_sha.Update(bytes + offset, len);
+    const uint8_t* data = bytes + offset;
+    offset += static_cast<int64_t>(len);
     if (offset == total) {
       std::string digest = background.has_value() ? background->HexDigest()
                                                   : inline_sha.HexDigest();
       chunk.set_sha256(digest);
       if (sha256_out != nullptr) *sha256_out = std::move(digest);
     }
-    if (!emit(&chunk)) return false;
+    if (!emit(&chunk, data, len)) return false;
   } while (offset < total);
   return true;
 }
 
+bool EmitTensorChunks(const std::string& name, const NdArray& array,
+                      const std::function<bool(v1::TensorChunk*)>& emit,
+                      std::string* sha256_out, int64_t chunk_bytes) {
+  return EmitTensorChunkViews(
+      name, array,
+      [&emit](v1::TensorChunk* chunk, const uint8_t* data, size_t size) {
+        chunk->set_data(data, size);
+        return emit(chunk);
+      },
+      sha256_out, chunk_bytes);
+}
+
 absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
+  const absl::Span<const uint8_t> data(
+      reinterpret_cast<const uint8_t*>(chunk.data().data()),
+      chunk.data().size());
+  return Add(chunk, absl::MakeConstSpan(&data, 1));
+}
+
+absl::Status TensorAssembler::Add(
+    const v1::TensorChunk& chunk,
+    absl::Span<const absl::Span<const uint8_t>> data) {
   const std::string& name = chunk.name();
   auto loss = [&name](auto&&... parts) {
     return absl::DataLossError(
@@ -133,11 +153,18 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
   for (const NamedArray& d : done_) {
     if (d.name == name) return loss("chunk after the tensor was complete");
   }
-  const int64_t len = static_cast<int64_t>(chunk.data().size());
+  int64_t len = 0;
+  for (absl::Span<const uint8_t> piece : data) {
+    len += static_cast<int64_t>(piece.size());
+  }
   if (len > kMaxChunkBytes) {
     return loss("chunk of ", len, " bytes exceeds ", kMaxChunkBytes);
   }
-  if (Crc32c(chunk.data().data(), chunk.data().size()) != chunk.crc32c()) {
+  uint32_t crc = 0;
+  for (absl::Span<const uint8_t> piece : data) {
+    crc = Crc32c(piece.data(), piece.size(), crc);
+  }
+  if (crc != chunk.crc32c()) {
     return loss("crc32c mismatch in the chunk at offset ", chunk.offset());
   }
   auto it = partial_.find(name);
@@ -158,7 +185,8 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
     p->dtype = *dtype;
     p->shape = shape;
     p->total_bytes = chunk.total_bytes();
-    p->array = NdArray(*dtype, std::move(shape));
+    // Every byte is written by the chunks before the tensor is handed out.
+    p->array = NdArray::Uninitialized(*dtype, std::move(shape));
     if (p->total_bytes >= kBackgroundHashBytes) {
       p->background = std::make_unique<BackgroundSha256>(p->array.raw());
     }
@@ -184,14 +212,18 @@ absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
   if (len == 0 && p.total_bytes != 0) {
     return loss("empty chunk at offset ", chunk.offset());
   }
-  std::memcpy(p.array.raw() + p.received, chunk.data().data(),
-              static_cast<size_t>(len));
-  p.received += len;
-  if (p.background != nullptr) {
-    p.background->Advance(static_cast<size_t>(p.received));
-  } else {
-    p.sha.Update(chunk.data().data(), static_cast<size_t>(len));
+  uint8_t* to = p.array.raw() + p.received;
+  for (absl::Span<const uint8_t> piece : data) {
+    if (piece.empty()) continue;
+    std::memcpy(to, piece.data(), piece.size());
+    to += piece.size();
   }
+  if (p.background != nullptr) {
+    p.background->Advance(static_cast<size_t>(p.received + len));
+  } else {
+    p.sha.Update(p.array.raw() + p.received, static_cast<size_t>(len));
+  }
+  p.received += len;
   if (p.received < p.total_bytes) {
     if (!chunk.sha256().empty()) {
       return loss("sha256 on a chunk that is not the last");

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "driftscope/v1/worker.pb.h"
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
@@ -53,6 +54,16 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
                       std::string* sha256_out = nullptr,
                       int64_t chunk_bytes = kMaxChunkBytes);
 
+// The same chunks with their data left in `array`: `emit` gets each chunk
+// with every field but data, and the data's place in the array (`size`
+// bytes at `data`), to send without a copy (event_wire.h).
+using ChunkViewEmitter = std::function<bool(v1::TensorChunk* header,
+                                            const uint8_t* data, size_t size)>;
+bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
+                          const ChunkViewEmitter& emit,
+                          std::string* sha256_out = nullptr,
+                          int64_t chunk_bytes = kMaxChunkBytes);
+
 // Reassembles named tensors from a chunk stream in which tensors may be
 // interleaved but each tensor's chunks arrive in order.
 class TensorAssembler {
@@ -65,6 +76,11 @@ class TensorAssembler {
   // over 1 MiB, a header that changed between chunks, a size that does not
   // match dtype × shape, or a second copy of a finished tensor.
   absl::Status Add(const v1::TensorChunk& chunk);
+  // The same for a chunk whose data arrived in pieces (views into received
+  // slices, event_wire.h), copied once, straight into the tensor; `header`'s
+  // own data field is ignored.
+  absl::Status Add(const v1::TensorChunk& header,
+                   absl::Span<const absl::Span<const uint8_t>> data);
 
   // The finished tensors by name, in order of completion. DataLoss naming
   // the tensor when one is still incomplete (the stream was truncated).

@@ -1,7 +1,10 @@
 #include "server/worker/run_reactor.h"
 
+#include <grpcpp/impl/codegen/proto_utils.h>
+
 #include <utility>
 
+#include "server/common/event_wire.h"
 #include "server/common/status.h"
 
 namespace driftscope {
@@ -12,35 +15,41 @@ namespace {
 // busy while the job prepares the next, and bound the memory of a run.
 constexpr int64_t kMaxQueuedBytes = int64_t{4} << 20;
 
-constexpr size_t kSpareEvents = 2;
-
-int64_t EventBytes(const v1::RunEvent& e) {
-  return 64 + (e.has_tensor_chunk()
-                   ? static_cast<int64_t>(e.tensor_chunk().data().size())
-                   : 0);
-}
-
 }  // namespace
 
 RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
-                       const v1::RunRequest* request,
+                       const grpc::ByteBuffer& request,
                        const grpc::Status& refusal)
-    : service_(service), request_(request) {
-  if (!refusal.ok()) {
+    : service_(service) {
+  grpc::Status status = refusal;
+  if (status.ok()) {
+    grpc::ByteBuffer bytes(request);  // shares the slices
+    if (!grpc::SerializationTraits<v1::RunRequest>::Deserialize(&bytes,
+                                                                &request_)
+             .ok()) {
+      status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "the request is not a driftscope.v1.RunRequest");
+    }
+  }
+  if (!status.ok()) {
     {
       absl::MutexLock lock(&mu_);
       finished_ = true;
     }
-    Finish(refusal);
+    Finish(status);
     return;
   }
   threads->Run([this] {
-    // Freed after the last event and the status have been handed over.
-    std::vector<NamedArray> spent;
+    // Let go of after the last event and the status have been handed over.
+    std::vector<std::shared_ptr<const NdArray>> spent;
     const absl::Status s = service_->Run(
-        *request_,
-        [this] { return cancelled_.load(std::memory_order_relaxed); },
-        [this](v1::RunEvent& e) { return Enqueue(e); }, &spent);
+        request_, [this] { return cancelled_.load(std::memory_order_relaxed); },
+        [this](v1::RunEvent& e) { return Enqueue(e); },
+        [this](v1::RunEvent& e, std::shared_ptr<const NdArray> owner,
+               const uint8_t* data, size_t size) {
+          return EnqueueChunk(e, std::move(owner), data, size);
+        },
+        &spent);
     Complete(ToGrpcStatus(s));
     // `this` may be gone from here on (see Complete).
   });
@@ -50,24 +59,31 @@ bool RunReactor::HasRoomOrBroken() const {
   return broken_ || queued_bytes_ < kMaxQueuedBytes;
 }
 
-bool RunReactor::Enqueue(v1::RunEvent& event) {
+bool RunReactor::Enqueue(const v1::RunEvent& event) {
+  // Serialized here, on the job thread, outside the lock.
+  return Push(SerializeRunEvent(event), event.has_done() || event.has_failed());
+}
+
+bool RunReactor::EnqueueChunk(const v1::RunEvent& event,
+                              std::shared_ptr<const NdArray> owner,
+                              const uint8_t* data, size_t size) {
+  return Push(SerializeChunkEvent(event, std::move(owner), data, size), false);
+}
+
+bool RunReactor::Push(grpc::ByteBuffer buffer, bool last) {
   Step step;
   {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(this, &RunReactor::HasRoomOrBroken));
     if (broken_) return false;
-    if (event.has_done() || event.has_failed()) {
+    if (last) {
       last_.emplace();
-      last_->Swap(&event);
+      last_->Swap(&buffer);
       return true;  // written with the status when the job completes
     }
-    queued_bytes_ += EventBytes(event);
+    queued_bytes_ += static_cast<int64_t>(buffer.Length());
     queue_.emplace_back();
-    queue_.back().Swap(&event);
-    if (!spare_.empty()) {
-      event.Swap(&spare_.back());
-      spare_.pop_back();
-    }
+    queue_.back().Swap(&buffer);
     step = NextStep();
   }
   Take(std::move(step));
@@ -97,12 +113,8 @@ RunReactor::Step RunReactor::NextStep() {
     step.action = Step::kFinish;
   } else if (!queue_.empty()) {
     in_flight_.Swap(&queue_.front());
-    if (spare_.size() < kSpareEvents) {
-      spare_.emplace_back();
-      spare_.back().Swap(&queue_.front());
-    }
     queue_.pop_front();
-    queued_bytes_ -= EventBytes(in_flight_);
+    queued_bytes_ -= static_cast<int64_t>(in_flight_.Length());
     writing_ = true;
     // More is already waiting: gRPC may coalesce this one with it.
     if (!queue_.empty() || last_.has_value()) step.options.set_buffer_hint();

@@ -4,7 +4,10 @@
 // (never on a gRPC thread). Its events go into a bounded queue that the reactor
 // writes one after the other, so the job prepares the next tensor chunk
 // while the previous one is on the wire, and a burst of fingerprints or
-// chunks costs the job no thread hop per event. The last event (done or
+// chunks costs the job no thread hop per event. The method is registered raw
+// (byte buffers): the job thread serializes each event itself, and a tensor
+// chunk's buffer refers to the result array instead of a copy of it
+// (event_wire.h). The last event (done or
 // failed) travels with the status. Cancellation (the client cancels, the
 // deadline passes, a drain runs out of grace) arrives as OnCancel and is a
 // flag the job reads after every training step at no cost (the sync API's
@@ -18,11 +21,13 @@
 #define DRIFTSCOPE_SERVER_WORKER_RUN_REACTOR_H_
 
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -34,13 +39,14 @@
 
 namespace driftscope {
 
-class RunReactor final : public grpc::ServerWriteReactor<v1::RunEvent> {
+class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  // Starts the run on `threads`, or finishes the call at once with
-  // `refusal` when it is not OK (authentication). `service`, `threads` and
-  // `request` outlive the reactor.
+  // Parses `request` and starts the run on `threads`, or finishes the call at
+  // once with `refusal` when it is not OK (authentication), or with
+  // INVALID_ARGUMENT when the request does not parse. `service` and
+  // `threads` outlive the reactor.
   RunReactor(WorkerService* service, JobThreads* threads,
-             const v1::RunRequest* request, const grpc::Status& refusal);
+             const grpc::ByteBuffer& request, const grpc::Status& refusal);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -49,10 +55,13 @@ class RunReactor final : public grpc::ServerWriteReactor<v1::RunEvent> {
  private:
   ~RunReactor() override = default;
 
-  // The job thread's sink: queues `event` (taking its contents and leaving
-  // a written one's in exchange), waiting while the queue is full. False
-  // once the call is cancelled or broken.
-  bool Enqueue(v1::RunEvent& event);
+  // The job thread's sinks: queue an event, serialized, waiting while the
+  // queue is full. False once the call is cancelled or broken.
+  bool Enqueue(const v1::RunEvent& event);
+  bool EnqueueChunk(const v1::RunEvent& event,
+                    std::shared_ptr<const NdArray> owner, const uint8_t* data,
+                    size_t size);
+  bool Push(grpc::ByteBuffer buffer, bool last);
   // The job has ended with `status`. The job's last touch of the reactor.
   void Complete(const grpc::Status& status);
 
@@ -70,24 +79,21 @@ class RunReactor final : public grpc::ServerWriteReactor<v1::RunEvent> {
   bool HasRoomOrBroken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   WorkerService* const service_;
-  const v1::RunRequest* const request_;
+  v1::RunRequest request_;  // read by the job thread only
   std::atomic<bool> cancelled_{false};
 
   absl::Mutex mu_;
-  std::deque<v1::RunEvent> queue_ ABSL_GUARDED_BY(mu_);
-  // Written events handed back to the job, so a chunk's 1 MiB buffer is
-  // reused instead of allocated (and its pages faulted in) for every chunk.
-  std::vector<v1::RunEvent> spare_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // done/failed, held back to travel with the status.
-  std::optional<v1::RunEvent> last_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::ByteBuffer> last_ ABSL_GUARDED_BY(mu_);
   std::optional<grpc::Status> status_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write is in flight
   bool broken_ ABSL_GUARDED_BY(mu_) = false;   // cancelled or a write failed
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // The message gRPC is writing; untouched until its OnWriteDone (or, for
+  // The buffer gRPC is writing; untouched until its OnWriteDone (or, for
   // the last one, until OnDone).
-  v1::RunEvent in_flight_;
+  grpc::ByteBuffer in_flight_;
 };
 
 }  // namespace driftscope

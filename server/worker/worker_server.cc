@@ -23,9 +23,9 @@ namespace {
 constexpr char kServiceName[] = "driftscope.v1.Worker";
 
 // Describe is a plain sync method; Run is served by a RunReactor on the
-// callback API (see run_reactor.h for why).
+// callback API, raw (see run_reactor.h for why).
 class WorkerGrpcService final
-    : public v1::Worker::WithCallbackMethod_Run<v1::Worker::Service> {
+    : public v1::Worker::WithRawCallbackMethod_Run<v1::Worker::Service> {
  public:
   WorkerGrpcService(WorkerService* service, JobThreads* threads,
                     std::string token)
@@ -41,10 +41,10 @@ class WorkerGrpcService final
     return grpc::Status::OK;
   }
 
-  grpc::ServerWriteReactor<v1::RunEvent>* Run(
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Run(
       grpc::CallbackServerContext* context,
-      const v1::RunRequest* request) override {
-    return new RunReactor(service_, threads_, request,
+      const grpc::ByteBuffer* request) override {
+    return new RunReactor(service_, threads_, *request,
                           ToGrpcStatus(CheckBearerToken(*context, token_)));
   }
 

@@ -287,10 +287,10 @@ bool WorkerService::WaitUntilIdle(absl::Time deadline) const {
   return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
 }
 
-absl::Status WorkerService::Run(const v1::RunRequest& request,
-                                const std::function<bool()>& cancelled,
-                                const EventSink& sink,
-                                std::vector<NamedArray>* spent) {
+absl::Status WorkerService::Run(
+    const v1::RunRequest& request, const std::function<bool()>& cancelled,
+    const EventSink& sink, const ChunkSink& chunk_sink,
+    std::vector<std::shared_ptr<const NdArray>>* spent) {
   absl::StatusOr<Prepared> prepared = Prepare(request);
   if (!prepared.ok()) return prepared.status();
   Prepared& p = *prepared;
@@ -377,26 +377,35 @@ absl::Status WorkerService::Run(const v1::RunRequest& request,
   for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
 
   v1::RunEvent chunk_event;
-  std::vector<NamedArray> tensors = TakeResultTensors(&*result, p.capture);
-  for (const NamedArray& t : tensors) {
+  for (NamedArray& t : TakeResultTensors(&*result, p.capture)) {
+    // Shared with the wire: a chunk's bytes are sent from the array itself.
+    auto array = std::make_shared<const NdArray>(std::move(t.array));
     std::string sha;
-    const bool sent = EmitTensorChunks(
-        t.name, t.array,
-        [&](v1::TensorChunk* c) {
+    const bool sent = EmitTensorChunkViews(
+        t.name, *array,
+        [&](v1::TensorChunk* c, const uint8_t* data, size_t size) {
           chunk_event.mutable_tensor_chunk()->Swap(c);
-          return emit(chunk_event) && !cancelled();
+          bool ok = false;
+          if (chunk_sink) {
+            chunk_event.set_run_id(request.run_id());
+            ok = chunk_sink(chunk_event, array, data, size);
+          } else {
+            chunk_event.mutable_tensor_chunk()->set_data(data, size);
+            ok = emit(chunk_event);
+          }
+          return ok && !cancelled();
         },
         &sha);
     if (!sent) return absl::CancelledError("the receiver went away");
     v1::TensorInfo* info = summary->add_tensors();
     info->set_name(t.name);
-    info->set_dtype(DTypeToProto(t.array.dtype()));
-    for (int64_t d : t.array.shape()) info->add_shape(d);
-    info->set_size_bytes(t.array.nbytes());
+    info->set_dtype(DTypeToProto(array->dtype()));
+    for (int64_t d : array->shape()) info->add_shape(d);
+    info->set_size_bytes(array->nbytes());
     info->set_sha256(sha);
+    if (spent != nullptr) spent->push_back(std::move(array));
   }
   if (!emit(done)) return absl::CancelledError("the receiver went away");
-  if (spent != nullptr) *spent = std::move(tensors);
   return absl::OkStatus();
 }
 

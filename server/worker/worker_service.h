@@ -60,6 +60,13 @@ class WorkerService {
   // May take the event's contents (Swap them out): each event is built
   // afresh for the sink.
   using EventSink = std::function<bool(v1::RunEvent&)>;
+  // Takes a tensor chunk without a copy of its data: `event` holds a
+  // tensor_chunk with every field but data, which is the `size` bytes at
+  // `data` inside `owner` (event_wire.h sends them from there). Returns
+  // false when the receiver is gone.
+  using ChunkSink =
+      std::function<bool(v1::RunEvent& event, std::shared_ptr<const NdArray>,
+                         const uint8_t* data, size_t size)>;
 
   // InvalidArgument when the default profile does not parse, or
   // FailedPrecondition when this machine cannot run it.
@@ -79,13 +86,15 @@ class WorkerService {
   // `accepted` the events end with exactly one `done` or `failed`, and the
   // returned status is the run's. `cancelled` is polled after every
   // training step; when it returns true the run stops before the next step
-  // (Cancelled). When `spent` is not null it receives the streamed result
-  // tensors, for the caller to free after the call has ended (unmapping a
-  // large result takes tens of milliseconds the client need not wait for).
-  absl::Status Run(const v1::RunRequest& request,
-                   const std::function<bool()>& cancelled,
-                   const EventSink& sink,
-                   std::vector<NamedArray>* spent = nullptr);
+  // (Cancelled). Tensor chunks go to `chunk_sink` when it is set, else to
+  // `sink` with their data copied in. When `spent` is not null it receives
+  // the streamed result tensors, for the caller to let go of after the call
+  // has ended (unmapping a large result takes tens of milliseconds the client
+  // need not wait for).
+  absl::Status Run(
+      const v1::RunRequest& request, const std::function<bool()>& cancelled,
+      const EventSink& sink, const ChunkSink& chunk_sink = nullptr,
+      std::vector<std::shared_ptr<const NdArray>>* spent = nullptr);
 
   int active_runs() const;
 
