@@ -112,7 +112,7 @@ void ArrayBlockCache::Free(void* block, size_t size) {
 
 NdArray NdArray::AsType(DType to) const {
   if (to == dtype_) return *this;
-  NdArray out(to, shape_);
+  NdArray out = Uninitialized(to, shape_);  // every element written below
   const int64_t n = size();
   if (to == DType::kFloat32) {
     const double* src = data<double>();

@@ -1,6 +1,10 @@
 // Real driftscope-worker processes on 127.0.0.1 driven by WorkerClient:
 // results bit-identical to an in-process run, large results, errors that
 // leave the daemon serving, limits, TLS, tokens, cancellation and SIGTERM.
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/sync_stream.h>
 #include <signal.h>
 
 #include <atomic>
@@ -12,10 +16,13 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
+#include "driftscope/v1/worker.grpc.pb.h"
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/tensor_stream.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
@@ -168,6 +175,83 @@ TEST(WorkerDaemonTest, InvalidSpecNamesFieldAndDaemonKeepsServing) {
   EXPECT_TRUE(ok.ok()) << ok.status();
   auto unrunnable = client->Run(SmallSpec(), "fp32,threads=banana");
   EXPECT_EQ(unrunnable.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WorkerDaemonTest, StockGeneratedStubReadsTheStream) {
+  // The worker writes chunk events itself (event_wire.h); a client built
+  // from worker.proto alone, through protobuf's own parser, gets the same
+  // tensors as WorkerClient does.
+  auto worker = StartWorker({"--insecure"});
+  ASSERT_NE(worker, nullptr);
+  WorkerClientOptions o;
+  o.address = worker->address();
+  o.insecure = true;
+  auto stub = v1::Worker::NewStub(*MakeWorkerChannel(o));
+  // Dense(256) over 100 timesteps of 40 eval samples: 4 MB of outputs, in
+  // four chunks.
+  JobSpec spec = SmallSpec();
+  spec.model.timesteps = 100;
+  spec.model.layers.assign(1, LayerSpec{});
+  spec.model.layers[0].kind = LayerKind::kDense;
+  spec.model.layers[0].units = 256;
+  spec.model.layers[0].activation = Activation::kLinear;
+  spec.data.eval_samples = 40;
+  v1::RunRequest request;
+  *request.mutable_spec() = JobSpecToProto(spec);
+  request.mutable_profile()->set_text("fp32");
+  request.set_run_id("stock-stub");
+  request.mutable_capture()->set_outputs(true);
+  grpc::ClientContext ctx;
+  auto reader = stub->Run(&ctx, request);
+  v1::RunEvent event;
+  TensorAssembler assembler;
+  int chunks = 0;
+  while (reader->Read(&event)) {
+    if (!event.has_tensor_chunk()) continue;
+    EXPECT_EQ(event.run_id(), "stock-stub");
+    ++chunks;
+    ASSERT_TRUE(assembler.Add(event.tensor_chunk()).ok());
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  auto tensors = assembler.Finish();
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  EXPECT_GE(chunks, 4);
+  auto local = RunJob(spec, *Profile::Parse("fp32"));
+  ASSERT_TRUE(local.ok());
+  bool saw_outputs = false;
+  for (const NamedArray& t : *tensors) {
+    if (t.name != "outputs") continue;
+    saw_outputs = true;
+    EXPECT_TRUE(t.array == local->outputs);
+  }
+  EXPECT_TRUE(saw_outputs);
+}
+
+TEST(WorkerDaemonTest, RequestThatIsNotARunRequestIsInvalidArgument) {
+  // Run is registered raw: the worker parses the request itself, and bytes
+  // that are no RunRequest get INVALID_ARGUMENT while it keeps serving.
+  auto worker = StartWorker({"--insecure"});
+  ASSERT_NE(worker, nullptr);
+  WorkerClientOptions o;
+  o.address = worker->address();
+  o.insecure = true;
+  const std::shared_ptr<grpc::Channel> channel = *MakeWorkerChannel(o);
+  const grpc::internal::RpcMethod method(
+      "/driftscope.v1.Worker/Run", grpc::internal::RpcMethod::SERVER_STREAMING,
+      channel);
+  const grpc::Slice garbage(std::string("\xff\xff\xff\xff\xff"));
+  const grpc::ByteBuffer request(&garbage, 1);
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+          channel.get(), method, &ctx, request));
+  grpc::ByteBuffer event;
+  EXPECT_FALSE(reader->Read(&event));
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("RunRequest"));
+  auto ok = Client(worker->address())->Run(SmallSpec(), "fp32");
+  EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
 TEST(WorkerDaemonTest, UnreachableWorkerIsUnavailableAfterRetries) {
