@@ -1,7 +1,11 @@
 #include "server/common/tensor_stream.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <new>
 #include <optional>
 #include <utility>
 
@@ -135,6 +139,14 @@ bool EmitTensorChunks(const std::string& name, const NdArray& array,
       sha256_out, chunk_bytes);
 }
 
+TensorAssembler::TensorAssembler()
+    : max_tensor_bytes_([] {
+        const long pages = sysconf(_SC_PHYS_PAGES);
+        const long page = sysconf(_SC_PAGESIZE);
+        return pages > 0 && page > 0 ? int64_t{pages} * page
+                                     : std::numeric_limits<int64_t>::max();
+      }()) {}
+
 absl::Status TensorAssembler::Add(const v1::TensorChunk& chunk) {
   const absl::Span<const uint8_t> data(
       reinterpret_cast<const uint8_t*>(chunk.data().data()),
@@ -181,12 +193,24 @@ absl::Status TensorAssembler::Add(
       return loss("total_bytes ", chunk.total_bytes(), " does not match ",
                   DTypeName(*dtype), " shape ", ShapeText(shape));
     }
+    if (chunk.total_bytes() > max_tensor_bytes_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("tensor \"", name, "\": ", chunk.total_bytes(),
+                       " bytes announced, more than the ", max_tensor_bytes_,
+                       " this receiver accepts"));
+    }
     auto p = std::make_unique<Partial>();
     p->dtype = *dtype;
     p->shape = shape;
     p->total_bytes = chunk.total_bytes();
     // Every byte is written by the chunks before the tensor is handed out.
-    p->array = NdArray::Uninitialized(*dtype, std::move(shape));
+    try {
+      p->array = NdArray::Uninitialized(*dtype, std::move(shape));
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("tensor \"", name, "\": cannot allocate ",
+                       chunk.total_bytes(), " bytes to receive it"));
+    }
     if (p->total_bytes >= kBackgroundHashBytes) {
       p->background = std::make_unique<BackgroundSha256>(p->array.raw());
     }

@@ -68,13 +68,20 @@ bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
 // interleaved but each tensor's chunks arrive in order.
 class TensorAssembler {
  public:
-  TensorAssembler() = default;
+  // Tensors announced larger than `max_tensor_bytes` are refused before any
+  // memory is taken for them (the default: this machine's physical memory,
+  // which no received tensor can exceed and still fit).
+  TensorAssembler();
+  explicit TensorAssembler(int64_t max_tensor_bytes)
+      : max_tensor_bytes_(max_tensor_bytes) {}
   TensorAssembler(const TensorAssembler&) = delete;
   TensorAssembler& operator=(const TensorAssembler&) = delete;
 
   // DataLoss naming the tensor for a bad checksum, a gap or overlap, a chunk
   // over 1 MiB, a header that changed between chunks, a size that does not
-  // match dtype × shape, or a second copy of a finished tensor.
+  // match dtype × shape, or a second copy of a finished tensor;
+  // ResourceExhausted for a tensor over the size limit or one whose memory
+  // cannot be allocated.
   absl::Status Add(const v1::TensorChunk& chunk);
   // The same for a chunk whose data arrived in pieces (views into received
   // slices, event_wire.h), copied once, straight into the tensor; `header`'s
@@ -98,6 +105,7 @@ class TensorAssembler {
     // after `array` so it stops before the bytes it reads are freed.
     std::unique_ptr<BackgroundSha256> background;
   };
+  const int64_t max_tensor_bytes_;
   std::map<std::string, std::unique_ptr<Partial>> partial_;
   std::vector<NamedArray> done_;
 };

@@ -248,5 +248,30 @@ TEST(TensorStreamTest, ResultTensorsRoundTripThroughNames) {
       1u);
 }
 
+TEST(TensorStreamTest, OversizeTensorIsRefusedBeforeAnyMemoryIsTaken) {
+  // A sender announcing more than the receiver accepts (by default: more
+  // than this machine's memory) gets ResourceExhausted on the first chunk,
+  // not an allocation that fails or an out-of-memory kill later.
+  v1::TensorChunk huge;
+  huge.set_name("outputs");
+  huge.set_dtype(v1::FLOAT32);
+  huge.add_shape(int64_t{1} << 46);
+  huge.set_total_bytes(int64_t{1} << 48);  // 256 TiB
+  huge.set_offset(0);
+  huge.set_crc32c(Crc32c("", 0));
+  TensorAssembler assembler;
+  absl::Status s = assembler.Add(huge);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr("\"outputs\""));
+
+  const std::vector<v1::TensorChunk> chunks = Chunks("losses", Ramp({500}));
+  TensorAssembler small(1000);  // the tensor is 2000 bytes
+  s = small.Add(chunks[0]);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr("2000 bytes announced"));
+  TensorAssembler enough(2000);
+  EXPECT_TRUE(enough.Add(chunks[0]).ok());
+}
+
 }  // namespace
 }  // namespace driftscope
