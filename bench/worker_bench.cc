@@ -32,6 +32,7 @@
 #include "server/common/event_wire.h"
 #include "server/common/tensor_stream.h"
 #include "tests/server/worker_process.h"
+#include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
@@ -118,15 +119,7 @@ std::unique_ptr<WorkerClient> Client() {
 
 // Outputs of `mib` MiB for almost no compute: Dense(256) over 100 steps.
 JobSpec LargeOutputJob(int mib) {
-  JobSpec s = DefaultJobSpec();
-  s.model.timesteps = 100;
-  s.model.layers.assign(1, LayerSpec{});
-  s.model.layers[0].kind = LayerKind::kDense;
-  s.model.layers[0].units = 256;
-  s.model.layers[0].activation = Activation::kLinear;
-  s.data.eval_samples = mib * (1 << 20) / (100 * 256 * 4);
-  s.training.epochs = 0;
-  return s;
+  return testing::LargeOutputSpec(mib * (1 << 20) / (100 * 256 * 4));
 }
 
 RemoteRunOptions OutputsOnly() {

@@ -32,6 +32,7 @@ namespace {
 using ::driftscope::testing::WorkerProcess;
 using ::testing::HasSubstr;
 
+using ::driftscope::testing::LargeOutputSpec;
 using ::driftscope::testing::SmallSpec;
 
 using ::driftscope::testing::LongWorkerSpec;
@@ -50,6 +51,13 @@ std::unique_ptr<WorkerClient> Client(const std::string& address,
   auto c = WorkerClient::Create(o);
   EXPECT_TRUE(c.ok()) << c.status();
   return *std::move(c);
+}
+
+std::shared_ptr<grpc::Channel> PlaintextChannel(const std::string& address) {
+  WorkerClientOptions o;
+  o.address = address;
+  o.insecure = true;
+  return *MakeWorkerChannel(o);
 }
 
 void ExpectBitIdentical(const RunResult& remote, const RunResult& local) {
@@ -144,16 +152,7 @@ TEST(WorkerDaemonTest, SuppliedDataAndInitialWeightsTravelExactly) {
 TEST(WorkerDaemonTest, ResultAbove64MBStreamsIntact) {
   auto worker = StartWorker({"--insecure"});
   ASSERT_NE(worker, nullptr);
-  // Dense(256) over 100 timesteps of 700 eval samples: 71.7 MB of outputs
-  // for almost no compute.
-  JobSpec spec = SmallSpec();
-  spec.model.timesteps = 100;
-  spec.model.layers.assign(1, LayerSpec{});
-  spec.model.layers[0].kind = LayerKind::kDense;
-  spec.model.layers[0].units = 256;
-  spec.model.layers[0].activation = Activation::kLinear;
-  spec.data.eval_samples = 700;
-  spec.training.epochs = 0;
+  const JobSpec spec = LargeOutputSpec(700);  // 71.7 MB of outputs
   auto remote = Client(worker->address())->Run(spec, "fp32");
   ASSERT_TRUE(remote.ok()) << remote.status();
   EXPECT_GT(remote->outputs.nbytes(), 64 << 20);
@@ -183,19 +182,8 @@ TEST(WorkerDaemonTest, StockGeneratedStubReadsTheStream) {
   // tensors as WorkerClient does.
   auto worker = StartWorker({"--insecure"});
   ASSERT_NE(worker, nullptr);
-  WorkerClientOptions o;
-  o.address = worker->address();
-  o.insecure = true;
-  auto stub = v1::Worker::NewStub(*MakeWorkerChannel(o));
-  // Dense(256) over 100 timesteps of 40 eval samples: 4 MB of outputs, in
-  // four chunks.
-  JobSpec spec = SmallSpec();
-  spec.model.timesteps = 100;
-  spec.model.layers.assign(1, LayerSpec{});
-  spec.model.layers[0].kind = LayerKind::kDense;
-  spec.model.layers[0].units = 256;
-  spec.model.layers[0].activation = Activation::kLinear;
-  spec.data.eval_samples = 40;
+  auto stub = v1::Worker::NewStub(PlaintextChannel(worker->address()));
+  const JobSpec spec = LargeOutputSpec(40);  // 4 MB of outputs: 4 chunks
   v1::RunRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
   request.mutable_profile()->set_text("fp32");
@@ -232,10 +220,8 @@ TEST(WorkerDaemonTest, RequestThatIsNotARunRequestIsInvalidArgument) {
   // that are no RunRequest get INVALID_ARGUMENT while it keeps serving.
   auto worker = StartWorker({"--insecure"});
   ASSERT_NE(worker, nullptr);
-  WorkerClientOptions o;
-  o.address = worker->address();
-  o.insecure = true;
-  const std::shared_ptr<grpc::Channel> channel = *MakeWorkerChannel(o);
+  const std::shared_ptr<grpc::Channel> channel =
+      PlaintextChannel(worker->address());
   const grpc::internal::RpcMethod method(
       "/driftscope.v1.Worker/Run", grpc::internal::RpcMethod::SERVER_STREAMING,
       channel);
