@@ -150,9 +150,12 @@ absl::StatusOr<RunResult> WorkerClient::Run(
         result.status().code() != absl::StatusCode::kUnavailable ||
         attempt >= options_.max_attempts) {
       if (result.ok()) return result;
-      return absl::Status(result.status().code(),
-                          absl::StrCat("worker ", options_.address, ": ",
-                                       result.status().message()));
+      // The worker's address in front; the error reason kept.
+      absl::Status s(result.status().code(),
+                     absl::StrCat("worker ", options_.address, ": ",
+                                  result.status().message()));
+      const std::string reason = ErrorReason(result.status());
+      return reason.empty() ? s : WithErrorReason(std::move(s), reason);
     }
     absl::SleepFor(backoff);
     backoff *= 2;
@@ -260,7 +263,13 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
     if (options.cancel != nullptr && options.cancel->load()) {
       return absl::CancelledError("run cancelled by the client");
     }
-    return FromGrpcStatus(status);
+    absl::Status s = FromGrpcStatus(status);
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    if (auto it = trailers.find(kErrorReasonKey); it != trailers.end()) {
+      s = WithErrorReason(std::move(s), absl::string_view(it->second.data(),
+                                                          it->second.size()));
+    }
+    return s;
   }
   if (!summary.has_value()) {
     return absl::DataLossError("the run's event stream ended without done");

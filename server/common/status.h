@@ -1,16 +1,33 @@
 // Conversion between absl::Status (used everywhere inside driftscope) and
-// grpc::Status, done once at the edge of each service. Stateless.
+// grpc::Status, done once at the edge of each service, and the error reasons
+// that let a caller act on an error without reading its message. Stateless.
 #ifndef DRIFTSCOPE_SERVER_COMMON_STATUS_H_
 #define DRIFTSCOPE_SERVER_COMMON_STATUS_H_
 
 #include <grpcpp/support/status.h>
 
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace driftscope {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A machine-readable reason for an error whose code alone is ambiguous.
+// Inside the process it rides on the absl::Status as a payload; on the wire
+// it is the trailing metadata entry kErrorReasonKey (any gRPC client can
+// read it).
+inline constexpr char kErrorReasonKey[] = "driftscope-error-reason";
+// RESOURCE_EXHAUSTED because every run slot of the worker is taken (not a
+// job over its limits): the same run may succeed there a little later.
+inline constexpr char kReasonWorkerBusy[] = "worker-busy";
+
+absl::Status WithErrorReason(absl::Status status, absl::string_view reason);
+// The reason, or "" when the status has none.
+std::string ErrorReason(const absl::Status& status);
 
 }  // namespace driftscope
 

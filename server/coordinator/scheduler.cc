@@ -5,9 +5,9 @@
 #include <limits>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/environment_convert.h"
+#include "server/common/status.h"
 #include "server/common/tensor_stream.h"
 #include "server/coordinator/job_plan.h"
 
@@ -32,8 +32,8 @@ bool Retryable(const absl::Status& s) {
     case absl::StatusCode::kCancelled:  // the worker drained
       return true;
     case absl::StatusCode::kResourceExhausted:
-      // The slot check, not a size limit ("worker busy: ...").
-      return absl::StrContains(s.message(), "worker busy");
+      // The slot check, not a size limit.
+      return ErrorReason(s) == kReasonWorkerBusy;
     default:
       return false;
   }

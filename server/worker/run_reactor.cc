@@ -17,10 +17,11 @@ constexpr int64_t kMaxQueuedBytes = int64_t{4} << 20;
 
 }  // namespace
 
-RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
+RunReactor::RunReactor(grpc::CallbackServerContext* context,
+                       WorkerService* service, JobThreads* threads,
                        const grpc::ByteBuffer& request,
                        const grpc::Status& refusal)
-    : service_(service) {
+    : context_(context), service_(service) {
   grpc::Status status = refusal;
   if (status.ok()) {
     grpc::ByteBuffer bytes(request);  // shares the slices
@@ -50,7 +51,7 @@ RunReactor::RunReactor(WorkerService* service, JobThreads* threads,
           return EnqueueChunk(e, std::move(owner), data, size);
         },
         &spent);
-    Complete(ToGrpcStatus(s));
+    Complete(s);
     // `this` may be gone from here on (see Complete).
   });
 }
@@ -90,14 +91,18 @@ bool RunReactor::Push(grpc::ByteBuffer buffer, bool last) {
   return true;
 }
 
-void RunReactor::Complete(const grpc::Status& status) {
+void RunReactor::Complete(const absl::Status& status) {
+  // Before the status is set: nothing finishes the call until then.
+  if (const std::string reason = ErrorReason(status); !reason.empty()) {
+    context_->AddTrailingMetadata(kErrorReasonKey, reason);
+  }
   // The status and the decision in one critical section: once the status
   // is set another thread may finish the call, and OnDone then deletes the
   // reactor; this thread touches it no more unless it finishes it itself.
   Step step;
   {
     absl::MutexLock lock(&mu_);
-    status_ = status;
+    status_ = ToGrpcStatus(status);
     step = NextStep();
   }
   Take(std::move(step));

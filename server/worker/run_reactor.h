@@ -45,8 +45,9 @@ class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // once with `refusal` when it is not OK (authentication), or with
   // INVALID_ARGUMENT when the request does not parse. `service` and
   // `threads` outlive the reactor.
-  RunReactor(WorkerService* service, JobThreads* threads,
-             const grpc::ByteBuffer& request, const grpc::Status& refusal);
+  RunReactor(grpc::CallbackServerContext* context, WorkerService* service,
+             JobThreads* threads, const grpc::ByteBuffer& request,
+             const grpc::Status& refusal);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -62,8 +63,9 @@ class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
                     std::shared_ptr<const NdArray> owner, const uint8_t* data,
                     size_t size);
   bool Push(grpc::ByteBuffer buffer, bool last);
-  // The job has ended with `status`. The job's last touch of the reactor.
-  void Complete(const grpc::Status& status);
+  // The job has ended with `status` (its error reason, if any, goes into
+  // the trailing metadata). The job's last touch of the reactor.
+  void Complete(const absl::Status& status);
 
   // What to hand gRPC next: decided under mu_, done without it (gRPC is
   // never called under the lock).
@@ -78,6 +80,7 @@ class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void Take(Step step);
   bool HasRoomOrBroken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  grpc::CallbackServerContext* const context_;
   WorkerService* const service_;
   v1::RunRequest request_;  // read by the job thread only
   std::atomic<bool> cancelled_{false};

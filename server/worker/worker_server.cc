@@ -44,7 +44,7 @@ class WorkerGrpcService final
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Run(
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override {
-    return new RunReactor(service_, threads_, *request,
+    return new RunReactor(context, service_, threads_, *request,
                           ToGrpcStatus(CheckBearerToken(*context, token_)));
   }
 

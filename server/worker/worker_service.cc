@@ -13,6 +13,7 @@
 #include "engine/numerics/context.h"
 #include "engine/train/trainer.h"
 #include "server/common/environment_convert.h"
+#include "server/common/status.h"
 #include "server/common/tensor_stream.h"
 
 namespace driftscope {
@@ -254,9 +255,11 @@ absl::Status WorkerService::AcquireSlot(const std::string& run_id) {
         absl::StrCat("run_id \"", run_id, "\" was already run here"));
   }
   if (active_ >= options_.max_concurrent_runs) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "worker busy: ", active_, " runs in progress, --max_concurrent_runs=",
-        options_.max_concurrent_runs, "; retry later"));
+    return WithErrorReason(absl::ResourceExhaustedError(absl::StrCat(
+                               "worker busy: ", active_,
+                               " runs in progress, --max_concurrent_runs=",
+                               options_.max_concurrent_runs, "; retry later")),
+                           kReasonWorkerBusy);
   }
   ++active_;
   if (!run_id.empty()) run_ids_.insert(run_id);

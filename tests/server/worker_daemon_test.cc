@@ -22,6 +22,7 @@
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/status.h"
 #include "server/common/tensor_stream.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
@@ -272,6 +273,7 @@ TEST(WorkerDaemonTest, OversizeJobRefusedBeforeWork) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(r.status().message(), HasSubstr("--max_epochs=10"));
+  EXPECT_EQ(ErrorReason(r.status()), "");  // not "busy": no use retrying
 }
 
 TEST(WorkerDaemonTest, BusyWorkerAndCancellation) {
@@ -293,6 +295,8 @@ TEST(WorkerDaemonTest, BusyWorkerAndCancellation) {
   auto second = client->Run(SmallSpec(), "fp32");
   EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(second.status().message(), HasSubstr("--max_concurrent_runs=1"));
+  // Told apart from a job over the limits without reading the message.
+  EXPECT_EQ(ErrorReason(second.status()), kReasonWorkerBusy);
 
   cancel = true;
   const auto t0 = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/status.h"
 #include "server/coordinator/job_plan.h"
 #include "server/coordinator/sqlite_store.h"
 #include "tests/server/coordinator/coordinator_test_util.h"
@@ -191,6 +192,26 @@ TEST_F(SchedulerTest, DeterministicFailuresAreNotRetried) {
     EXPECT_EQ(run.failure.code(), static_cast<int>(failure.code()));
     EXPECT_THAT(run.failure.message(), HasSubstr(failure.message()));
   }
+}
+
+TEST_F(SchedulerTest, BusyWorkerIsRetriedOutsideTheAttemptBudget) {
+  // RESOURCE_EXHAUSTED with the worker-busy reason is waited out (a second
+  // later) without spending --max_attempts; the reason, not the message,
+  // tells it from a job over the worker's limits.
+  std::atomic<int> calls{0};
+  connector_.On("a:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
+    if (calls++ == 0) {
+      return WithErrorReason(absl::ResourceExhaustedError("all slots taken"),
+                             kReasonWorkerBusy);
+    }
+    return TinyResult();
+  });
+  StartScheduler(/*max_attempts=*/1);
+  const RunRow run = WaitForRun(Submit("a:1"));
+  EXPECT_EQ(run.state, v1::RUN_SUCCEEDED);
+  ASSERT_EQ(run.attempts.size(), 2u);
+  EXPECT_EQ(run.attempts[0].code,
+            static_cast<int>(absl::StatusCode::kResourceExhausted));
 }
 
 TEST_F(SchedulerTest, ResultAfterTheStoreCancelledIsNotStored) {
