@@ -19,6 +19,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,26 +69,61 @@ int64_t PageFaults() {
   return u.ru_minflt;
 }
 
+std::unique_ptr<testing::WorkerProcess> StartWorkerOrExit(
+    std::vector<std::string> flags) {
+  flags.push_back("--max_concurrent_runs=4");
+  auto w = testing::WorkerProcess::Start(std::move(flags));
+  if (!w.ok()) {
+    std::fprintf(stderr, "cannot start %s: %s\n",
+                 testing::WorkerBinary().c_str(),
+                 std::string(w.status().message()).c_str());
+    std::exit(1);
+  }
+  return *std::move(w);
+}
+
+// Killed when the program exits.
 testing::WorkerProcess& Worker() {
-  // Killed when the program exits.
-  static std::unique_ptr<testing::WorkerProcess> worker = [] {
-    auto w = testing::WorkerProcess::Start(
-        {"--insecure", "--max_concurrent_runs=4"});
-    if (!w.ok()) {
-      std::fprintf(stderr, "cannot start %s: %s\n",
-                   testing::WorkerBinary().c_str(),
-                   std::string(w.status().message()).c_str());
+  static std::unique_ptr<testing::WorkerProcess> worker =
+      StartWorkerOrExit({"--insecure"});
+  return *worker;
+}
+
+// A second worker serving TLS with a throwaway self-signed certificate (made
+// by the openssl command), and the client options that trust it.
+struct TlsWorkerAndOptions {
+  std::unique_ptr<testing::WorkerProcess> worker;
+  WorkerClientOptions options;
+};
+TlsWorkerAndOptions& TlsWorker() {
+  static TlsWorkerAndOptions* const tls = [] {
+    char dir_template[] = "/tmp/worker_bench_tls.XXXXXX";
+    const char* dir = mkdtemp(dir_template);
+    const std::string d = dir == nullptr ? "/tmp" : dir;
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+        "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+        d + "/key.pem -out " + d + "/cert.pem 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) {
+      std::fprintf(stderr, "openssl could not make a certificate\n");
       std::exit(1);
     }
-    return *std::move(w);
+    auto* t = new TlsWorkerAndOptions;
+    t->worker = StartWorkerOrExit(
+        {"--tls_cert=" + d + "/cert.pem", "--tls_key=" + d + "/key.pem"});
+    t->options.address = t->worker->address();
+    std::ifstream in(d + "/cert.pem");
+    t->options.tls_root_cert_pem =
+        std::string(std::istreambuf_iterator<char>(in), {});
+    return t;
   }();
-  return *worker;
+  return *tls;
 }
 
 // CPU time of the worker process so far (clock ticks: 10 ms resolution, so
 // it is read around whole benchmark loops or long streams only).
-double WorkerCpuSeconds() {
-  const std::string path = "/proc/" + std::to_string(Worker().pid()) + "/stat";
+double WorkerCpuSeconds(int pid = Worker().pid()) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
   std::FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return 0;
   char buf[1024];
@@ -209,10 +246,10 @@ BENCHMARK(BM_FreshPages)->Arg(256)->Unit(benchmark::kMillisecond);
 // `receiver_ns_per_byte` (this one), and `reader_ns_per_byte`, the
 // receiving thread alone (its SHA-256 runs beside it): with a core each, the
 // slower of the ends' critical paths bounds the rate.
-void BM_StreamOnly(benchmark::State& state) {
+void StreamOnly(benchmark::State& state, const WorkerClientOptions& options,
+                int worker_pid) {
   const JobSpec spec = LargeOutputJob(static_cast<int>(state.range(0)));
-  const std::shared_ptr<grpc::Channel> channel =
-      *MakeWorkerChannel(ClientOptions());
+  const std::shared_ptr<grpc::Channel> channel = *MakeWorkerChannel(options);
   v1::RunRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
   request.mutable_capture()->set_outputs(true);
@@ -238,7 +275,7 @@ void BM_StreamOnly(benchmark::State& state) {
           first = Clock::now();
           receiver0 = ProcessCpuSeconds();
           reader0 = ThreadCpuSeconds();
-          sender0 = WorkerCpuSeconds();
+          sender0 = WorkerCpuSeconds(worker_pid);
           faults0 = PageFaults();
         }
         started = true;
@@ -252,7 +289,7 @@ void BM_StreamOnly(benchmark::State& state) {
     const Clock::time_point end = Clock::now();
     receiver += ProcessCpuSeconds() - receiver0;
     reader += ThreadCpuSeconds() - reader0;
-    sender += WorkerCpuSeconds() - sender0;
+    sender += WorkerCpuSeconds(worker_pid) - sender0;
     faults += PageFaults() - faults0;
     if (!assembler.Finish().ok()) state.SkipWithError("incomplete tensor");
     state.SetIterationTime(Seconds(end - first));
@@ -271,7 +308,21 @@ void BM_StreamOnly(benchmark::State& state) {
   state.counters["receiver_faults_per_mib"] =
       static_cast<double>(faults) / (b / (1 << 20));
 }
+void BM_StreamOnly(benchmark::State& state) {
+  StreamOnly(state, ClientOptions(), Worker().pid());
+}
 BENCHMARK(BM_StreamOnly)
+    ->Arg(256)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->MinTime(2);
+
+// The same over TLS (what a deployment across hosts runs): encryption and
+// its copies on both ends, on top of the same work.
+void BM_StreamOnlyTls(benchmark::State& state) {
+  StreamOnly(state, TlsWorker().options, TlsWorker().worker->pid());
+}
+BENCHMARK(BM_StreamOnlyTls)
     ->Arg(256)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
