@@ -19,8 +19,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +31,7 @@
 #include "server/common/crc32c.h"
 #include "server/common/event_wire.h"
 #include "server/common/tensor_stream.h"
+#include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
@@ -100,11 +99,7 @@ TlsWorkerAndOptions& TlsWorker() {
     char dir_template[] = "/tmp/worker_bench_tls.XXXXXX";
     const char* dir = mkdtemp(dir_template);
     const std::string d = dir == nullptr ? "/tmp" : dir;
-    const std::string cmd =
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-        "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-        d + "/key.pem -out " + d + "/cert.pem 2>/dev/null";
-    if (std::system(cmd.c_str()) != 0) {
+    if (!testing::MakeSelfSignedCert(d)) {
       std::fprintf(stderr, "openssl could not make a certificate\n");
       std::exit(1);
     }
@@ -112,9 +107,7 @@ TlsWorkerAndOptions& TlsWorker() {
     t->worker = StartWorkerOrExit(
         {"--tls_cert=" + d + "/cert.pem", "--tls_key=" + d + "/key.pem"});
     t->options.address = t->worker->address();
-    std::ifstream in(d + "/cert.pem");
-    t->options.tls_root_cert_pem =
-        std::string(std::istreambuf_iterator<char>(in), {});
+    t->options.tls_root_cert_pem = testing::ReadFile(d + "/cert.pem");
     return t;
   }();
   return *tls;

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "server/common/tensor_stream.h"
+#include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
@@ -34,6 +35,8 @@ using ::driftscope::testing::WorkerProcess;
 using ::testing::HasSubstr;
 
 using ::driftscope::testing::LargeOutputSpec;
+using ::driftscope::testing::MakeSelfSignedCert;
+using ::driftscope::testing::ReadFile;
 using ::driftscope::testing::SmallSpec;
 
 using ::driftscope::testing::LongWorkerSpec;
@@ -324,19 +327,9 @@ TEST(WorkerDaemonTest, BearerTokenRequired) {
   EXPECT_TRUE(Client(worker->address(), right)->Describe().ok());
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 TEST(WorkerDaemonTest, TlsWorkerRefusesPlaintextAndServesTls) {
   const std::string dir = ::testing::TempDir() + "/worker_tls";
-  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
-  const std::string cmd = absl::StrCat(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ",
-      dir, "/key.pem -out ", dir, "/cert.pem 2>/dev/null");
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_TRUE(MakeSelfSignedCert(dir));
   auto worker = StartWorker(
       {"--tls_cert=" + dir + "/cert.pem", "--tls_key=" + dir + "/key.pem"});
   ASSERT_NE(worker, nullptr);
@@ -355,14 +348,9 @@ TEST(WorkerDaemonTest, TlsWorkerRefusesPlaintextAndServesTls) {
 
 TEST(WorkerDaemonTest, MutualTlsNeedsAClientCertificate) {
   const std::string dir = ::testing::TempDir() + "/worker_mtls";
-  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
   // One self-signed certificate serves as server cert, client cert and the
   // CA that signed both: enough to exercise the verification paths.
-  const std::string cmd = absl::StrCat(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ",
-      dir, "/key.pem -out ", dir, "/cert.pem 2>/dev/null");
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_TRUE(MakeSelfSignedCert(dir));
   auto worker = StartWorker({"--tls_cert=" + dir + "/cert.pem",
                              "--tls_key=" + dir + "/key.pem",
                              "--tls_client_ca=" + dir + "/cert.pem"});

@@ -25,12 +25,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/worker/registration.h"
+#include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
 
+using ::driftscope::testing::MakeSelfSignedCert;
 using ::driftscope::testing::WorkerProcess;
 using ::testing::Contains;
 using ::testing::HasSubstr;
@@ -354,12 +356,7 @@ TEST(WorkerRegistrationTest, IdleWorkerReportsDrainingBeforeExiting) {
 
 TEST(WorkerRegistrationTest, TlsAndTokenToTheCoordinator) {
   const std::string dir = ::testing::TempDir() + "/registration_tls";
-  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
-  const std::string cmd = absl::StrCat(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ",
-      dir, "/key.pem -out ", dir, "/cert.pem 2>/dev/null");
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_TRUE(MakeSelfSignedCert(dir));
   {
     std::ofstream token(dir + "/token");
     token << "s3cret\n";
