@@ -86,7 +86,8 @@ absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
         FetchRunFingerprints(client, job, run, records);
     if (!fps.ok()) return fps.status();
     RunResult result;
-    if (absl::Status s = PlaceResultTensors(*tensors, &result); !s.ok()) {
+    if (absl::Status s = PlaceResultTensors(*std::move(tensors), &result);
+        !s.ok()) {
       return s;
     }
     // fingerprints.json is read by position (entry k = after step k), so it
@@ -110,8 +111,10 @@ absl::Status ExportRuns(const CoordinatorClient& client, const v1::Job& job,
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<RunRecord> rec =
-        RecordFromRun(run, labels[i], *std::move(tensors), *fps);
+    // The written arrays go on into the record, moved, not copied (a
+    // result can be hundreds of MiB).
+    absl::StatusOr<RunRecord> rec = RecordFromRun(
+        run, labels[i], TakeResultTensors(&result, CaptureSet{}), *fps);
     if (!rec.ok()) return rec.status();
     records->records.push_back(*std::move(rec));
     records->run_ids.push_back(run.run_id());

@@ -88,15 +88,16 @@ absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
 
 bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
                           const ChunkViewEmitter& emit, std::string* sha256_out,
-                          int64_t chunk_bytes) {
+                          int64_t chunk_bytes, absl::string_view known_sha256) {
   chunk_bytes = std::clamp<int64_t>(chunk_bytes, 1, kMaxChunkBytes);
   const int64_t total = array.nbytes();
   const uint8_t* bytes = array.raw();
+  const bool hash = known_sha256.empty();
   // The whole tensor is in memory: a large one is hashed beside the
   // chunking and sending, a small one inline.
   std::optional<BackgroundSha256> background;
   Sha256 inline_sha;
-  if (total >= kBackgroundHashBytes) {
+  if (hash && total >= kBackgroundHashBytes) {
     background.emplace(array.raw());
     background->Advance(static_cast<size_t>(total));
   }
@@ -113,12 +114,13 @@ bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
     chunk.set_total_bytes(total);
     chunk.set_offset(offset);
     chunk.set_crc32c(Crc32c(bytes + offset, len));
-    if (!background.has_value()) inline_sha.Update(bytes + offset, len);
+    if (hash && !background.has_value()) inline_sha.Update(bytes + offset, len);
     const uint8_t* data = bytes + offset;
     offset += static_cast<int64_t>(len);
     if (offset == total) {
-      std::string digest = background.has_value() ? background->HexDigest()
-                                                  : inline_sha.HexDigest();
+      std::string digest = !hash                    ? std::string(known_sha256)
+                           : background.has_value() ? background->HexDigest()
+                                                    : inline_sha.HexDigest();
       chunk.set_sha256(digest);
       if (sha256_out != nullptr) *sha256_out = std::move(digest);
     }
@@ -129,14 +131,15 @@ bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
 
 bool EmitTensorChunks(const std::string& name, const NdArray& array,
                       const std::function<bool(v1::TensorChunk*)>& emit,
-                      std::string* sha256_out, int64_t chunk_bytes) {
+                      std::string* sha256_out, int64_t chunk_bytes,
+                      absl::string_view known_sha256) {
   return EmitTensorChunkViews(
       name, array,
       [&emit](v1::TensorChunk* chunk, const uint8_t* data, size_t size) {
         chunk->set_data(data, size);
         return emit(chunk);
       },
-      sha256_out, chunk_bytes);
+      sha256_out, chunk_bytes, known_sha256);
 }
 
 TensorAssembler::TensorAssembler()

@@ -49,10 +49,14 @@ absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
 // may take the chunk's contents (Swap them into an event: a 1 MiB copy
 // saved). Stops early and returns false when `emit` returns false (the
 // stream broke). `sha256_out`, when not null, receives the tensor's sha256.
+// `known_sha256`, when not empty, is the tensor's sha256 as the caller has
+// just verified it (a blob read back and checked): sent instead of hashing
+// the bytes again.
 bool EmitTensorChunks(const std::string& name, const NdArray& array,
                       const std::function<bool(v1::TensorChunk*)>& emit,
                       std::string* sha256_out = nullptr,
-                      int64_t chunk_bytes = kMaxChunkBytes);
+                      int64_t chunk_bytes = kMaxChunkBytes,
+                      absl::string_view known_sha256 = {});
 
 // The same chunks with their data left in `array`: `emit` gets each chunk
 // with every field but data, and the data's place in the array (`size`
@@ -62,7 +66,8 @@ using ChunkViewEmitter = std::function<bool(v1::TensorChunk* header,
 bool EmitTensorChunkViews(const std::string& name, const NdArray& array,
                           const ChunkViewEmitter& emit,
                           std::string* sha256_out = nullptr,
-                          int64_t chunk_bytes = kMaxChunkBytes);
+                          int64_t chunk_bytes = kMaxChunkBytes,
+                          absl::string_view known_sha256 = {});
 
 // Reassembles named tensors from a chunk stream in which tensors may be
 // interleaved but each tensor's chunks arrive in order.

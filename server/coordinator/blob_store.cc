@@ -178,4 +178,53 @@ absl::StatusOr<std::string> FileBlobStore::Get(absl::string_view sha256) {
   return data;
 }
 
+absl::Status FileBlobStore::GetInto(absl::string_view sha256,
+                                    absl::Span<uint8_t> out) {
+  if (!IsBlobKey(sha256)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob key '", sha256, "' is not 64 lowercase hex digits (a SHA-256)"));
+  }
+  const std::string path = PathOf(sha256);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("no blob ", sha256));
+    }
+    return ErrnoError("cannot open", path);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    absl::Status s = ErrnoError("cannot stat", path);
+    close(fd);
+    return s;
+  }
+  if (static_cast<uint64_t>(st.st_size) != out.size()) {
+    close(fd);
+    return absl::DataLossError(absl::StrCat(
+        "blob ", path, " holds ", st.st_size, " bytes, expected ", out.size()));
+  }
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = read(fd, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status s = n < 0 ? ErrnoError("cannot read", path)
+                             : absl::DataLossError(absl::StrCat(
+                                   "blob ", path, " ended after ", done, " of ",
+                                   out.size(), " bytes"));
+      close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  const std::string actual = Sha256Hex(out.data(), out.size());
+  if (actual != sha256) {
+    return absl::DataLossError(
+        absl::StrCat("blob ", path, " is corrupt: its bytes hash to ", actual,
+                     "; restore the store directory from a backup"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace driftscope::coordinator

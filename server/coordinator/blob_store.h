@@ -35,6 +35,8 @@ class FileBlobStore : public BlobStore {
   absl::StatusOr<std::string> Put(absl::string_view data) override;
   // InvalidArgument when `sha256` is not 64 lowercase hex digits.
   absl::StatusOr<std::string> Get(absl::string_view sha256) override;
+  absl::Status GetInto(absl::string_view sha256,
+                       absl::Span<uint8_t> out) override;
   bool Has(absl::string_view sha256) override;
 
   // Where the blob `sha256` is (or would be) stored.

@@ -279,11 +279,13 @@ absl::Status CoordinatorService::FetchResult(
     wanted.push_back(found);
   }
   for (const v1::TensorInfo* info : wanted) {
+    // LoadTensor checked the bytes against info->sha256(): not hashed again.
     absl::StatusOr<NdArray> array = LoadTensor(store_->blobs(), *info);
     if (!array.ok()) return array.status();
-    if (!EmitTensorChunks(info->name(), *array, [&](v1::TensorChunk* c) {
-          return !cancelled() && sink(c);
-        })) {
+    if (!EmitTensorChunks(
+            info->name(), *array,
+            [&](v1::TensorChunk* c) { return !cancelled() && sink(c); },
+            nullptr, kMaxChunkBytes, info->sha256())) {
       return absl::CancelledError("the receiver went away");
     }
   }

@@ -64,21 +64,25 @@ absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
                                    const v1::TensorInfo& info) {
   absl::StatusOr<DType> dtype = DTypeFromProto(info.dtype());
   if (!dtype.ok()) return dtype.status();
-  absl::StatusOr<std::string> bytes = blobs.Get(info.sha256());
-  if (!bytes.ok()) {
-    return absl::Status(
-        bytes.status().code(),
-        absl::StrCat("tensor \"", info.name(), "\" (blob ", info.sha256(),
-                     "): ", bytes.status().message()));
+  std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
+  int64_t elements = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d != 0 && elements > (int64_t{1} << 50) / d)) {
+      return absl::DataLossError(absl::StrCat(
+          "tensor \"", info.name(), "\": stored shape is not a valid shape"));
+    }
+    elements *= d;
   }
-  NdArray array(*dtype,
-                std::vector<int64_t>(info.shape().begin(), info.shape().end()));
-  if (static_cast<int64_t>(bytes->size()) != array.nbytes()) {
-    return absl::DataLossError(absl::StrCat(
-        "tensor \"", info.name(), "\": the blob holds ", bytes->size(),
-        " bytes, its shape needs ", array.nbytes()));
+  // Read straight into the array; GetInto checks the size and the hash.
+  NdArray array = NdArray::Uninitialized(*dtype, std::move(shape));
+  if (absl::Status s = blobs.GetInto(
+          info.sha256(),
+          absl::MakeSpan(array.raw(), static_cast<size_t>(array.nbytes())));
+      !s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("tensor \"", info.name(), "\" (blob ",
+                                     info.sha256(), "): ", s.message()));
   }
-  if (!bytes->empty()) std::memcpy(array.raw(), bytes->data(), bytes->size());
   return array;
 }
 

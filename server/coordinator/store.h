@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "driftscope/v1/coordinator.pb.h"
 #include "driftscope/v1/job.pb.h"
 #include "driftscope/v1/worker.pb.h"
@@ -98,6 +99,10 @@ class BlobStore {
   virtual absl::StatusOr<std::string> Put(absl::string_view data) = 0;
   // NotFound when absent; DataLoss when the bytes no longer hash to `sha256`.
   virtual absl::StatusOr<std::string> Get(absl::string_view sha256) = 0;
+  // The same, read straight into `out` (a tensor's memory), which must be
+  // the blob's size: DataLoss naming both sizes when it is not.
+  virtual absl::Status GetInto(absl::string_view sha256,
+                               absl::Span<uint8_t> out) = 0;
   virtual bool Has(absl::string_view sha256) = 0;
 };
 

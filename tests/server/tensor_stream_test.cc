@@ -273,5 +273,36 @@ TEST(TensorStreamTest, OversizeTensorIsRefusedBeforeAnyMemoryIsTaken) {
   EXPECT_TRUE(enough.Add(chunks[0]).ok());
 }
 
+TEST(TensorStreamTest, KnownSha256IsSentAndStillCheckedByTheReceiver) {
+  // A sender that has just verified the bytes (a blob read back) passes the
+  // digest instead of hashing again; the receiver checks it all the same,
+  // so a wrong one cannot slip through.
+  const NdArray a = Ramp({300000});  // large enough for the background path
+  const std::string sha = Sha256Hex(a.raw(), static_cast<size_t>(a.nbytes()));
+  std::vector<v1::TensorChunk> chunks;
+  std::string reported;
+  ASSERT_TRUE(EmitTensorChunks(
+      "outputs", a,
+      [&](v1::TensorChunk* c) { return chunks.push_back(*c), true; }, &reported,
+      kMaxChunkBytes, sha));
+  EXPECT_EQ(reported, sha);
+  EXPECT_EQ(chunks.back().sha256(), sha);
+  TensorAssembler good;
+  for (const auto& c : chunks) ASSERT_TRUE(good.Add(c).ok());
+
+  std::string wrong = sha;
+  wrong[0] = wrong[0] == '0' ? '1' : '0';
+  chunks.clear();
+  ASSERT_TRUE(EmitTensorChunks(
+      "outputs", a,
+      [&](v1::TensorChunk* c) { return chunks.push_back(*c), true; }, nullptr,
+      kMaxChunkBytes, wrong));
+  TensorAssembler bad;
+  absl::Status s;
+  for (const auto& c : chunks) s = bad.Add(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("sha256"));
+}
+
 }  // namespace
 }  // namespace driftscope

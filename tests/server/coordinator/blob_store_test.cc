@@ -1,11 +1,14 @@
 // FileBlobStore: content addressing, idempotence, corruption detection.
 #include "server/coordinator/blob_store.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/coordinator/store_test_util.h"
@@ -92,6 +95,36 @@ TEST(FileBlobStoreTest, CorruptedBlobIsDataLoss) {
   std::ofstream(blobs->PathOf(kAbc), std::ios::binary | std::ios::trunc)
       << "abd";  // one flipped bit, same size
   absl::Status s = blobs->Get(kAbc).status();
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("corrupt"));
+}
+
+TEST(FileBlobStoreTest, GetIntoReadsStraightIntoTheBufferAndChecksIt) {
+  StoreDir dir;
+  std::unique_ptr<FileBlobStore> blobs = OpenBlobs(dir.path());
+  ASSERT_NE(blobs, nullptr);
+  std::string big(3 << 20, '\0');  // several read() calls
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31);
+  absl::StatusOr<std::string> key = blobs->Put(big);
+  ASSERT_TRUE(key.ok()) << key.status();
+  std::vector<uint8_t> out(big.size());
+  ASSERT_TRUE(blobs->GetInto(*key, absl::MakeSpan(out)).ok());
+  EXPECT_EQ(std::memcmp(out.data(), big.data(), big.size()), 0);
+
+  // The wrong size is named, and nothing is read.
+  std::vector<uint8_t> small(big.size() - 1);
+  absl::Status s = blobs->GetInto(*key, absl::MakeSpan(small));
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(big.size(), " bytes")));
+  // Missing, malformed and corrupt keys as for Get.
+  std::vector<uint8_t> three(3);
+  EXPECT_TRUE(absl::IsNotFound(blobs->GetInto(kAbc, absl::MakeSpan(three))));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      blobs->GetInto("not-a-key", absl::MakeSpan(three))));
+  ASSERT_TRUE(blobs->Put("abc").ok());
+  std::ofstream(blobs->PathOf(kAbc), std::ios::binary | std::ios::trunc)
+      << "abd";
+  s = blobs->GetInto(kAbc, absl::MakeSpan(three));
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("corrupt"));
 }
