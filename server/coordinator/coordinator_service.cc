@@ -297,12 +297,15 @@ absl::Status CoordinatorService::FetchFingerprints(
     const std::function<bool()>& cancelled, const FingerprintSink& sink) const {
   absl::StatusOr<RunRow> run = SucceededRun(request.job_id(), request.run_id());
   if (!run.ok()) return run.status();
-  const auto& all = run->summary.fingerprints();
+  absl::StatusOr<std::vector<v1::Fingerprint>> fingerprints =
+      store_->GetFingerprints(run->run_id);
+  if (!fingerprints.ok()) return fingerprints.status();
+  const std::vector<v1::Fingerprint>& all = *fingerprints;
+  const int total = static_cast<int>(all.size());
   // An empty batch still tells the client the run has no fingerprints.
-  for (int from = 0; from == 0 || from < all.size();
-       from += kFingerprintsPerBatch) {
+  for (int from = 0; from == 0 || from < total; from += kFingerprintsPerBatch) {
     v1::FingerprintBatch batch;
-    const int to = std::min<int>(all.size(), from + kFingerprintsPerBatch);
+    const int to = std::min(total, from + kFingerprintsPerBatch);
     batch.mutable_fingerprints()->Reserve(to - from);
     for (int k = from; k < to; ++k) *batch.add_fingerprints() = all[k];
     if (cancelled() || !sink(batch)) {

@@ -86,7 +86,7 @@ absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
   return array;
 }
 
-absl::StatusOr<RunRecord> LoadRunRecord(BlobStore& blobs, const RunRow& run) {
+absl::StatusOr<RunRecord> LoadRunRecord(Store& store, const RunRow& run) {
   RunRecord rec;
   rec.name = EnvironmentName(run);
   rec.repeat = run.repeat;
@@ -102,7 +102,7 @@ absl::StatusOr<RunRecord> LoadRunRecord(BlobStore& blobs, const RunRow& run) {
     if (info.name() != "outputs" && info.name() != "losses" && !is_epoch) {
       continue;
     }
-    absl::StatusOr<NdArray> t = LoadTensor(blobs, info);
+    absl::StatusOr<NdArray> t = LoadTensor(store.blobs(), info);
     if (!t.ok()) return t.status();
     if (info.name() == "outputs") {
       rec.outputs = *std::move(t);
@@ -118,7 +118,10 @@ absl::StatusOr<RunRecord> LoadRunRecord(BlobStore& blobs, const RunRow& run) {
         absl::StrCat("run ", run.run_id, " has no stored outputs"));
   }
   for (auto& [k, e] : epochs) rec.epoch_outputs.push_back(std::move(e));
-  for (const v1::Fingerprint& f : run.summary.fingerprints()) {
+  absl::StatusOr<std::vector<v1::Fingerprint>> fingerprints =
+      store.GetFingerprints(run.run_id);
+  if (!fingerprints.ok()) return fingerprints.status();
+  for (const v1::Fingerprint& f : *fingerprints) {
     rec.fingerprints.push_back(f.sha256());
     rec.fingerprints_f32.push_back(f.sha256_f32());
   }
@@ -206,7 +209,7 @@ absl::StatusOr<v1::DriftReport> BuildReport(
   context.reference_reason = reason;
   for (const RunRow& r : *runs) {
     if (r.state != v1::RUN_SUCCEEDED) continue;
-    absl::StatusOr<RunRecord> rec = LoadRunRecord(store.blobs(), r);
+    absl::StatusOr<RunRecord> rec = LoadRunRecord(store, r);
     if (!rec.ok()) return rec.status();
     records.push_back(*std::move(rec));
     context.run_ids.push_back(r.run_id);

@@ -25,7 +25,7 @@ absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
 
 // The RunRecord of a RUN_SUCCEEDED run (outputs, losses, epoch outputs,
 // every fingerprint, profile, spec digest, environment).
-absl::StatusOr<RunRecord> LoadRunRecord(BlobStore& blobs, const RunRow& run);
+absl::StatusOr<RunRecord> LoadRunRecord(Store& store, const RunRow& run);
 
 // NotFound for an unknown job or a reference run not in the job;
 // FailedPrecondition until the reference run has succeeded;

@@ -77,6 +77,14 @@ CREATE TABLE attempts (
 ) WITHOUT ROWID;
 CREATE INDEX attempts_in_flight ON attempts (run_id) WHERE outcome = '';
 )sql",
+    // 2: a succeeded run's fingerprints apart from its summary, which keeps
+    // the first and the last (runs stored before keep all in the summary).
+    R"sql(
+CREATE TABLE run_fingerprints (
+  run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+  batch BLOB NOT NULL                 -- driftscope.v1.FingerprintBatch
+) WITHOUT ROWID;
+)sql",
 };
 constexpr int kSchemaVersion =
     static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

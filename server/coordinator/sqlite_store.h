@@ -68,6 +68,8 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<RunRow>> GetRuns(
       absl::string_view job_id) override;
   absl::StatusOr<RunRow> GetRun(absl::string_view run_id) override;
+  absl::StatusOr<std::vector<v1::Fingerprint>> GetFingerprints(
+      absl::string_view run_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::Status StartAttempt(absl::string_view run_id, int attempt,
                             absl::string_view worker,

@@ -219,6 +219,46 @@ absl::StatusOr<RunRow> SqliteStore::GetRun(absl::string_view run_id) {
   return std::move(runs->front());
 }
 
+absl::StatusOr<std::vector<v1::Fingerprint>> SqliteStore::GetFingerprints(
+    absl::string_view run_id) {
+  std::optional<std::string> batch;
+  std::optional<RunRow> run;
+  absl::Status s =
+      InTransaction(false, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        absl::StatusOr<SqliteStatement> stmt =
+            Prepare("SELECT batch FROM run_fingerprints WHERE run_id = ?");
+        if (!stmt.ok()) return stmt.status();
+        stmt->Bind(run_id);
+        absl::StatusOr<bool> row = stmt->Step();
+        if (!row.ok()) return row.status();
+        if (*row) {
+          batch = std::string(stmt->Blob(0));
+          return absl::OkStatus();
+        }
+        // Stored before schema 2 (or no result): the summary has them all.
+        absl::StatusOr<std::vector<RunRow>> runs =
+            LoadRuns(/*by_job=*/false, run_id);
+        if (!runs.ok()) return runs.status();
+        if (!runs->empty()) run = std::move(runs->front());
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  if (batch.has_value()) {
+    v1::FingerprintBatch parsed;
+    if (!parsed.ParseFromString(*batch)) {
+      return absl::DataLossError(
+          absl::StrCat("run ", run_id, ": stored fingerprints unreadable"));
+    }
+    return std::vector<v1::Fingerprint>(parsed.fingerprints().begin(),
+                                        parsed.fingerprints().end());
+  }
+  if (!run.has_value()) {
+    return absl::NotFoundError(absl::StrCat("no run '", run_id, "'"));
+  }
+  return std::vector<v1::Fingerprint>(run->summary.fingerprints().begin(),
+                                      run->summary.fingerprints().end());
+}
+
 absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
   constexpr int kDefaultPageSize = 50;
   constexpr int kMaxPageSize = 1000;

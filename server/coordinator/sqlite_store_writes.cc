@@ -226,7 +226,17 @@ absl::Status SqliteStore::CompleteRun(absl::string_view run_id, int attempt,
           tensor.sha256(), "') is not in the blob store; Put it first"));
     }
   }
-  const std::string bytes = summary.SerializeAsString();
+  // The fingerprints apart; the summary keeps the first and the last.
+  v1::FingerprintBatch all;
+  *all.mutable_fingerprints() = summary.fingerprints();
+  const std::string fingerprints = all.SerializeAsString();
+  v1::RunSummary trimmed = summary;
+  const int n = trimmed.fingerprints_size();
+  if (n > 2) {
+    trimmed.mutable_fingerprints()->SwapElements(1, n - 1);
+    trimmed.mutable_fingerprints()->DeleteSubrange(2, n - 2);
+  }
+  const std::string bytes = trimmed.SerializeAsString();
   return InTransaction(
       true, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
         absl::StatusOr<RunHead> run = LoadRunHead(run_id);
@@ -248,7 +258,13 @@ absl::Status SqliteStore::CompleteRun(absl::string_view run_id, int attempt,
             Prepare("UPDATE runs SET state = ?, summary = ? WHERE run_id = ?");
         if (!update.ok()) return update.status();
         update->Bind(int64_t{v1::RUN_SUCCEEDED}, SqliteBytes{bytes}, run_id);
-        return update->Run();
+        if (absl::Status s = update->Run(); !s.ok()) return s;
+        absl::StatusOr<SqliteStatement> insert = Prepare(
+            "INSERT OR REPLACE INTO run_fingerprints (run_id, batch) "
+            "VALUES (?, ?)");
+        if (!insert.ok()) return insert.status();
+        insert->Bind(run_id, SqliteBytes{fingerprints});
+        return insert->Run();
       });
 }
 

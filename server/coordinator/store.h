@@ -127,6 +127,10 @@ class Store {
   virtual absl::StatusOr<std::vector<RunRow>> GetRuns(
       absl::string_view job_id) = 0;  // in creation order
   virtual absl::StatusOr<RunRow> GetRun(absl::string_view run_id) = 0;
+  // Every weight fingerprint of a succeeded run, in step order (empty for a
+  // run without a result). NotFound when the id is unknown.
+  virtual absl::StatusOr<std::vector<v1::Fingerprint>> GetFingerprints(
+      absl::string_view run_id) = 0;
   // InvalidArgument for a malformed page token.
   virtual absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) = 0;
 
@@ -147,8 +151,11 @@ class Store {
                                    bool retry, int64_t now_unix_ms) = 0;
 
   // Stores a successful result of attempt `attempt`: the run becomes
-  // RUN_SUCCEEDED with `summary`. Every summary.tensors[i].sha256 must
-  // already be in blobs(). Rejected with FailedPrecondition, storing
+  // RUN_SUCCEEDED with `summary`. The summary's fingerprints (one per step)
+  // are kept apart: the stored summary holds only the first and the last,
+  // GetFingerprints all of them, so reading a job never parses a long run's
+  // fingerprints. Every summary.tensors[i].sha256 must already be in
+  // blobs(). Rejected with FailedPrecondition, storing
   // nothing, when `attempt` is not the run's current in-flight attempt (a
   // late result of a superseded attempt), or the run or its job is
   // terminal (e.g. cancelled).

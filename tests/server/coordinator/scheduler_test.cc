@@ -155,8 +155,10 @@ TEST_F(SchedulerTest, UnreachableWorkerRunMovesToAnother) {
   for (const v1::TensorInfo& t : run.summary.tensors()) {
     EXPECT_TRUE(store_->blobs().Has(t.sha256())) << t.name();
   }
-  EXPECT_EQ(run.summary.fingerprints_size(),
-            static_cast<int>(TinyResult().fingerprints.size()));
+  // Every step's fingerprint, kept apart from the summary.
+  auto fingerprints = store_->GetFingerprints(run.run_id);
+  ASSERT_TRUE(fingerprints.ok()) << fingerprints.status();
+  EXPECT_EQ(fingerprints->size(), TinyResult().fingerprints.size());
 }
 
 TEST_F(SchedulerTest, TransientFailuresGiveUpAfterMaxAttempts) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -51,6 +52,49 @@ TEST(SqliteStoreOpenTest, NewStoreIsWalAtTheCurrentSchemaVersion) {
             std::to_string(SqliteStoreSchemaVersion()));
   // Reopening an up-to-date store migrates nothing and works.
   EXPECT_TRUE(OpenAt(dir.path()).ok());
+}
+
+TEST(SqliteStoreOpenTest, StoreOfSchemaOneIsMigratedAndKeepsItsFingerprints) {
+  // A store written before schema 2 kept every fingerprint in the run's
+  // summary and had no run_fingerprints table: opening it adds the table,
+  // and GetFingerprints still finds the old run's fingerprints.
+  StoreDir dir;
+  v1::RunSummary summary;
+  summary.set_steps(3);
+  for (int step = 0; step <= 3; ++step) {
+    v1::Fingerprint* f = summary.add_fingerprints();
+    f->set_step(step);
+    f->set_sha256(absl::StrCat("sha-", step));
+  }
+  {
+    auto store = OpenAt(dir.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE(
+        (*store)
+            ->CreateJob(::driftscope::testing::MakeJob("job-1", "", 1000),
+                        ::driftscope::testing::MakeRuns("job-1", 1))
+            .ok());
+    ASSERT_TRUE((*store)->StartAttempt("job-1-r0", 1, "w1", 10).ok());
+    ASSERT_TRUE((*store)->CompleteRun("job-1-r0", 1, summary, 20).ok());
+  }
+  // Back to schema 1: the whole summary in the row, no table.
+  RawQuery(dir.path(),
+           absl::StrCat("UPDATE runs SET summary = X'",
+                        absl::BytesToHexString(summary.SerializeAsString()),
+                        "' WHERE run_id = 'job-1-r0'"));
+  RawQuery(dir.path(), "DROP TABLE run_fingerprints");
+  RawQuery(dir.path(), "PRAGMA user_version = 1");
+  ASSERT_EQ(RawQuery(dir.path(), "PRAGMA user_version"), "1");
+
+  auto store = OpenAt(dir.path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(RawQuery(dir.path(), "PRAGMA user_version"),
+            std::to_string(SqliteStoreSchemaVersion()));
+  absl::StatusOr<std::vector<v1::Fingerprint>> all =
+      (*store)->GetFingerprints("job-1-r0");
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[2].sha256(), "sha-2");
 }
 
 TEST(SqliteStoreOpenTest, DatabaseFromANewerVersionIsRefused) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "engine/core/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -299,6 +300,40 @@ TEST_F(SqliteStoreTest, CompleteRunStoresTheSummaryAndEndsTheAttempt) {
   // A second result for the same attempt is rejected.
   EXPECT_TRUE(absl::IsFailedPrecondition(
       store_->CompleteRun("job-1-r0", 1, summary, 31)));
+}
+
+TEST_F(SqliteStoreTest, FingerprintsAreKeptApartFromTheSummary) {
+  // A long run's fingerprints: the stored summary keeps the first and the
+  // last (what a job view shows), GetFingerprints has every one, in order.
+  Create("job-1", 2);
+  ASSERT_TRUE(store_->StartAttempt("job-1-r0", 1, "w1", 10).ok());
+  v1::RunSummary summary = Summary("the outputs");
+  for (int step = 0; step <= 5000; ++step) {
+    v1::Fingerprint* f = summary.add_fingerprints();
+    f->set_step(step);
+    f->set_sha256(absl::StrCat("sha-", step));
+    f->set_sha256_f32(absl::StrCat("f32-", step));
+  }
+  ASSERT_TRUE(store_->CompleteRun("job-1-r0", 1, summary, 30).ok());
+  Reopen();
+  const RunRow run = Run("job-1-r0");
+  ASSERT_EQ(run.summary.fingerprints_size(), 2);
+  EXPECT_EQ(run.summary.fingerprints(0).step(), 0);
+  EXPECT_EQ(run.summary.fingerprints(1).step(), 5000);
+  EXPECT_EQ(run.summary.fingerprints(1).sha256(), "sha-5000");
+  absl::StatusOr<std::vector<v1::Fingerprint>> all =
+      store_->GetFingerprints("job-1-r0");
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 5001u);
+  for (int step = 0; step <= 5000; ++step) {
+    ASSERT_EQ((*all)[step].step(), step);
+    ASSERT_EQ((*all)[step].sha256_f32(), absl::StrCat("f32-", step));
+  }
+  // A run without a result has none; an unknown run is NotFound.
+  all = store_->GetFingerprints("job-1-r1");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(*all, IsEmpty());
+  EXPECT_TRUE(absl::IsNotFound(store_->GetFingerprints("nope").status()));
 }
 
 TEST_F(SqliteStoreTest, CompleteRunWithATensorNotInTheBlobStoreIsRejected) {
