@@ -46,6 +46,21 @@ using OrderedGemmFn = void (*)(bool pairwise, bool trans_a, bool trans_b, int m,
 template <typename T>
 using MapFn = void (*)(const T* in, T* out, int64_t n);
 
+// The cache sizes every level's Eigen sizes its GEMM blocks from, instead
+// of the ones CPUID reports: the blocks decide the order of the partial sums
+// over the depth and which rows and columns go through which micro-kernel,
+// so with the CPU's own sizes two CPUs of the same level could give
+// different bits. These are what Eigen reads on the development VM's Zen 5
+// core, so its results did not change.
+inline constexpr std::ptrdiff_t kEigenL1CacheBytes = std::ptrdiff_t{48} << 10;
+inline constexpr std::ptrdiff_t kEigenL2CacheBytes = std::ptrdiff_t{1} << 20;
+inline constexpr std::ptrdiff_t kEigenL3CacheBytes = std::ptrdiff_t{384} << 20;
+
+// The block sizes a level's GEMM uses for C(m×n) += A(m×k)·B(k×n): depth
+// kc, and the rows mc and columns nc of Eigen's (transposed) lhs and rhs.
+using BlockingFn = void (*)(int m, int n, int k, int64_t* kc, int64_t* mc,
+                            int64_t* nc);
+
 struct CpuKernelTable {
   const char* isa;   // "x86-64", "x86-64-v3", ...
   const char* simd;  // Eigen::SimdInstructionSetsInUse() of that build
@@ -67,6 +82,8 @@ struct CpuKernelTable {
   // approximation of tanh).
   MapFn<float> tanh_f32, sigmoid_f32;
   MapFn<double> tanh_f64, sigmoid_f64;
+  // The float and double blocking of sgemm/dgemm (for tests).
+  BlockingFn sblocking, dblocking;
 };
 
 // The table for `isa`; kAuto resolves to the best level this CPU has.

@@ -39,11 +39,30 @@ void Sigmoid(const T* in, T* out, int64_t n) {
       Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(in, n).logistic();
 }
 
+template <typename T>
+void Blocking(int m, int n, int k, int64_t* kc, int64_t* mc, int64_t* nc) {
+  const driftscope::cpu_internal::EigenBlocking<T> b(m, n, k);
+  *kc = b.kc;
+  *mc = b.mc;
+  *nc = b.nc;
+}
+
+// This shared object's Eigen (hidden, its own cache-size state) blocks with
+// the fixed sizes of kernel_table.h, set before the first product.
+bool UseFixedCacheSizes() {
+  Eigen::setCpuCacheSizes(driftscope::kEigenL1CacheBytes,
+                          driftscope::kEigenL2CacheBytes,
+                          driftscope::kEigenL3CacheBytes);
+  return true;
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default")))
 const driftscope::CpuKernelTable*
 DRIFTSCOPE_KERNEL_ENTRY() {
+  static const bool sized = UseFixedCacheSizes();
+  (void)sized;
   static const driftscope::CpuKernelTable table = {
       DRIFTSCOPE_KERNEL_ISA,
       Eigen::SimdInstructionSetsInUse(),
@@ -60,6 +79,8 @@ DRIFTSCOPE_KERNEL_ENTRY() {
       &Tanh<float>,
       &Sigmoid<float>,
       &Tanh<double>,
-      &Sigmoid<double>};
+      &Sigmoid<double>,
+      &Blocking<float>,
+      &Blocking<double>};
   return &table;
 }

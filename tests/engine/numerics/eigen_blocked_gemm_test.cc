@@ -5,6 +5,7 @@
 // Eigen block the depth, the rows and the columns.
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -55,6 +56,47 @@ TEST_P(EigenBlockedGemmTest, SameBitsAsEigensProductExpression) {
     ExpectSameBits<float>(t.sgemm, t.sgemm_reference, t.isa, m, n, k);
     ExpectSameBits<double>(t.dgemm, t.dgemm_reference, t.isa, m, n, k);
   }
+}
+
+TEST(EigenBlockingTest, BlockSizesAreFixedNotTheCpusCaches) {
+  // Eigen blocks from the fixed cache sizes of kernel_table.h, so every CPU
+  // of a level blocks, and therefore rounds, alike. Pinned here: the values
+  // are the same on any machine that runs this test (the native level,
+  // built for its build host, is left out).
+  struct Want {
+    const char* isa;
+    int m, n, k;
+    int64_t f_kc, f_mc, f_nc, d_kc, d_mc, d_nc;
+  };
+  const Want wants[] = {
+      {"x86-64", 64, 96, 3000, 1008, 96, 64, 752, 96, 64},
+      {"x86-64", 4096, 4096, 4096, 824, 4096, 228, 688, 4096, 140},
+      {"x86-64-v3", 64, 512, 256, 256, 264, 64, 256, 180, 64},
+      {"x86-64-v3", 4096, 4096, 4096, 416, 4096, 456, 376, 4096, 256},
+      {"x86-64-v4", 64, 512, 256, 256, 288, 64, 256, 192, 64},
+      {"x86-64-v4", 64, 96, 3000, 752, 96, 64, 752, 96, 64},
+      {"x86-64-v4", 4096, 4096, 4096, 824, 4096, 228, 824, 4096, 116},
+  };
+  int checked = 0;
+  for (const Isa isa : {Isa::kX86_64, Isa::kX86_64_V3, Isa::kX86_64_V4}) {
+    const absl::StatusOr<const CpuKernelTable*> table = KernelsFor(isa);
+    if (!table.ok()) continue;  // a level this CPU lacks
+    const CpuKernelTable& t = **table;
+    for (const Want& w : wants) {
+      if (std::string(w.isa) != t.isa) continue;
+      int64_t kc = 0, mc = 0, nc = 0;
+      t.sblocking(w.m, w.n, w.k, &kc, &mc, &nc);
+      EXPECT_EQ(std::make_tuple(kc, mc, nc),
+                std::make_tuple(w.f_kc, w.f_mc, w.f_nc))
+          << t.isa << " float m=" << w.m << " n=" << w.n << " k=" << w.k;
+      t.dblocking(w.m, w.n, w.k, &kc, &mc, &nc);
+      EXPECT_EQ(std::make_tuple(kc, mc, nc),
+                std::make_tuple(w.d_kc, w.d_mc, w.d_nc))
+          << t.isa << " double m=" << w.m << " n=" << w.n << " k=" << w.k;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 2);  // x86-64 runs on every x86-64 CPU
 }
 
 // Context::Gemm sends Eigen no product with m == 1, n == 1 or
