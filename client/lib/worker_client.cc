@@ -293,6 +293,7 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
       !s.ok()) {
     return s;
   }
+  result.tensor_sha256 = assembler.digests();
   result.spec_digest = summary->spec_digest();
   result.profile = summary->profile();
   result.steps = summary->steps();

@@ -3,6 +3,7 @@
 #define DRIFTSCOPE_ENGINE_TRAIN_RUN_RESULT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,11 @@ struct RunResult {
                                           // "state_h", "state_c" on eval set
   int64_t steps = 0;
   RunTimings timings;
+  // A result received from a worker: each tensor's SHA-256 as checked on
+  // arrival, by its wire name ("outputs", "losses", "epoch0", ...; see
+  // server/common/tensor_stream.h), so a store need not hash it again.
+  // Empty for a run made in this process.
+  std::map<std::string, std::string> tensor_sha256;
 };
 
 }  // namespace driftscope

@@ -263,6 +263,7 @@ absl::Status TensorAssembler::Add(
     return loss("sha256 of the reassembled tensor is ", sha,
                 ", the sender's is \"", chunk.sha256(), "\"");
   }
+  digests_[name] = sha;
   done_.push_back(NamedArray{name, std::move(p.array)});
   partial_.erase(it);
   return absl::OkStatus();

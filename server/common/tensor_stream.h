@@ -98,6 +98,9 @@ class TensorAssembler {
   // the tensor when one is still incomplete (the stream was truncated).
   absl::StatusOr<std::vector<NamedArray>> Finish();
 
+  // The SHA-256 each finished tensor was checked against, by name.
+  const std::map<std::string, std::string>& digests() const { return digests_; }
+
  private:
   struct Partial {
     Sha256 sha;  // over the bytes received so far, for small tensors
@@ -113,6 +116,7 @@ class TensorAssembler {
   const int64_t max_tensor_bytes_;
   std::map<std::string, std::unique_ptr<Partial>> partial_;
   std::vector<NamedArray> done_;
+  std::map<std::string, std::string> digests_;
 };
 
 // Which parts of a result are streamed, as Capture in worker.proto.

@@ -124,7 +124,16 @@ bool FileBlobStore::Has(absl::string_view sha256) {
 }
 
 absl::StatusOr<std::string> FileBlobStore::Put(absl::string_view data) {
-  const std::string key = Sha256Hex(data.data(), data.size());
+  return PutVerified(data, Sha256Hex(data.data(), data.size()));
+}
+
+absl::StatusOr<std::string> FileBlobStore::PutVerified(
+    absl::string_view data, absl::string_view sha256) {
+  if (!IsBlobKey(sha256)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob key '", sha256, "' is not 64 lowercase hex digits (a SHA-256)"));
+  }
+  const std::string key(sha256);
   const std::string path = PathOf(key);
   struct stat st;
   // Present with the right size: written and synced by an earlier Put (a

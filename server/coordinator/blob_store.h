@@ -33,6 +33,8 @@ class FileBlobStore : public BlobStore {
   FileBlobStore& operator=(const FileBlobStore&) = delete;
 
   absl::StatusOr<std::string> Put(absl::string_view data) override;
+  absl::StatusOr<std::string> PutVerified(absl::string_view data,
+                                          absl::string_view sha256) override;
   // InvalidArgument when `sha256` is not 64 lowercase hex digits.
   absl::StatusOr<std::string> Get(absl::string_view sha256) override;
   absl::Status GetInto(absl::string_view sha256,

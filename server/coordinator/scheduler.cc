@@ -466,9 +466,15 @@ absl::Status Scheduler::StoreResult(const Attempt& a, RunResult* result_ptr) {
   summary.mutable_timings()->set_eval_seconds(result.timings.eval_seconds);
   for (int64_t d : result.outputs.shape()) summary.add_output_shape(d);
   for (const NamedArray& t : TakeResultTensors(&result, CaptureSet{})) {
-    absl::StatusOr<std::string> sha = store_->blobs().Put(
-        absl::string_view(reinterpret_cast<const char*>(t.array.raw()),
-                          static_cast<size_t>(t.array.nbytes())));
+    const absl::string_view bytes(reinterpret_cast<const char*>(t.array.raw()),
+                                  static_cast<size_t>(t.array.nbytes()));
+    // The client checked a received tensor against its digest: not hashed
+    // a second time here.
+    const auto verified = result.tensor_sha256.find(t.name);
+    absl::StatusOr<std::string> sha =
+        verified != result.tensor_sha256.end()
+            ? store_->blobs().PutVerified(bytes, verified->second)
+            : store_->blobs().Put(bytes);
     if (!sha.ok()) return sha.status();
     v1::TensorInfo* info = summary.add_tensors();
     info->set_name(t.name);

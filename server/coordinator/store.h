@@ -97,6 +97,12 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
   virtual absl::StatusOr<std::string> Put(absl::string_view data) = 0;
+  // Put for bytes whose SHA-256 the caller has just checked (a received
+  // tensor): stored under `sha256` without hashing them again. Get still
+  // re-hashes, so a wrong digest surfaces as DataLoss there. InvalidArgument
+  // when `sha256` is not 64 lowercase hex digits.
+  virtual absl::StatusOr<std::string> PutVerified(absl::string_view data,
+                                                  absl::string_view sha256) = 0;
   // NotFound when absent; DataLoss when the bytes no longer hash to `sha256`.
   virtual absl::StatusOr<std::string> Get(absl::string_view sha256) = 0;
   // The same, read straight into `out` (a tensor's memory), which must be

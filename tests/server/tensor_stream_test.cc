@@ -304,5 +304,20 @@ TEST(TensorStreamTest, KnownSha256IsSentAndStillCheckedByTheReceiver) {
   EXPECT_THAT(s.message(), HasSubstr("sha256"));
 }
 
+TEST(TensorStreamTest, AssemblerReportsTheDigestsItChecked) {
+  const NdArray a = Ramp({5000});
+  const NdArray b = Ramp({3});
+  TensorAssembler assembler;
+  for (const auto& c : Chunks("outputs", a, 7000)) {
+    ASSERT_TRUE(assembler.Add(c).ok());
+  }
+  for (const auto& c : Chunks("losses", b)) ASSERT_TRUE(assembler.Add(c).ok());
+  ASSERT_TRUE(assembler.Finish().ok());
+  EXPECT_EQ(assembler.digests().at("outputs"),
+            Sha256Hex(a.raw(), static_cast<size_t>(a.nbytes())));
+  EXPECT_EQ(assembler.digests().at("losses"),
+            Sha256Hex(b.raw(), static_cast<size_t>(b.nbytes())));
+}
+
 }  // namespace
 }  // namespace driftscope

@@ -19,6 +19,7 @@
 #include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
 #include "driftscope/v1/worker.grpc.pb.h"
+#include "engine/core/sha256.h"
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -114,6 +115,12 @@ TEST(WorkerDaemonTest, RemoteRunIsBitIdenticalToLocal) {
     auto local = RunJob(spec, *Profile::Parse(profile));
     ASSERT_TRUE(local.ok()) << local.status();
     ExpectBitIdentical(*remote, *local);
+    // Each received tensor comes with the digest it was checked against.
+    EXPECT_EQ(remote->tensor_sha256.at("outputs"),
+              Sha256Hex(local->outputs.raw(),
+                        static_cast<size_t>(local->outputs.nbytes())));
+    EXPECT_EQ(remote->tensor_sha256.count("epoch1"), 1u);
+    EXPECT_TRUE(local->tensor_sha256.empty());
     EXPECT_EQ(progress, 2);  // one per epoch
     EXPECT_EQ(remote->outputs.shape(), (std::vector<int64_t>{16, 10, 32}));
   }

@@ -129,6 +129,22 @@ TEST(FileBlobStoreTest, GetIntoReadsStraightIntoTheBufferAndChecksIt) {
   EXPECT_THAT(s.message(), HasSubstr("corrupt"));
 }
 
+TEST(FileBlobStoreTest, PutVerifiedStoresUnderTheGivenKey) {
+  StoreDir dir;
+  std::unique_ptr<FileBlobStore> blobs = OpenBlobs(dir.path());
+  ASSERT_NE(blobs, nullptr);
+  absl::StatusOr<std::string> key = blobs->PutVerified("abc", kAbc);
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ(*key, kAbc);
+  EXPECT_EQ(*blobs->Get(kAbc), "abc");
+  // The caller's word is taken; a wrong digest shows when read back.
+  const std::string wrong(64, 'b');
+  ASSERT_TRUE(blobs->PutVerified("abd", wrong).ok());
+  EXPECT_TRUE(absl::IsDataLoss(blobs->Get(wrong).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(blobs->PutVerified("abc", "ABC").status()));
+}
+
 TEST(FileBlobStoreTest, PutRepairsATruncatedBlob) {
   StoreDir dir;
   std::unique_ptr<FileBlobStore> blobs = OpenBlobs(dir.path());

@@ -12,6 +12,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "client/lib/job_convert.h"
+#include "engine/core/sha256.h"
 #include "engine/numerics/profile.h"
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
@@ -159,6 +160,35 @@ TEST_F(SchedulerTest, UnreachableWorkerRunMovesToAnother) {
   auto fingerprints = store_->GetFingerprints(run.run_id);
   ASSERT_TRUE(fingerprints.ok()) << fingerprints.status();
   EXPECT_EQ(fingerprints->size(), TinyResult().fingerprints.size());
+}
+
+TEST_F(SchedulerTest, DigestsCheckedOnArrivalAreNotComputedAgain) {
+  // A remote result carries each tensor's SHA-256 as the client checked it;
+  // the blob goes under that key without a second hash. (Given a wrong one
+  // on purpose here, which reading the blob back then catches.)
+  const std::string wrong(64, 'a');
+  connector_.On("a:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
+    RunResult r = TinyResult();
+    r.tensor_sha256["outputs"] = wrong;
+    r.tensor_sha256["losses"] =
+        Sha256Hex(r.losses.raw(), static_cast<size_t>(r.losses.nbytes()));
+    return r;
+  });
+  StartScheduler();
+  const RunRow run = WaitForRun(Submit("a:1"));
+  ASSERT_EQ(run.state, v1::RUN_SUCCEEDED);
+  int seen = 0;
+  for (const v1::TensorInfo& t : run.summary.tensors()) {
+    if (t.name() == "outputs") {
+      ++seen;
+      EXPECT_EQ(t.sha256(), wrong);
+      EXPECT_TRUE(absl::IsDataLoss(store_->blobs().Get(t.sha256()).status()));
+    } else {
+      // Checked digest or none: the blob reads back.
+      EXPECT_TRUE(store_->blobs().Get(t.sha256()).ok()) << t.name();
+    }
+  }
+  EXPECT_EQ(seen, 1);
 }
 
 TEST_F(SchedulerTest, TransientFailuresGiveUpAfterMaxAttempts) {
