@@ -8,21 +8,12 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "tests/server/eventually.h"
 
 namespace driftscope {
 namespace {
 
-// Polls until `done` or 20 s have passed.
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return false;
-}
+using ::driftscope::testing::Eventually;
 
 TEST(JobThreadsTest, AFinishedThreadRunsTheNextJob) {
   JobThreads threads;

@@ -25,12 +25,15 @@
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "server/common/tensor_stream.h"
+#include "tests/server/eventually.h"
 #include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
+
+using ::driftscope::testing::Eventually;
 
 using ::driftscope::testing::WorkerProcess;
 using ::testing::HasSubstr;
@@ -85,18 +88,6 @@ void ExpectBitIdentical(const RunResult& remote, const RunResult& local) {
   for (size_t i = 0; i < local.epoch_outputs.size(); ++i) {
     EXPECT_TRUE(remote.epoch_outputs[i] == local.epoch_outputs[i]);
   }
-}
-
-// Polls until `done` or 20 s have passed.
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
 }
 
 TEST(WorkerDaemonTest, RemoteRunIsBitIdenticalToLocal) {

@@ -14,12 +14,15 @@
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/eventually.h"
 #include "tests/server/grpc_probe.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
+
+using ::driftscope::testing::Eventually;
 
 using ::driftscope::testing::CheckHealth;
 using ::driftscope::testing::kNotServing;
@@ -40,17 +43,6 @@ std::unique_ptr<WorkerClient> Client(const std::string& address) {
   o.insecure = true;
   o.max_attempts = 1;
   return *WorkerClient::Create(o);
-}
-
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
 }
 
 TEST(WorkerHealthTest, ReflectionListsTheWorkerAndHealthServices) {

@@ -25,12 +25,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/worker/registration.h"
+#include "tests/server/eventually.h"
 #include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"
 
 namespace driftscope {
 namespace {
+
+using ::driftscope::testing::Eventually;
 
 using ::driftscope::testing::MakeSelfSignedCert;
 using ::driftscope::testing::WorkerProcess;
@@ -181,17 +184,6 @@ class PortPlaceholder {
   int fd_ = -1;
   int port_ = 0;
 };
-
-// Polls until `done` or `limit` has passed.
-template <typename F>
-bool Eventually(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
 
 std::unique_ptr<WorkerProcess> StartWorker(std::vector<std::string> flags) {
   flags.push_back("--insecure");
