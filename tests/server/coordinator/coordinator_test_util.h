@@ -32,6 +32,7 @@
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "engine/job/job_spec.h"
 #include "tests/server/daemon_process.h"
+#include "tests/server/eventually.h"
 
 namespace driftscope::testing {
 
@@ -140,18 +141,6 @@ inline int HealthStatus(const std::string& address,
   if (bytes.empty()) return 0;
   if (bytes.size() == 2 && bytes[0] == '\x08') return bytes[1];
   return -1;
-}
-
-// Polls `done` every 20 ms until it holds or `timeout` passes.
-template <typename F>
-bool Eventually(F done,
-                std::chrono::seconds timeout = std::chrono::seconds(60)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
 }
 
 inline bool Terminal(v1::JobState s) {
