@@ -34,21 +34,9 @@ std::string RandomRunId() {
   return std::string("run-") + buf;
 }
 
-ChannelOptions Connection(const WorkerClientOptions& o) {
-  ChannelOptions c;
-  c.address = o.address;
-  c.insecure = o.insecure;
-  c.tls_root_cert_pem = o.tls_root_cert_pem;
-  c.tls_client_cert_pem = o.tls_client_cert_pem;
-  c.tls_client_key_pem = o.tls_client_key_pem;
-  c.tls_server_name = o.tls_server_name;
-  c.token = o.token;
-  return c;
-}
-
 void Prepare(const WorkerClientOptions& o, absl::Duration deadline,
              grpc::ClientContext* ctx) {
-  PrepareCall(Connection(o), deadline, ctx);
+  PrepareCall(o, deadline, ctx);
 }
 
 // Cancels `ctx` as soon as *cancel turns true, until the call has ended.
@@ -91,7 +79,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWorkerChannel(
   if (options.address.empty()) {
     return absl::InvalidArgumentError("worker address is empty");
   }
-  return MakeChannel(Connection(options));
+  return MakeChannel(options);
 }
 
 absl::StatusOr<std::unique_ptr<WorkerClient>> WorkerClient::Create(

@@ -20,29 +20,17 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "client/lib/grpc_channel.h"
 #include "engine/env/environment.h"
 #include "engine/job/job_spec.h"
 #include "engine/train/run_result.h"
 #include "engine/train/trainer.h"
 
-namespace grpc {
-class Channel;
-}  // namespace grpc
-
 namespace driftscope {
 
-struct WorkerClientOptions {
-  std::string address;  // "HOST:PORT"
-  // Plaintext must be asked for; otherwise TLS, verified against
-  // `tls_root_cert_pem` (PEM text; empty: the system roots).
-  bool insecure = false;
-  std::string tls_root_cert_pem;
-  // mTLS: this client's certificate chain and key (PEM text), both or none.
-  std::string tls_client_cert_pem, tls_client_key_pem;
-  // Name to verify in the server certificate instead of the address' host.
-  std::string tls_server_name;
-  // Sent as "authorization: Bearer <token>" when not empty.
-  std::string token;
+// Where and how to connect (address, TLS, token: ChannelOptions), plus the
+// worker calls' deadlines and retries.
+struct WorkerClientOptions : ChannelOptions {
   absl::Duration describe_deadline = absl::Seconds(30);
   absl::Duration run_deadline = absl::Hours(24);  // the whole stream
   // Attempts for a call that fails with UNAVAILABLE before any event; the

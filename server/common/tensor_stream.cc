@@ -21,8 +21,12 @@ namespace driftscope {
 
 namespace {
 
-// Element count of `shape`, or -1 when a dimension is negative or the
-// product would not fit the byte count of any real tensor.
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
+}
+
+}  // namespace
+
 int64_t ElementCount(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -32,12 +36,6 @@ int64_t ElementCount(const std::vector<int64_t>& shape) {
   }
   return n;
 }
-
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
-}
-
-}  // namespace
 
 v1::DType DTypeToProto(DType dtype) {
   return dtype == DType::kFloat32 ? v1::FLOAT32 : v1::FLOAT64;

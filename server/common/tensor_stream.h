@@ -34,6 +34,10 @@ inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 20;
 // receiver), overlapping SHA-256 with the rest of the per-byte work.
 inline constexpr int64_t kBackgroundHashBytes = int64_t{4} << 20;
 
+// Element count of `shape`, or -1 when a dimension is negative or the
+// product would not fit the byte count of any real tensor.
+int64_t ElementCount(const std::vector<int64_t>& shape);
+
 v1::DType DTypeToProto(DType dtype);
 // InvalidArgument for DTYPE_UNSPECIFIED or an unknown value.
 absl::StatusOr<DType> DTypeFromProto(v1::DType dtype);

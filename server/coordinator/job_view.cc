@@ -25,13 +25,9 @@ v1::RunInfo RunInfoFromRow(const RunRow& row,
     info.set_step(row.summary.steps());
     info.set_total_steps(row.summary.steps());
     if (with_summary) {
-      v1::RunSummary* s = info.mutable_summary();
-      *s = row.summary;
-      const int n = s->fingerprints_size();
-      if (n > 2) {
-        s->mutable_fingerprints()->SwapElements(1, n - 1);
-        s->mutable_fingerprints()->DeleteSubrange(2, n - 2);
-      }
+      *info.mutable_summary() = row.summary;
+      // Runs stored before schema 2 still hold every fingerprint.
+      KeepFirstAndLastFingerprints(info.mutable_summary());
     }
   } else if (progress.has_value() && row.state == v1::RUN_RUNNING) {
     info.set_step(progress->step);

@@ -65,13 +65,9 @@ absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
   absl::StatusOr<DType> dtype = DTypeFromProto(info.dtype());
   if (!dtype.ok()) return dtype.status();
   std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
-  int64_t elements = 1;
-  for (int64_t d : shape) {
-    if (d < 0 || (d != 0 && elements > (int64_t{1} << 50) / d)) {
-      return absl::DataLossError(absl::StrCat(
-          "tensor \"", info.name(), "\": stored shape is not a valid shape"));
-    }
-    elements *= d;
+  if (ElementCount(shape) < 0) {
+    return absl::DataLossError(absl::StrCat(
+        "tensor \"", info.name(), "\": stored shape is not a valid shape"));
   }
   // Read straight into the array; GetInto checks the size and the hash.
   NdArray array = NdArray::Uninitialized(*dtype, std::move(shape));

@@ -231,11 +231,7 @@ absl::Status SqliteStore::CompleteRun(absl::string_view run_id, int attempt,
   *all.mutable_fingerprints() = summary.fingerprints();
   const std::string fingerprints = all.SerializeAsString();
   v1::RunSummary trimmed = summary;
-  const int n = trimmed.fingerprints_size();
-  if (n > 2) {
-    trimmed.mutable_fingerprints()->SwapElements(1, n - 1);
-    trimmed.mutable_fingerprints()->DeleteSubrange(2, n - 2);
-  }
+  KeepFirstAndLastFingerprints(&trimmed);
   const std::string bytes = trimmed.SerializeAsString();
   return InTransaction(
       true, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {

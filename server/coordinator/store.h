@@ -93,6 +93,16 @@ struct ListJobsPage {
 // Content-addressed blobs: the key is the lowercase hex SHA-256 of the
 // bytes. Put is idempotent and durable (written to a temporary file,
 // fsync'ed, renamed, directory fsync'ed) before it returns.
+// Drops all of `summary`'s fingerprints but the first and the last: what a
+// stored summary keeps (CompleteRun) and what a job view shows.
+inline void KeepFirstAndLastFingerprints(v1::RunSummary* summary) {
+  const int n = summary->fingerprints_size();
+  if (n > 2) {
+    summary->mutable_fingerprints()->SwapElements(1, n - 1);
+    summary->mutable_fingerprints()->DeleteSubrange(2, n - 2);
+  }
+}
+
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
