@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
-#include "client/lib/job_convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/lib/job_convert.h"
 
 namespace driftscope {
 namespace {
