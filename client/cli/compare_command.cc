@@ -22,6 +22,7 @@
 #include "engine/io/npy.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
+#include "engine/report/profile_runs.h"
 #include "proto/lib/spec_json.h"
 
 namespace driftscope::cli {

@@ -66,7 +66,7 @@ under ref64, fp32, fp32-sse2, tf32, bf16.
                     exceeds X (alone, or with the tolerance when given)
   --sweep A,B       also flip the knobs that differ between profiles A and
                     B one at a time and rank them by the drift each causes
-  --format F        table (default), json (schema in the README) or csv
+  --format F        table (default), json (schema in docs/cli.md) or csv
   --html FILE       also write a self-contained HTML report with plots
   --out DIR         also save every run (DIR/<profile>/r<k>/, the layout of
                     train --out) and DIR/report.json
@@ -120,7 +120,7 @@ LSTM(32, return_sequences), T=10, F=1, Adam 1e-3 clipnorm 1, MSE, SINE data
                      fp32-avx2, fp32-avx512, tf32, bf16, fp16, fp32-nondet,
                      fp32-perturb) or a knob string such as
                      "fp32,gemm=split-k=4,threads=2" (default: fp32); see
-                     the README for every knob
+                     docs/cli.md for every knob
   --init-weights DIR initial weights in Keras layout: DIR/layer{i}_kernel.npy,
                      layer{i}_recurrent_kernel.npy (RNN layers),
                      layer{i}_bias.npy (when use_bias); i counts all layers

@@ -139,15 +139,4 @@ int ReportRemoteError(std::FILE* err, const absl::Status& status) {
   }
 }
 
-std::map<std::string, std::string> EnvironmentMap(const Environment& env) {
-  return {{"hostname", env.hostname},
-          {"os", env.os},
-          {"cpu_model", env.cpu_model},
-          {"isa_flags", absl::StrJoin(env.isa_flags, " ")},
-          {"compiler", env.compiler},
-          {"compile_flags", env.compile_flags},
-          {"blas", env.blas},
-          {"engine_version", env.engine_version}};
-}
-
 }  // namespace driftscope::cli

@@ -48,9 +48,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorFromFlags(
 // --token values far more often than outages; 1 for the rest.
 int ReportRemoteError(std::FILE* err, const absl::Status& status);
 
-// The worker's environment as the key/value map of a RunRecord.
-std::map<std::string, std::string> EnvironmentMap(const Environment& env);
-
 }  // namespace driftscope::cli
 
 #endif  // DRIFTSCOPE_CLIENT_CLI_REMOTE_FLAGS_H_

@@ -32,6 +32,7 @@
 #include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
 #include "engine/numerics/profile_diff.h"
+#include "engine/report/profile_runs.h"
 #include "engine/report/report_render.h"
 #include "engine/train/trainer.h"
 #include "proto/lib/spec_json.h"
@@ -43,23 +44,6 @@ namespace {
 constexpr char kDefaultProfiles[] = "ref64,fp32,fp32-sse2,tf32,bf16";
 constexpr int kMaxRepeats = 100;
 
-struct Job {
-  std::string name;  // environment label: the profile as the user wrote it
-  Profile profile;
-  int repeat = 0;
-  absl::StatusOr<RunResult> result = absl::UnknownError("not run");
-  std::atomic<int64_t> step{0}, total{0};
-  Job(std::string n, Profile p, int r)
-      : name(std::move(n)), profile(std::move(p)), repeat(r) {}
-};
-
-struct SweepRow {
-  std::string knob;           // "matmul=tf32"
-  std::string alone_profile;  // A with only this knob from B
-  std::optional<double> alone_rel_l2, chain_rel_l2;
-  std::string note;  // why a value is missing
-};
-
 absl::StatusOr<std::vector<std::string>> SplitProfiles(const std::string& s,
                                                        const char* flag) {
   return SplitProfileList(s, flag);
@@ -67,123 +51,43 @@ absl::StatusOr<std::vector<std::string>> SplitProfiles(const std::string& s,
 
 absl::StatusOr<Profile> ParseRunnable(const std::string& text,
                                       const std::string& flag) {
-  absl::StatusOr<Profile> p = Profile::Parse(text);
+  absl::StatusOr<Profile> p = ParseRunnableProfile(text);
   if (!p.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": ", p.status().message()));
   }
-  if (absl::Status s = Context::Check(*p); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", s.message()));
-  }
   return p;
 }
 
-// Runs every job on up to `parallel` threads; progress on a terminal.
-void RunAll(const JobSpec& spec, std::vector<std::unique_ptr<Job>>& jobs,
-            int parallel, std::FILE* err) {
-  std::atomic<size_t> next{0};
-  std::atomic<int> done{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < jobs.size(); i = next++) {
-      Job& j = *jobs[i];
-      RunOptions options;
-      options.on_progress = [&j](const ProgressEvent& e) {
-        j.step = e.step;
-        j.total = e.total_steps;
-      };
-      j.result = RunJob(spec, j.profile, options);
-      ++done;
-    }
-  };
-  const bool tty = isatty(fileno(err)) == 1;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < parallel; ++t) threads.emplace_back(worker);
-  if (tty) {
-    while (done < static_cast<int>(jobs.size())) {
-      int64_t steps = 0, total = 0;
-      for (const auto& j : jobs) {
-        steps += j->step;
-        total += std::max<int64_t>(j->total, j->step);
-      }
-      const double frac = total > 0 ? double(steps) / total : 0.0;
+// A progress bar on `err` when it is a terminal; nothing otherwise.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::FILE* err)
+      : err_(err), tty_(isatty(fileno(err)) == 1) {}
+  ~ProgressBar() {
+    if (tty_) std::fprintf(err_, "\r\033[K");
+  }
+  RunsProgressFn Fn() {
+    if (!tty_) return {};
+    return [this](const RunsProgress& p) {
+      const double frac =
+          p.total_steps > 0 ? double(p.steps) / p.total_steps : 0.0;
       const int width = 30, fill = static_cast<int>(frac * width);
-      std::fprintf(err, "\r\033[Kdriftscope run: [%s%s] %3.0f%%  %d/%zu runs",
+      std::fprintf(err_, "\r\033[Kdriftscope run: [%s%s] %3.0f%%  %d/%d runs",
                    std::string(fill, '#').c_str(),
                    std::string(width - fill, '.').c_str(), 100 * frac,
-                   done.load(), jobs.size());
-      std::fflush(err);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+                   p.runs_done, p.runs);
+      std::fflush(err_);
+    };
   }
-  for (std::thread& t : threads) t.join();
-  if (tty) std::fprintf(err, "\r\033[K");
-}
 
-std::optional<double> RelL2(const RunResult& a, const RunResult& ref) {
-  DriftOptions o;
-  o.per_timestep = false;
-  absl::StatusOr<ArrayDrift> d = CompareArrays(a.outputs, ref.outputs, o);
-  if (!d.ok()) return std::nullopt;
-  return d->overall.rel_l2;
-}
-
-// Flips one knob at a time from A towards B: each knob alone on A, and the
-// chain A → A+k1 → A+k1+k2 → … → B. Ranks knobs by the drift each explains
-// alone (relative L2 of eval outputs against the A run).
-absl::StatusOr<std::vector<SweepRow>> Sweep(const JobSpec& spec,
-                                            const Profile& a, const Profile& b,
-                                            int parallel, std::FILE* err) {
-  std::vector<KnobChange> changes = ProfileDifferences(a, b);
-  std::vector<std::unique_ptr<Job>> jobs;
-  jobs.push_back(std::make_unique<Job>("A", a, 0));
-  std::vector<SweepRow> rows;
-  std::vector<int> alone_idx, chain_idx;
-  for (size_t i = 0; i < changes.size(); ++i) {
-    SweepRow row;
-    row.knob = changes[i].value;
-    Profile alone = ApplyKnobs(a, b, {changes[i]});
-    row.alone_profile = alone.ToString();
-    // Some knobs only exist together (tf32 needs fp32): those are measured
-    // in the chain only.
-    if (Profile::Parse(alone.ToString()).ok() && Context::Check(alone).ok()) {
-      alone_idx.push_back(static_cast<int>(jobs.size()));
-      jobs.push_back(std::make_unique<Job>(row.knob, alone, 0));
-    } else {
-      alone_idx.push_back(-1);
-      row.note = "not valid alone on A";
-    }
-    std::vector<KnobChange> prefix(changes.begin(), changes.begin() + i + 1);
-    Profile chain = ApplyKnobs(a, b, prefix);
-    if (Profile::Parse(chain.ToString()).ok() && Context::Check(chain).ok()) {
-      chain_idx.push_back(static_cast<int>(jobs.size()));
-      jobs.push_back(std::make_unique<Job>(row.knob, chain, 0));
-    } else {
-      chain_idx.push_back(-1);
-    }
-    rows.push_back(row);
-  }
-  RunAll(spec, jobs, parallel, err);
-  for (const auto& j : jobs) {
-    if (!j->result.ok()) return j->result.status();
-  }
-  const RunResult& base = *jobs[0]->result;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (alone_idx[i] >= 0) {
-      rows[i].alone_rel_l2 = RelL2(*jobs[alone_idx[i]]->result, base);
-    }
-    if (chain_idx[i] >= 0) {
-      rows[i].chain_rel_l2 = RelL2(*jobs[chain_idx[i]]->result, base);
-    }
-  }
-  std::stable_sort(
-      rows.begin(), rows.end(), [](const SweepRow& x, const SweepRow& y) {
-        return x.alone_rel_l2.value_or(-1) > y.alone_rel_l2.value_or(-1);
-      });
-  return rows;
-}
+ private:
+  std::FILE* err_;
+  bool tty_;
+};
 
 std::string SweepTable(const std::string& a, const std::string& b,
-                       const std::vector<SweepRow>& rows) {
+                       const std::vector<KnobSweepRow>& rows) {
   std::string out = absl::StrCat("\nsweep ", a, " -> ", b,
                                  ": knobs ranked by the drift each causes "
                                  "alone (relative L2 vs ",
@@ -201,9 +105,9 @@ std::string SweepTable(const std::string& a, const std::string& b,
 }
 
 std::string SweepJson(const std::string& a, const std::string& b,
-                      const std::vector<SweepRow>& rows) {
+                      const std::vector<KnobSweepRow>& rows) {
   std::vector<std::string> items;
-  for (const SweepRow& r : rows) {
+  for (const KnobSweepRow& r : rows) {
     items.push_back(absl::StrCat(
         "{\"knob\":", JsonQuote(r.knob),
         ",\"alone_profile\":", JsonQuote(r.alone_profile), ",\"alone_rel_l2\":",
@@ -272,7 +176,7 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
   absl::StatusOr<std::vector<std::string>> names = SplitProfiles(
       parsed->Get("profiles").value_or(kDefaultProfiles), "--profiles");
   if (!names.ok()) return ReportError(err, names.status());
-  std::vector<std::unique_ptr<Job>> jobs;
+  std::vector<std::unique_ptr<ProfileRun>> jobs;
   for (const std::string& name : *names) {
     absl::StatusOr<Profile> p = ParseRunnable(name, "--profiles");
     if (!p.ok()) return ReportError(err, p.status());
@@ -284,7 +188,7 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
       }
     }
     for (int r = 0; r < repeats; ++r) {
-      jobs.push_back(std::make_unique<Job>(name, *p, r));
+      jobs.push_back(std::make_unique<ProfileRun>(name, *p, r));
     }
   }
   if (!report_flags->reference.empty()) {
@@ -329,8 +233,12 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
   }
 
   const auto start = std::chrono::steady_clock::now();
-  RunAll(spec, jobs, std::min<int>(parallel, static_cast<int>(jobs.size())),
-         err);
+  {
+    ProgressBar bar(err);
+    RunProfiles(spec, jobs,
+                std::min<int>(parallel, static_cast<int>(jobs.size())),
+                bar.Fn());
+  }
   std::vector<RunRecord> records;
   for (const auto& j : jobs) {
     if (!j->result.ok()) {
@@ -343,8 +251,10 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   std::string sweep_text, sweep_json;
   if (sweep) {
-    absl::StatusOr<std::vector<SweepRow>> rows =
-        Sweep(spec, sweep->first, sweep->second, parallel, err);
+    absl::StatusOr<std::vector<KnobSweepRow>> rows = [&] {
+      ProgressBar bar(err);
+      return SweepKnobs(spec, sweep->first, sweep->second, parallel, bar.Fn());
+    }();
     if (!rows.ok()) return ReportError(err, rows.status());
     sweep_text = SweepTable(sweep_names[0], sweep_names[1], *rows);
     sweep_json = SweepJson(sweep_names[0], sweep_names[1], *rows);

@@ -150,28 +150,4 @@ absl::StatusOr<RunRecord> LoadRunDir(const std::string& dir,
   return rec;
 }
 
-RunRecord RecordFromResult(const std::string& name, int repeat,
-                           const RunResult& r) {
-  RunRecord rec;
-  rec.name = name;
-  rec.repeat = repeat;
-  rec.spec_digest = r.spec_digest;
-  rec.outputs = r.outputs;
-  rec.losses = r.losses;
-  for (const Fingerprint& f : r.fingerprints) {
-    rec.fingerprints.push_back(f.sha256);
-    rec.fingerprints_f32.push_back(f.sha256_f32);
-  }
-  rec.epoch_outputs = r.epoch_outputs;
-  rec.profile = r.profile;
-  const Environment& env = ProbeEnvironment();
-  rec.environment = {{"hostname", env.hostname},
-                     {"cpu_model", env.cpu_model},
-                     {"compiler", env.compiler},
-                     {"blas", env.blas},
-                     {"engine_version", env.engine_version},
-                     {"profile", r.profile}};
-  return rec;
-}
-
 }  // namespace driftscope::cli

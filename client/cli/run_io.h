@@ -27,10 +27,6 @@ std::string FingerprintsJson(const std::vector<Fingerprint>& fingerprints);
 absl::StatusOr<RunRecord> LoadRunDir(const std::string& dir,
                                      const std::string& name);
 
-// A RunRecord from an in-process result.
-RunRecord RecordFromResult(const std::string& name, int repeat,
-                           const RunResult& r);
-
 }  // namespace driftscope::cli
 
 #endif  // DRIFTSCOPE_CLIENT_CLI_RUN_IO_H_

@@ -52,16 +52,6 @@ std::string RandomRequestId() {
   return std::string("req-") + buf;
 }
 
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_SUCCEEDED || state == v1::JOB_FAILED ||
-         state == v1::JOB_CANCELLED;
-}
-
-bool IsTerminal(v1::RunState state) {
-  return state == v1::RUN_SUCCEEDED || state == v1::RUN_FAILED ||
-         state == v1::RUN_CANCELLED;
-}
-
 absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Create(
     const CoordinatorClientOptions& options) {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =

@@ -27,6 +27,7 @@
 #include "client/lib/grpc_channel.h"
 #include "driftscope/v1/coordinator.pb.h"
 #include "engine/train/run_result.h"
+#include "proto/lib/run_records.h"  // IsTerminal
 
 namespace grpc {
 class Channel;
@@ -50,9 +51,6 @@ struct CoordinatorClientOptions {
 
 // A random id for SubmitJobRequest.client_request_id ("req-" + 32 hex).
 std::string RandomRequestId();
-
-bool IsTerminal(v1::JobState state);
-bool IsTerminal(v1::RunState state);
 
 class CoordinatorClient {
  public:

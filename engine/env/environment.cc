@@ -130,4 +130,15 @@ std::string EnvironmentToJson(const Environment& env) {
       absl::StrJoin(gpus, ","), "]}}");
 }
 
+std::map<std::string, std::string> EnvironmentMap(const Environment& env) {
+  return {{"hostname", env.hostname},
+          {"os", env.os},
+          {"cpu_model", env.cpu_model},
+          {"isa_flags", absl::StrJoin(env.isa_flags, " ")},
+          {"compiler", env.compiler},
+          {"compile_flags", env.compile_flags},
+          {"blas", env.blas},
+          {"engine_version", env.engine_version}};
+}
+
 }  // namespace driftscope

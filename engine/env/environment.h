@@ -5,6 +5,7 @@
 #ifndef DRIFTSCOPE_ENGINE_ENV_ENVIRONMENT_H_
 #define DRIFTSCOPE_ENGINE_ENV_ENVIRONMENT_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ const Environment& ProbeEnvironment();
 
 // One JSON object with stable keys (documented in the README).
 std::string EnvironmentToJson(const Environment& env);
+
+// The environment as the key/value map of a RunRecord (engine/drift).
+std::map<std::string, std::string> EnvironmentMap(const Environment& env);
 
 }  // namespace driftscope
 

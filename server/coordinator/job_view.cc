@@ -2,16 +2,6 @@
 
 namespace driftscope::coordinator {
 
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_SUCCEEDED || state == v1::JOB_FAILED ||
-         state == v1::JOB_CANCELLED;
-}
-
-bool IsTerminal(v1::RunState state) {
-  return state == v1::RUN_SUCCEEDED || state == v1::RUN_FAILED ||
-         state == v1::RUN_CANCELLED;
-}
-
 v1::RunInfo RunInfoFromRow(const RunRow& row,
                            const std::optional<RunProgress>& progress,
                            bool with_summary) {

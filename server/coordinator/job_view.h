@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "driftscope/v1/coordinator.pb.h"
+#include "proto/lib/run_records.h"  // IsTerminal
 #include "server/coordinator/store.h"
 
 namespace driftscope::coordinator {
@@ -32,9 +33,6 @@ v1::RunInfo RunInfoFromRow(const RunRow& row,
 // `with_details` false: no spec and no run summaries (ListJobs).
 v1::Job JobFromRows(const JobRow& job, const std::vector<RunRow>& runs,
                     const ProgressLookup& progress, bool with_details = true);
-
-bool IsTerminal(v1::JobState state);
-bool IsTerminal(v1::RunState state);
 
 }  // namespace driftscope::coordinator
 

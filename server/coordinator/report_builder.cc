@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "engine/numerics/profile.h"
 #include "proto/lib/report_convert.h"
+#include "proto/lib/run_records.h"
 #include "proto/lib/tensor_stream.h"
+#include "server/coordinator/job_view.h"
 
 namespace driftscope::coordinator {
 
@@ -52,13 +54,35 @@ std::pair<const RunRow*, std::string> DefaultReference(
   return {pick([](const RunRow&) { return true; }), "first"};
 }
 
-}  // namespace
+// A job's results as the store holds them (RunInfo.summary.tensors name the
+// blobs).
+class StoreRunSource : public RunSource {
+ public:
+  explicit StoreRunSource(Store& store) : store_(store) {}
 
-std::string EnvironmentName(const RunRow& run) {
-  const std::string& worker =
-      run.attempts.empty() ? run.worker : run.attempts.back().worker;
-  return absl::StrCat(worker, "/", run.profile);
-}
+  absl::StatusOr<std::vector<NamedArray>> Tensors(
+      const v1::RunInfo& run, const std::vector<std::string>& names) override {
+    std::vector<NamedArray> out;
+    for (const v1::TensorInfo& info : run.summary().tensors()) {
+      if (std::find(names.begin(), names.end(), info.name()) == names.end()) {
+        continue;
+      }
+      absl::StatusOr<NdArray> t = LoadTensor(store_.blobs(), info);
+      if (!t.ok()) return t.status();
+      out.push_back({info.name(), *std::move(t)});
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<v1::Fingerprint>> Fingerprints(
+      const v1::RunInfo& run) override {
+    return store_.GetFingerprints(run.run_id());
+  }
+
+ private:
+  Store& store_;
+};
+
+}  // namespace
 
 absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
                                    const v1::TensorInfo& info) {
@@ -82,60 +106,6 @@ absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
   return array;
 }
 
-absl::StatusOr<RunRecord> LoadRunRecord(Store& store, const RunRow& run) {
-  RunRecord rec;
-  rec.name = EnvironmentName(run);
-  rec.repeat = run.repeat;
-  rec.spec_digest = run.summary.spec_digest();
-  rec.profile = run.summary.profile();
-  std::map<int, NdArray> epochs;
-  bool have_outputs = false;
-  for (const v1::TensorInfo& info : run.summary.tensors()) {
-    int epoch = -1;
-    const bool is_epoch =
-        absl::StartsWith(info.name(), "epoch") &&
-        absl::SimpleAtoi(absl::string_view(info.name()).substr(5), &epoch);
-    if (info.name() != "outputs" && info.name() != "losses" && !is_epoch) {
-      continue;
-    }
-    absl::StatusOr<NdArray> t = LoadTensor(store.blobs(), info);
-    if (!t.ok()) return t.status();
-    if (info.name() == "outputs") {
-      rec.outputs = *std::move(t);
-      have_outputs = true;
-    } else if (info.name() == "losses") {
-      rec.losses = *std::move(t);
-    } else {
-      epochs[epoch] = *std::move(t);
-    }
-  }
-  if (!have_outputs) {
-    return absl::DataLossError(
-        absl::StrCat("run ", run.run_id, " has no stored outputs"));
-  }
-  for (auto& [k, e] : epochs) rec.epoch_outputs.push_back(std::move(e));
-  absl::StatusOr<std::vector<v1::Fingerprint>> fingerprints =
-      store.GetFingerprints(run.run_id);
-  if (!fingerprints.ok()) return fingerprints.status();
-  for (const v1::Fingerprint& f : *fingerprints) {
-    rec.fingerprints.push_back(f.sha256());
-    rec.fingerprints_f32.push_back(f.sha256_f32());
-  }
-  const v1::Environment& env = run.summary.environment();
-  auto put = [&](const char* key, const std::string& value) {
-    if (!value.empty()) rec.environment[key] = value;
-  };
-  put("hostname", env.hostname());
-  put("os", env.os());
-  put("cpu_model", env.cpu_model());
-  put("compiler", env.compiler());
-  put("compile_flags", env.compile_flags());
-  put("blas", env.blas());
-  put("engine_version", env.engine_version());
-  put("profile", run.summary.profile());
-  return rec;
-}
-
 absl::StatusOr<v1::DriftReport> BuildReport(
     Store& store, const v1::GetReportRequest& request) {
   if (request.job_id().empty()) {
@@ -143,9 +113,8 @@ absl::StatusOr<v1::DriftReport> BuildReport(
   }
   absl::StatusOr<std::vector<RunRow>> runs = store.GetRuns(request.job_id());
   if (!runs.ok()) return runs.status();
-  if (absl::StatusOr<JobRow> job = store.GetJob(request.job_id()); !job.ok()) {
-    return job.status();
-  }
+  absl::StatusOr<JobRow> job = store.GetJob(request.job_id());
+  if (!job.ok()) return job.status();
   const RunRow* reference = nullptr;
   std::string reason = "named";
   if (!request.reference_run_id().empty()) {
@@ -196,23 +165,24 @@ absl::StatusOr<v1::DriftReport> BuildReport(
     if (t.has_relative_floor()) options.rel_floor = t.relative_floor();
     tolerance = t;
   }
-  options.reference = EnvironmentName(*reference);
-
-  std::vector<RunRecord> records;
+  // The records, their names and the analysis are those of `driftscope
+  // report` (proto/lib/run_records.h): the same runs give the same report.
+  const v1::Job view = JobFromRows(*job, *runs, nullptr);
+  const std::vector<std::string> labels = RunLabels(view);
+  for (size_t i = 0; i < runs->size(); ++i) {
+    if (&(*runs)[i] == reference) options.reference = labels[i];
+  }
+  StoreRunSource source(store);
+  absl::StatusOr<JobRecords> records = CollectJobRecords(view, source);
+  if (!records.ok()) return records.status();
   ReportContext context;
   context.job_id = request.job_id();
   context.tolerance = tolerance;
   context.reference_reason = reason;
-  for (const RunRow& r : *runs) {
-    if (r.state != v1::RUN_SUCCEEDED) continue;
-    absl::StatusOr<RunRecord> rec = LoadRunRecord(store, r);
-    if (!rec.ok()) return rec.status();
-    records.push_back(*std::move(rec));
-    context.run_ids.push_back(r.run_id);
-  }
-  absl::StatusOr<DriftReport> report = AnalyzeRuns(records, options);
+  context.run_ids = records->run_ids;
+  absl::StatusOr<DriftReport> report = AnalyzeRuns(records->records, options);
   if (!report.ok()) return report.status();
-  return ReportToProto(*report, records, context);
+  return ReportToProto(*report, records->records, context);
 }
 
 }  // namespace driftscope::coordinator

@@ -1,7 +1,8 @@
-// GetReport and FetchResult over the store: stored run summaries and blobs
-// back into engine RunRecords / tensors, the engine's AnalyzeRuns, and the
-// proto DriftReport (report_convert.h). Safe for concurrent use (the store
-// is).
+// GetReport and FetchResult over the store: stored runs and blobs back into
+// engine RunRecords / tensors through the same CollectJobRecords that
+// `driftscope report` uses (proto/lib/run_records.h), the engine's
+// AnalyzeRuns, and the proto DriftReport (proto/lib/report_convert.h).
+// Safe for concurrent use (the store is).
 #ifndef DRIFTSCOPE_SERVER_COORDINATOR_REPORT_BUILDER_H_
 #define DRIFTSCOPE_SERVER_COORDINATOR_REPORT_BUILDER_H_
 
@@ -15,17 +16,9 @@
 
 namespace driftscope::coordinator {
 
-// "WORKER/PROFILE": the worker of the run's last attempt (the one that
-// succeeded) and its requested profile (coordinator.proto, GetReport).
-std::string EnvironmentName(const RunRow& run);
-
 // A stored tensor; DataLoss when its blob is corrupt, NotFound when gone.
 absl::StatusOr<NdArray> LoadTensor(BlobStore& blobs,
                                    const v1::TensorInfo& info);
-
-// The RunRecord of a RUN_SUCCEEDED run (outputs, losses, epoch outputs,
-// every fingerprint, profile, spec digest, environment).
-absl::StatusOr<RunRecord> LoadRunRecord(Store& store, const RunRow& run);
 
 // NotFound for an unknown job or a reference run not in the job;
 // FailedPrecondition until the reference run has succeeded;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "proto/lib/run_records.h"
 #include "server/coordinator/sqlite_statement.h"
 #include "server/coordinator/sqlite_store.h"
 
@@ -15,11 +16,6 @@ constexpr int32_t kCodeCancelled =
     static_cast<int32_t>(absl::StatusCode::kCancelled);
 constexpr int32_t kCodeUnavailable =
     static_cast<int32_t>(absl::StatusCode::kUnavailable);
-
-bool IsTerminal(v1::JobState s) {
-  return s == v1::JOB_SUCCEEDED || s == v1::JOB_FAILED ||
-         s == v1::JOB_CANCELLED;
-}
 
 absl::Status NotInFlight(absl::string_view run_id, int attempt,
                          v1::RunState state, int current_attempt) {

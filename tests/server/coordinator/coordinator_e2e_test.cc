@@ -110,7 +110,8 @@ TEST(CoordinatorE2eTest, SubmitWatchReportMatchesInProcessAnalysis) {
   EXPECT_EQ(job.state(), v1::JOB_SUCCEEDED);
   EXPECT_GT(job.finished_unix_ms(), 0);
 
-  // The same runs in this process, grouped as the coordinator groups them.
+  // The same runs in this process, grouped and named as the coordinator
+  // groups and names them.
   std::vector<RunRecord> local;
   std::map<std::string, RunResult> local_by_run;
   std::string reference_env;
@@ -126,7 +127,9 @@ TEST(CoordinatorE2eTest, SubmitWatchReportMatchesInProcessAnalysis) {
     EXPECT_EQ(run.summary().spec_digest(), result->spec_digest);
     EXPECT_EQ(run.summary().profile(), result->profile);
     EXPECT_EQ(run.summary().steps(), result->steps);
-    const std::string env = run.worker() + "/" + run.profile();
+    // Each profile ran on one worker: its environment is named by the
+    // profile alone, as `driftscope run` names it.
+    const std::string env = run.profile();
     if (run.profile() == "ref64") reference_env = env;
     local.push_back(LocalRecord(env, run.repeat(), *result));
     local_by_run[run.run_id()] = *result;
