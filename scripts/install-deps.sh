@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format python3 python3-pip chromium
+  clang clang-format python3 python3-pip chromium
 )
 PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml)
 GOLDEN_PIP_PACKAGES=(tensorflow-cpu torch)
