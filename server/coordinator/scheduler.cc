@@ -10,6 +10,7 @@
 #include "proto/lib/status.h"
 #include "proto/lib/tensor_stream.h"
 #include "server/coordinator/job_plan.h"
+#include "server/coordinator/placement.h"
 
 namespace driftscope::coordinator {
 
@@ -268,8 +269,6 @@ void Scheduler::OnWorkerLost(const std::string& name) {
 
 void Scheduler::DispatchOnce() {
   const std::vector<WorkerView> workers = registry_->All();
-  std::map<std::string, const WorkerView*> by_name;
-  for (const WorkerView& w : workers) by_name[w.info.name()] = &w;
   const absl::Time now = options_.clock();
   const absl::Duration grace = options_.startup_grace < absl::ZeroDuration()
                                    ? registry_->lease()
@@ -283,12 +282,16 @@ void Scheduler::DispatchOnce() {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
-    auto free_slots = [&](const WorkerView& w)
-                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-                            auto it = running_.find(w.info.name());
-                            return w.info.max_concurrent_runs() -
-                                   (it == running_.end() ? 0 : it->second);
-                          };
+    std::vector<WorkerSlots> slots;
+    slots.reserve(workers.size());
+    for (const WorkerView& w : workers) {
+      auto it = running_.find(w.info.name());
+      slots.push_back({&w.info, w.state == v1::WORKER_AVAILABLE,
+                       w.info.max_concurrent_runs() -
+                           (it == running_.end() ? 0 : it->second)});
+    }
+    const PlacementClock clock{now, now - started_ > grace,
+                               options_.placement_timeout};
     for (auto it = queue_.begin(); it != queue_.end();) {
       Pending& p = **it;
       if (jobs_.count(p.job_id) == 0) {
@@ -299,42 +302,16 @@ void Scheduler::DispatchOnce() {
         ++it;
         continue;
       }
-      auto named = by_name.find(p.worker);
-      const bool gone = named == by_name.end()
-                            ? now - started_ > grace
-                            : named->second->state != v1::WORKER_AVAILABLE;
-      const WorkerView* target = nullptr;
-      bool eligible_exists = false;
-      if (!gone) {
-        eligible_exists = true;  // the named worker: wait for it
-        if (named != by_name.end() && free_slots(*named->second) > 0) {
-          target = named->second;
-        }
-      } else {
-        double best_load = std::numeric_limits<double>::infinity();
-        for (const WorkerView& w : workers) {
-          if (w.state != v1::WORKER_AVAILABLE ||
-              !CanRunProfile(w.info, p.profile)) {
-            continue;
-          }
-          eligible_exists = true;
-          const int free = free_slots(w);
-          if (free <= 0) continue;
-          const double load =
-              1.0 - static_cast<double>(free) / w.info.max_concurrent_runs();
-          if (load < best_load) {
-            best_load = load;
-            target = &w;
-          }
-        }
-      }
-      if (target != nullptr) {
-        ++running_[target->info.name()];
+      const Placement placed =
+          PlaceRun({p.worker, p.profile, p.queued_since}, slots, clock);
+      if (placed.kind == Placement::kStart) {
+        WorkerSlots& target = slots[static_cast<size_t>(placed.worker)];
+        --target.free_slots;
+        ++running_[target.info->name()];
         launches.push_back(
-            {std::move(*it), target->info.name(), target->info.address()});
+            {std::move(*it), target.info->name(), target.info->address()});
         it = queue_.erase(it);
-      } else if (!eligible_exists &&
-                 now - p.queued_since > options_.placement_timeout) {
+      } else if (placed.kind == Placement::kGiveUp) {
         unplaceable.push_back(std::move(*it));
         it = queue_.erase(it);
       } else {
