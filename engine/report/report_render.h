@@ -2,8 +2,10 @@
 // self-contained HTML file with inline SVG plots (no scripts, no network).
 //
 // Both take the DriftReport of engine/drift and the RunRecords it was
-// computed from (for loss curves and environments). Pure functions; safe for
-// concurrent use.
+// computed from (for loss curves and environments). One file per format:
+// render_text.cc (the table), render_html.cc (the page) with its plots in
+// render_svg.cc; JSON and CSV are engine/drift/report_io.h. Pure functions;
+// safe for concurrent use.
 #ifndef DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_
 #define DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_
 
