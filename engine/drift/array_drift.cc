@@ -1,7 +1,7 @@
 // One fused pass visits every element once and adds it to its group (the
 // array, or one timestep of the per-timestep curves): lane sums of the open
 // block of 256, running extremes and counts, and a fine histogram key per
-// element (kernels: array_drift_kernels.h, portable and AVX2, and
+// element (kernels: array_drift_kernels.h portable, array_drift_avx2.h, and
 // array_drift_avx512.h, chosen at run time). A second pass runs only when a
 // median falls in a histogram key that holds more than one value, and then
 // keeps only the elements of that key (a vectorized filter on the relative
@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/drift/array_drift_avx2.h"
 #include "engine/drift/array_drift_avx512.h"
 #include "engine/drift/array_drift_internal.h"
 #include "engine/drift/array_drift_kernels.h"

@@ -9,7 +9,7 @@
 #ifndef DRIFTSCOPE_ENGINE_DRIFT_ARRAY_DRIFT_AVX512_H_
 #define DRIFTSCOPE_ENGINE_DRIFT_ARRAY_DRIFT_AVX512_H_
 
-#include "engine/drift/array_drift_kernels.h"
+#include "engine/drift/array_drift_avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DRIFTSCOPE_DRIFT_AVX512 1
