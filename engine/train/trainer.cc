@@ -180,14 +180,15 @@ absl::Status InitializeWeights(const JobSpec& spec, const RunOptions& options,
   // Drawn in float32 (Keras' floatx) and widened, so every precision starts
   // from the same values.
   std::vector<float> values;
+  const std::vector<LayerSeeds> seeds = ModelInitSeeds(spec);
   for (int i = 0; i < model->num_layers(); ++i) {
     std::vector<std::vector<int64_t>> shapes;
     for (const WeightShape& w : model->layer(i).weights()) {
       shapes.push_back(w.shape);
     }
     values.clear();
-    if (absl::Status s = InitializeLayer(spec.model.layers[i], shapes,
-                                         spec.seed, i, &values);
+    if (absl::Status s =
+            InitializeLayer(spec.model.layers[i], shapes, seeds[i], i, &values);
         !s.ok()) {
       return s;
     }
