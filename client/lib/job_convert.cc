@@ -137,6 +137,8 @@ absl::Status ParseRnnCommon(const std::string& path, const Rnn& p,
   l->return_state = p.return_state();
   l->go_backwards = p.go_backwards();
   if (p.has_use_bias()) l->use_bias = p.use_bias();
+  l->dropout = p.dropout();
+  l->recurrent_dropout = p.recurrent_dropout();
   if (absl::Status s =
           ParseActivation(path + ".activation", p.activation(), &l->activation);
       !s.ok()) {
@@ -338,6 +340,8 @@ void RnnCommonToProto(const LayerSpec& l, Rnn* p) {
   p->set_go_backwards(l.go_backwards);
   p->set_activation(ActivationJsonName(l.activation));
   p->set_use_bias(l.use_bias);
+  p->set_dropout(l.dropout);
+  p->set_recurrent_dropout(l.recurrent_dropout);
   InitializerToProto(l.kernel_initializer, p->mutable_kernel_initializer());
   InitializerToProto(l.recurrent_initializer,
                      p->mutable_recurrent_initializer());

@@ -249,6 +249,27 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
         f, ".recurrent_activation applies to LSTM and GRU only, got ",
         ActivationName(l.recurrent_activation), " on a ", kind, " layer"));
   }
+  if (!IsRnn(l.kind) && (l.dropout != 0 || l.recurrent_dropout != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f, ": dropout and recurrent_dropout apply to RNN layers only"));
+  }
+  if (absl::Status s = CheckInterval(f + ".dropout", l.dropout, 0, 1, true);
+      !s.ok()) {
+    return s;
+  }
+  if (l.recurrent_dropout != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ".recurrent_dropout is not supported yet (Keras switches to "
+        "implementation 1 with one mask per gate for it); set it to 0, got ",
+        Num(l.recurrent_dropout)));
+  }
+  if (l.dropout > 0 && gated && l.implementation == 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ".dropout with implementation 1 is not supported yet (Keras then "
+        "draws one mask per gate); use implementation 2"));
+  }
   if (l.kind != LayerKind::kGru && !l.reset_after) {
     return absl::InvalidArgumentError(
         absl::StrCat(f, ".reset_after applies to GRU only, got false on a ",
@@ -529,6 +550,9 @@ std::string CanonicalText(const JobSpec& spec) {
     put(p + ".unit_forget_bias", b(l.unit_forget_bias));
     put(p + ".implementation", absl::StrCat(l.implementation));
     put(p + ".reset_after", b(l.reset_after));
+    // Written only when set: digests of jobs without dropout stay as they
+    // were.
+    if (l.dropout != 0) put(p + ".dropout", hex(l.dropout));
     init(p + ".kernel_initializer", l.kernel_initializer);
     init(p + ".recurrent_initializer", l.recurrent_initializer);
     init(p + ".bias_initializer", l.bias_initializer);

@@ -53,6 +53,15 @@ struct LayerSpec {
   bool unit_forget_bias = true;  // LSTM
   int implementation = 2;        // 1 or 2: addition order (rnn-math §1.5)
   bool reset_after = true;       // GRU
+  // RNN layers: fraction of the input features dropped while training
+  // (Keras `dropout`): one mask per sample and feature, the same for every
+  // timestep, drawn afresh for every training step; kept values are scaled
+  // by 1/(1 − dropout). Only Keras implementation 2 (one mask for all
+  // gates) is supported. Evaluation never drops.
+  double dropout = 0.0;
+  // Keras `recurrent_dropout`: not supported yet (Keras then switches to
+  // implementation 1 with per-gate masks); must be 0.
+  double recurrent_dropout = 0.0;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
   InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};

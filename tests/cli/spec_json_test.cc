@@ -126,6 +126,7 @@ TEST(SpecJsonTest, ExplicitJsonRoundTripsEveryField) {
   spec.model.layers[0].reset_after = false;
   spec.model.layers[0].recurrent_activation = Activation::kHardSigmoidKeras2;
   spec.model.layers[0].go_backwards = true;
+  spec.model.layers[0].dropout = 0.25;
   spec.model.layers[0].kernel_initializer = {
       InitializerSpec::Kind::kRandomUniform, -0.3, 0.1 + 0.2};
   spec.model.layers[1].kind = LayerKind::kSimpleRnn;
@@ -141,6 +142,7 @@ TEST(SpecJsonTest, ExplicitJsonRoundTripsEveryField) {
   spec.optimizer.centered = true;
   spec.optimizer.clipnorm.reset();
   spec.optimizer.global_clipnorm = 0.7;
+  spec.optimizer.weight_decay = 0.01;
   spec.loss = LossKind::kMae;
   spec.data.generator = DataSpec::Generator::kDelayedCopy;
   spec.data.delay = 3;
