@@ -193,6 +193,18 @@ absl::Status InitializeLayer(const LayerSpec& spec,
                              const std::vector<std::vector<int64_t>>& shapes,
                              uint64_t seed, int layer_index,
                              std::vector<float>* out) {
+  LayerSeeds seeds;
+  for (size_t w = 0; w < shapes.size(); ++w) {
+    seeds.weights.push_back(
+        {seed, streams::Init(layer_index, static_cast<int>(w))});
+  }
+  return InitializeLayer(spec, shapes, seeds, layer_index, out);
+}
+
+absl::Status InitializeLayer(const LayerSpec& spec,
+                             const std::vector<std::vector<int64_t>>& shapes,
+                             const LayerSeeds& seeds, int layer_index,
+                             std::vector<float>* out) {
   const int64_t u = spec.units;
   const std::string where = absl::StrCat(
       "layer ", layer_index, " (", KindName(spec.kind), ", units=", u, ")");
@@ -207,6 +219,11 @@ absl::Status InitializeLayer(const LayerSpec& spec,
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": got ", shapes.size(),
                      " weight shapes, expected ", inits.size()));
+  }
+  if (seeds.weights.size() != inits.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": got ", seeds.weights.size(),
+                     " weight seeds, expected ", inits.size()));
   }
   // Expected Keras shapes; the kernel's input dimension is free.
   std::vector<std::vector<int64_t>> expected;
@@ -238,7 +255,8 @@ absl::Status InitializeLayer(const LayerSpec& spec,
   out->assign(static_cast<size_t>(total), 0.0f);
   float* dst = out->data();
   for (size_t w = 0; w < shapes.size(); ++w) {
-    const uint64_t stream = streams::Init(layer_index, static_cast<int>(w));
+    const uint64_t seed = seeds.weights[w].s0;
+    const uint64_t stream = seeds.weights[w].s1;
     const bool is_bias = spec.use_bias && w + 1 == shapes.size();
     if (is_bias && spec.kind == LayerKind::kLstm && spec.unit_forget_bias) {
       // Keras LSTMCell.build calls the bias initializer twice, with shapes

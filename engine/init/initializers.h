@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/init/init_seeds.h"
 #include "engine/job/job_spec.h"
 
 namespace driftscope {
@@ -28,8 +29,16 @@ absl::Status InitializeTensor(const InitializerSpec& init,
 
 // All weights of layer `layer_index` in Keras get_weights() order, as the
 // layer's Keras constructor would build them (LSTM unit_forget_bias =
-// [init(U), ones(U), init(2U)]; GRU reset_after bias (2,3U)). `shapes` are
-// Layer::weights() shapes; out receives their concatenation.
+// [init(U), ones(U), init(2U)]; GRU reset_after bias (2,3U)), weight w drawn
+// with seeds.weights[w] (ModelInitSeeds). `shapes` are Layer::weights()
+// shapes; out receives their concatenation. `layer_index` only names the
+// layer in errors.
+absl::Status InitializeLayer(const LayerSpec& spec,
+                             const std::vector<std::vector<int64_t>>& shapes,
+                             const LayerSeeds& seeds, int layer_index,
+                             std::vector<float>* out);
+// The same with the kStreams seeds of layer `layer_index`
+// ([seed, streams::Init(layer_index, w)]).
 absl::Status InitializeLayer(const LayerSpec& spec,
                              const std::vector<std::vector<int64_t>>& shapes,
                              uint64_t seed, int layer_index,

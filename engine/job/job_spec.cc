@@ -249,6 +249,27 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
         f, ".recurrent_activation applies to LSTM and GRU only, got ",
         ActivationName(l.recurrent_activation), " on a ", kind, " layer"));
   }
+  if (!IsRnn(l.kind) && (l.dropout != 0 || l.recurrent_dropout != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f, ": dropout and recurrent_dropout apply to RNN layers only"));
+  }
+  if (absl::Status s = CheckInterval(f + ".dropout", l.dropout, 0, 1, true);
+      !s.ok()) {
+    return s;
+  }
+  if (l.recurrent_dropout != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ".recurrent_dropout is not supported yet (Keras switches to "
+        "implementation 1 with one mask per gate for it); set it to 0, got ",
+        Num(l.recurrent_dropout)));
+  }
+  if (l.dropout > 0 && gated && l.implementation == 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ".dropout with implementation 1 is not supported yet (Keras then "
+        "draws one mask per gate); use implementation 2"));
+  }
   if (l.kind != LayerKind::kGru && !l.reset_after) {
     return absl::InvalidArgumentError(
         absl::StrCat(f, ".reset_after applies to GRU only, got false on a ",
@@ -333,6 +354,10 @@ absl::Status ValidateOptimizer(const OptimizerSpec& o) {
         "be set, got ",
         set));
   }
+  if (o.weight_decay.has_value()) {
+    return CheckPositive("optimizer.weight_decay", *o.weight_decay,
+                         /*allow_zero=*/true);
+  }
   return absl::OkStatus();
 }
 
@@ -396,6 +421,20 @@ JobSpec DefaultJobSpec() {
 
 absl::Status ValidateJobSpec(const JobSpec& spec) {
   const ModelSpec& m = spec.model;
+  if (spec.seed_mode != SeedMode::kStreams &&
+      spec.seed_mode != SeedMode::kKeras) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("seed_mode must be one of STREAMS, KERAS, got ",
+                     static_cast<int>(spec.seed_mode)));
+  }
+  // keras.utils.set_random_seed passes the seed to numpy, which refuses
+  // anything outside [0, 2^32 - 1].
+  if (spec.seed_mode == SeedMode::kKeras && spec.seed > 0xFFFFFFFFu) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "seed must be in [0, 4294967295] with seed_mode KERAS (Keras' "
+        "set_random_seed refuses larger seeds), got ",
+        spec.seed));
+  }
   if (absl::Status s =
           CheckRange("model.timesteps", m.timesteps, 1, kMaxTimesteps);
       !s.ok()) {
@@ -489,6 +528,11 @@ std::string CanonicalText(const JobSpec& spec) {
   };
 
   put("seed", absl::StrCat(spec.seed));
+  // Only a non-default mode is written, so that every digest made before
+  // seed modes existed still names the same computation.
+  if (spec.seed_mode != SeedMode::kStreams) {
+    put("seed_mode", SeedModeName(spec.seed_mode));
+  }
   put("model.timesteps", absl::StrCat(spec.model.timesteps));
   put("model.features", absl::StrCat(spec.model.features));
   put("model.layers.size", absl::StrCat(spec.model.layers.size()));
@@ -506,6 +550,9 @@ std::string CanonicalText(const JobSpec& spec) {
     put(p + ".unit_forget_bias", b(l.unit_forget_bias));
     put(p + ".implementation", absl::StrCat(l.implementation));
     put(p + ".reset_after", b(l.reset_after));
+    // Written only when set: digests of jobs without dropout stay as they
+    // were.
+    if (l.dropout != 0) put(p + ".dropout", hex(l.dropout));
     init(p + ".kernel_initializer", l.kernel_initializer);
     init(p + ".recurrent_initializer", l.recurrent_initializer);
     init(p + ".bias_initializer", l.bias_initializer);
@@ -524,6 +571,10 @@ std::string CanonicalText(const JobSpec& spec) {
   put("optimizer.clipnorm", opt(o.clipnorm));
   put("optimizer.global_clipnorm", opt(o.global_clipnorm));
   put("optimizer.clipvalue", opt(o.clipvalue));
+  // Written only when set: digests of jobs without it stay as they were.
+  if (o.weight_decay.has_value()) {
+    put("optimizer.weight_decay", hex(*o.weight_decay));
+  }
   put("loss", LossName(spec.loss));
   put("data.synthetic.generator", GeneratorName(spec.data.generator));
   put("data.synthetic.samples", absl::StrCat(spec.data.samples));
@@ -553,6 +604,16 @@ const char* LayerKindName(LayerKind k) {
       return "SimpleRNN";
     case LayerKind::kDense:
       return "Dense";
+  }
+  return "unknown";
+}
+
+const char* SeedModeName(SeedMode mode) {
+  switch (mode) {
+    case SeedMode::kStreams:
+      return "streams";
+    case SeedMode::kKeras:
+      return "keras";
   }
   return "unknown";
 }

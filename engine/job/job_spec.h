@@ -53,6 +53,15 @@ struct LayerSpec {
   bool unit_forget_bias = true;  // LSTM
   int implementation = 2;        // 1 or 2: order (docs/numerics.md §1.5)
   bool reset_after = true;       // GRU
+  // RNN layers: fraction of the input features dropped while training
+  // (Keras `dropout`): one mask per sample and feature, the same for every
+  // timestep, drawn afresh for every training step; kept values are scaled
+  // by 1/(1 − dropout). Only Keras implementation 2 (one mask for all
+  // gates) is supported. Evaluation never drops.
+  double dropout = 0.0;
+  // Keras `recurrent_dropout`: not supported yet (Keras then switches to
+  // implementation 1 with per-gate masks); must be 0.
+  double recurrent_dropout = 0.0;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
   InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};
@@ -83,6 +92,10 @@ struct OptimizerSpec {
   std::optional<double> clipnorm;         // per variable
   std::optional<double> global_clipnorm;  // over all variables
   std::optional<double> clipvalue;        // elementwise
+  // Decoupled weight decay (Keras' base optimizer, so every kind; AdamW is
+  // Adam with weight_decay 0.004): after clipping and before the update
+  // step, every variable becomes var − (var·wd)·lr. Unset: none.
+  std::optional<double> weight_decay;
 };
 
 enum class LossKind { kMse, kMae };
@@ -103,8 +116,23 @@ struct TrainingSpec {
   bool capture_epoch_outputs = false;  // eval outputs after every epoch
 };
 
+// How the job seed becomes initial weights (docs/keras.md).
+enum class SeedMode {
+  // Weight w of layer k is drawn from the Philox stream
+  // [seed, 1000 + 16·k + w]: every weight has its own stream, so changing
+  // one layer leaves the others' initial values alone.
+  kStreams,
+  // The weights Keras 3 gives the same Sequential model built right after
+  // keras.utils.set_random_seed(seed): each random initializer, and each
+  // RNN layer's dropout SeedGenerator, draws g = random.randint(1, 10**9)
+  // from CPython's MT19937 in constructor order, and the weight is the
+  // stateless draw with seed [g, 0]. Needs seed < 2^32 (as Keras does).
+  kKeras,
+};
+
 struct JobSpec {
   uint64_t seed = 42;
+  SeedMode seed_mode = SeedMode::kStreams;
   ModelSpec model;
   OptimizerSpec optimizer;
   LossKind loss = LossKind::kMse;
@@ -128,6 +156,8 @@ bool ModelOutputIsSequence(const ModelSpec& model);
 // Keras class names ("LSTM", "GRU", "SimpleRNN", "Dense"), as the canonical
 // text and error messages spell them.
 const char* LayerKindName(LayerKind kind);
+// "streams", "keras": the canonical text's spelling.
+const char* SeedModeName(SeedMode mode);
 // "adam", "sgd", "rmsprop": the canonical text's and the JSON form's key.
 const char* OptimizerKindName(OptimizerKind kind);
 

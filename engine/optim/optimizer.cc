@@ -103,6 +103,10 @@ absl::Status Validate(const OptimizerSpec& s,
         "be set (as in Keras), got ",
         given));
   }
+  if (s.weight_decay.has_value() &&
+      (!std::isfinite(*s.weight_decay) || *s.weight_decay < 0)) {
+    return Bad("weight_decay", "a finite number >= 0", *s.weight_decay);
+  }
   for (size_t i = 0; i < variables.size(); ++i) {
     if (variables[i].offset < 0 || variables[i].size < 0) {
       return absl::InvalidArgumentError(
@@ -137,6 +141,7 @@ class KerasOptimizer : public Optimizer<T> {
     } else if (spec_.clipvalue) {
       ClipByValue(vars_, *spec_.clipvalue, grads);
     }
+    if (spec_.weight_decay) ApplyWeightDecay(params);
     BeginStep();
     for (const VariableSlice& v : vars_) {
       Update(v.offset, v.size, params, grads);
@@ -153,6 +158,17 @@ class KerasOptimizer : public Optimizer<T> {
   const OptimizerSpec spec_;
 
  private:
+  // Keras' TF backend: variable.assign_sub(variable * wd * lr), with wd cast
+  // from the Python float (through float32) and lr the floatx variable.
+  void ApplyWeightDecay(T* params) const {
+    const T wd = KerasCast<T>(*spec_.weight_decay);
+    const T lr = static_cast<T>(spec_.learning_rate);
+    for (const VariableSlice& v : vars_) {
+      T* p = params + v.offset;
+      for (int64_t i = 0; i < v.size; ++i) p[i] = p[i] - (p[i] * wd) * lr;
+    }
+  }
+
   const std::vector<VariableSlice> vars_;
   const int64_t extent_;
 };

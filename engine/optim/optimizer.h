@@ -1,6 +1,7 @@
 // Keras optimizers (docs/numerics.md §7): Adam (amsgrad), SGD (momentum,
 // nesterov), RMSprop (rho, momentum, centered), with clipnorm (per
-// variable), global_clipnorm or clipvalue applied first. One thread at a
+// variable), global_clipnorm or clipvalue applied first, then decoupled
+// weight decay. One thread at a
 // time; the optimizer owns its slot variables.
 #ifndef DRIFTSCOPE_ENGINE_OPTIM_OPTIMIZER_H_
 #define DRIFTSCOPE_ENGINE_OPTIM_OPTIMIZER_H_
@@ -29,9 +30,10 @@ class Optimizer {
       const OptimizerSpec& spec, std::vector<VariableSlice> variables);
   virtual ~Optimizer() = default;
 
-  // One Keras step over all variables: clip `grads` in place, then update
-  // `params`; afterwards iterations() has grown by one. Scalars derived from
-  // hyper-parameters follow Keras' rounding (e.g. 1−β in double, then to T).
+  // One Keras step over all variables: clip `grads` in place, decay
+  // `params` (weight_decay), then update them; afterwards iterations() has
+  // grown by one. Scalars derived from hyper-parameters follow Keras' rounding
+  // (e.g. 1−β in double, then to T).
   virtual void Apply(T* params, T* grads) = 0;
   int64_t iterations() const { return iterations_; }
 

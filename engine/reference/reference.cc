@@ -472,13 +472,40 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
   return Run(Args{spec, in, weights, x, batch, &dy}).grads;
 }
 
+namespace {
+
+// Multiplies every timestep of sample b, feature d, by mask[b, d] (no-op for
+// an empty mask).
+void RefApplyMask(const ActivationShape& shape, int batch,
+                  const std::vector<double>& mask, std::vector<double>* a) {
+  if (mask.empty()) return;
+  const int steps = shape.sequence ? shape.timesteps : 1;
+  for (int b = 0; b < batch; ++b) {
+    for (int t = 0; t < steps; ++t) {
+      for (int d = 0; d < shape.dim; ++d) {
+        (*a)[(static_cast<size_t>(b) * steps + t) * shape.dim + d] *=
+            mask[static_cast<size_t>(b) * shape.dim + d];
+      }
+    }
+  }
+}
+
+const std::vector<double>& MaskOf(const RefMasks* masks, size_t i) {
+  static const std::vector<double> kNone;
+  return masks != nullptr && i < masks->size() ? (*masks)[i] : kNone;
+}
+
+}  // namespace
+
 std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
                                     const ActivationShape& in,
                                     const std::vector<RefWeights>& weights,
-                                    const std::vector<double>& x, int batch) {
+                                    const std::vector<double>& x, int batch,
+                                    const RefMasks* masks) {
   std::vector<double> act = x;
   ActivationShape shape = in;
   for (size_t i = 0; i < layers.size(); ++i) {
+    RefApplyMask(shape, batch, MaskOf(masks, i), &act);
     act = RefForward(layers[i], shape, weights[i], act, batch);
     shape = RefOutputShape(layers[i], shape);
   }
@@ -488,19 +515,24 @@ std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
 std::vector<RefLayerGrads> RefModelBackward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
-    int batch, const std::vector<double>& dy) {
+    int batch, const std::vector<double>& dy, const RefMasks* masks) {
+  // inputs[i]: what layer i sees, after its mask.
   std::vector<std::vector<double>> inputs = {x};
   std::vector<ActivationShape> shapes = {in};
+  RefApplyMask(in, batch, MaskOf(masks, 0), &inputs[0]);
   for (size_t i = 0; i + 1 < layers.size(); ++i) {
     inputs.push_back(
         RefForward(layers[i], shapes[i], weights[i], inputs[i], batch));
     shapes.push_back(RefOutputShape(layers[i], shapes[i]));
+    RefApplyMask(shapes[i + 1], batch, MaskOf(masks, i + 1), &inputs[i + 1]);
   }
   std::vector<RefLayerGrads> grads(layers.size());
   std::vector<double> g = dy;
   for (size_t i = layers.size(); i-- > 0;) {
     grads[i] =
         RefBackward(layers[i], shapes[i], weights[i], inputs[i], batch, g);
+    // d(x·m)/dx = m: the gradient w.r.t. the unmasked input.
+    RefApplyMask(shapes[i], batch, MaskOf(masks, i), &grads[i].dx);
     g = grads[i].dx;
   }
   return grads;

@@ -67,19 +67,25 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const std::vector<double>& x, int batch,
                           const std::vector<double>& dy);
 
+// Input dropout masks of a stack: masks[i] is empty when layer i does not
+// drop, else (batch, input dim of layer i) row-major; layer i then sees
+// x[b, t, d] · masks[i][b, d] (the same mask at every timestep).
+using RefMasks = std::vector<std::vector<double>>;
+
 // A stack of layers, layer i feeding layer i+1 (the model's input shape is
 // `in`). weights[i] are layer i's weights.
 std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
                                     const ActivationShape& in,
                                     const std::vector<RefWeights>& weights,
-                                    const std::vector<double>& x, int batch);
+                                    const std::vector<double>& x, int batch,
+                                    const RefMasks* masks = nullptr);
 // Back-propagates dy (the gradient w.r.t. the last layer's output) through
 // the whole stack: element i holds layer i's weight gradients and the
 // gradient w.r.t. layer i's input (element 0's dx is d/d(model input)).
 std::vector<RefLayerGrads> RefModelBackward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
-    int batch, const std::vector<double>& dy);
+    int batch, const std::vector<double>& dy, const RefMasks* masks = nullptr);
 
 // The activation and its derivative at pre-activation x, in double.
 double RefActivation(Activation a, double x);

@@ -62,6 +62,12 @@ constexpr uint64_t Init(int layer, int weight) {
   return 1000 + 16 * static_cast<uint64_t>(layer) +
          static_cast<uint64_t>(weight);
 }
+// Input dropout mask of layer `layer` (< 2^15) for training step `step`
+// (0-based, < 2^48): top bit set, so it meets no other stream id.
+constexpr uint64_t Dropout(int layer, int64_t step) {
+  return (uint64_t{1} << 63) | (static_cast<uint64_t>(layer) << 48) |
+         static_cast<uint64_t>(step);
+}
 }  // namespace streams
 
 }  // namespace driftscope

@@ -35,6 +35,11 @@ absl::StatusOr<std::unique_ptr<Model<T>>> Model<T>::Create(
     }
     // Layer 0 needs no input gradient; the others get one of two buffers.
     if (i > 0) max_grad = std::max(max_grad, in.per_sample());
+    m->inputs_.push_back(in);
+    m->dropped_.emplace_back(
+        spec.layers[i].dropout > 0
+            ? static_cast<size_t>(max_batch * in.per_sample())
+            : 0);
     in = (*layer)->output_shape();
     m->acts_.emplace_back(static_cast<size_t>(max_batch * in.per_sample()));
     m->layers_.push_back(*std::move(layer));
@@ -55,10 +60,37 @@ std::vector<VariableSlice> Model<T>::variables() const {
   return v;
 }
 
+namespace {
+
+// y[b, t, d] = x[b, t, d] · mask[b, d] (or the same for a gradient).
 template <typename T>
-const T* Model<T>::Forward(const Context& ctx, const T* x, int batch) {
+void ApplyMask(const T* x, const T* mask, int batch, const ActivationShape& s,
+               T* y) {
+  const int64_t steps = s.sequence ? s.timesteps : 1;
+  for (int b = 0; b < batch; ++b) {
+    const T* m = mask + int64_t{b} * s.dim;
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t row = (int64_t{b} * steps + t) * s.dim;
+      for (int d = 0; d < s.dim; ++d) y[row + d] = x[row + d] * m[d];
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+const T* Model<T>::Forward(const Context& ctx, const T* x, int batch,
+                           const DropoutMasks<T>* dropout) {
+  last_dropout_ = dropout;
+  last_batch_ = batch;
   const T* in = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
+    const T* mask =
+        dropout != nullptr ? dropout->mask(static_cast<int>(i)) : nullptr;
+    if (mask != nullptr && !dropped_[i].empty()) {
+      ApplyMask(in, mask, batch, inputs_[i], dropped_[i].data());
+      in = dropped_[i].data();
+    }
     layers_[i]->Forward(ctx, params_.data() + layer_offsets_[i], in, batch,
                         acts_[i].data());
     in = acts_[i].data();
@@ -73,6 +105,10 @@ void Model<T>::Backward(const Context& ctx, const T* dy) {
     T* dx = i > 0 ? dbuf_[i % 2].data() : nullptr;
     layers_[i]->Backward(ctx, params_.data() + layer_offsets_[i], grad_out, dx,
                          grads_.data() + layer_offsets_[i]);
+    const T* mask = last_dropout_ != nullptr ? last_dropout_->mask(i) : nullptr;
+    if (dx != nullptr && mask != nullptr && !dropped_[i].empty()) {
+      ApplyMask(dx, mask, last_batch_, inputs_[i], dx);
+    }
     grad_out = dx;
   }
 }

@@ -19,6 +19,7 @@
 #include "engine/layers/layer.h"
 #include "engine/numerics/context.h"
 #include "engine/optim/optimizer.h"
+#include "engine/train/dropout.h"
 
 namespace driftscope {
 
@@ -62,7 +63,10 @@ class Model {
   // Runs the stack on `batch` ≤ max_batch() samples of x (which must stay
   // valid until Backward returns). Returns the output buffer (batch ·
   // output_shape().per_sample() values), valid until the next Forward.
-  const T* Forward(const Context& ctx, const T* x, int batch);
+  // With `dropout` (training), a layer that has a mask sees its input times
+  // the mask, broadcast over timesteps; `dropout` must outlive Backward.
+  const T* Forward(const Context& ctx, const T* x, int batch,
+                   const DropoutMasks<T>* dropout = nullptr);
   // Back-propagates dy (gradient w.r.t. the last Forward's output) and
   // overwrites grads() with the parameter gradients.
   void Backward(const Context& ctx, const T* dy);
@@ -75,7 +79,12 @@ class Model {
   std::vector<ModelWeight> weights_;
   std::vector<T> params_, grads_;
   std::vector<std::vector<T>> acts_;  // acts_[i]: output of layer i
-  std::vector<T> dbuf_[2];            // ping-pong input gradients
+  // dropped_[i]: layer i's masked input (layers with dropout only).
+  std::vector<std::vector<T>> dropped_;
+  std::vector<ActivationShape> inputs_;  // input shape of each layer
+  const DropoutMasks<T>* last_dropout_ = nullptr;
+  int last_batch_ = 0;
+  std::vector<T> dbuf_[2];  // ping-pong input gradients
   int max_batch_ = 0;
 };
 

@@ -180,14 +180,15 @@ absl::Status InitializeWeights(const JobSpec& spec, const RunOptions& options,
   // Drawn in float32 (Keras' floatx) and widened, so every precision starts
   // from the same values.
   std::vector<float> values;
+  const std::vector<LayerSeeds> seeds = ModelInitSeeds(spec);
   for (int i = 0; i < model->num_layers(); ++i) {
     std::vector<std::vector<int64_t>> shapes;
     for (const WeightShape& w : model->layer(i).weights()) {
       shapes.push_back(w.shape);
     }
     values.clear();
-    if (absl::Status s = InitializeLayer(spec.model.layers[i], shapes,
-                                         spec.seed, i, &values);
+    if (absl::Status s =
+            InitializeLayer(spec.model.layers[i], shapes, seeds[i], i, &values);
         !s.ok()) {
       return s;
     }
@@ -346,6 +347,7 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
   std::vector<T> yb(static_cast<size_t>(tr.batch_size * out_size));
   std::vector<T> dout(yb.size());
   std::vector<int64_t> order(static_cast<size_t>(n));
+  DropoutMasks<T> dropout(spec, ModelInitSeeds(spec), tr.batch_size);
   PhiloxStream shuffle_rng(spec.seed, streams::kShuffle);
   const Clock::time_point t1 = Clock::now();
   double eval_seconds = 0;
@@ -367,7 +369,9 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
         std::memcpy(&yb[k * out_size], &data.y[s * out_size],
                     sizeof(T) * out_size);
       }
-      const T* pred = model.Forward(ctx, xb.data(), b);
+      dropout.Draw(step, b);
+      const T* pred =
+          model.Forward(ctx, xb.data(), b, dropout.any() ? &dropout : nullptr);
       const int64_t rows = sequence ? int64_t{b} * spec.model.timesteps : b;
       losses[step] = LossForward<T>(spec.loss, pred, yb.data(), rows, units);
       LossBackward<T>(spec.loss, pred, yb.data(), rows, units, dout.data());

@@ -137,6 +137,8 @@ absl::Status ParseRnnCommon(const std::string& path, const Rnn& p,
   l->return_state = p.return_state();
   l->go_backwards = p.go_backwards();
   if (p.has_use_bias()) l->use_bias = p.use_bias();
+  l->dropout = p.dropout();
+  l->recurrent_dropout = p.recurrent_dropout();
   if (absl::Status s =
           ParseActivation(path + ".activation", p.activation(), &l->activation);
       !s.ok()) {
@@ -221,9 +223,13 @@ absl::Status ParseOptimizer(const v1::Optimizer& p, OptimizerSpec* o) {
   *o = OptimizerSpec{};
   switch (p.kind_case()) {
     case v1::Optimizer::kAdam:
+    case v1::Optimizer::kAdamw:
     case v1::Optimizer::KIND_NOT_SET: {
-      const v1::Adam& a = p.adam();  // the default instance when unset
+      const bool adamw = p.kind_case() == v1::Optimizer::kAdamw;
+      // The default instance when unset.
+      const v1::Adam& a = adamw ? p.adamw() : p.adam();
       o->kind = OptimizerKind::kAdam;
+      if (adamw) o->weight_decay = 0.004;  // keras.optimizers.AdamW default
       o->learning_rate = a.has_learning_rate() ? a.learning_rate() : 0.001;
       if (a.has_beta_1()) o->beta_1 = a.beta_1();
       if (a.has_beta_2()) o->beta_2 = a.beta_2();
@@ -253,6 +259,7 @@ absl::Status ParseOptimizer(const v1::Optimizer& p, OptimizerSpec* o) {
   if (p.has_clipnorm()) o->clipnorm = p.clipnorm();
   if (p.has_global_clipnorm()) o->global_clipnorm = p.global_clipnorm();
   if (p.has_clipvalue()) o->clipvalue = p.clipvalue();
+  if (p.has_weight_decay()) o->weight_decay = p.weight_decay();
   return absl::OkStatus();
 }
 
@@ -333,6 +340,8 @@ void RnnCommonToProto(const LayerSpec& l, Rnn* p) {
   p->set_go_backwards(l.go_backwards);
   p->set_activation(ActivationJsonName(l.activation));
   p->set_use_bias(l.use_bias);
+  p->set_dropout(l.dropout);
+  p->set_recurrent_dropout(l.recurrent_dropout);
   InitializerToProto(l.kernel_initializer, p->mutable_kernel_initializer());
   InitializerToProto(l.recurrent_initializer,
                      p->mutable_recurrent_initializer());
@@ -359,6 +368,19 @@ absl::StatusOr<JobSpec> JobSpecFromProto(const v1::JobSpec& proto,
                                          SuppliedDataPaths* supplied) {
   JobSpec spec;
   spec.seed = proto.has_seed() ? proto.seed() : 42;
+  switch (proto.seed_mode()) {
+    case v1::JobSpec::SEED_MODE_UNSPECIFIED:
+    case v1::JobSpec::STREAMS:
+      spec.seed_mode = SeedMode::kStreams;
+      break;
+    case v1::JobSpec::KERAS:
+      spec.seed_mode = SeedMode::kKeras;
+      break;
+    default:
+      return Invalid("seed_mode",
+                     absl::StrCat("unknown seed mode ", proto.seed_mode(),
+                                  "; valid: STREAMS, KERAS"));
+  }
 
   if (!proto.has_model()) {
     return Invalid("model",
@@ -413,6 +435,8 @@ absl::StatusOr<JobSpec> JobSpecFromProto(const v1::JobSpec& proto,
 v1::JobSpec JobSpecToProto(const JobSpec& spec) {
   v1::JobSpec p;
   p.set_seed(spec.seed);
+  p.set_seed_mode(spec.seed_mode == SeedMode::kKeras ? v1::JobSpec::KERAS
+                                                     : v1::JobSpec::STREAMS);
   v1::Model* model = p.mutable_model();
   model->mutable_input()->set_timesteps(spec.model.timesteps);
   model->mutable_input()->set_features(spec.model.features);
@@ -475,6 +499,7 @@ v1::JobSpec JobSpecToProto(const JobSpec& spec) {
   if (o.clipnorm) opt->set_clipnorm(*o.clipnorm);
   if (o.global_clipnorm) opt->set_global_clipnorm(*o.global_clipnorm);
   if (o.clipvalue) opt->set_clipvalue(*o.clipvalue);
+  if (o.weight_decay) opt->set_weight_decay(*o.weight_decay);
 
   p.set_loss(spec.loss == LossKind::kMae ? v1::MAE : v1::MSE);
 
@@ -532,7 +557,8 @@ std::string EngineFieldToJsonPath(const JobSpec& spec,
     const absl::string_view rest =
         absl::string_view(message).substr(kOptimizer.size());
     if (absl::StartsWith(rest, "clip") || absl::StartsWith(rest, "global_") ||
-        absl::StartsWith(rest, "kind")) {
+        absl::StartsWith(rest, "kind") ||
+        absl::StartsWith(rest, "weight_decay")) {
       return message;
     }
     return absl::StrCat(kOptimizer, OptimizerKindName(spec.optimizer.kind), ".",

@@ -126,6 +126,7 @@ TEST(SpecJsonTest, ExplicitJsonRoundTripsEveryField) {
   spec.model.layers[0].reset_after = false;
   spec.model.layers[0].recurrent_activation = Activation::kHardSigmoidKeras2;
   spec.model.layers[0].go_backwards = true;
+  spec.model.layers[0].dropout = 0.25;
   spec.model.layers[0].kernel_initializer = {
       InitializerSpec::Kind::kRandomUniform, -0.3, 0.1 + 0.2};
   spec.model.layers[1].kind = LayerKind::kSimpleRnn;
@@ -141,6 +142,7 @@ TEST(SpecJsonTest, ExplicitJsonRoundTripsEveryField) {
   spec.optimizer.centered = true;
   spec.optimizer.clipnorm.reset();
   spec.optimizer.global_clipnorm = 0.7;
+  spec.optimizer.weight_decay = 0.01;
   spec.loss = LossKind::kMae;
   spec.data.generator = DataSpec::Generator::kDelayedCopy;
   spec.data.delay = 3;
@@ -152,6 +154,55 @@ TEST(SpecJsonTest, ExplicitJsonRoundTripsEveryField) {
   absl::StatusOr<JobSpec> back = ParseSpecJson(json, "roundtrip.json");
   ASSERT_TRUE(back.ok()) << back.status() << "\n" << json;
   EXPECT_EQ(CanonicalText(*back), CanonicalText(spec)) << json;
+}
+
+TEST(SpecJsonTest, SeedModeKerasRoundTripsAndDefaultsToStreams) {
+  absl::StatusOr<JobSpec> keras =
+      ParseSpecJson(WithLayer(R"({"lstm": {"units": 3}})")
+                        .insert(1, R"("seed_mode": "KERAS", )"),
+                    "spec.json");
+  ASSERT_TRUE(keras.ok()) << keras.status();
+  EXPECT_EQ(keras->seed_mode, SeedMode::kKeras);
+  absl::StatusOr<JobSpec> back =
+      ParseSpecJson(SpecToJson(*keras, /*indent=*/false), "roundtrip.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(CanonicalText(*back), CanonicalText(*keras));
+
+  absl::StatusOr<JobSpec> plain =
+      ParseSpecJson(WithLayer(R"({"lstm": {"units": 3}})"), "spec.json");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->seed_mode, SeedMode::kStreams);
+  EXPECT_THAT(
+      ErrorOf(WithLayer(R"({"lstm": {"units": 3}})")
+                  .insert(1, R"("seed": 4294967296, "seed_mode": "KERAS", )")),
+      HasSubstr("spec.json: seed must be in [0, 4294967295] with seed_mode "
+                "KERAS"));
+}
+
+TEST(SpecJsonTest, AdamwIsAdamWithKerasDefaultWeightDecay) {
+  const std::string model =
+      R"("model": {"input": {"timesteps": 2, "features": 1}, "layers": [{"dense": {"units": 1}}]})";
+  absl::StatusOr<JobSpec> adamw = ParseSpecJson(
+      "{" + model + R"(, "optimizer": {"adamw": {"learning_rate": 0.01}}})",
+      "spec.json");
+  ASSERT_TRUE(adamw.ok()) << adamw.status();
+  EXPECT_EQ(adamw->optimizer.kind, OptimizerKind::kAdam);
+  EXPECT_EQ(adamw->optimizer.weight_decay, 0.004);
+  absl::StatusOr<JobSpec> same = ParseSpecJson(
+      "{" + model +
+          R"(, "optimizer": {"adam": {"learning_rate": 0.01}, "weight_decay": 0.004}})",
+      "spec.json");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(SpecDigest(*same), SpecDigest(*adamw));
+  absl::StatusOr<JobSpec> back =
+      ParseSpecJson(SpecToJson(*adamw, /*indent=*/false), "roundtrip.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(CanonicalText(*back), CanonicalText(*adamw));
+  EXPECT_EQ(
+      ErrorOf("{" + model +
+              R"(, "optimizer": {"sgd": {}, "weight_decay": -1}})"),
+      "spec.json: optimizer.weight_decay must be a finite number >= 0, got "
+      "-1");
 }
 
 TEST(SpecJsonTest, LayerWithoutKindNamesTheLayer) {

@@ -235,6 +235,16 @@ TEST(JobSpecDigestTest, EveryFieldChangesTheDigest) {
   s = DefaultJobSpec();
   s.model.layers[1].bias_initializer.gain = 2.0;
   EXPECT_NE(SpecDigest(s), base);
+  // Fields added later: each changes the digest, and only when set.
+  s = DefaultJobSpec();
+  s.seed_mode = SeedMode::kKeras;
+  EXPECT_NE(SpecDigest(s), base);
+  s = DefaultJobSpec();
+  s.optimizer.weight_decay = 0.0;  // set, even to 0: Keras' decay step runs
+  EXPECT_NE(SpecDigest(s), base);
+  s = DefaultJobSpec();
+  s.model.layers[0].dropout = 0.1;
+  EXPECT_NE(SpecDigest(s), base);
 }
 
 TEST(JobSpecDigestTest, CaptureOptionsDoNotChangeTheDigest) {

@@ -1,6 +1,6 @@
 // Optimizer steps against real Keras 3.15 / TF 2.21 (eager) goldens made by
-// tests/golden/optim/make_optim_golden.py: 7 optimizers × 4 clipping modes,
-// 5 steps, float32 and float64.
+// tests/golden/optim/make_optim_golden.py: 11 optimizers (4 of them with
+// decoupled weight decay) × 4 clipping modes, 5 steps, float32 and float64.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -80,6 +80,11 @@ OptimizerSpec Rmsprop(double momentum, bool centered) {
   return s;
 }
 
+OptimizerSpec WithWeightDecay(OptimizerSpec s, double weight_decay) {
+  s.weight_decay = weight_decay;
+  return s;
+}
+
 std::vector<std::pair<std::string, OptimizerSpec>> AllCases() {
   const std::pair<const char*, OptimizerSpec> opts[] = {
       {"adam", Adam(false)},
@@ -89,6 +94,10 @@ std::vector<std::pair<std::string, OptimizerSpec>> AllCases() {
       {"sgd_nesterov", Sgd(0.9, true)},
       {"rmsprop", Rmsprop(0.0, false)},
       {"rmsprop_centered_momentum", Rmsprop(0.5, true)},
+      {"adam_weight_decay", WithWeightDecay(Adam(false), 0.05)},
+      {"adamw", WithWeightDecay(Adam(false), 0.004)},  // AdamW's default
+      {"sgd_momentum_weight_decay", WithWeightDecay(Sgd(0.9, false), 0.01)},
+      {"rmsprop_weight_decay", WithWeightDecay(Rmsprop(0.0, false), 0.02)},
   };
   std::vector<std::pair<std::string, OptimizerSpec>> out;
   for (const auto& [name, base] : opts) {
@@ -172,7 +181,7 @@ void Report(const char* what, const std::vector<Outcome>& results) {
 // ulps (observed max 40 ulps, 2e-15 relative: RMSprop divides by sqrt(v)).
 TEST(OptimizerGolden, Float64MatchesKerasEager) {
   const std::vector<Outcome> results = RunAll<double>("f64", "");
-  ASSERT_EQ(results.size(), 28u);
+  ASSERT_EQ(results.size(), 44u);
   Report("f64", results);
   for (const Outcome& o : results) {
     EXPECT_GE(o.max_ulp, 0) << o.name;
@@ -191,7 +200,7 @@ TEST(OptimizerGolden, Float64MatchesKerasEager) {
 // the sequential one gives 0 ulps on sgd_clipnorm: the order is the cause.
 TEST(OptimizerGolden, Float32MatchesKerasEager) {
   const std::vector<Outcome> results = RunAll<float>("f32", "");
-  ASSERT_EQ(results.size(), 28u);
+  ASSERT_EQ(results.size(), 44u);
   Report("f32", results);
   for (const Outcome& o : results) {
     EXPECT_GE(o.max_ulp, 0) << o.name;
@@ -205,13 +214,14 @@ TEST(OptimizerGolden, Float32MatchesKerasEager) {
 }
 
 // Under tf.function (what model.fit runs), grappler turns RMSprop's
-// x / sqrt(y) into x * rsqrt(y): we follow the source formula and stay close
-// to the graph result.
-TEST(OptimizerGolden, RmspropCloseToKerasGraphMode) {
+// x / sqrt(y) into x * rsqrt(y) (and, in two float32 weight-decay cases,
+// rearranges Adam's/SGD's arithmetic): we follow the source formula and stay
+// close to the graph result.
+TEST(OptimizerGolden, CloseToKerasGraphModeWhereGrapplerRewrites) {
   const std::vector<Outcome> r32 = RunAll<float>("f32", "_graph");
   const std::vector<Outcome> r64 = RunAll<double>("f64", "_graph");
-  ASSERT_EQ(r32.size(), 8u);
-  ASSERT_EQ(r64.size(), 8u);
+  ASSERT_EQ(r32.size(), 14u);
+  ASSERT_EQ(r64.size(), 12u);
   Report("f32 graph", r32);
   Report("f64 graph", r64);
   // Observed: f32 max 112 ulps / 8.7e-6 relative; f64 24 ulps / 3.2e-15.

@@ -82,7 +82,8 @@ TEST(ReferenceGradientTest, EveryLayerAndOptionMatchesFiniteDifferences) {
   }
 }
 
-TEST(ReferenceGradientTest, ThreeLayerStackMatchesFiniteDifferences) {
+// masks: null, or input dropout masks for the LSTM and the GRU.
+void CheckStackGradients(bool with_masks) {
   std::vector<LayerSpec> layers(3);
   layers[0].kind = LayerKind::kLstm;
   layers[0].units = 4;
@@ -104,9 +105,21 @@ TEST(ReferenceGradientTest, ThreeLayerStackMatchesFiniteDifferences) {
   EXPECT_FALSE(shape.sequence);
   std::vector<double> x = rng.Vec(kBatch * in.per_sample(), 1.0);
   std::vector<double> dy = rng.Vec(kBatch * shape.per_sample(), 1.0);
-  const auto grads = RefModelBackward(layers, in, w, x, kBatch, dy);
+  RefMasks masks;
+  if (with_masks) {
+    // Dropout-style masks: 0 or 1/(1 - rate), the same at every timestep.
+    masks = {std::vector<double>(kBatch * kDim, 0.0),
+             std::vector<double>(kBatch * 4, 0.0),
+             {}};
+    for (int l = 0; l < 2; ++l) {
+      const std::vector<double> u = rng.Vec(masks[l].size(), 1.0);
+      for (size_t i = 0; i < u.size(); ++i) masks[l][i] = u[i] > -0.2 ? 2.5 : 0;
+    }
+  }
+  const RefMasks* m = with_masks ? &masks : nullptr;
+  const auto grads = RefModelBackward(layers, in, w, x, kBatch, dy, m);
   auto loss = [&]() {
-    return Dot(dy, RefModelForward(layers, in, w, x, kBatch));
+    return Dot(dy, RefModelForward(layers, in, w, x, kBatch, m));
   };
   for (size_t l = 0; l < layers.size(); ++l) {
     for (size_t k = 0; k < w[l].size(); ++k) {
@@ -131,6 +144,16 @@ TEST(ReferenceGradientTest, ThreeLayerStackMatchesFiniteDifferences) {
     x[i] = keep;
     ExpectGradClose((lp - lm) / (2 * kH), grads[0].dx[i], "x");
   }
+}
+
+TEST(ReferenceGradientTest, ThreeLayerStackMatchesFiniteDifferences) {
+  CheckStackGradients(/*with_masks=*/false);
+}
+
+// Input dropout masks on the LSTM and the GRU (zeros included): the masked
+// stack's gradients, w.r.t. the unmasked input too.
+TEST(ReferenceGradientTest, StackWithDropoutMasksMatchesFiniteDifferences) {
+  CheckStackGradients(/*with_masks=*/true);
 }
 
 double Sig(double v) { return 1.0 / (1.0 + std::exp(-v)); }

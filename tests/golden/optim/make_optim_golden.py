@@ -7,7 +7,8 @@ this script. CI has no TensorFlow: the .npy files are committed, and this
 script is only rerun by hand (python3 make_optim_golden.py) when the cases
 change. Keras/TF versions used are recorded in versions.json.
 
-Optimizer cases: 3 variables of shapes (2,8), (4,8), (8,) (56 values, flat
+Optimizer cases (weight decay included; AdamW with its default
+weight_decay 0.004): 3 variables of shapes (2,8), (4,8), (8,) (56 values, flat
 in that order), a fixed sequence of 5 gradient sets, every optimizer x every
 clipping mode, 5 apply_gradients steps. For each case and dtype,
 opt_<case>_<f32|f64>.npy holds the flat variables after each step, (5, 56),
@@ -47,6 +48,14 @@ OPTIMIZERS = {
     "rmsprop": lambda **kw: keras.optimizers.RMSprop(learning_rate=0.01, **kw),
     "rmsprop_centered_momentum": lambda **kw: keras.optimizers.RMSprop(
         learning_rate=0.01, momentum=0.5, centered=True, **kw),
+    # Decoupled weight decay (var -= var * wd * lr before the update).
+    "adam_weight_decay": lambda **kw: keras.optimizers.Adam(
+        learning_rate=0.01, weight_decay=0.05, **kw),
+    "adamw": lambda **kw: keras.optimizers.AdamW(learning_rate=0.01, **kw),
+    "sgd_momentum_weight_decay": lambda **kw: keras.optimizers.SGD(
+        learning_rate=0.1, momentum=0.9, weight_decay=0.01, **kw),
+    "rmsprop_weight_decay": lambda **kw: keras.optimizers.RMSprop(
+        learning_rate=0.01, weight_decay=0.02, **kw),
 }
 CLIPS = {
     "noclip": {},
