@@ -794,10 +794,10 @@ absl::Status DeviceModel::Forward(const float* x, int batch, const float** y) {
   return absl::OkStatus();
 }
 
-absl::Status DeviceModel::Backward(const float* dy) {
+absl::Status DeviceModel::Backward(const float* dy, float* dx_input) {
   const float* grad_out = dy;
   for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
-    float* dx = i > 0 ? dbuf_[i % 2] : nullptr;
+    float* dx = i > 0 ? dbuf_[i % 2] : dx_input;
     DS_RETURN_IF_ERROR(layers_[i]->Backward(params_ + offsets_[i], grad_out, dx,
                                             grads_ + offsets_[i]));
     grad_out = dx;

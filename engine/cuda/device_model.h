@@ -71,8 +71,9 @@ class DeviceModel {
   // Queues the forward pass of `batch` samples of device x (which must stay
   // unchanged until Backward); *y receives the output's device pointer.
   absl::Status Forward(const float* x, int batch, const float** y);
-  // Queues back-propagation of device dy; overwrites grads().
-  absl::Status Backward(const float* dy);
+  // Queues back-propagation of device dy; overwrites grads(). The model
+  // input's gradient is written to dx_input when it is not null (tests).
+  absl::Status Backward(const float* dy, float* dx_input = nullptr);
   // After Forward: the last layer's final states (device pointers, each
   // (batch, U)); empty for Dense.
   std::vector<const float*> final_states() const;
