@@ -155,6 +155,13 @@ class CudaDeviceOps final : public dev::DeviceOps {
       if (s == CUBLAS_STATUS_SUCCESS) s = cublasGetVersion(cublas_, &version);
       if (s != CUBLAS_STATUS_SUCCESS) {
         *error = std::string("cuBLAS: ") + CublasStatusName(s);
+        if (s == CUBLAS_STATUS_ALLOC_FAILED) {
+          size_t free_bytes = 0, total = 0;
+          cudaMemGetInfo(&free_bytes, &total);
+          *error += ": out of device memory for the handle (" +
+                    std::to_string(free_bytes) + " of " +
+                    std::to_string(total) + " bytes free)";
+        }
         return s == CUBLAS_STATUS_ALLOC_FAILED ? OpStatus::kOutOfMemory
                                                : OpStatus::kUnsupported;
       }
@@ -211,6 +218,9 @@ class CudaDeviceOps final : public dev::DeviceOps {
   }
   OpStatus Finish() override {
     return Check(cudaStreamSynchronize(stream_), "a queued kernel");
+  }
+  OpStatus MemoryInfo(size_t* free_bytes, size_t* total_bytes) override {
+    return Check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
   }
 
   OpStatus Gemm(const dev::GemmArgs& in, dev::GemmRole role) override {

@@ -83,6 +83,8 @@ class DeviceOps {
   virtual OpStatus Copy(void* dst, const void* src, size_t bytes) = 0;
   // Waits for the queued work; reports an error any of it hit.
   virtual OpStatus Finish() = 0;
+  // Free and total device memory in bytes (0, 0 for the host emulation).
+  virtual OpStatus MemoryInfo(size_t* free_bytes, size_t* total_bytes) = 0;
 
   // C = op(A)·op(B) (GemmArgs; tf32 and the order follow DeviceConfig).
   virtual OpStatus Gemm(const GemmArgs& args, GemmRole role) = 0;

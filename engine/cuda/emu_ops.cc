@@ -64,6 +64,11 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
     return OpStatus::kOk;
   }
   OpStatus Finish() override { return OpStatus::kOk; }
+  OpStatus MemoryInfo(size_t* free_bytes, size_t* total_bytes) override {
+    *free_bytes = 0;
+    *total_bytes = 0;
+    return OpStatus::kOk;
+  }
 
   // The bits of GemmArgs::operator() for every element (each C element is
   // 0, then fma with k = 0, 1, ... in order), computed row by row with the
