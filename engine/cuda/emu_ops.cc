@@ -1,5 +1,7 @@
 #include "engine/cuda/emu_ops.h"
 
+#include <immintrin.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -71,33 +73,33 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
   }
 
   // The bits of GemmArgs::operator() for every element (each C element is
-  // 0, then fma with k = 0, 1, ... in order), computed row by row with the
-  // k loop outside the j loop so the compiler can run many elements' chains
-  // side by side. op(B) is first copied (transposed and/or TF32-rounded) into
-  // a row-major K×N scratch: that moves values, never changes them.
+  // 0, then fma with k = 0, 1, ... in order), computed in register tiles of
+  // R rows × kCols columns with the k loop outside, so many elements' chains
+  // run side by side. op(A) and op(B) are first copied (transposed and/or
+  // TF32-rounded) into row-major scratch: that moves values, never changes
+  // them.
   OpStatus Gemm(const dev::GemmArgs& in, dev::GemmRole) override {
     dev::GemmArgs g = in;
     g.tf32 = in.tf32 || tf32_;
     const int m = g.m, n = g.n, k = g.k;
-    const float* b = g.b;
-    int64_t ldb = g.ldb;
+    Operand a{g.a, g.lda}, b{g.b, g.ldb};
+    if (g.ta || g.tf32) {
+      a_.resize(static_cast<size_t>(m) * k);
+      for (int i = 0; i < m; ++i)
+        for (int kk = 0; kk < k; ++kk)
+          a_[static_cast<size_t>(i) * k + kk] = g.A(i, kk);
+      a = {a_.data(), k};
+    }
     if (g.tb || g.tf32) {
       b_.resize(static_cast<size_t>(k) * n);
       for (int kk = 0; kk < k; ++kk)
         for (int j = 0; j < n; ++j)
           b_[static_cast<size_t>(kk) * n + j] = g.B(kk, j);
-      b = b_.data();
-      ldb = n;
+      b = {b_.data(), n};
     }
-    for (int i = 0; i < m; ++i) {
-      float* __restrict c = g.c + static_cast<int64_t>(i) * g.ldc;
-      for (int j = 0; j < n; ++j) c[j] = 0.0f;
-      for (int kk = 0; kk < k; ++kk) {
-        const float a = g.A(i, kk);
-        const float* __restrict brow = b + kk * ldb;
-        for (int j = 0; j < n; ++j) c[j] = dev::Fma(a, brow[j], c[j]);
-      }
-    }
+    int i = 0;
+    for (; i + 4 <= m; i += 4) Rows<4>(a, b, i, n, k, g.c, g.ldc);
+    for (; i < m; ++i) Rows<1>(a, b, i, n, k, g.c, g.ldc);
     return OpStatus::kOk;
   }
 
@@ -128,10 +130,52 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
   OpStatus Run(const dev::RmspropArgs& a) override { return ForEach(a); }
 
  private:
+  struct Operand {
+    const float* p;
+    int64_t ld;
+  };
+  static constexpr int kCols = 16;
+
+  // Rows i0 .. i0+R-1 of C.
+  template <int R>
+  static void Rows(const Operand& a, const Operand& b, int i0, int n, int k,
+                   float* c, int ldc) {
+    int j0 = 0;
+#ifdef __FMA__
+    // _mm256_fmadd_ps is the IEEE fma of each lane: the bits of dev::Fma.
+    for (; j0 + kCols <= n; j0 += kCols) {
+      __m256 acc[R][2];
+      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      for (int kk = 0; kk < k; ++kk) {
+        const float* br = b.p + kk * b.ld + j0;
+        const __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
+        for (int r = 0; r < R; ++r) {
+          const __m256 av = _mm256_set1_ps(a.p[(i0 + r) * a.ld + kk]);
+          acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        float* cr = c + static_cast<int64_t>(i0 + r) * ldc + j0;
+        _mm256_storeu_ps(cr, acc[r][0]);
+        _mm256_storeu_ps(cr + 8, acc[r][1]);
+      }
+    }
+#endif
+    for (int r = 0; r < R; ++r) {
+      for (int j = j0; j < n; ++j) {
+        float acc = 0.0f;
+        for (int kk = 0; kk < k; ++kk)
+          acc = dev::Fma(a.p[(i0 + r) * a.ld + kk], b.p[kk * b.ld + j], acc);
+        c[static_cast<int64_t>(i0 + r) * ldc + j] = acc;
+      }
+    }
+  }
+
   const bool tf32_;
   dev::DeviceDescription description_;
   std::string error_;
-  std::vector<float> b_;
+  std::vector<float> a_, b_;
 };
 
 }  // namespace
