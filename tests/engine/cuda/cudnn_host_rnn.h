@@ -19,6 +19,7 @@
 #ifndef DRIFTSCOPE_TESTS_ENGINE_CUDA_CUDNN_HOST_RNN_H_
 #define DRIFTSCOPE_TESTS_ENGINE_CUDA_CUDNN_HOST_RNN_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -219,6 +220,66 @@ class CudnnHostRnn {
   int batch_ = 0, steps_ = 0;
   std::vector<double> x_, acts_, q_, hs_, cs_;
 };
+
+// The Keras layer semantics around a cuDNN call, as cudnn_rnn.cu implements
+// them: go_backwards reverses the time axis of x before the call (and of dx
+// after it); without return_sequences the output is the last step and the
+// gradient enters the last step of an otherwise zero dy.
+inline std::vector<double> ReverseTime(const std::vector<double>& v, int batch,
+                                       int steps) {
+  const size_t width = v.size() / (static_cast<size_t>(batch) * steps);
+  std::vector<double> out(v.size());
+  for (int b = 0; b < batch; ++b)
+    for (int t = 0; t < steps; ++t)
+      std::copy_n(
+          &v[(static_cast<size_t>(b) * steps + t) * width], width,
+          &out[(static_cast<size_t>(b) * steps + (steps - 1 - t)) * width]);
+  return out;
+}
+
+// One Keras layer (`keras` = its parameter block in get_weights() layout)
+// run through the cuDNN equations on the mapped weights: the output in
+// Keras' shape, the final states, dx and the gradients mapped back.
+struct HostLayerRun {
+  std::vector<double> y, dx, dkeras;
+  std::vector<std::vector<double>> final_states;
+};
+
+inline HostLayerRun RunKerasLayerThroughCudnnEquations(
+    const LayerSpec& spec, const ActivationShape& in, int batch,
+    const std::vector<double>& keras, const std::vector<double>& x,
+    const std::vector<double>& dy) {
+  const CudnnWeightLayout L = *CudnnWeightLayout::For(spec, in);
+  const int steps = in.timesteps, U = spec.units;
+  std::vector<double> packed(static_cast<size_t>(L.size()));
+  PackKerasToCudnn(L, keras.data(), packed.data());
+  CudnnHostRnn rnn(L, packed);
+  HostLayerRun r;
+  const std::vector<double> xs =
+      spec.go_backwards ? ReverseTime(x, batch, steps) : x;
+  const std::vector<double> yfull =
+      rnn.Forward(xs, batch, steps, &r.final_states);
+  std::vector<double> dyfull;
+  if (spec.return_sequences) {
+    r.y = yfull;
+    dyfull = dy;
+  } else {
+    dyfull.assign(yfull.size(), 0.0);
+    for (int b = 0; b < batch; ++b)
+      for (int u = 0; u < U; ++u) {
+        const size_t last =
+            (static_cast<size_t>(b) * steps + steps - 1) * U + u;
+        r.y.push_back(yfull[last]);
+        dyfull[last] = dy[static_cast<size_t>(b) * U + u];
+      }
+  }
+  std::vector<double> dw, dxs;
+  rnn.Backward(dyfull, &dw, &dxs);
+  r.dx = spec.go_backwards ? ReverseTime(dxs, batch, steps) : dxs;
+  r.dkeras.assign(static_cast<size_t>(L.keras_size()), 0.0);
+  CudnnGradientsToKeras(L, dw.data(), r.dkeras.data());
+  return r;
+}
 
 }  // namespace testing_util
 }  // namespace driftscope

@@ -21,8 +21,10 @@ namespace {
 
 using testing_util::CudnnHostRnn;
 using testing_util::Flatten;
+using testing_util::HostLayerRun;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
+using testing_util::RunKerasLayerThroughCudnnEquations;
 
 LayerSpec Rnn(LayerKind kind, int units, bool seq = true, bool back = false) {
   LayerSpec s;
@@ -191,60 +193,6 @@ std::vector<Case> Cases() {
   return out;
 }
 
-// The Keras layer semantics around a cuDNN call, as cudnn_rnn.cu implements
-// them: go_backwards reverses the time axis of x before the call (and of dx
-// after it); without return_sequences the output is the last step and the
-// gradient enters the last step of an otherwise zero dy.
-std::vector<double> ReverseTime(const std::vector<double>& v, int batch,
-                                int steps) {
-  const size_t width = v.size() / (static_cast<size_t>(batch) * steps);
-  std::vector<double> out(v.size());
-  for (int b = 0; b < batch; ++b)
-    for (int t = 0; t < steps; ++t)
-      std::copy_n(&v[(size_t(b) * steps + t) * width], width,
-                  &out[(size_t(b) * steps + (steps - 1 - t)) * width]);
-  return out;
-}
-
-struct HostLayerRun {
-  std::vector<double> y, dx, dkeras;
-  std::vector<std::vector<double>> final_states;
-};
-
-HostLayerRun RunThroughCudnnEquations(const Case& c, const LayerSpec& spec,
-                                      const ActivationShape& in,
-                                      const std::vector<double>& keras,
-                                      const std::vector<double>& x,
-                                      const std::vector<double>& dy) {
-  const CudnnWeightLayout L = LayoutOf(spec, in);
-  std::vector<double> packed(static_cast<size_t>(L.size()));
-  PackKerasToCudnn(L, keras.data(), packed.data());
-  CudnnHostRnn rnn(L, packed);
-  HostLayerRun r;
-  const std::vector<double> xs = c.back ? ReverseTime(x, c.batch, c.steps) : x;
-  std::vector<double> yfull =
-      rnn.Forward(xs, c.batch, c.steps, &r.final_states);
-  std::vector<double> dyfull;
-  if (c.seq) {
-    r.y = yfull;
-    dyfull = dy;
-  } else {
-    dyfull.assign(yfull.size(), 0.0);
-    for (int b = 0; b < c.batch; ++b)
-      for (int u = 0; u < c.units; ++u) {
-        const size_t last = (size_t(b) * c.steps + c.steps - 1) * c.units + u;
-        r.y.push_back(yfull[last]);
-        dyfull[last] = dy[size_t(b) * c.units + u];
-      }
-  }
-  std::vector<double> dw, dxs;
-  rnn.Backward(dyfull, &dw, &dxs);
-  r.dx = c.back ? ReverseTime(dxs, c.batch, c.steps) : dxs;
-  r.dkeras.assign(static_cast<size_t>(L.keras_size()), 0.0);
-  CudnnGradientsToKeras(L, dw.data(), r.dkeras.data());
-  return r;
-}
-
 void ExpectClose(const std::vector<double>& got,
                  const std::vector<double>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
@@ -276,8 +224,8 @@ TEST(CudnnEquationsTest, MappedWeightsReproduceTheKerasReference) {
         RefForward(spec, in, w, x, c.batch, &ref_final);
     const RefLayerGrads ref = RefBackward(spec, in, w, x, c.batch, dy);
 
-    const HostLayerRun got =
-        RunThroughCudnnEquations(c, spec, in, Flatten(w), x, dy);
+    const HostLayerRun got = RunKerasLayerThroughCudnnEquations(
+        spec, in, c.batch, Flatten(w), x, dy);
     ExpectClose(got.y, ref_y, "y");
     ASSERT_EQ(got.final_states.size(), ref_final.size());
     for (size_t s = 0; s < ref_final.size(); ++s)
@@ -316,7 +264,7 @@ TEST(CudnnEquationsTest, MappedWeightsReproduceTheEngineFloat64Layers) {
     (*layer)->Backward(ctx, keras.data(), dy.data(), dx.data(), dkeras.data());
 
     const HostLayerRun got =
-        RunThroughCudnnEquations(c, spec, in, keras, x, dy);
+        RunKerasLayerThroughCudnnEquations(spec, in, c.batch, keras, x, dy);
     ExpectClose(got.y, y, "y");
     ASSERT_EQ(got.final_states.size(), final.size());
     for (size_t s = 0; s < final.size(); ++s)
