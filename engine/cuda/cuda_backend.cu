@@ -20,9 +20,18 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/cuda/device_ops.h"
+#ifdef DRIFTSCOPE_BACKEND_HAS_CUDNN
+#include <cudnn.h>
+
+#include "engine/cuda/cudnn_layout.h"
+#include "engine/cuda/cudnn_rnn.h"
+#include "engine/job/job_spec.h"
+#endif
 
 namespace driftscope {
 namespace {
@@ -104,6 +113,10 @@ class CudaDeviceOps final : public dev::DeviceOps {
 
   ~CudaDeviceOps() override {
     if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+#ifdef DRIFTSCOPE_BACKEND_HAS_CUDNN
+    cudnn_layers_.clear();  // before the handle they use
+    if (cudnn_ != nullptr) cudnnDestroy(cudnn_);
+#endif
     if (cublas_ != nullptr) cublasDestroy(cublas_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     // A sticky error (a kernel fault) leaves the context unusable: reset it
@@ -289,7 +302,83 @@ class CudaDeviceOps final : public dev::DeviceOps {
   OpStatus Run(const dev::SgdArgs& a) override { return Launch(a); }
   OpStatus Run(const dev::RmspropArgs& a) override { return Launch(a); }
 
+#ifdef DRIFTSCOPE_BACKEND_HAS_CUDNN
+  OpStatus CudnnLayerCreate(const LayerSpec& spec, int timesteps, int dim,
+                            int max_batch, int* layer) override {
+    if (cudnn_ == nullptr) {
+      cudnnStatus_t st = cudnnCreate(&cudnn_);
+      if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetStream(cudnn_, stream_);
+      if (st != CUDNN_STATUS_SUCCESS) {
+        error_ = std::string("cudnnCreate: ") + cudnnGetErrorString(st);
+        return OpStatus::kDeviceError;
+      }
+      description_.cudnn_version = static_cast<long>(cudnnGetVersion());
+    }
+    CudnnRnnOptions options;
+    options.tf32 = config_.tf32;
+    absl::StatusOr<std::unique_ptr<CudnnRnnLayer>> made = CudnnRnnLayer::Create(
+        cudnn_, stream_, spec, ActivationShape{true, timesteps, dim}, max_batch,
+        options);
+    if (!made.ok()) return FromStatus(made.status());
+    *layer = static_cast<int>(cudnn_layers_.size());
+    const std::string what =
+        "; layer " + std::to_string(*layer) + ": " + (*made)->Describe();
+    const std::string math = description_.math_mode + what;
+    CopyText(description_.math_mode, sizeof(description_.math_mode), math);
+    cudnn_layers_.push_back(*std::move(made));
+    return OpStatus::kOk;
+  }
+  OpStatus CudnnLayerForward(int layer, const float* params, const float* x,
+                             int batch, float* y) override {
+    return FromStatus(cudnn_layers_.at(layer)->Forward(params, x, batch, y));
+  }
+  OpStatus CudnnLayerBackward(int layer, const float* dy, float* dx,
+                              float* dparams) override {
+    return FromStatus(cudnn_layers_.at(layer)->Backward(dy, dx, dparams));
+  }
+  OpStatus CudnnLayerStates(int layer, const float** states,
+                            int* count) override {
+    const std::vector<const float*> s = cudnn_layers_.at(layer)->final_states();
+    *count = static_cast<int>(s.size());
+    for (size_t i = 0; i < s.size() && i < 2; ++i) states[i] = s[i];
+    return OpStatus::kOk;
+  }
+#else
+  OpStatus CudnnLayerCreate(const LayerSpec&, int, int, int, int*) override {
+    return NoCudnn();
+  }
+  OpStatus CudnnLayerForward(int, const float*, const float*, int,
+                             float*) override {
+    return NoCudnn();
+  }
+  OpStatus CudnnLayerBackward(int, const float*, float*, float*) override {
+    return NoCudnn();
+  }
+  OpStatus CudnnLayerStates(int, const float**, int*) override {
+    return NoCudnn();
+  }
+#endif
+
  private:
+#ifdef DRIFTSCOPE_BACKEND_HAS_CUDNN
+  OpStatus FromStatus(const absl::Status& st) {
+    if (st.ok()) return OpStatus::kOk;
+    error_ = std::string(st.message());
+    if (st.code() == absl::StatusCode::kResourceExhausted) {
+      return OpStatus::kOutOfMemory;
+    }
+    return st.code() == absl::StatusCode::kInternal ? OpStatus::kDeviceError
+                                                    : OpStatus::kUnsupported;
+  }
+  cudnnHandle_t cudnn_ = nullptr;
+  std::vector<std::unique_ptr<CudnnRnnLayer>> cudnn_layers_;
+#else
+  OpStatus NoCudnn() {
+    error_ = "this CUDA backend was built without cuDNN (rnn=cudnn)";
+    return OpStatus::kUnsupported;
+  }
+#endif
+
   template <typename Args>
   OpStatus Launch(const Args& args) {
     const int64_t n = args.size();

@@ -711,10 +711,46 @@ class DeviceDense final : public DeviceLayer {
   float* dz_ = nullptr;
 };
 
+// An LSTM or GRU layer run by the table's cuDNN layer (rnn=cudnn): the
+// whole sequence in one call each way, parameters in the Keras layout.
+class DeviceCudnnRnn final : public DeviceLayer {
+ public:
+  using DeviceLayer::DeviceLayer;
+
+  absl::Status Allocate(DeviceArena*, int max_batch) override {
+    return DeviceStatus(
+        *ops_, ops_->CudnnLayerCreate(spec_, in_.timesteps, in_.dim, max_batch,
+                                      &layer_));
+  }
+  absl::Status Forward(const float* params, const float* x, int batch,
+                       float* y) override {
+    return DeviceStatus(*ops_,
+                        ops_->CudnnLayerForward(layer_, params, x, batch, y));
+  }
+  absl::Status Backward(const float*, const float* dy, float* dx,
+                        float* dparams) override {
+    return DeviceStatus(*ops_,
+                        ops_->CudnnLayerBackward(layer_, dy, dx, dparams));
+  }
+  std::vector<const float*> final_states() const override {
+    const float* s[2] = {nullptr, nullptr};
+    int n = 0;
+    if (ops_->CudnnLayerStates(layer_, s, &n) != dev::OpStatus::kOk) return {};
+    return std::vector<const float*>(s, s + std::min(n, 2));
+  }
+
+ private:
+  int layer_ = -1;
+};
+
 std::unique_ptr<DeviceLayer> NewDeviceLayer(dev::DeviceOps* ops,
                                             const LayerSpec& spec,
                                             const ActivationShape& in,
-                                            bool tf32) {
+                                            bool tf32, bool cudnn) {
+  if (cudnn &&
+      (spec.kind == LayerKind::kLstm || spec.kind == LayerKind::kGru)) {
+    return std::make_unique<DeviceCudnnRnn>(ops, spec, in, tf32);
+  }
   switch (spec.kind) {
     case LayerKind::kLstm:
       return std::make_unique<DeviceLstm>(ops, spec, in, tf32);
@@ -731,7 +767,8 @@ std::unique_ptr<DeviceLayer> NewDeviceLayer(dev::DeviceOps* ops,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(
-    dev::DeviceOps* ops, const ModelSpec& spec, int max_batch, bool tf32) {
+    dev::DeviceOps* ops, const ModelSpec& spec, int max_batch, bool tf32,
+    bool cudnn) {
   if (max_batch < 1 || spec.layers.empty()) {
     return absl::InvalidArgumentError(
         "device model: needs max_batch >= 1 and at least one layer");
@@ -749,7 +786,7 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(
     offset += (*cpu)->num_params();
     if (i > 0) max_grad = std::max(max_grad, in.per_sample());
     std::unique_ptr<DeviceLayer> layer =
-        NewDeviceLayer(ops, spec.layers[i], in, tf32);
+        NewDeviceLayer(ops, spec.layers[i], in, tf32, cudnn);
     if (absl::Status s = layer->Allocate(&m->arena_, max_batch); !s.ok()) {
       return s;
     }

@@ -53,10 +53,12 @@ class DeviceModel {
  public:
   // The layers of `spec` (with `implementation` forced on the RNNs when not
   // 0, as the CPU trainer does) over device buffers for max_batch samples.
-  // InvalidArgument from the layers' checks; ResourceExhausted with the
-  // bytes when device memory runs out.
+  // With cudnn, LSTM and GRU layers run through the table's cuDNN layers
+  // (rnn=cudnn). InvalidArgument from the layers' checks; ResourceExhausted
+  // with the bytes when device memory runs out.
   static absl::StatusOr<std::unique_ptr<DeviceModel>> Create(
-      dev::DeviceOps* ops, const ModelSpec& spec, int max_batch, bool tf32);
+      dev::DeviceOps* ops, const ModelSpec& spec, int max_batch, bool tf32,
+      bool cudnn = false);
   ~DeviceModel();
   DeviceModel(const DeviceModel&) = delete;
   DeviceModel& operator=(const DeviceModel&) = delete;

@@ -29,6 +29,9 @@
 #include "engine/cuda/simple_rnn_kernels.h"
 
 namespace driftscope {
+
+struct LayerSpec;  // engine/job/job_spec.h
+
 namespace dev {
 
 // Bump when anything below changes layout: the loader refuses a library
@@ -111,6 +114,20 @@ class DeviceOps {
   virtual OpStatus Run(const AdamArgs& args) = 0;
   virtual OpStatus Run(const SgdArgs& args) = 0;
   virtual OpStatus Run(const RmspropArgs& args) = 0;
+
+  // rnn=cudnn: one Keras LSTM or GRU(reset_after) layer through cuDNN's RNN
+  // API (engine/cuda/cudnn_rnn.h), parameters in the Keras layout of the
+  // flat buffer. Layers are numbered by the table (*layer), which owns them.
+  // kUnsupported from a backend without cuDNN (the emulation).
+  virtual OpStatus CudnnLayerCreate(const LayerSpec& spec, int timesteps,
+                                    int dim, int max_batch, int* layer) = 0;
+  virtual OpStatus CudnnLayerForward(int layer, const float* params,
+                                     const float* x, int batch, float* y) = 0;
+  virtual OpStatus CudnnLayerBackward(int layer, const float* dy, float* dx,
+                                      float* dparams) = 0;
+  // After Forward: the final states (LSTM {h, c}, GRU {h}), device pointers.
+  virtual OpStatus CudnnLayerStates(int layer, const float** states,
+                                    int* count) = 0;
 };
 
 }  // namespace dev

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/cuda/cuda_backend_loader.h"
+#include "engine/cuda/cudnn_layout.h"
 #include "engine/cuda/device_model.h"
 #include "engine/cuda/emu_ops.h"
 #include "engine/optim/optimizer.h"
@@ -272,11 +273,10 @@ absl::StatusOr<RunResult> RunJobOnDeviceOps(const JobSpec& spec,
                                             dev::DeviceOps* ops) {
   const Clock::time_point t0 = Clock::now();
   const TrainingSpec& tr = spec.training;
-  if (profile.rnn == DeviceRnn::kCudnn) {
-    return absl::FailedPreconditionError(
-        "rnn=cudnn: the cuDNN RNN layers are not wired into the CUDA backend "
-        "in this build; use rnn=own (presets cuda, cuda-tf32, cuda-det)");
-  }
+  const bool cudnn = profile.rnn == DeviceRnn::kCudnn;
+  // Keras' conditions for its cuDNN path: a layer outside them is refused
+  // with the reason, never run another way.
+  if (cudnn) DS_RETURN_IF_ERROR(CudnnCheckModel(spec.model.layers));
   RunData<float> data;
   DS_RETURN_IF_ERROR(PrepareData(spec, options, &data));
   ModelSpec model_spec = spec.model;
@@ -299,8 +299,9 @@ absl::StatusOr<RunResult> RunJobOnDeviceOps(const JobSpec& spec,
       Optimizer<float>::Create(spec.optimizer, host.variables());
   if (!validated.ok()) return validated.status();
 
-  absl::StatusOr<std::unique_ptr<DeviceModel>> created = DeviceModel::Create(
-      ops, model_spec, tr.batch_size, profile.matmul == MatmulInputs::kTf32);
+  absl::StatusOr<std::unique_ptr<DeviceModel>> created =
+      DeviceModel::Create(ops, model_spec, tr.batch_size,
+                          profile.matmul == MatmulInputs::kTf32, cudnn);
   if (!created.ok()) return created.status();
   DeviceModel& model = **created;
   const int64_t num_params = model.num_params();

@@ -129,7 +129,27 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
   OpStatus Run(const dev::SgdArgs& a) override { return ForEach(a); }
   OpStatus Run(const dev::RmspropArgs& a) override { return ForEach(a); }
 
+  OpStatus CudnnLayerCreate(const LayerSpec&, int, int, int, int*) override {
+    return Unsupported();
+  }
+  OpStatus CudnnLayerForward(int, const float*, const float*, int,
+                             float*) override {
+    return Unsupported();
+  }
+  OpStatus CudnnLayerBackward(int, const float*, float*, float*) override {
+    return Unsupported();
+  }
+  OpStatus CudnnLayerStates(int, const float**, int*) override {
+    return Unsupported();
+  }
+
  private:
+  OpStatus Unsupported() {
+    error_ =
+        "the host emulation cannot run cuDNN (rnn=cudnn needs device=cuda)";
+    return OpStatus::kUnsupported;
+  }
+
   struct Operand {
     const float* p;
     int64_t ld;

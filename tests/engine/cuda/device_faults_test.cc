@@ -127,6 +127,22 @@ class FaultyOps final : public dev::DeviceOps {
     return inner_->Run(a);
   }
 
+  dev::OpStatus CudnnLayerCreate(const LayerSpec& s, int t, int d, int b,
+                                 int* l) override {
+    return inner_->CudnnLayerCreate(s, t, d, b, l);
+  }
+  dev::OpStatus CudnnLayerForward(int l, const float* p, const float* x, int b,
+                                  float* y) override {
+    return inner_->CudnnLayerForward(l, p, x, b, y);
+  }
+  dev::OpStatus CudnnLayerBackward(int l, const float* dy, float* dx,
+                                   float* dp) override {
+    return inner_->CudnnLayerBackward(l, dy, dx, dp);
+  }
+  dev::OpStatus CudnnLayerStates(int l, const float** s, int* n) override {
+    return inner_->CudnnLayerStates(l, s, n);
+  }
+
   int allocs() const { return allocs_; }
   int frees() const { return frees_; }
 
