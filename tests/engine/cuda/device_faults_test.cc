@@ -188,5 +188,31 @@ TEST(DeviceFaultsTest, DeviceErrorMidRunIsInternalAndTheNextRunWorks) {
   EXPECT_EQ(next->steps, 2);
 }
 
+// rnn=cudnn follows Keras' conditions for its cuDNN path: a layer outside
+// them is refused naming the layer and the reason, before any device work.
+TEST(DeviceFaultsTest, CudnnProfileRefusesLayersKerasWouldNotSendToCudnn) {
+  Profile p = *Profile::Parse("fp32,device=cuda,rnn=cudnn");
+  JobSpec spec = SmallJob();
+  spec.model.layers[1].kind = LayerKind::kSimpleRnn;
+  FaultyOps ops(0, 0);
+  absl::StatusOr<RunResult> r = RunJobOnDeviceOps(spec, p, {}, &ops);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("model.layers[1]"));
+  EXPECT_EQ(ops.allocs(), 0);
+  spec = SmallJob();
+  spec.model.layers[0].recurrent_activation = Activation::kHardSigmoidKeras3;
+  r = RunJobOnDeviceOps(spec, p, {}, &ops);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("model.layers[0]"));
+  // An eligible model on a table without cuDNN: refused, never run another
+  // way.
+  r = RunJobOnDeviceOps(SmallJob(), p, {}, &ops);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("cannot run cuDNN"));
+  EXPECT_EQ(ops.frees(), ops.allocs());
+}
+
 }  // namespace
 }  // namespace driftscope

@@ -117,6 +117,24 @@ TEST(GpuBackendTest, CublasProfilesAgreeWithRef64) {
   ExpectIdentical(cuda, MustRun(spec, "cuda"));
 }
 
+TEST(GpuBackendTest, CudnnProfilesAgreeWithRef64AndRepeat) {
+  SKIP_WITHOUT_GPU();
+  const JobSpec spec = DefaultJobSpec();
+  const RunResult ref = MustRun(spec, "ref64");
+  const RunResult fp32 = MustRun(spec, "fp32,device=cuda,rnn=cudnn");
+  const RunResult keras = MustRun(spec, "cuda-cudnn");
+  const double d = RelL2(fp32.outputs, ref.outputs);
+  const double t = RelL2(keras.outputs, ref.outputs);
+  std::printf("rel L2 vs ref64: cudnn fp32 %.3g, cuda-cudnn (TF32) %.3g\n%s\n",
+              d, t, keras.device.math_mode.c_str());
+  EXPECT_LT(d, 1e-5);
+  EXPECT_LT(t, 1e-2);
+  EXPECT_GT(keras.device.cudnn_version, 0);
+  EXPECT_THAT(keras.device.math_mode, HasSubstr("cudnn"));
+  // The claim for cuDNN: run to run on one GPU model and cuDNN version.
+  ExpectIdentical(keras, MustRun(spec, "cuda-cudnn"));
+}
+
 TEST(GpuBackendTest, CudaNondetStaysCloseAndMayDifferRunToRun) {
   SKIP_WITHOUT_GPU();
   const JobSpec spec = DefaultJobSpec();
