@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/cuda/device_info.h"
 
 namespace driftscope {
 namespace {
@@ -113,6 +114,19 @@ absl::StatusOr<std::unique_ptr<dev::DeviceOps>> OpenCudaBackend(
 }
 
 absl::Status CheckCudaDevice(const Profile& profile) {
+  // The environment probe (device_info.h) answers "is there a GPU at all"
+  // without mapping cuBLAS: a CPU-only host never loads the backend.
+  static const CudaInfo* info = new CudaInfo(ProbeCuda());
+  if (info->devices.empty()) {
+    return NoDevice(info->error.empty() ? "no CUDA device is visible"
+                                        : info->error);
+  }
+  if (profile.device_index < 0 ||
+      profile.device_index >= static_cast<int>(info->devices.size())) {
+    return NoDevice(absl::StrCat("device index ", profile.device_index,
+                                 " is out of range: ", info->devices.size(),
+                                 " CUDA device(s) visible"));
+  }
   static std::mutex* mu = new std::mutex;
   static auto* checked = new std::map<int, absl::Status>;
   {

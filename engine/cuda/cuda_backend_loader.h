@@ -40,7 +40,8 @@ absl::StatusOr<std::unique_ptr<dev::DeviceOps>> OpenCudaBackend(
     const Profile& profile);
 
 // Whether OpenCudaBackend can succeed for the profile's device (checked once
-// per device index and process; the answer is cached).
+// per device index and process; the answer is cached). Asks the environment
+// probe first, so a host without a GPU never loads the backend library.
 absl::Status CheckCudaDevice(const Profile& profile);
 
 }  // namespace driftscope
