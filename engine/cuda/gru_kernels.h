@@ -1,7 +1,8 @@
-// Keras GRU on the device (reset_after true and false, rnn-math §2 and
-// §9.2-§9.3): the per-step element work, one thread per (sample, unit), in
-// phases split where the step needs a GEMM in between. Gate order [z|r|h];
-// gates rows hold x·W + b_x on entry and the activated [z|r|n] on exit.
+// Keras GRU on the device (reset_after true and false, the equations and
+// backward pass of engine/layers/gru.cc): the per-step element work, one thread
+// per (sample, unit), in phases split where the step needs a GEMM in between.
+// Gate order [z|r|h]; gates rows hold x·W + b_x on entry and the activated
+// [z|r|n] on exit.
 #ifndef DRIFTSCOPE_ENGINE_CUDA_GRU_KERNELS_H_
 #define DRIFTSCOPE_ENGINE_CUDA_GRU_KERNELS_H_
 

@@ -59,7 +59,8 @@ struct LstmForwardArgs {
 };
 
 // δh = (output gradient at this step, if any) + carried δh; then the gate
-// gradients of rnn-math §9.1 into da (batch, 4U) and the carried δc ← δc⊙f.
+// gradients (as engine/layers/lstm.cc) into da (batch, 4U) and the carried δc ←
+// δc⊙f.
 struct LstmBackwardArgs {
   int batch = 0, units = 0, steps = 0, step = 0;
   bool return_sequences = false;
