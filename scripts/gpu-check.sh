@@ -6,7 +6,9 @@
 #      over 100 runs, and the cuDNN layer's own checks when built),
 #   3. a drift report over ref64, fp32, cuda, cuda-tf32, cuda-cudnn, cuda-det,
 #      cuda-det-emu and cuda-nondet with 2 repeats (`driftscope run`),
-#   4. the GPU benchmark (bench/gpu_bench.cc),
+#   4. the GPU benchmark (bench/gpu_bench.cc) and, when torch with CUDA is
+#      installed, the comparison with PyTorch's cuDNN LSTM
+#      (bench/compare_pytorch_gpu.py),
 # and prints one summary. Exit status 0 only when every step passed.
 #
 #   scripts/gpu-check.sh            # BUILD=build-gpu, all GPU presets
@@ -49,6 +51,9 @@ step drift-report "$BUILD/client/driftscope" run \
   --repeats 2 --jobs 4 --out "$OUT/drift"
 step gpu-bench "$BUILD/bench/gpu_bench" \
   --benchmark_out="$OUT/gpu_bench.json" --benchmark_out_format=json
+if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+  step vs-pytorch python3 bench/compare_pytorch_gpu.py --build "$BUILD" --seconds 3
+fi
 
 echo
 echo "==================== gpu-check summary ===================="
@@ -59,6 +64,7 @@ done
 grep -E "^(\[  (PASSED|FAILED|SKIPPED) \]|[0-9]+% tests passed)" "$OUT/gpu-tests.log" 2>/dev/null | head -20
 grep -E "rel L2|ran on|identical|different|free device memory" "$OUT/gpu-tests.log" 2>/dev/null | head -20
 grep -E "items_per_second" "$OUT/gpu-bench.log" 2>/dev/null | sed -E 's/ +/ /g' | head -20
+cat "$OUT/vs-pytorch.log" 2>/dev/null
 for s in configure build gpu-tests drift-report gpu-bench; do
   [[ ${RESULT[$s]:-} == PASS* ]] || exit 1
 done
