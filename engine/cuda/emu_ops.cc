@@ -74,10 +74,10 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
 
   // The bits of GemmArgs::operator() for every element (each C element is
   // 0, then fma with k = 0, 1, ... in order), computed in register tiles of
-  // R rows × kCols columns with the k loop outside, so many elements' chains
-  // run side by side. op(A) and op(B) are first copied (transposed and/or
-  // TF32-rounded) into row-major scratch: that moves values, never changes
-  // them.
+  // up to 6 rows × kCols columns with the k loop outside, so many elements'
+  // chains run side by side. op(A) and op(B) are first copied (transposed
+  // and/or TF32-rounded) into row-major scratch: that moves values, never
+  // changes them.
   OpStatus Gemm(const dev::GemmArgs& in, dev::GemmRole) override {
     dev::GemmArgs g = in;
     g.tf32 = in.tf32 || tf32_;
@@ -97,9 +97,30 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
           b_[static_cast<size_t>(kk) * n + j] = g.B(kk, j);
       b = {b_.data(), n};
     }
-    int i = 0;
-    for (; i + 4 <= m; i += 4) Rows<4>(a, b, i, n, k, g.c, g.ldc);
-    for (; i < m; ++i) Rows<1>(a, b, i, n, k, g.c, g.ldc);
+    // One panel of kCols columns of op(B) at a time, packed contiguous
+    // (k × kCols) so every row tile streams it from cache.
+    int j0 = 0;
+    panel_.resize(static_cast<size_t>(k) * kCols);
+    for (; j0 + kCols <= n; j0 += kCols) {
+      for (int kk = 0; kk < k; ++kk)
+        std::memcpy(&panel_[static_cast<size_t>(kk) * kCols],
+                    b.p + kk * b.ld + j0, sizeof(float) * kCols);
+      int i = 0;
+      for (; i + 6 <= m; i += 6)
+        Tile<6>(a, panel_.data(), i, j0, k, g.c, g.ldc);
+      for (; i + 4 <= m; i += 4)
+        Tile<4>(a, panel_.data(), i, j0, k, g.c, g.ldc);
+      for (; i < m; ++i) Tile<1>(a, panel_.data(), i, j0, k, g.c, g.ldc);
+    }
+    // The last columns (fewer than a panel), element by element.
+    for (int i = 0; i < m; ++i) {
+      for (int j = j0; j < n; ++j) {
+        float acc = 0.0f;
+        for (int kk = 0; kk < k; ++kk)
+          acc = dev::Fma(a.p[i * a.ld + kk], b.p[kk * b.ld + j], acc);
+        g.c[static_cast<int64_t>(i) * g.ldc + j] = acc;
+      }
+    }
     return OpStatus::kOk;
   }
 
@@ -156,46 +177,44 @@ class EmulatedDeviceOps final : public dev::DeviceOps {
   };
   static constexpr int kCols = 16;
 
-  // Rows i0 .. i0+R-1 of C.
+  // C[i0 .. i0+R-1][j0 .. j0+kCols-1] from the packed panel (k × kCols).
   template <int R>
-  static void Rows(const Operand& a, const Operand& b, int i0, int n, int k,
+  static void Tile(const Operand& a, const float* panel, int i0, int j0, int k,
                    float* c, int ldc) {
-    int j0 = 0;
 #ifdef __FMA__
     // _mm256_fmadd_ps is the IEEE fma of each lane: the bits of dev::Fma.
-    for (; j0 + kCols <= n; j0 += kCols) {
-      __m256 acc[R][2];
-      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-      for (int kk = 0; kk < k; ++kk) {
-        const float* br = b.p + kk * b.ld + j0;
-        const __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
-        for (int r = 0; r < R; ++r) {
-          const __m256 av = _mm256_set1_ps(a.p[(i0 + r) * a.ld + kk]);
-          acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-          acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
-        }
-      }
+    __m256 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int kk = 0; kk < k; ++kk) {
+      const float* br = panel + kk * kCols;
+      const __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
       for (int r = 0; r < R; ++r) {
-        float* cr = c + static_cast<int64_t>(i0 + r) * ldc + j0;
-        _mm256_storeu_ps(cr, acc[r][0]);
-        _mm256_storeu_ps(cr + 8, acc[r][1]);
+        const __m256 av = _mm256_set1_ps(a.p[(i0 + r) * a.ld + kk]);
+        acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + static_cast<int64_t>(i0 + r) * ldc + j0;
+      _mm256_storeu_ps(cr, acc[r][0]);
+      _mm256_storeu_ps(cr + 8, acc[r][1]);
+    }
+#else
+    for (int r = 0; r < R; ++r) {
+      for (int j = 0; j < kCols; ++j) {
+        float acc = 0.0f;
+        for (int kk = 0; kk < k; ++kk)
+          acc = dev::Fma(a.p[(i0 + r) * a.ld + kk], panel[kk * kCols + j], acc);
+        c[static_cast<int64_t>(i0 + r) * ldc + j0 + j] = acc;
       }
     }
 #endif
-    for (int r = 0; r < R; ++r) {
-      for (int j = j0; j < n; ++j) {
-        float acc = 0.0f;
-        for (int kk = 0; kk < k; ++kk)
-          acc = dev::Fma(a.p[(i0 + r) * a.ld + kk], b.p[kk * b.ld + j], acc);
-        c[static_cast<int64_t>(i0 + r) * ldc + j] = acc;
-      }
-    }
   }
 
   const bool tf32_;
   dev::DeviceDescription description_;
   std::string error_;
-  std::vector<float> a_, b_;
+  std::vector<float> a_, b_, panel_;
 };
 
 }  // namespace

@@ -108,7 +108,8 @@ TEST(DeviceGemmTest, EmulatedGemmEqualsTheElementFunctorBitForBit) {
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
       for (bool tf32 : {false, true}) {
-        const int m = 7, n = 33, k = 19;
+        // 11 rows = tiles of 6, 4 and 1; 37 columns = 2 panels and 5 more.
+        const int m = 11, n = 37, k = 19;
         std::vector<float> a(m * k + 5), b(k * n + 3);
         for (float& v : a) v = static_cast<float>(rng.Next(2.0));
         for (float& v : b) v = static_cast<float>(rng.Next(2.0));
