@@ -75,6 +75,21 @@ __global__ void GemmSplitKAtomicKernel(dev::GemmArgs g, int chunks) {
   atomicAdd(g.c + static_cast<int64_t>(i) * g.ldc + j, acc);
 }
 
+// gemm=ordered-fma: gemm_kernels.h's tiled phases, one thread per output.
+__global__ void OrderedGemmKernel(dev::GemmArgs g) {
+  __shared__ dev::GemmTile tile;
+  const int by = blockIdx.y, bx = blockIdx.x;
+  const int ty = threadIdx.y, tx = threadIdx.x;
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < g.k; k0 += dev::kGemmTile) {
+    dev::GemmTileLoad(g, by, bx, ty, tx, k0, &tile);
+    __syncthreads();
+    acc = dev::GemmTileAccumulate(g, ty, tx, k0, tile, acc);
+    __syncthreads();
+  }
+  dev::GemmTileStore(g, by, bx, ty, tx, acc);
+}
+
 unsigned Blocks(int64_t n) {
   return static_cast<unsigned>((n + kThreads - 1) / kThreads);
 }
@@ -254,7 +269,14 @@ class CudaDeviceOps final : public dev::DeviceOps {
                                stream_>>>(g, chunks);
       return Check(cudaGetLastError(), "GemmSplitKAtomicKernel launch");
     }
-    if (!config_.cublas || g.k == 0) return Launch(g);
+    if (g.k == 0) return Launch(g);  // C = 0
+    if (!config_.cublas) {
+      const dim3 threads(dev::kGemmTile, dev::kGemmTile);
+      const dim3 blocks((g.n + dev::kGemmTile - 1) / dev::kGemmTile,
+                        (g.m + dev::kGemmTile - 1) / dev::kGemmTile);
+      OrderedGemmKernel<<<blocks, threads, 0, stream_>>>(g);
+      return Check(cudaGetLastError(), "OrderedGemmKernel launch");
+    }
     // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
     const float one = 1.0f, zero = 0.0f;
     const cublasStatus_t s =

@@ -52,6 +52,43 @@ struct GemmArgs {
   int64_t size() const { return static_cast<int64_t>(m) * n; }
 };
 
+// The same GEMM with tiles of A and B staged in shared memory, one
+// kGemmTile × kGemmTile block of threads per C tile: each thread still owns
+// one output and adds its products in increasing k, one fma each, starting
+// from 0 (the padding of a partial tile is never added), so the bits are
+// GemmArgs::operator()'s. The three phases are DS_HD so that the host can
+// replay a whole grid and check the indexing (tests/engine/cuda).
+constexpr int kGemmTile = 16;
+
+struct GemmTile {
+  float a[kGemmTile][kGemmTile + 1];  // a[ty][kk]: A(row ty, k0 + kk)
+  float b[kGemmTile][kGemmTile + 1];  // b[kk][tx]: B(k0 + kk, col tx)
+};
+
+// Phase 1 of step k0: thread (ty, tx) of block (by, bx) loads one value of
+// each tile (0 outside the matrices; such values are never summed).
+DS_HD void GemmTileLoad(const GemmArgs& g, int by, int bx, int ty, int tx,
+                        int k0, GemmTile* t) {
+  const int i = by * kGemmTile + ty, j = bx * kGemmTile + tx;
+  const int ka = k0 + tx, kb = k0 + ty;
+  t->a[ty][tx] = (i < g.m && ka < g.k) ? g.A(i, ka) : 0.0f;
+  t->b[ty][tx] = (kb < g.k && j < g.n) ? g.B(kb, j) : 0.0f;
+}
+
+// Phase 2 of step k0: the thread's products for k0 .. k0 + 15 (those < k).
+DS_HD float GemmTileAccumulate(const GemmArgs& g, int ty, int tx, int k0,
+                               const GemmTile& t, float acc) {
+  const int kmax = g.k - k0 < kGemmTile ? g.k - k0 : kGemmTile;
+  for (int kk = 0; kk < kmax; ++kk) acc = Fma(t.a[ty][kk], t.b[kk][tx], acc);
+  return acc;
+}
+
+DS_HD void GemmTileStore(const GemmArgs& g, int by, int bx, int ty, int tx,
+                         float acc) {
+  const int i = by * kGemmTile + ty, j = bx * kGemmTile + tx;
+  if (i < g.m && j < g.n) g.c[static_cast<int64_t>(i) * g.ldc + j] = acc;
+}
+
 }  // namespace dev
 }  // namespace driftscope
 

@@ -2,6 +2,7 @@
 // sigmoid against float64 (the error bounds documented in
 // engine/cuda/activations_kernels.h), and the emulation's fast GEMM loop
 // against the one-thread-per-element GemmArgs functor the GPU runs (same bits).
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -144,6 +145,65 @@ TEST(DeviceGemmTest, EmulatedGemmEqualsTheElementFunctorBitForBit) {
             worst = std::max(worst, std::fabs(s - got[i * n + j]));
           }
         EXPECT_LT(worst, 1e-4);
+      }
+    }
+  }
+}
+
+// The GPU's tiled ordered GEMM, replayed on the host phase by phase for a
+// whole grid (every thread loads, "__syncthreads", every thread adds): the
+// bits of the per-element functor, for partial tiles, transposes and TF32.
+TEST(DeviceGemmTest, TiledKernelPhasesGiveTheElementFunctorsBits) {
+  testing_util::Lcg rng(11);
+  const int T = dev::kGemmTile;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      for (bool tf32 : {false, true}) {
+        for (const int* shape :
+             {(const int[]){37, 21, 40}, (const int[]){16, 16, 16},
+              (const int[]){3, 50, 5}}) {
+          const int m = shape[0], n = shape[1], k = shape[2];
+          std::vector<float> a(m * k), b(k * n);
+          for (float& v : a) v = static_cast<float>(rng.Next(2.0));
+          for (float& v : b) v = static_cast<float>(rng.Next(2.0));
+          dev::GemmArgs g;
+          g.ta = ta;
+          g.tb = tb;
+          g.m = m;
+          g.n = n;
+          g.k = k;
+          g.a = a.data();
+          g.lda = ta ? m : k;
+          g.b = b.data();
+          g.ldb = tb ? k : n;
+          g.tf32 = tf32;
+          g.ldc = n;
+          std::vector<float> want(m * n), got(m * n, -7.0f);
+          g.c = want.data();
+          for (int64_t e = 0; e < g.size(); ++e) g(e);
+          g.c = got.data();
+          for (int by = 0; by < (m + T - 1) / T; ++by) {
+            for (int bx = 0; bx < (n + T - 1) / T; ++bx) {
+              dev::GemmTile tile;
+              std::vector<float> acc(T * T, 0.0f);
+              for (int k0 = 0; k0 < k; k0 += T) {
+                for (int ty = 0; ty < T; ++ty)
+                  for (int tx = 0; tx < T; ++tx)
+                    dev::GemmTileLoad(g, by, bx, ty, tx, k0, &tile);
+                for (int ty = 0; ty < T; ++ty)
+                  for (int tx = 0; tx < T; ++tx)
+                    acc[ty * T + tx] = dev::GemmTileAccumulate(
+                        g, ty, tx, k0, tile, acc[ty * T + tx]);
+              }
+              for (int ty = 0; ty < T; ++ty)
+                for (int tx = 0; tx < T; ++tx)
+                  dev::GemmTileStore(g, by, bx, ty, tx, acc[ty * T + tx]);
+            }
+          }
+          EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
+              << "ta " << ta << " tb " << tb << " tf32 " << tf32 << " m " << m
+              << " n " << n << " k " << k;
+        }
       }
     }
   }
