@@ -50,47 +50,6 @@ absl::Status CheckSpec(const LayerSpec& spec, const ActivationShape& in,
 
 }  // namespace
 
-std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
-                                           const ActivationShape& in) {
-  const int64_t d = in.dim, u = spec.units;
-  std::vector<WeightShape> w;
-  int64_t gates = 1;
-  switch (spec.kind) {
-    case LayerKind::kLstm:
-      gates = 4;
-      break;
-    case LayerKind::kGru:
-      gates = 3;
-      break;
-    case LayerKind::kSimpleRnn:
-      break;
-    case LayerKind::kDense:
-      w.push_back({"kernel", {d, u}});
-      if (spec.use_bias) w.push_back({"bias", {u}});
-      return w;
-  }
-  w.push_back({"kernel", {d, gates * u}});
-  w.push_back({"recurrent_kernel", {u, gates * u}});
-  if (spec.use_bias) {
-    if (spec.kind == LayerKind::kGru && spec.reset_after) {
-      w.push_back({"bias", {2, gates * u}});
-    } else {
-      w.push_back({"bias", {gates * u}});
-    }
-  }
-  return w;
-}
-
-ActivationShape LayerOutputShape(const LayerSpec& spec,
-                                 const ActivationShape& in) {
-  ActivationShape out;
-  out.dim = spec.units;
-  out.sequence =
-      spec.kind == LayerKind::kDense ? in.sequence : spec.return_sequences;
-  out.timesteps = out.sequence ? in.timesteps : 1;
-  return out;
-}
-
 template <typename T>
 absl::StatusOr<std::unique_ptr<Layer<T>>> MakeLayer(const LayerSpec& spec,
                                                     const ActivationShape& in,

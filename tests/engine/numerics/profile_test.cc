@@ -107,3 +107,100 @@ TEST(ProfileKnobsTest, BadValuesListTheValidOnes) {
 
 }  // namespace
 }  // namespace driftscope
+
+namespace driftscope {
+namespace {
+
+TEST(ProfileDeviceTest, CpuProfilesKeepTheirCanonicalStrings) {
+  // Digests and reports depend on these: the device knob appears only when
+  // it is not cpu.
+  EXPECT_EQ(Profile::Parse("fp32")->ToString(), "fp32,threads=1");
+  EXPECT_EQ(Profile::Parse("fp32,device=cpu")->ToString(), "fp32,threads=1");
+  EXPECT_EQ(Profile::Parse("ref64")->ToString(), "fp64,threads=1");
+  EXPECT_EQ(Profile::Parse("fp32-nondet")->ToString(),
+            "fp32,threads=2,nondet=on");
+  EXPECT_EQ(Profile::Parse("fp32")->device, Device::kCpu);
+}
+
+TEST(ProfileDeviceTest, GpuPresetsResolveToWhatTheyMirror) {
+  struct Want {
+    const char* preset;
+    const char* canonical;
+  };
+  for (const Want& w :
+       {Want{"cuda", "fp32,device=cuda:0"},
+        Want{"cuda-tf32", "fp32,device=cuda:0,matmul=tf32"},
+        Want{"cuda-cudnn", "fp32,device=cuda:0,matmul=tf32,rnn=cudnn"},
+        Want{"cuda-det", "fp32,device=cuda:0,gemm=ordered-fma"},
+        Want{"cuda-nondet", "fp32,device=cuda:0,nondet=on"},
+        Want{"cuda-det-emu", "fp32,device=cuda-emu"}}) {
+    absl::StatusOr<Profile> p = Profile::Parse(w.preset);
+    ASSERT_TRUE(p.ok()) << w.preset << ": " << p.status();
+    EXPECT_EQ(p->ToString(), w.canonical) << w.preset;
+    EXPECT_EQ(*Profile::Parse(p->ToString()), *p) << w.preset;
+    EXPECT_FALSE(Profile::PresetDescription(w.preset).empty()) << w.preset;
+  }
+  const Profile det = *Profile::Parse("cuda-det");
+  EXPECT_EQ(det.device, Device::kCuda);
+  EXPECT_EQ(det.device_gemm, DeviceGemm::kOrderedFma);
+  EXPECT_TRUE(det.deterministic());
+  EXPECT_FALSE(Profile::Parse("cuda-nondet")->deterministic());
+  const Profile emu = *Profile::Parse("cuda-det-emu");
+  EXPECT_EQ(emu.device, Device::kCudaEmu);
+  EXPECT_EQ(emu.device_gemm, DeviceGemm::kOrderedFma);
+  EXPECT_EQ(Profile::Parse("cuda-cudnn")->rnn, DeviceRnn::kCudnn);
+  // The GPU presets are the ones that need a device; the emulation is not.
+  const std::vector<std::string> gpu = Profile::GpuPresetNames();
+  EXPECT_EQ(gpu, (std::vector<std::string>{"cuda", "cuda-tf32", "cuda-cudnn",
+                                           "cuda-det", "cuda-nondet"}));
+}
+
+TEST(ProfileDeviceTest, DeviceKnobsComposeInAnyOrder) {
+  absl::StatusOr<Profile> p = Profile::Parse("fp32,device=cuda:1,matmul=tf32");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->device_index, 1);
+  EXPECT_EQ(p->device_gemm, DeviceGemm::kCublas);
+  EXPECT_EQ(p->ToString(), "fp32,device=cuda:1,matmul=tf32");
+  absl::StatusOr<Profile> q =
+      Profile::Parse("fp32,gemm=ordered-fma,impl=1,device=cuda:3,perturb=0.5");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->ToString(),
+            "fp32,device=cuda:3,gemm=ordered-fma,impl=1,perturb=0.5");
+  EXPECT_EQ(*Profile::Parse(q->ToString()), *q);
+  EXPECT_EQ(Profile::Parse("fp32,device=cuda")->device_index, 0);
+  EXPECT_EQ(*Profile::Parse("fp32,device=cuda-emu,gemm=ordered-fma"),
+            *Profile::Parse("cuda-det-emu"));
+}
+
+TEST(ProfileDeviceTest, InvalidCombinationsNameTheKnob) {
+  struct Bad {
+    const char* text;
+    const char* names;
+  };
+  for (const Bad& b : {
+           Bad{"fp32,rnn=cudnn", "rnn=cudnn"},
+           Bad{"fp32,gemm=cublas", "gemm=cublas"},
+           Bad{"fp64,device=cuda", "fp32"},
+           Bad{"bf16,device=cuda", "fp32"},
+           Bad{"fp16,device=cuda-emu", "fp32"},
+           Bad{"fp32,device=cuda,isa=x86-64-v3", "isa="},
+           Bad{"fp32,device=cuda,gemm=sequential", "gemm=sequential"},
+           Bad{"fp32,device=cuda,act=libm", "act="},
+           Bad{"fp32,device=cuda,threads=4", "threads="},
+           Bad{"fp32,device=cuda,sr=on", "sr="},
+           Bad{"fp32,device=cuda-emu,gemm=cublas", "gemm=cublas"},
+           Bad{"fp32,device=cuda-emu,rnn=cudnn", "rnn=cudnn"},
+           Bad{"fp32,device=cuda-emu,nondet=on", "nondet=on"},
+           Bad{"fp32,device=gpu", "device=gpu"},
+           Bad{"fp32,device=cuda:x", "cuda:N"},
+           Bad{"fp32,device=cuda,rnn=fast", "rnn=fast"},
+       }) {
+    absl::StatusOr<Profile> p = Profile::Parse(b.text);
+    ASSERT_FALSE(p.ok()) << b.text;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << b.text;
+    EXPECT_THAT(p.status().message(), HasSubstr(b.names)) << b.text;
+  }
+}
+
+}  // namespace
+}  // namespace driftscope
