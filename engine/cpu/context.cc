@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "engine/cpu/kernel_table.h"
+#include "engine/cuda/cuda_backend_loader.h"
 #include "engine/numerics/rounding.h"
 #include "engine/numerics/thread_pool.h"
 #include "engine/rng/philox.h"
@@ -112,6 +113,8 @@ void RoundCopy(const float* src, int rows, int cols, int ld, Round round,
 }  // namespace
 
 absl::Status Context::Check(const Profile& profile) {
+  // A GPU profile runs where its device opens; the emulation runs anywhere.
+  if (profile.device == Device::kCuda) return CheckCudaDevice(profile);
   absl::StatusOr<const CpuKernelTable*> k = KernelsFor(profile.isa);
   if (!k.ok()) return k.status();
   if (profile.sr && profile.precision == Precision::kFp64) {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -35,7 +36,27 @@ constexpr Preset kPresets[] = {
      "partial sums combined in scheduling order (GPU atomics)"},
     {"fp32-perturb", "fp32,perturb=0.01",
      "1% of initial weights get their last bit flipped (chaos baseline)"},
+    {"cuda", "fp32,device=cuda",
+     "PyTorch on a GPU with TF32 off: cuBLAS fp32 GEMMs, own cell kernels"},
+    {"cuda-tf32", "fp32,device=cuda,matmul=tf32",
+     "TensorFlow's default on Ampere and newer: cuBLAS with TF32 tensor cores"},
+    {"cuda-cudnn", "fp32,device=cuda,matmul=tf32,rnn=cudnn",
+     "Keras 3 on a GPU: LSTM/GRU through cuDNN's RNN API, TF32 GEMMs"},
+    {"cuda-det", "fp32,device=cuda,gemm=ordered-fma",
+     "PyTorch with cudnn.deterministic taken further: own ordered kernels, "
+     "no cuBLAS, no atomics; the bits of cuda-det-emu"},
+    {"cuda-nondet", "fp32,device=cuda,nondet=on",
+     "gradient sums over batch and time with float atomics, as many GPU "
+     "kernels do: bits change from run to run"},
+    {"cuda-det-emu", "fp32,device=cuda-emu",
+     "cuda-det computed on this CPU with the same kernel arithmetic: the bits "
+     "any GPU gives under cuda-det"},
 };
+
+bool IsGpuPreset(const Preset& p) {
+  return absl::StrContains(p.knobs, "device=cuda") &&
+         !absl::StrContains(p.knobs, "device=cuda-emu");
+}
 
 const char* PrecisionName(Precision p) {
   switch (p) {
@@ -86,7 +107,9 @@ std::string ValidChoices() {
       "matmul=exact|tf32, isa=auto|x86-64|x86-64-v3|x86-64-v4|native, "
       "gemm=blocked|sequential|pairwise|split-k=N, act=libm|fast|gpu, "
       "impl=1|2, threads=N, reduce=fixed|threads, nondet=on|off, "
-      "perturb=P (0<=P<=1), sr=on|off, loss_scale=S");
+      "perturb=P (0<=P<=1), sr=on|off, loss_scale=S, "
+      "device=cpu|cuda|cuda:N|cuda-emu, gemm=cublas|ordered-fma (devices), "
+      "rnn=own|cudnn (devices)");
 }
 
 absl::Status Bad(absl::string_view text, absl::string_view knob,
@@ -103,9 +126,41 @@ absl::StatusOr<bool> OnOff(absl::string_view text, absl::string_view key,
   return Bad(text, key, v, "on, off");
 }
 
+// Knobs whose absence means "the default of the device" rather than a value.
+struct GivenKnobs {
+  bool device_gemm = false;
+};
+
 absl::Status ApplyKnob(absl::string_view text, absl::string_view key,
-                       absl::string_view v, Profile* p) {
-  if (key == "matmul") {
+                       absl::string_view v, Profile* p, GivenKnobs* given) {
+  if (key == "device") {
+    int n = 0;
+    if (v == "cpu") {
+      p->device = Device::kCpu;
+    } else if (v == "cuda") {
+      p->device = Device::kCuda;
+      p->device_index = 0;
+    } else if (v == "cuda-emu") {
+      p->device = Device::kCudaEmu;
+    } else if (absl::StartsWith(v, "cuda:") &&
+               absl::SimpleAtoi(v.substr(5), &n) && n >= 0 && n < 64) {
+      p->device = Device::kCuda;
+      p->device_index = n;
+    } else {
+      return Bad(text, key, v, "cpu, cuda, cuda:N (0 <= N < 64), cuda-emu");
+    }
+  } else if (key == "rnn") {
+    if (v == "own")
+      p->rnn = DeviceRnn::kOwn;
+    else if (v == "cudnn")
+      p->rnn = DeviceRnn::kCudnn;
+    else
+      return Bad(text, key, v, "own, cudnn");
+  } else if (key == "gemm" && (v == "cublas" || v == "ordered-fma")) {
+    p->device_gemm =
+        v == "cublas" ? DeviceGemm::kCublas : DeviceGemm::kOrderedFma;
+    given->device_gemm = true;
+  } else if (key == "matmul") {
     if (v == "exact")
       p->matmul = MatmulInputs::kExact;
     else if (v == "tf32")
@@ -141,7 +196,9 @@ absl::Status ApplyKnob(absl::string_view text, absl::string_view key,
       p->gemm = GemmOrder::kSplitK;
       p->split_k = n;
     } else {
-      return Bad(text, key, v, "blocked, sequential, pairwise, split-k=N");
+      return Bad(text, key, v,
+                 "blocked, sequential, pairwise, split-k=N (CPU); cublas, "
+                 "ordered-fma (device=cuda)");
     }
   } else if (key == "act") {
     if (v == "default")
@@ -201,7 +258,83 @@ absl::Status ApplyKnob(absl::string_view text, absl::string_view key,
     return absl::InvalidArgumentError(absl::StrCat(
         "profile '", text, "': unknown knob '", key,
         "'; valid knobs: matmul, isa, gemm, act, impl, threads, reduce, "
-        "nondet, perturb, sr, loss_scale"));
+        "nondet, perturb, sr, loss_scale, device, rnn"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Refuse(absl::string_view text, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("profile '", text, "': ", why));
+}
+
+// The combinations of the device knobs with each other and with the CPU
+// knobs; resolves the device's default GEMM.
+absl::Status CheckDeviceKnobs(absl::string_view text, const GivenKnobs& given,
+                              Profile* p) {
+  if (!p->on_device()) {
+    if (given.device_gemm) {
+      return Refuse(text, absl::StrCat("gemm=", DeviceGemmName(p->device_gemm),
+                                       " is a GPU GEMM and needs device=cuda "
+                                       "(or cuda-emu for ordered-fma)"));
+    }
+    if (p->rnn == DeviceRnn::kCudnn) {
+      return Refuse(text,
+                    "rnn=cudnn runs cuDNN on a GPU and needs device=cuda; "
+                    "drop it or add device=cuda");
+    }
+    return absl::OkStatus();
+  }
+  const char* dev = p->device == Device::kCuda ? "cuda" : "cuda-emu";
+  if (p->precision != Precision::kFp32) {
+    return Refuse(text, absl::StrCat("device=", dev,
+                                     " runs fp32 only (fp64, bf16 and fp16 "
+                                     "on the GPU are not built yet); use "
+                                     "fp32"));
+  }
+  if (p->isa != Isa::kAuto) {
+    return Refuse(text, absl::StrCat("isa= picks CPU kernels and has no "
+                                     "meaning with device=",
+                                     dev, "; drop it"));
+  }
+  if (p->gemm != GemmOrder::kBlocked) {
+    return Refuse(text, absl::StrCat("gemm=", GemmName(*p),
+                                     " is a CPU GEMM order; with device=", dev,
+                                     " use gemm=cublas or gemm=ordered-fma"));
+  }
+  if (p->act != ActivationImpl::kDefault) {
+    return Refuse(text, absl::StrCat("act= picks CPU activations; device=", dev,
+                                     " uses its own exp/tanh/sigmoid; drop "
+                                     "it"));
+  }
+  if (p->threads != 1 || p->thread_reduce) {
+    return Refuse(text, absl::StrCat("threads= and reduce= are CPU knobs; "
+                                     "drop them with device=",
+                                     dev));
+  }
+  if (p->sr || p->loss_scale > 0) {
+    return Refuse(text, absl::StrCat("sr= and loss_scale= are not built for "
+                                     "device=",
+                                     dev, "; drop them"));
+  }
+  if (p->device == Device::kCudaEmu) {
+    if (!given.device_gemm) p->device_gemm = DeviceGemm::kOrderedFma;
+    if (p->device_gemm != DeviceGemm::kOrderedFma) {
+      return Refuse(text,
+                    "device=cuda-emu computes only the deterministic GPU "
+                    "path: gemm=cublas cannot be replayed on a CPU; use "
+                    "gemm=ordered-fma (the default) or device=cuda");
+    }
+    if (p->rnn == DeviceRnn::kCudnn) {
+      return Refuse(text,
+                    "device=cuda-emu cannot run cuDNN (rnn=cudnn); use "
+                    "rnn=own or device=cuda");
+    }
+    if (p->nondet) {
+      return Refuse(text,
+                    "device=cuda-emu is the deterministic GPU path; "
+                    "nondet=on needs device=cuda");
+    }
   }
   return absl::OkStatus();
 }
@@ -226,11 +359,15 @@ absl::StatusOr<Profile> ParseKnobs(absl::string_view text) {
         absl::StrCat("profile '", text, "': unknown precision or preset '",
                      parts[0], "'; valid: ", ValidChoices()));
   }
+  GivenKnobs given;
   for (size_t i = 1; i < parts.size(); ++i) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
-    absl::Status s = ApplyKnob(text, kv.first, kv.second, &profile);
+    absl::Status s = ApplyKnob(text, kv.first, kv.second, &profile, &given);
     if (!s.ok()) return s;
+  }
+  if (absl::Status s = CheckDeviceKnobs(text, given, &profile); !s.ok()) {
+    return s;
   }
   if (profile.precision == Precision::kFp64 &&
       profile.matmul == MatmulInputs::kTf32) {
@@ -239,11 +376,32 @@ absl::StatusOr<Profile> ParseKnobs(absl::string_view text) {
                      "': matmul=tf32 needs fp32 (TF32 rounds float32 "
                      "GEMM inputs); drop it or use fp32"));
   }
-  if (profile.nondet && profile.threads < 2) profile.threads = 2;
+  if (profile.nondet && profile.threads < 2 && !profile.on_device()) {
+    profile.threads = 2;
+  }
   return profile;
 }
 
 }  // namespace
+
+const char* DeviceGemmName(DeviceGemm g) {
+  return g == DeviceGemm::kCublas ? "cublas" : "ordered-fma";
+}
+
+std::vector<std::string> Profile::GpuPresetNames() {
+  std::vector<std::string> names;
+  for (const Preset& p : kPresets) {
+    if (IsGpuPreset(p)) names.push_back(p.name);
+  }
+  return names;
+}
+
+std::string Profile::PresetDescription(absl::string_view preset) {
+  for (const Preset& p : kPresets) {
+    if (preset == p.name) return p.what;
+  }
+  return "";
+}
 
 const char* IsaName(Isa isa) {
   switch (isa) {
@@ -274,7 +432,35 @@ std::string Profile::PresetKnobs(absl::string_view preset) {
   return "";
 }
 
+namespace {
+
+// Device profiles: precision, device, then only the knobs a device takes,
+// each when it differs from the device's default.
+std::string DeviceProfileString(const Profile& p) {
+  std::string s = PrecisionName(p.precision);
+  if (p.device == Device::kCuda) {
+    absl::StrAppend(&s, ",device=cuda:", p.device_index);
+  } else {
+    absl::StrAppend(&s, ",device=cuda-emu");
+  }
+  if (p.matmul == MatmulInputs::kTf32) absl::StrAppend(&s, ",matmul=tf32");
+  const DeviceGemm default_gemm =
+      p.device == Device::kCuda ? DeviceGemm::kCublas : DeviceGemm::kOrderedFma;
+  if (p.device_gemm != default_gemm) {
+    absl::StrAppend(&s, ",gemm=", DeviceGemmName(p.device_gemm));
+  }
+  if (p.rnn == DeviceRnn::kCudnn) absl::StrAppend(&s, ",rnn=cudnn");
+  if (p.implementation != 0) absl::StrAppend(&s, ",impl=", p.implementation);
+  if (p.nondet) absl::StrAppend(&s, ",nondet=on");
+  if (p.perturb > 0)
+    absl::StrAppend(&s, ",perturb=", absl::StrFormat("%.17g", p.perturb));
+  return s;
+}
+
+}  // namespace
+
 std::string Profile::ToString() const {
+  if (on_device()) return DeviceProfileString(*this);
   std::string s = PrecisionName(precision);
   if (matmul == MatmulInputs::kTf32) absl::StrAppend(&s, ",matmul=tf32");
   if (isa != Isa::kAuto) absl::StrAppend(&s, ",isa=", IsaName(isa));

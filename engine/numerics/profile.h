@@ -35,6 +35,18 @@ enum class GemmOrder { kBlocked, kSequential, kPairwise, kSplitK };
 // gpu: an emulation of CUDA fast intrinsics (__expf, __fdividef, tanh.approx).
 // kDefault is libm for fp64 and fast for the float32-based precisions.
 enum class ActivationImpl { kDefault, kLibm, kFast, kGpu };
+// Where the run computes. kCuda trains on GPU `device_index` through the CUDA
+// backend library (engine/cuda/, loaded on demand); kCudaEmu runs the
+// deterministic GPU path (gemm=ordered-fma) on the host with the very same
+// kernel arithmetic, and gives the bits cuda-det gives on any GPU.
+enum class Device { kCpu, kCuda, kCudaEmu };
+// GEMMs on a device: cuBLAS (fp32 pedantic, or TF32 tensor-op math with
+// matmul=tf32), or our own kernel where one thread sums one output in
+// increasing k with fmaf, which a CPU can replay bit for bit.
+enum class DeviceGemm { kCublas, kOrderedFma };
+// LSTM/GRU on a device: our own cell kernels, or cuDNN's RNN API (Keras'
+// GPU path; only the layers Keras would send to cuDNN).
+enum class DeviceRnn { kOwn, kCudnn };
 
 struct Profile {
   // The preset this profile came from, or "" for a custom knob string.
@@ -60,6 +72,13 @@ struct Profile {
   // Loss scale for fp16 (dynamic scaling is not modelled): gradients are
   // computed on loss·scale and unscaled before the optimizer.
   double loss_scale = 0.0;  // 0 = default (1024 for fp16, 1 otherwise)
+  // The device knobs (device=cpu|cuda|cuda:N|cuda-emu, gemm=cublas|
+  // ordered-fma, rnn=own|cudnn). On a device, nondet=on makes the gradient
+  // reductions over batch and time float atomics, as real GPU kernels do.
+  Device device = Device::kCpu;
+  int device_index = 0;  // N of cuda:N
+  DeviceGemm device_gemm = DeviceGemm::kCublas;
+  DeviceRnn rnn = DeviceRnn::kOwn;
 
   // Canonical knob string, e.g. "fp32,threads=1".
   std::string ToString() const;
@@ -70,6 +89,13 @@ struct Profile {
   // The knob string of a preset ("tf32" -> "fp32,matmul=tf32"), or "".
   static std::string PresetKnobs(absl::string_view preset);
 
+  // Presets that need a GPU (cuda, cuda-tf32, ...); a subset of
+  // PresetNames().
+  static std::vector<std::string> GpuPresetNames();
+  // The one-line "what it mirrors" of a preset, or "".
+  static std::string PresetDescription(absl::string_view preset);
+
+  bool on_device() const { return device != Device::kCpu; }
   // Whether runs of this profile are expected to be bit-reproducible.
   bool deterministic() const { return !nondet; }
   // act with kDefault resolved for this precision.
@@ -91,7 +117,8 @@ struct Profile {
   }
 };
 
-const char* IsaName(Isa isa);  // "auto", "x86-64", "x86-64-v3", ...
+const char* IsaName(Isa isa);              // "auto", "x86-64", "x86-64-v3", ...
+const char* DeviceGemmName(DeviceGemm g);  // "cublas", "ordered-fma"
 
 }  // namespace driftscope
 

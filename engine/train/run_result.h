@@ -27,6 +27,18 @@ struct RunTimings {
   double init_seconds = 0, train_seconds = 0, eval_seconds = 0;
 };
 
+// What computed a run on a device; backend is "" for the CPU engine. Filled
+// from the backend that really ran (engine/cuda/device_ops.h).
+struct DeviceRunInfo {
+  std::string backend;  // "cuda" or "cuda-emu"
+  std::string gpu_name;
+  int compute_major = 0, compute_minor = 0;
+  int driver_version = 0, runtime_version = 0;  // CUDA's encoding: 13000
+  int cublas_version = 0;  // major*10000 + minor*100 + patch
+  long cudnn_version = 0;  // cudnnGetVersion(); 0 when cuDNN did not run
+  std::string math_mode;   // "cublas CUBLAS_PEDANTIC_MATH", "ordered-fma", ...
+};
+
 struct RunResult {
   std::string spec_digest;  // SpecDigest(spec)
   std::string profile;      // Profile::ToString() of what actually ran
@@ -39,6 +51,7 @@ struct RunResult {
                                           // "state_h", "state_c" on eval set
   int64_t steps = 0;
   RunTimings timings;
+  DeviceRunInfo device;
   // A result received from a worker: each tensor's SHA-256 as checked on
   // arrival, by its wire name ("outputs", "losses", "epoch0", ...; see
   // server/common/tensor_stream.h), so a store need not hash it again.

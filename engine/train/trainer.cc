@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/core/sha256.h"
+#include "engine/cuda/device_trainer.h"
 #include "engine/data/synthetic.h"
 #include "engine/init/initializers.h"
 #include "engine/loss/loss.h"
@@ -21,247 +22,14 @@
 #include "engine/optim/optimizer.h"
 #include "engine/rng/philox.h"
 #include "engine/train/model.h"
+#include "engine/train/run_setup.h"
 #include "engine/train/shuffle.h"
 
 namespace driftscope {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  if (shape.size() == 1) return absl::StrCat("(", shape[0], ",)");
-  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
-}
-
-// Copies `a` into `out` in precision T (round to nearest when narrowing).
-template <typename T>
-void Convert(const NdArray& a, std::vector<T>* out) {
-  out->resize(static_cast<size_t>(a.size()));
-  for (int64_t i = 0; i < a.size(); ++i) {
-    (*out)[i] = static_cast<T>(a.at(i));
-  }
-}
-
-absl::Status CheckFinite(const std::string& what, const NdArray& a) {
-  for (int64_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a.at(i))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " has a non-finite value (", a.at(i), ") at flat index ", i));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// A supplied input tensor: rank 3, N ≥ 1, (T, F) equal to the model's.
-absl::Status CheckInput(const char* flag, const NdArray& a,
-                        const ModelSpec& m) {
-  if (a.ndim() != 3) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag,
-                     " must have rank 3 (samples, timesteps, features), "
-                     "got shape ",
-                     ShapeString(a.shape())));
-  }
-  if (a.shape()[0] < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " has 0 samples; at least 1 is needed"));
-  }
-  if (a.shape()[1] != m.timesteps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " has timesteps ", a.shape()[1],
-                     " but model.input.timesteps is ", m.timesteps));
-  }
-  if (a.shape()[2] != m.features) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " has features ", a.shape()[2],
-                     " but model.input.features is ", m.features));
-  }
-  return CheckFinite(flag, a);
-}
-
-std::vector<int64_t> OutputShape(const ModelSpec& m, int64_t n) {
-  if (ModelOutputIsSequence(m)) return {n, m.timesteps, ModelOutputUnits(m)};
-  return {n, ModelOutputUnits(m)};
-}
-
-// The training and eval data in run precision.
-template <typename T>
-struct RunData {
-  std::vector<T> x, y, eval_x;
-  int64_t n = 0, eval_n = 0;
-};
-
-template <typename T>
-absl::Status PrepareData(const JobSpec& spec, const RunOptions& options,
-                         RunData<T>* data) {
-  const ModelSpec& m = spec.model;
-  if (options.x.has_value() != options.y.has_value()) {
-    return absl::InvalidArgumentError(
-        options.x.has_value() ? "--y is required when --x is given"
-                              : "--x is required when --y is given");
-  }
-  if (options.x.has_value()) {
-    const NdArray& x = *options.x;
-    const NdArray& y = *options.y;
-    if (absl::Status s = CheckInput("--x", x, m); !s.ok()) return s;
-    const std::vector<int64_t> want = OutputShape(m, x.shape()[0]);
-    if (y.shape() != want) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--y has shape ", ShapeString(y.shape()),
-                       " but the model output for ", x.shape()[0],
-                       " samples is ", ShapeString(want)));
-    }
-    if (absl::Status s = CheckFinite("--y", y); !s.ok()) return s;
-    Convert(x, &data->x);
-    Convert(y, &data->y);
-    data->n = x.shape()[0];
-  } else {
-    absl::StatusOr<Dataset> train = GenerateDataset(spec, DataSplit::kTrain);
-    if (!train.ok()) return train.status();
-    Convert(train->x, &data->x);
-    Convert(train->y, &data->y);
-    data->n = train->x.shape()[0];
-  }
-  if (options.eval_x.has_value()) {
-    if (absl::Status s = CheckInput("--eval-x", *options.eval_x, m); !s.ok()) {
-      return s;
-    }
-    Convert(*options.eval_x, &data->eval_x);
-    data->eval_n = options.eval_x->shape()[0];
-  } else if (options.x.has_value()) {
-    data->eval_x = data->x;
-    data->eval_n = data->n;
-  } else {
-    absl::StatusOr<Dataset> eval = GenerateDataset(spec, DataSplit::kEval);
-    if (!eval.ok()) return eval.status();
-    Convert(eval->x, &data->eval_x);
-    data->eval_n = eval->x.shape()[0];
-  }
-  return absl::OkStatus();
-}
-
-template <typename T>
-absl::Status InitializeWeights(const JobSpec& spec, const RunOptions& options,
-                               Model<T>* model) {
-  const std::vector<ModelWeight>& weights = model->weights();
-  T* params = model->params();
-  if (options.init_weights.has_value()) {
-    const std::vector<NdArray>& given = *options.init_weights;
-    if (given.size() != weights.size()) {
-      std::vector<std::string> names;
-      for (const ModelWeight& w : weights) names.push_back(w.name);
-      return absl::InvalidArgumentError(
-          absl::StrCat("init weights: expected ", weights.size(), " arrays (",
-                       absl::StrJoin(names, ", "), "), got ", given.size()));
-    }
-    for (size_t k = 0; k < weights.size(); ++k) {
-      const ModelWeight& w = weights[k];
-      if (given[k].shape() != w.shape) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("init weights: ", w.name, " has shape ",
-                         ShapeString(given[k].shape()), ", expected ",
-                         ShapeString(w.shape)));
-      }
-      if (absl::Status s = CheckFinite("init weights: " + w.name, given[k]);
-          !s.ok()) {
-        return s;
-      }
-      for (int64_t i = 0; i < w.size; ++i) {
-        params[w.offset + i] = static_cast<T>(given[k].at(i));
-      }
-    }
-    return absl::OkStatus();
-  }
-  // Drawn in float32 (Keras' floatx) and widened, so every precision starts
-  // from the same values.
-  std::vector<float> values;
-  for (int i = 0; i < model->num_layers(); ++i) {
-    std::vector<std::vector<int64_t>> shapes;
-    for (const WeightShape& w : model->layer(i).weights()) {
-      shapes.push_back(w.shape);
-    }
-    values.clear();
-    if (absl::Status s = InitializeLayer(spec.model.layers[i], shapes,
-                                         spec.seed, i, &values);
-        !s.ok()) {
-      return s;
-    }
-    const int64_t n = model->layer(i).num_params();
-    if (static_cast<int64_t>(values.size()) != n) {
-      return absl::InternalError(
-          absl::StrCat("InitializeLayer gave ", values.size(),
-                       " values for layer ", i, ", expected ", n));
-    }
-    T* block = params + model->layer_offset(i);
-    for (int64_t j = 0; j < n; ++j) block[j] = static_cast<T>(values[j]);
-  }
-  return absl::OkStatus();
-}
-
-// Profile perturb=p: flips the last mantissa bit (one ulp in the run
-// precision) of each initial weight whose draw from (seed, kPerturb) is
-// below p, in flat get_weights() order, whatever the weights' source.
-template <typename T>
-void PerturbWeights(double fraction, uint64_t seed, T* params, int64_t n) {
-  if (!(fraction > 0)) return;
-  using Bits = std::conditional_t<std::is_same_v<T, float>, uint32_t, uint64_t>;
-  PhiloxStream rng(seed, streams::kPerturb);
-  for (int64_t i = 0; i < n; ++i) {
-    if (static_cast<double>(rng.NextUint32()) * 0x1p-32 >= fraction) continue;
-    Bits bits;
-    std::memcpy(&bits, &params[i], sizeof(T));
-    bits ^= Bits{1};
-    std::memcpy(&params[i], &bits, sizeof(T));
-  }
-}
-
-// Hashes the parameter buffer: once in run precision and once rounded to
-// float32 (the same digest when T is float, computed once).
-template <typename T>
-class Fingerprinter {
- public:
-  explicit Fingerprinter(int64_t n) {
-    if constexpr (!std::is_same_v<T, float>) {
-      narrowed_.resize(static_cast<size_t>(n));
-    }
-  }
-  void Record(const T* params, int64_t n) {
-    hasher_.Update(params, static_cast<size_t>(n) * sizeof(T));
-    run_.push_back(hasher_.Digest());
-    if constexpr (std::is_same_v<T, float>) {
-      f32_.push_back(run_.back());
-    } else {
-      for (int64_t i = 0; i < n; ++i) {
-        narrowed_[i] = static_cast<float>(params[i]);
-      }
-      hasher_.Update(narrowed_.data(), narrowed_.size() * sizeof(float));
-      f32_.push_back(hasher_.Digest());
-    }
-  }
-  void Reserve(size_t n) {
-    run_.reserve(n);
-    f32_.reserve(n);
-  }
-  std::vector<Fingerprint> Finish() const {
-    std::vector<Fingerprint> out(run_.size());
-    for (size_t i = 0; i < run_.size(); ++i) {
-      out[i].step = static_cast<int64_t>(i);
-      out[i].sha256 = DigestHex(run_[i]);
-      out[i].sha256_f32 = DigestHex(f32_[i]);
-    }
-    return out;
-  }
-
- private:
-  Sha256 hasher_;
-  std::vector<float> narrowed_;
-  std::vector<Sha256Digest> run_, f32_;
-};
+using namespace train_internal;  // NOLINT: the shared run setup
 
 // Eval outputs in chunks of `chunk` samples, so their bits never depend on
 // the eval-set size. Fills states (each (n, U)) when not null.
@@ -437,6 +205,8 @@ absl::StatusOr<RunResult> RunJob(const JobSpec& spec, const Profile& profile,
         absl::StrCat("profile implementation must be 0, 1 or 2, got ",
                      profile.implementation));
   }
+  // The backend is chosen here, once per run.
+  if (profile.on_device()) return RunDeviceJob(spec, profile, options);
   // fp64 stores and computes in double; fp32, bf16 and fp16 keep float32
   // master weights (the Context rounds what mixed precision rounds).
   if (profile.precision == Precision::kFp64) {

@@ -1,0 +1,480 @@
+#include "engine/cuda/device_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "engine/cuda/cuda_backend_loader.h"
+#include "engine/cuda/device_model.h"
+#include "engine/cuda/emu_ops.h"
+#include "engine/optim/optimizer.h"
+#include "engine/train/run_setup.h"
+#include "engine/train/shuffle.h"
+
+namespace driftscope {
+namespace {
+
+using namespace train_internal;  // NOLINT: the shared run setup
+
+#define DS_RETURN_IF_ERROR(expr)                          \
+  do {                                                    \
+    if (absl::Status _st = (expr); !_st.ok()) return _st; \
+  } while (0)
+
+// The optimizer's slots and its per-step scalars, computed on the host
+// exactly as engine/optim/optimizer.cc computes them in float.
+class DeviceOptimizer {
+ public:
+  DeviceOptimizer(dev::DeviceOps* ops, const OptimizerSpec& spec)
+      : ops_(ops), spec_(spec) {}
+
+  absl::Status Allocate(DeviceArena* arena, int64_t n) {
+    n_ = n;
+    auto slot = [&](bool want, float** out) -> absl::Status {
+      if (!want) return absl::OkStatus();
+      absl::StatusOr<float*> p = arena->Floats(n);
+      if (!p.ok()) return p.status();
+      *out = *p;
+      return DeviceStatus(*ops_, ops_->Zero(*out, n * sizeof(float)));
+    };
+    switch (spec_.kind) {
+      case OptimizerKind::kAdam:
+        DS_RETURN_IF_ERROR(slot(true, &a_));
+        DS_RETURN_IF_ERROR(slot(true, &b_));
+        return slot(spec_.amsgrad, &c_);
+      case OptimizerKind::kSgd:
+        return slot(spec_.momentum != 0, &a_);
+      case OptimizerKind::kRmsprop:
+        DS_RETURN_IF_ERROR(slot(true, &a_));
+        DS_RETURN_IF_ERROR(slot(spec_.centered, &b_));
+        return slot(spec_.momentum > 0, &c_);
+    }
+    return absl::InvalidArgumentError("optimizer.kind is not a known kind");
+  }
+
+  absl::Status Step(float* params, const float* grads) {
+    // Keras' ops.cast(python_float): through float32 (optimizer.cc).
+    auto keras_cast = [](double x) {
+      return static_cast<float>(static_cast<float>(x));
+    };
+    const float lr = static_cast<float>(spec_.learning_rate);
+    dev::OpStatus s = dev::OpStatus::kOk;
+    if (spec_.kind == OptimizerKind::kAdam) {
+      const float t = static_cast<float>(iterations_ + 1);
+      const float p1 = std::pow(keras_cast(spec_.beta_1), t);
+      const float p2 = std::pow(keras_cast(spec_.beta_2), t);
+      dev::AdamArgs a;
+      a.p = params;
+      a.g = grads;
+      a.m = a_;
+      a.v = b_;
+      a.v_hat = c_;
+      a.n = n_;
+      a.alpha = lr * std::sqrt(1.0f - p2) / (1.0f - p1);
+      a.one_minus_beta_1 = static_cast<float>(1.0 - spec_.beta_1);
+      a.one_minus_beta_2 = static_cast<float>(1.0 - spec_.beta_2);
+      a.epsilon = static_cast<float>(spec_.epsilon);
+      s = ops_->Run(a);
+    } else if (spec_.kind == OptimizerKind::kSgd) {
+      dev::SgdArgs a;
+      a.p = params;
+      a.g = grads;
+      a.m = a_;
+      a.n = n_;
+      a.lr = lr;
+      a.momentum = keras_cast(spec_.momentum);
+      a.nesterov = spec_.nesterov;
+      s = ops_->Run(a);
+    } else {
+      dev::RmspropArgs a;
+      a.p = params;
+      a.g = grads;
+      a.velocity = a_;
+      a.average = b_;
+      a.momentums = c_;
+      a.n = n_;
+      a.lr = lr;
+      a.rho = static_cast<float>(spec_.rho);
+      a.one_minus_rho = static_cast<float>(1.0 - spec_.rho);
+      a.momentum = static_cast<float>(spec_.momentum);
+      a.epsilon = static_cast<float>(spec_.epsilon);
+      s = ops_->Run(a);
+    }
+    ++iterations_;
+    return DeviceStatus(*ops_, s);
+  }
+
+ private:
+  dev::DeviceOps* ops_;
+  const OptimizerSpec spec_;
+  int64_t n_ = 0;
+  int64_t iterations_ = 0;
+  float *a_ = nullptr, *b_ = nullptr, *c_ = nullptr;
+};
+
+// Keras clipping (exactly one mode, or none) over the model's variables.
+class DeviceClipper {
+ public:
+  DeviceClipper(dev::DeviceOps* ops, const OptimizerSpec& spec,
+                std::vector<VariableSlice> vars)
+      : ops_(ops), spec_(spec), vars_(std::move(vars)) {}
+
+  absl::Status Allocate(DeviceArena* arena) {
+    int64_t chunks = 0;
+    for (const VariableSlice& v : vars_) {
+      chunk_base_.push_back(chunks);
+      chunks += dev::NormChunks(v.size);
+    }
+    absl::StatusOr<float*> p = arena->Floats(chunks);
+    if (!p.ok()) return p.status();
+    partial_ = *p;
+    total_chunks_ = chunks;
+    absl::StatusOr<float*> f =
+        arena->Floats(static_cast<int64_t>(vars_.size()) + 1);
+    if (!f.ok()) return f.status();
+    factor_ = *f;
+    return absl::OkStatus();
+  }
+
+  absl::Status Apply(float* grads, int64_t n) {
+    if (spec_.clipvalue) {
+      dev::ClipApplyArgs a;
+      a.mode = dev::kClipValue;
+      a.g = grads;
+      a.n = n;
+      a.c = static_cast<float>(*spec_.clipvalue);
+      return Run(a);
+    }
+    if (!spec_.clipnorm && !spec_.global_clipnorm) return absl::OkStatus();
+    for (size_t i = 0; i < vars_.size(); ++i) {
+      dev::SquaresArgs a;
+      a.g = grads + vars_[i].offset;
+      a.n = vars_[i].size;
+      a.partial = partial_ + chunk_base_[i];
+      DS_RETURN_IF_ERROR(Run(a));
+    }
+    if (spec_.global_clipnorm) {
+      dev::ClipFactorArgs f;
+      f.mode = dev::kClipGlobalNorm;
+      f.partial = partial_;
+      f.chunks = total_chunks_;
+      f.c = static_cast<float>(*spec_.global_clipnorm);
+      f.inv_c = static_cast<float>(1.0 / *spec_.global_clipnorm);
+      f.out = factor_;
+      DS_RETURN_IF_ERROR(Run(f));
+      dev::ClipApplyArgs a;
+      a.mode = dev::kClipGlobalNorm;
+      a.g = grads;
+      a.n = n;
+      a.factor = factor_;
+      return Run(a);
+    }
+    const float c = static_cast<float>(*spec_.clipnorm);
+    for (size_t i = 0; i < vars_.size(); ++i) {
+      dev::ClipFactorArgs f;
+      f.mode = dev::kClipNorm;
+      f.partial = partial_ + chunk_base_[i];
+      f.chunks = dev::NormChunks(vars_[i].size);
+      f.c = c;
+      f.out = factor_ + i;
+      DS_RETURN_IF_ERROR(Run(f));
+      dev::ClipApplyArgs a;
+      a.mode = dev::kClipNorm;
+      a.g = grads + vars_[i].offset;
+      a.n = vars_[i].size;
+      a.factor = factor_ + i;
+      a.c = c;
+      DS_RETURN_IF_ERROR(Run(a));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  template <typename Args>
+  absl::Status Run(const Args& a) {
+    if (a.size() == 0) return absl::OkStatus();
+    return DeviceStatus(*ops_, ops_->Run(a));
+  }
+  dev::DeviceOps* ops_;
+  const OptimizerSpec spec_;
+  const std::vector<VariableSlice> vars_;
+  std::vector<int64_t> chunk_base_;
+  float* partial_ = nullptr;
+  float* factor_ = nullptr;
+  int64_t total_chunks_ = 0;
+};
+
+DeviceRunInfo Describe(const dev::DeviceDescription& d) {
+  DeviceRunInfo info;
+  info.backend = d.backend;
+  info.gpu_name = d.gpu_name;
+  info.compute_major = d.compute_major;
+  info.compute_minor = d.compute_minor;
+  info.driver_version = d.driver_version;
+  info.runtime_version = d.runtime_version;
+  info.cublas_version = d.cublas_version;
+  info.cudnn_version = d.cudnn_version;
+  info.math_mode = d.math_mode;
+  return info;
+}
+
+// Eval outputs in chunks of `chunk` samples (as the CPU trainer, so the bits
+// never depend on the eval-set size); fills states (each (n, U)) when not
+// null.
+absl::Status EvaluateOnDevice(dev::DeviceOps* ops, DeviceModel& model,
+                              const float* x, int64_t n, int chunk, float* out,
+                              std::vector<std::vector<float>>* states) {
+  const int64_t in_size = model.input_shape().per_sample();
+  const int64_t out_size = model.output_shape().per_sample();
+  const int units = model.output_shape().dim;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int b = static_cast<int>(std::min<int64_t>(chunk, n - start));
+    const float* y = nullptr;
+    DS_RETURN_IF_ERROR(model.Forward(x + start * in_size, b, &y));
+    DS_RETURN_IF_ERROR(
+        DeviceStatus(*ops, ops->Download(out + start * out_size, y,
+                                         sizeof(float) * b * out_size)));
+    if (states == nullptr) continue;
+    const std::vector<const float*> fs = model.final_states();
+    states->resize(fs.size());
+    for (size_t s = 0; s < fs.size(); ++s) {
+      (*states)[s].resize(static_cast<size_t>(n * units));
+      DS_RETURN_IF_ERROR(
+          DeviceStatus(*ops, ops->Download((*states)[s].data() + start * units,
+                                           fs[s], sizeof(float) * b * units)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<float*> UploadNew(dev::DeviceOps* ops, DeviceArena* arena,
+                                 const std::vector<float>& host) {
+  absl::StatusOr<float*> p = arena->Floats(static_cast<int64_t>(host.size()));
+  if (!p.ok()) return p.status();
+  if (!host.empty()) {
+    DS_RETURN_IF_ERROR(DeviceStatus(
+        *ops, ops->Upload(*p, host.data(), host.size() * sizeof(float))));
+  }
+  return *p;
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> RunJobOnDeviceOps(const JobSpec& spec,
+                                            const Profile& profile,
+                                            const RunOptions& options,
+                                            dev::DeviceOps* ops) {
+  const Clock::time_point t0 = Clock::now();
+  const TrainingSpec& tr = spec.training;
+  if (profile.rnn == DeviceRnn::kCudnn) {
+    return absl::FailedPreconditionError(
+        "rnn=cudnn: the cuDNN RNN layers are not wired into the CUDA backend "
+        "in this build; use rnn=own (presets cuda, cuda-tf32, cuda-det)");
+  }
+  RunData<float> data;
+  DS_RETURN_IF_ERROR(PrepareData(spec, options, &data));
+  ModelSpec model_spec = spec.model;
+  if (profile.implementation != 0) {
+    for (LayerSpec& l : model_spec.layers) {
+      if (l.kind != LayerKind::kDense)
+        l.implementation = profile.implementation;
+    }
+  }
+  // The host model gives the weight layout and the initial weights exactly
+  // as the CPU trainer makes them (max_batch 1: its buffers are not used).
+  absl::StatusOr<std::unique_ptr<Model<float>>> host_model =
+      Model<float>::Create(model_spec, 1);
+  if (!host_model.ok()) return host_model.status();
+  Model<float>& host = **host_model;
+  DS_RETURN_IF_ERROR(InitializeWeights(spec, options, &host));
+  PerturbWeights(profile.perturb, spec.seed, host.params(), host.num_params());
+  // Validates the optimizer spec as the CPU run does.
+  absl::StatusOr<std::unique_ptr<Optimizer<float>>> validated =
+      Optimizer<float>::Create(spec.optimizer, host.variables());
+  if (!validated.ok()) return validated.status();
+
+  absl::StatusOr<std::unique_ptr<DeviceModel>> created = DeviceModel::Create(
+      ops, model_spec, tr.batch_size, profile.matmul == MatmulInputs::kTf32);
+  if (!created.ok()) return created.status();
+  DeviceModel& model = **created;
+  const int64_t num_params = model.num_params();
+  const int64_t in_size = model.input_shape().per_sample();
+  const int64_t out_size = model.output_shape().per_sample();
+  const bool sequence = ModelOutputIsSequence(spec.model);
+  const int units = ModelOutputUnits(spec.model);
+  const int64_t n = data.n;
+  const int B = tr.batch_size;
+  const int64_t steps_per_epoch = (n + B - 1) / B;
+  const int64_t total_steps = steps_per_epoch * tr.epochs;
+  const int64_t max_rows = sequence ? int64_t{B} * spec.model.timesteps : B;
+
+  DeviceArena arena(ops);
+  absl::StatusOr<float*> x_dev = UploadNew(ops, &arena, data.x);
+  if (!x_dev.ok()) return x_dev.status();
+  absl::StatusOr<float*> y_dev = UploadNew(ops, &arena, data.y);
+  if (!y_dev.ok()) return y_dev.status();
+  absl::StatusOr<float*> eval_dev = UploadNew(ops, &arena, data.eval_x);
+  if (!eval_dev.ok()) return eval_dev.status();
+  absl::StatusOr<float*> xb = arena.Floats(B * in_size);
+  absl::StatusOr<float*> yb = arena.Floats(B * out_size);
+  absl::StatusOr<float*> dout = arena.Floats(B * out_size);
+  absl::StatusOr<float*> row_means = arena.Floats(max_rows);
+  absl::StatusOr<float*> loss_dev = arena.Floats(1);
+  absl::StatusOr<int32_t*> idx_dev = arena.Ints(B);
+  for (const absl::Status& s :
+       {xb.status(), yb.status(), dout.status(), row_means.status(),
+        loss_dev.status(), idx_dev.status()}) {
+    if (!s.ok()) return s;
+  }
+  DS_RETURN_IF_ERROR(DeviceStatus(
+      *ops,
+      ops->Upload(model.params(), host.params(), num_params * sizeof(float))));
+  DeviceOptimizer optimizer(ops, spec.optimizer);
+  DS_RETURN_IF_ERROR(optimizer.Allocate(&arena, num_params));
+  DeviceClipper clipper(ops, spec.optimizer, host.variables());
+  DS_RETURN_IF_ERROR(clipper.Allocate(&arena));
+
+  RunResult result;
+  result.spec_digest = SpecDigest(spec);
+  result.profile = profile.ToString();
+  result.steps = total_steps;
+  result.device = Describe(ops->description());
+  result.losses = NdArray(DType::kFloat32, {total_steps});
+  float* losses = result.losses.data<float>();
+  const std::vector<int64_t> out_shape = OutputShape(spec.model, data.eval_n);
+
+  std::vector<float> params(host.params(), host.params() + num_params);
+  Fingerprinter<float> fingerprints(num_params);
+  fingerprints.Reserve(static_cast<size_t>(total_steps + 1));
+  fingerprints.Record(params.data(), num_params);
+
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::vector<int32_t> idx(static_cast<size_t>(B));
+  PhiloxStream shuffle_rng(spec.seed, streams::kShuffle);
+  const Clock::time_point t1 = Clock::now();
+  double eval_seconds = 0;
+
+  int64_t step = 0;
+  for (int epoch = 0; epoch < tr.epochs; ++epoch) {
+    EpochOrder(tr.shuffle, &shuffle_rng, &order);
+    for (int64_t start = 0; start < n; start += B) {
+      if (options.cancel != nullptr && options.cancel->load()) {
+        return absl::CancelledError(absl::StrCat(
+            "run cancelled before step ", step + 1, " of ", total_steps));
+      }
+      const int b = static_cast<int>(std::min<int64_t>(B, n - start));
+      for (int k = 0; k < b; ++k) {
+        idx[k] = static_cast<int32_t>(order[start + k]);
+      }
+      DS_RETURN_IF_ERROR(DeviceStatus(
+          *ops, ops->Upload(*idx_dev, idx.data(), sizeof(int32_t) * b)));
+      dev::GatherRowsArgs gx;
+      gx.src = *x_dev;
+      gx.idx = *idx_dev;
+      gx.rows = b;
+      gx.width = in_size;
+      gx.dst = *xb;
+      DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Run(gx)));
+      dev::GatherRowsArgs gy = gx;
+      gy.src = *y_dev;
+      gy.width = out_size;
+      gy.dst = *yb;
+      DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Run(gy)));
+
+      const float* pred = nullptr;
+      DS_RETURN_IF_ERROR(model.Forward(*xb, b, &pred));
+      const int64_t rows = sequence ? int64_t{b} * spec.model.timesteps : b;
+      dev::LossRowsArgs lr;
+      lr.kind = static_cast<int>(spec.loss);
+      lr.pred = pred;
+      lr.target = *yb;
+      lr.rows = rows;
+      lr.dim = units;
+      lr.row_means = *row_means;
+      DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Run(lr)));
+      dev::LossTotalArgs lt;
+      lt.row_means = *row_means;
+      lt.rows = rows;
+      lt.loss = *loss_dev;
+      DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Run(lt)));
+      dev::LossGradArgs lg;
+      lg.kind = lr.kind;
+      lg.pred = pred;
+      lg.target = *yb;
+      lg.n = rows * units;
+      // TF's backward: 1/rows (divide_no_nan), then / last_dim, in float.
+      const float g_row = rows == 0 ? 0.0f : 1.0f / static_cast<float>(rows);
+      lg.g = g_row / static_cast<float>(units);
+      lg.dpred = *dout;
+      DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Run(lg)));
+      DS_RETURN_IF_ERROR(model.Backward(*dout));
+      DS_RETURN_IF_ERROR(clipper.Apply(model.grads(), num_params));
+      DS_RETURN_IF_ERROR(optimizer.Step(model.params(), model.grads()));
+      DS_RETURN_IF_ERROR(DeviceStatus(
+          *ops, ops->Download(&losses[step], *loss_dev, sizeof(float))));
+      DS_RETURN_IF_ERROR(
+          DeviceStatus(*ops, ops->Download(params.data(), model.params(),
+                                           num_params * sizeof(float))));
+      ++step;
+      fingerprints.Record(params.data(), num_params);
+      if (options.on_progress) {
+        options.on_progress(ProgressEvent{
+            epoch, step, total_steps, static_cast<double>(losses[step - 1])});
+      }
+    }
+    if (tr.capture_epoch_outputs) {
+      const Clock::time_point e0 = Clock::now();
+      NdArray snapshot(DType::kFloat32, out_shape);
+      DS_RETURN_IF_ERROR(EvaluateOnDevice(ops, model, *eval_dev, data.eval_n, B,
+                                          snapshot.data<float>(), nullptr));
+      result.epoch_outputs.push_back(std::move(snapshot));
+      eval_seconds += Seconds(e0, Clock::now());
+    }
+  }
+  const Clock::time_point t2 = Clock::now();
+
+  const bool want_states = spec.model.layers.back().return_state;
+  std::vector<std::vector<float>> states;
+  result.outputs = NdArray(DType::kFloat32, out_shape);
+  DS_RETURN_IF_ERROR(EvaluateOnDevice(ops, model, *eval_dev, data.eval_n, B,
+                                      result.outputs.data<float>(),
+                                      want_states ? &states : nullptr));
+  DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Finish()));
+  static constexpr const char* kStateNames[] = {"state_h", "state_c"};
+  for (size_t s = 0; s < states.size() && s < 2; ++s) {
+    result.final_states.push_back(NamedArray{
+        kStateNames[s], NdArray::From<float>({data.eval_n, units}, states[s])});
+  }
+  for (const ModelWeight& w : host.weights()) {
+    result.final_weights.push_back(NamedArray{
+        w.name, NdArray::From<float>(w.shape, params.data() + w.offset)});
+  }
+  result.fingerprints = fingerprints.Finish();
+  const Clock::time_point t3 = Clock::now();
+  result.timings.init_seconds = Seconds(t0, t1);
+  result.timings.train_seconds = Seconds(t1, t2) - eval_seconds;
+  result.timings.eval_seconds = Seconds(t2, t3) + eval_seconds;
+  return result;
+}
+
+absl::StatusOr<RunResult> RunDeviceJob(const JobSpec& spec,
+                                       const Profile& profile,
+                                       const RunOptions& options) {
+  if (profile.device == Device::kCudaEmu) {
+    std::unique_ptr<dev::DeviceOps> ops =
+        NewEmulatedDeviceOps(profile.matmul == MatmulInputs::kTf32);
+    return RunJobOnDeviceOps(spec, profile, options, ops.get());
+  }
+  absl::StatusOr<std::unique_ptr<dev::DeviceOps>> ops =
+      OpenCudaBackend(profile);
+  if (!ops.ok()) return ops.status();
+  return RunJobOnDeviceOps(spec, profile, options, ops->get());
+}
+
+}  // namespace driftscope
