@@ -40,10 +40,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "engine/job/job_spec.h"
+#include "proto/lib/job_convert.h"
 
 extern char** environ;
 

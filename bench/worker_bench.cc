@@ -23,14 +23,14 @@
 #include <string>
 #include <vector>
 
-#include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "engine/core/sha256.h"
 #include "engine/train/trainer.h"
-#include "server/common/crc32c.h"
-#include "server/common/event_wire.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/crc32c.h"
+#include "proto/lib/event_wire.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/tensor_stream.h"
 #include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"
 #include "tests/server/worker_test_specs.h"

@@ -16,13 +16,13 @@
 #include "client/cli/remote_flags.h"
 #include "client/cli/report_output.h"
 #include "client/cli/run_io.h"
-#include "client/lib/spec_json.h"
 #include "client/lib/worker_client.h"
 #include "engine/drift/array_drift.h"
 #include "engine/drift/report_io.h"
 #include "engine/io/npy.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
+#include "proto/lib/spec_json.h"
 
 namespace driftscope::cli {
 

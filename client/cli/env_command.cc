@@ -11,12 +11,12 @@
 #include "client/cli/cli_util.h"
 #include "client/cli/commands.h"
 #include "client/cli/remote_flags.h"
-#include "client/lib/report_render.h"
 #include "client/lib/worker_client.h"
 #include "engine/cpu/kernel_table.h"
 #include "engine/env/environment.h"
 #include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
+#include "engine/report/report_render.h"
 
 namespace driftscope::cli {
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "client/cli/job_records.h"
 #include "client/lib/coordinator_client.h"
-#include "client/lib/report_render.h"
+#include "engine/report/report_render.h"
 
 namespace driftscope::cli {
 

@@ -13,8 +13,8 @@
 #include "client/cli/remote_flags.h"
 #include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
-#include "server/common/environment_convert.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/environment_convert.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope::cli {
 
@@ -105,7 +105,7 @@ std::string ProfileLabel(const v1::RunInfo& run) {
       if (!q.ok()) continue;
       f->written.emplace_back(q->ToString(), name);
       if (Context::Check(*q).ok()) {
-        f->resolved.emplace_back(Context(*q).profile().ToString(), name);
+        f->resolved.emplace_back(ResolveProfile(*q).ToString(), name);
       }
     }
     return f;

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/common/token_file.h"
+#include "proto/lib/token_file.h"
 
 namespace driftscope::cli {
 

@@ -21,8 +21,8 @@
 #include "client/lib/coordinator_client.h"
 #include "engine/drift/analysis.h"
 #include "engine/drift/report_io.h"
-#include "server/common/environment_convert.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/environment_convert.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope::cli {
 

@@ -7,8 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/lib/report_render.h"
 #include "engine/drift/report_io.h"
+#include "engine/report/report_render.h"
 
 namespace driftscope::cli {
 

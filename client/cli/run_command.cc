@@ -25,8 +25,6 @@
 #include "client/cli/commands.h"
 #include "client/cli/report_output.h"
 #include "client/cli/run_io.h"
-#include "client/lib/report_render.h"
-#include "client/lib/spec_json.h"
 #include "engine/drift/analysis.h"
 #include "engine/drift/array_drift.h"
 #include "engine/env/environment.h"
@@ -34,7 +32,9 @@
 #include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
 #include "engine/numerics/profile_diff.h"
+#include "engine/report/report_render.h"
 #include "engine/train/trainer.h"
+#include "proto/lib/spec_json.h"
 
 namespace driftscope::cli {
 

@@ -21,12 +21,12 @@
 #include "client/cli/remote_flags.h"
 #include "client/cli/report_output.h"
 #include "client/lib/coordinator_client.h"
-#include "client/lib/init_weights.h"
-#include "client/lib/job_convert.h"
-#include "client/lib/spec_json.h"
+#include "engine/io/init_weights.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/spec_json.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope::cli {
 

@@ -22,16 +22,16 @@
 #include "client/cli/commands.h"
 #include "client/cli/remote_flags.h"
 #include "client/cli/run_io.h"
-#include "client/lib/init_weights.h"
-#include "client/lib/spec_json.h"
 #include "client/lib/worker_client.h"
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
 #include "engine/env/environment.h"
+#include "engine/io/init_weights.h"
 #include "engine/io/npy.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
 #include "engine/train/trainer.h"
+#include "proto/lib/spec_json.h"
 
 namespace driftscope::cli {
 

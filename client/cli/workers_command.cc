@@ -16,7 +16,7 @@
 #include "client/cli/job_records.h"
 #include "client/cli/remote_flags.h"
 #include "client/lib/coordinator_client.h"
-#include "client/lib/report_render.h"
+#include "engine/report/report_render.h"
 
 namespace driftscope::cli {
 

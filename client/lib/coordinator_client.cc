@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
-#include "server/common/status.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/status.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope {
 

@@ -14,12 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/lib/grpc_channel.h"
-#include "client/lib/job_convert.h"
 #include "driftscope/v1/worker.grpc.pb.h"
-#include "server/common/environment_convert.h"
-#include "server/common/event_wire.h"
-#include "server/common/status.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/environment_convert.h"
+#include "proto/lib/event_wire.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/status.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope {
 

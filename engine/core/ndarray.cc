@@ -126,14 +126,16 @@ NdArray NdArray::AsType(DType to) const {
   return out;
 }
 
-std::string NdArray::ShapeString() const {
+std::string NumpyShapeText(const std::vector<int64_t>& shape) {
   std::string s = "(";
-  for (size_t i = 0; i < shape_.size(); ++i) {
+  for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
-    s += std::to_string(shape_[i]);
+    s += std::to_string(shape[i]);
   }
-  if (shape_.size() == 1) s += ",";
+  if (shape.size() == 1) s += ",";
   return s + ")";
 }
+
+std::string NdArray::ShapeString() const { return NumpyShapeText(shape_); }
 
 }  // namespace driftscope

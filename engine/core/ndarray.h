@@ -166,7 +166,7 @@ class NdArray {
   // A copy converted to another dtype (round to nearest when narrowing).
   NdArray AsType(DType to) const;
 
-  std::string ShapeString() const;  // "(2, 3, 4)"
+  std::string ShapeString() const;  // NumpyShapeText(shape())
 
   friend bool operator==(const NdArray& a, const NdArray& b) {
     return a.dtype_ == b.dtype_ && a.shape_ == b.shape_ && a.bytes_ == b.bytes_;
@@ -177,6 +177,10 @@ class NdArray {
   std::vector<int64_t> shape_;
   std::vector<uint8_t, ArrayAllocator<uint8_t>> bytes_;
 };
+
+// A shape as numpy prints it: "(2, 3, 4)", "(5,)" (1-D keeps its comma),
+// "()". The one spelling of a shape in messages and .npy headers.
+std::string NumpyShapeText(const std::vector<int64_t>& shape);
 
 }  // namespace driftscope
 

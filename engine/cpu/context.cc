@@ -125,13 +125,19 @@ absl::Status Context::Check(const Profile& profile) {
   return absl::OkStatus();
 }
 
+Profile ResolveProfile(const Profile& profile) {
+  Profile resolved = profile;
+  resolved.isa = ResolveIsa(resolved.isa);
+  return resolved;
+}
+
 Context::Context(const Profile& profile, uint64_t seed)
     : profile_(profile), seed_(seed) {
   if (profile_.nondet) {
     std::random_device rd;
     entropy_ = (uint64_t{rd()} << 32) ^ rd();
   }
-  profile_.isa = ResolveIsa(profile_.isa);
+  profile_ = ResolveProfile(profile_);
   absl::StatusOr<const CpuKernelTable*> k = KernelsFor(profile_.isa);
   kernels_ = k.ok() ? *k : *KernelsFor(Isa::kX86_64);
   if (profile_.threads > 1) {

@@ -147,12 +147,6 @@ class HeaderParser {
   size_t pos_ = 0;
 };
 
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string s = absl::StrCat("(", absl::StrJoin(shape, ", "));
-  if (shape.size() == 1) s += ",";
-  return s + ")";
-}
-
 absl::StatusOr<DType> DTypeFromDescr(const std::string& descr) {
   if (descr == "<f4") return DType::kFloat32;
   if (descr == "<f8") return DType::kFloat64;
@@ -228,14 +222,16 @@ absl::StatusOr<NdArray> ParseNpy(absl::string_view bytes) {
   for (int64_t d : shape) {
     if (d > 1) ++non_unit_dims;
     if (d != 0 && count > std::numeric_limits<int64_t>::max() / 8 / d) {
-      return Invalid(absl::StrCat("shape ", ShapeText(shape), " is too large"));
+      return Invalid(
+          absl::StrCat("shape ", NumpyShapeText(shape), " is too large"));
     }
     count *= d;
   }
   // With at most one dimension longer than 1, Fortran and C order lay the
   // bytes out identically, so such a file is unambiguous.
   if (fortran_order && non_unit_dims > 1) {
-    return Invalid(absl::StrCat("fortran_order=True (shape ", ShapeText(shape),
+    return Invalid(absl::StrCat("fortran_order=True (shape ",
+                                NumpyShapeText(shape),
                                 ") is not supported; save a C-order array "
                                 "(np.save(path, np.ascontiguousarray(a)))"));
   }
@@ -244,7 +240,7 @@ absl::StatusOr<NdArray> ParseNpy(absl::string_view bytes) {
   if (actual != expected) {
     return Invalid(absl::StrCat(
         actual < expected ? "truncated: " : "size mismatch: ", "shape ",
-        ShapeText(shape), " of ", DTypeName(*dtype), " needs ", expected,
+        NumpyShapeText(shape), " of ", DTypeName(*dtype), " needs ", expected,
         " data bytes but the file has ", actual));
   }
   NdArray array(*dtype, shape);
@@ -259,7 +255,8 @@ std::string SerializeNpy(const NdArray& array) {
   // spaces so the first axis can grow in place, padded to 64 bytes.
   std::string header = absl::StrCat(
       "{'descr': '", array.dtype() == DType::kFloat32 ? "<f4" : "<f8",
-      "', 'fortran_order': False, 'shape': ", ShapeText(array.shape()), ", }");
+      "', 'fortran_order': False, 'shape': ", NumpyShapeText(array.shape()),
+      ", }");
   if (!array.shape().empty()) {
     constexpr int kGrowthAxisMaxDigits = 21;
     const int digits =

@@ -60,6 +60,12 @@ class PackedB {
   std::vector<T> storage_;           // 64 bytes of slack for alignment
 };
 
+// `profile` as a run computes with it on this machine (isa=auto resolved to
+// the level in use): what Context::profile() and a run report, without
+// building a Context (scratch memory, thread pool). Pure; safe for
+// concurrent use.
+Profile ResolveProfile(const Profile& profile);
+
 class Context {
  public:
   // `seed` keys the stochastic-rounding stream (profile sr=on). The profile

@@ -12,7 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
-#include "server/common/status.h"
+#include "proto/lib/status.h"
 #include "server/coordinator/sqlite_store.h"
 
 namespace driftscope::coordinator {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/tensor_stream.h"
 #include "server/coordinator/ids.h"
 #include "server/coordinator/job_view.h"
 #include "server/coordinator/report_builder.h"

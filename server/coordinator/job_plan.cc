@@ -7,10 +7,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/lib/init_weights.h"
-#include "client/lib/job_convert.h"
+#include "engine/io/init_weights.h"
 #include "engine/numerics/profile.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope::coordinator {
 
@@ -145,8 +145,8 @@ absl::Status CheckInitWeights(const v1::SubmitJobRequest& request,
     if (shapes[i] != layout[i].shape) {
       return absl::InvalidArgumentError(absl::StrCat(
           "init_weights[", i, "] (", layout[i].name, "): shape ",
-          KerasShapeText(shapes[i]), ", expected ",
-          KerasShapeText(layout[i].shape), " for the spec's model"));
+          NumpyShapeText(shapes[i]), ", expected ",
+          NumpyShapeText(layout[i].shape), " for the spec's model"));
     }
   }
   return absl::OkStatus();

@@ -13,10 +13,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "driftscope/v1/coordinator.pb.h"
+#include "engine/job/job_limits.h"
 #include "engine/job/job_spec.h"
 #include "server/coordinator/store.h"
 #include "server/coordinator/worker_registry.h"
-#include "server/worker/worker_service.h"
 
 namespace driftscope::coordinator {
 

@@ -12,8 +12,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/numerics/profile.h"
-#include "server/common/tensor_stream.h"
-#include "server/coordinator/report_convert.h"
+#include "proto/lib/report_convert.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope::coordinator {
 

@@ -6,9 +6,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/common/environment_convert.h"
-#include "server/common/status.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/environment_convert.h"
+#include "proto/lib/status.h"
+#include "proto/lib/tensor_stream.h"
 #include "server/coordinator/job_plan.h"
 
 namespace driftscope::coordinator {

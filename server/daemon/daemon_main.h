@@ -10,9 +10,9 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "engine/job/job_limits.h"
 #include "server/common/security.h"
 #include "server/common/signals.h"
-#include "server/worker/worker_service.h"
 
 namespace driftscope {
 

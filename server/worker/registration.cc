@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "engine/numerics/profile.h"
+#include "proto/lib/status.h"
 #include "server/common/security.h"
-#include "server/common/status.h"
 
 namespace driftscope {
 

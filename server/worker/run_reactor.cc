@@ -4,8 +4,8 @@
 
 #include <utility>
 
-#include "server/common/event_wire.h"
-#include "server/common/status.h"
+#include "proto/lib/event_wire.h"
+#include "proto/lib/status.h"
 
 namespace driftscope {
 

@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/worker.grpc.pb.h"
-#include "server/common/status.h"
-#include "server/common/token_file.h"
+#include "proto/lib/status.h"
+#include "proto/lib/token_file.h"
 #include "server/worker/run_reactor.h"
 
 namespace driftscope {

@@ -22,20 +22,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "driftscope/v1/worker.pb.h"
+#include "engine/job/job_limits.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
 #include "engine/train/run_result.h"
 
 namespace driftscope {
-
-// Job sizes this worker accepts (DESIGN §10); checked before any work.
-struct JobLimits {
-  int max_units = 4096;  // of any layer
-  int max_timesteps = 100000;
-  int64_t max_samples = 10000000;  // training and eval samples, each
-  int max_epochs = 100000;
-  double max_flops = 1e15;  // EstimateJobFlops; 0: no limit
-};
 
 struct WorkerServiceOptions {
   std::string default_profile = "fp32";  // preset or knob string
@@ -50,17 +42,6 @@ struct CudaInfo;
 // OK for -1 or a GPU `cuda` lists; otherwise FailedPrecondition naming the
 // GPUs there are, or why there are none.
 absl::Status CheckCudaDeviceFlag(const CudaInfo& cuda, int device);
-
-// Floating-point operations of the job's GEMMs: forward over every training
-// sample for every epoch ×3 (forward + backward), plus the forward passes of
-// the evaluations. Elementwise work is left out: it is a lower bound, close
-// for the widths that make a job expensive.
-double EstimateJobFlops(const JobSpec& spec, int64_t train_samples,
-                        int64_t eval_samples);
-
-// ResourceExhausted naming the limit and the job's value, or OK.
-absl::Status CheckJobLimits(const JobSpec& spec, int64_t train_samples,
-                            int64_t eval_samples, const JobLimits& limits);
 
 class WorkerService {
  public:

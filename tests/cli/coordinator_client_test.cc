@@ -18,7 +18,7 @@
 #include "engine/core/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope {
 namespace {

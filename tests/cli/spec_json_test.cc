@@ -1,15 +1,15 @@
 // JSON job specs: defaults, round trips and error messages that name the
 // field a user has to fix.
-#include "client/lib/spec_json.h"
+#include "proto/lib/spec_json.h"
 
 #include <cmath>
 #include <string>
 
 #include "absl/status/status.h"
-#include "client/lib/job_convert.h"
 #include "engine/job/job_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/lib/job_convert.h"
 
 namespace driftscope {
 namespace {

@@ -19,12 +19,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "client/lib/spec_json.h"
 #include "engine/core/ndarray.h"
 #include "engine/io/npy.h"
 #include "engine/job/job_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/lib/spec_json.h"
 #include "tests/cli/cli_test_util.h"
 
 namespace driftscope {

@@ -1,6 +1,6 @@
 // BackgroundSha256 gives the digest Sha256Hex gives, however the range
 // grows. (Abandoning one half way is covered by the tensor stream tests.)
-#include "server/common/background_sha256.h"
+#include "proto/lib/background_sha256.h"
 
 #include <string>
 

@@ -2,7 +2,7 @@
 // an ordinary RunEvent to protobuf, ParseRunEvent reads what protobuf writes
 // however gRPC cuts it into slices, agrees with protobuf on arbitrary bytes,
 // and the sender's buffer keeps the array it points into alive.
-#include "server/common/event_wire.h"
+#include "proto/lib/event_wire.h"
 
 #include <cstring>
 #include <memory>
@@ -14,7 +14,7 @@
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope {
 namespace {

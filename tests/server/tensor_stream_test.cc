@@ -1,7 +1,7 @@
 // Chunked tensors: crc32c against the published check value, round trips,
 // and every kind of damage a stream can suffer detected as DATA_LOSS naming
 // the tensor.
-#include "server/common/tensor_stream.h"
+#include "proto/lib/tensor_stream.h"
 
 #include <cstring>
 #include <string>
@@ -10,7 +10,7 @@
 #include "engine/core/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/crc32c.h"
+#include "proto/lib/crc32c.h"
 
 namespace driftscope {
 namespace {

@@ -1,7 +1,7 @@
 // Bearer tokens from files: what ReadTokenFile accepts and refuses, and
 // driftscope-worker --auth_token_file end to end (the token works, a bad
 // file stops the daemon at start-up with the reason).
-#include "server/common/token_file.h"
+#include "proto/lib/token_file.h"
 
 #include <sys/stat.h>
 

@@ -16,15 +16,15 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "client/lib/job_convert.h"
 #include "client/lib/worker_client.h"
 #include "driftscope/v1/worker.grpc.pb.h"
 #include "engine/core/sha256.h"
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/status.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/status.h"
+#include "proto/lib/tensor_stream.h"
 #include "tests/server/eventually.h"
 #include "tests/server/test_certs.h"
 #include "tests/server/worker_process.h"

@@ -9,10 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include "client/lib/job_convert.h"
 #include "engine/env/environment.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/lib/job_convert.h"
 
 namespace driftscope {
 namespace {

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/lib/job_convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/lib/job_convert.h"
 #include "tests/server/coordinator/coordinator_test_util.h"
 #include "tests/server/coordinator/store_test_util.h"
 #include "tests/server/worker_process.h"

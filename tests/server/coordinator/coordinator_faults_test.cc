@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/lib/job_convert.h"
 #include "engine/core/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/tensor_stream.h"
 #include "tests/server/coordinator/coordinator_test_util.h"
 #include "tests/server/coordinator/store_test_util.h"
 #include "tests/server/worker_process.h"

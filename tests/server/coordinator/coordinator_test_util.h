@@ -28,9 +28,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/lib/job_convert.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "engine/job/job_spec.h"
+#include "proto/lib/job_convert.h"
 #include "tests/server/daemon_process.h"
 #include "tests/server/eventually.h"
 

@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "client/lib/job_convert.h"
 #include "engine/core/ndarray.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/tensor_stream.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/tensor_stream.h"
 #include "tests/server/coordinator/coordinator_test_util.h"
 
 namespace driftscope::coordinator {

@@ -1,7 +1,7 @@
 // ReportToProto: the engine report's environments become runs (each
 // through its lowest repeat), and the values with no direct proto form are
 // mapped as coordinator.proto documents.
-#include "server/coordinator/report_convert.h"
+#include "proto/lib/report_convert.h"
 
 #include <cmath>
 #include <limits>

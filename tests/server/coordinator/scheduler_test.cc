@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "client/lib/job_convert.h"
 #include "engine/core/sha256.h"
 #include "engine/numerics/profile.h"
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/status.h"
+#include "proto/lib/job_convert.h"
+#include "proto/lib/status.h"
 #include "server/coordinator/job_plan.h"
 #include "server/coordinator/sqlite_store.h"
 #include "tests/server/coordinator/coordinator_test_util.h"

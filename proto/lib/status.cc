@@ -1,4 +1,4 @@
-#include "server/common/status.h"
+#include "proto/lib/status.h"
 
 #include <string>
 

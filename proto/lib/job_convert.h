@@ -6,8 +6,8 @@
 // Errors name the JSON field path ("model.layers[0]: exactly one of lstm,
 // gru, simple_rnn, dense must be set"). Range checks are left to the
 // engine's ValidateJobSpec. Pure functions, safe for concurrent use.
-#ifndef DRIFTSCOPE_CLIENT_LIB_JOB_CONVERT_H_
-#define DRIFTSCOPE_CLIENT_LIB_JOB_CONVERT_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_JOB_CONVERT_H_
+#define DRIFTSCOPE_PROTO_LIB_JOB_CONVERT_H_
 
 #include <string>
 
@@ -48,4 +48,4 @@ const char* ActivationJsonName(Activation activation);
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_CLIENT_LIB_JOB_CONVERT_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_JOB_CONVERT_H_

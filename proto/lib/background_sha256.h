@@ -8,8 +8,8 @@
 // bytes and promises not to change or free [0, end) after Advance(end) until
 // HexDigest() returned or the object is destroyed. Methods are for one
 // calling thread at a time; the hashing thread is internal.
-#ifndef DRIFTSCOPE_SERVER_COMMON_BACKGROUND_SHA256_H_
-#define DRIFTSCOPE_SERVER_COMMON_BACKGROUND_SHA256_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_BACKGROUND_SHA256_H_
+#define DRIFTSCOPE_PROTO_LIB_BACKGROUND_SHA256_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -52,4 +52,4 @@ class BackgroundSha256 {
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_BACKGROUND_SHA256_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_BACKGROUND_SHA256_H_

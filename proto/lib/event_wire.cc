@@ -1,4 +1,4 @@
-#include "server/common/event_wire.h"
+#include "proto/lib/event_wire.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <grpcpp/impl/codegen/proto_utils.h>

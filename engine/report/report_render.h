@@ -4,8 +4,8 @@
 // Both take the DriftReport of engine/drift and the RunRecords it was
 // computed from (for loss curves and environments). Pure functions; safe for
 // concurrent use.
-#ifndef DRIFTSCOPE_CLIENT_LIB_REPORT_RENDER_H_
-#define DRIFTSCOPE_CLIENT_LIB_REPORT_RENDER_H_
+#ifndef DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_
+#define DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_
 
 #include <string>
 #include <vector>
@@ -37,4 +37,4 @@ std::string RenderHtml(const DriftReport& report,
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_CLIENT_LIB_REPORT_RENDER_H_
+#endif  // DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_

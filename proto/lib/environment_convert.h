@@ -1,7 +1,7 @@
 // Environment (engine/env/environment.h) ↔ driftscope.v1.Environment.
 // Pure functions, safe for concurrent use.
-#ifndef DRIFTSCOPE_SERVER_COMMON_ENVIRONMENT_CONVERT_H_
-#define DRIFTSCOPE_SERVER_COMMON_ENVIRONMENT_CONVERT_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_ENVIRONMENT_CONVERT_H_
+#define DRIFTSCOPE_PROTO_LIB_ENVIRONMENT_CONVERT_H_
 
 #include "driftscope/v1/job.pb.h"
 #include "engine/env/environment.h"
@@ -13,4 +13,4 @@ Environment EnvironmentFromProto(const v1::Environment& proto);
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_ENVIRONMENT_CONVERT_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_ENVIRONMENT_CONVERT_H_

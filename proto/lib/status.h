@@ -1,8 +1,8 @@
 // Conversion between absl::Status (used everywhere inside driftscope) and
 // grpc::Status, done once at the edge of each service, and the error reasons
 // that let a caller act on an error without reading its message. Stateless.
-#ifndef DRIFTSCOPE_SERVER_COMMON_STATUS_H_
-#define DRIFTSCOPE_SERVER_COMMON_STATUS_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_STATUS_H_
+#define DRIFTSCOPE_PROTO_LIB_STATUS_H_
 
 #include <grpcpp/support/status.h>
 
@@ -31,4 +31,4 @@ std::string ErrorReason(const absl::Status& status);
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_STATUS_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_STATUS_H_

@@ -2,8 +2,8 @@
 // --token-file on the CLI): a token on a command line is visible to every
 // user through ps and /proc, a file can be readable by its owner only.
 // Pure function, safe for concurrent use.
-#ifndef DRIFTSCOPE_SERVER_COMMON_TOKEN_FILE_H_
-#define DRIFTSCOPE_SERVER_COMMON_TOKEN_FILE_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_TOKEN_FILE_H_
+#define DRIFTSCOPE_PROTO_LIB_TOKEN_FILE_H_
 
 #include <string>
 
@@ -21,4 +21,4 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path,
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_TOKEN_FILE_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_TOKEN_FILE_H_

@@ -1,4 +1,4 @@
-#include "server/common/token_file.h"
+#include "proto/lib/token_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

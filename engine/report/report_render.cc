@@ -1,4 +1,4 @@
-#include "client/lib/report_render.h"
+#include "engine/report/report_render.h"
 
 #include <algorithm>
 #include <cmath>

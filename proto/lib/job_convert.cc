@@ -1,4 +1,4 @@
-#include "client/lib/job_convert.h"
+#include "proto/lib/job_convert.h"
 
 #include <utility>
 

@@ -4,8 +4,8 @@
 // interleaved lanes for long inputs (about 3x one lane: ~25 GB/s on the
 // development VM), and a table otherwise; all give the same value. Pure
 // function, safe for concurrent use.
-#ifndef DRIFTSCOPE_SERVER_COMMON_CRC32C_H_
-#define DRIFTSCOPE_SERVER_COMMON_CRC32C_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_CRC32C_H_
+#define DRIFTSCOPE_PROTO_LIB_CRC32C_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -21,4 +21,4 @@ uint32_t Crc32cPortable(const void* data, size_t size, uint32_t crc = 0);
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_CRC32C_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_CRC32C_H_

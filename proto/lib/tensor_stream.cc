@@ -1,4 +1,4 @@
-#include "server/common/tensor_stream.h"
+#include "proto/lib/tensor_stream.h"
 
 #include <unistd.h>
 
@@ -14,18 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/core/sha256.h"
-#include "server/common/background_sha256.h"
-#include "server/common/crc32c.h"
+#include "proto/lib/background_sha256.h"
+#include "proto/lib/crc32c.h"
 
 namespace driftscope {
-
-namespace {
-
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
-}
-
-}  // namespace
 
 int64_t ElementCount(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -75,7 +67,7 @@ absl::StatusOr<NdArray> TensorFromProto(const v1::Tensor& tensor,
       static_cast<int64_t>(tensor.data().size()) != n * DTypeSize(*dtype)) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".data has ", tensor.data().size(), " bytes; shape ",
-        ShapeText(shape), " of ", DTypeName(*dtype), " needs ",
+        NumpyShapeText(shape), " of ", DTypeName(*dtype), " needs ",
         n < 0 ? std::string("a valid shape")
               : absl::StrCat(n * DTypeSize(*dtype))));
   }
@@ -192,7 +184,7 @@ absl::Status TensorAssembler::Add(
     const int64_t n = ElementCount(shape);
     if (n < 0 || n * DTypeSize(*dtype) != chunk.total_bytes()) {
       return loss("total_bytes ", chunk.total_bytes(), " does not match ",
-                  DTypeName(*dtype), " shape ", ShapeText(shape));
+                  DTypeName(*dtype), " shape ", NumpyShapeText(shape));
     }
     if (chunk.total_bytes() > max_tensor_bytes_) {
       return absl::ResourceExhaustedError(

@@ -1,12 +1,13 @@
-#include "client/lib/init_weights.h"
+#include "engine/io/init_weights.h"
 
 #include <sys/stat.h>
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "engine/io/npy.h"
+#include "engine/layers/layer.h"
+#include "engine/layers/layer_internal.h"
 
 namespace driftscope {
 
@@ -25,34 +26,18 @@ bool IsDir(const std::string& path) {
 }  // namespace
 
 std::vector<KerasWeight> KerasWeightLayout(const ModelSpec& m) {
+  // The layers' own shapes (the ones they allocate), so the layout has one
+  // owner and a new layer kind needs no second table here.
   std::vector<KerasWeight> weights;
-  int64_t in = m.features;
+  ActivationShape in{true, m.timesteps, m.features};
   for (size_t i = 0; i < m.layers.size(); ++i) {
-    const LayerSpec& l = m.layers[i];
-    const int64_t u = l.units;
-    const std::string p = absl::StrCat("layer", i, "_");
-    int64_t gates = 1;
-    if (l.kind == LayerKind::kLstm) gates = 4;
-    if (l.kind == LayerKind::kGru) gates = 3;
-    weights.push_back({p + "kernel", {in, gates * u}});
-    if (l.kind != LayerKind::kDense) {
-      weights.push_back({p + "recurrent_kernel", {u, gates * u}});
+    for (WeightShape& w : LayerWeightShapes(m.layers[i], in)) {
+      weights.push_back(
+          {absl::StrCat("layer", i, "_", w.name), std::move(w.shape)});
     }
-    if (l.use_bias) {
-      if (l.kind == LayerKind::kGru && l.reset_after) {
-        weights.push_back({p + "bias", {2, 3 * u}});
-      } else {
-        weights.push_back({p + "bias", {gates * u}});
-      }
-    }
-    in = u;
+    in = LayerOutputShape(m.layers[i], in);
   }
   return weights;
-}
-
-std::string KerasShapeText(const std::vector<int64_t>& shape) {
-  if (shape.size() == 1) return absl::StrCat("(", shape[0], ",)");
-  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
 }
 
 absl::StatusOr<std::vector<NdArray>> ReadInitWeightsDir(
@@ -73,7 +58,7 @@ absl::StatusOr<std::vector<NdArray>> ReadInitWeightsDir(
       return absl::InvalidArgumentError(
           absl::StrCat(flag, " ", path, ": shape ", a->ShapeString(),
                        " does not match the Keras shape ",
-                       KerasShapeText(w.shape), " of the spec's model"));
+                       NumpyShapeText(w.shape), " of the spec's model"));
     }
     weights.push_back(*std::move(a));
   }

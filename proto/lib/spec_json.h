@@ -3,15 +3,15 @@
 //
 // Pure functions apart from the file read in LoadSpecJson; safe for
 // concurrent use.
-#ifndef DRIFTSCOPE_CLIENT_LIB_SPEC_JSON_H_
-#define DRIFTSCOPE_CLIENT_LIB_SPEC_JSON_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_SPEC_JSON_H_
+#define DRIFTSCOPE_PROTO_LIB_SPEC_JSON_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "client/lib/job_convert.h"
 #include "engine/job/job_spec.h"
+#include "proto/lib/job_convert.h"
 
 namespace driftscope {
 
@@ -37,4 +37,4 @@ std::string SpecToJson(const JobSpec& spec, bool indent = false);
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_CLIENT_LIB_SPEC_JSON_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_SPEC_JSON_H_

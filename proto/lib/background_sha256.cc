@@ -1,4 +1,4 @@
-#include "server/common/background_sha256.h"
+#include "proto/lib/background_sha256.h"
 
 #include <pthread.h>
 

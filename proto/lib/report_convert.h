@@ -3,8 +3,8 @@
 // proto names runs: every environment is represented by its lowest repeat
 // (the run AnalyzeRuns compares), as documented in coordinator.proto.
 // Pure functions; safe for concurrent use.
-#ifndef DRIFTSCOPE_SERVER_COORDINATOR_REPORT_CONVERT_H_
-#define DRIFTSCOPE_SERVER_COORDINATOR_REPORT_CONVERT_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_REPORT_CONVERT_H_
+#define DRIFTSCOPE_PROTO_LIB_REPORT_CONVERT_H_
 
 #include <map>
 #include <optional>
@@ -15,7 +15,7 @@
 #include "engine/drift/analysis.h"
 #include "engine/drift/array_drift.h"
 
-namespace driftscope::coordinator {
+namespace driftscope {
 
 struct ReportContext {
   std::string job_id;
@@ -36,6 +36,6 @@ v1::DriftReport ReportToProto(const DriftReport& report,
                               const std::vector<RunRecord>& records,
                               const ReportContext& context);
 
-}  // namespace driftscope::coordinator
+}  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COORDINATOR_REPORT_CONVERT_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_REPORT_CONVERT_H_

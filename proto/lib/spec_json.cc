@@ -1,4 +1,4 @@
-#include "client/lib/spec_json.h"
+#include "proto/lib/spec_json.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/json_util.h>

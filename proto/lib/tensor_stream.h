@@ -6,8 +6,8 @@
 // (carried by the last chunk); the receiver checks both and every offset, so
 // a corrupted, reordered, truncated or mislabelled chunk is a DATA_LOSS error
 // that names the tensor. Objects here are one thread at a time.
-#ifndef DRIFTSCOPE_SERVER_COMMON_TENSOR_STREAM_H_
-#define DRIFTSCOPE_SERVER_COMMON_TENSOR_STREAM_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_TENSOR_STREAM_H_
+#define DRIFTSCOPE_PROTO_LIB_TENSOR_STREAM_H_
 
 #include <cstdint>
 #include <functional>
@@ -25,7 +25,7 @@
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
 #include "engine/train/run_result.h"
-#include "server/common/background_sha256.h"
+#include "proto/lib/background_sha256.h"
 
 namespace driftscope {
 
@@ -143,4 +143,4 @@ absl::Status PlaceResultTensors(std::vector<NamedArray> tensors,
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_TENSOR_STREAM_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_TENSOR_STREAM_H_

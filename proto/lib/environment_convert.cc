@@ -1,4 +1,4 @@
-#include "server/common/environment_convert.h"
+#include "proto/lib/environment_convert.h"
 
 namespace driftscope {
 

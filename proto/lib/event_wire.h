@@ -13,8 +13,8 @@
 // may come in any order), so any gRPC client, the Python one included, reads
 // them with its generated types; and ParseRunEvent reads what any protobuf
 // encoder writes.
-#ifndef DRIFTSCOPE_SERVER_COMMON_EVENT_WIRE_H_
-#define DRIFTSCOPE_SERVER_COMMON_EVENT_WIRE_H_
+#ifndef DRIFTSCOPE_PROTO_LIB_EVENT_WIRE_H_
+#define DRIFTSCOPE_PROTO_LIB_EVENT_WIRE_H_
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
@@ -71,4 +71,4 @@ std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> StartRawRun(
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_SERVER_COMMON_EVENT_WIRE_H_
+#endif  // DRIFTSCOPE_PROTO_LIB_EVENT_WIRE_H_

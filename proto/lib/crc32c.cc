@@ -1,4 +1,4 @@
-#include "server/common/crc32c.h"
+#include "proto/lib/crc32c.h"
 
 #include <array>
 #include <cstring>

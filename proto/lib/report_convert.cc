@@ -1,11 +1,11 @@
-#include "server/coordinator/report_convert.h"
+#include "proto/lib/report_convert.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
-namespace driftscope::coordinator {
+namespace driftscope {
 
 namespace {
 
@@ -168,4 +168,4 @@ v1::DriftReport ReportToProto(const DriftReport& report,
   return out;
 }
 
-}  // namespace driftscope::coordinator
+}  // namespace driftscope

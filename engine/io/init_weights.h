@@ -4,8 +4,8 @@
 // against them. Shared by `driftscope train --init-weights`, `driftscope
 // submit --init-weights` and the coordinator's check at submission, so all
 // three agree on the layout. Pure functions; safe for concurrent use.
-#ifndef DRIFTSCOPE_CLIENT_LIB_INIT_WEIGHTS_H_
-#define DRIFTSCOPE_CLIENT_LIB_INIT_WEIGHTS_H_
+#ifndef DRIFTSCOPE_ENGINE_IO_INIT_WEIGHTS_H_
+#define DRIFTSCOPE_ENGINE_IO_INIT_WEIGHTS_H_
 
 #include <cstdint>
 #include <string>
@@ -25,9 +25,6 @@ struct KerasWeight {
 // Every weight of `model`, get_weights() order; layers count from 0.
 std::vector<KerasWeight> KerasWeightLayout(const ModelSpec& model);
 
-// "(64, 256)", "(256,)": shapes as numpy prints them.
-std::string KerasShapeText(const std::vector<int64_t>& shape);
-
 // DIR/layer{i}_kernel.npy, layer{i}_recurrent_kernel.npy (RNN layers) and
 // layer{i}_bias.npy (when use_bias), in layout order. Errors name `flag`
 // and the file: a missing directory or file, a shape unlike the layout, a
@@ -38,4 +35,4 @@ absl::StatusOr<std::vector<NdArray>> ReadInitWeightsDir(
 
 }  // namespace driftscope
 
-#endif  // DRIFTSCOPE_CLIENT_LIB_INIT_WEIGHTS_H_
+#endif  // DRIFTSCOPE_ENGINE_IO_INIT_WEIGHTS_H_
