@@ -1,4 +1,5 @@
 // `driftscope env`: what this machine is, as every run records it.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -40,7 +41,8 @@ int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
   }
   Environment env = ProbeEnvironment();
   // Which presets this machine can run, and the kernels isa=auto picks.
-  std::vector<std::string> runnable, refused;
+  std::vector<std::string> runnable, refused, refused_gpu;
+  std::string gpu_refusal;  // why the cuda presets cannot run here
   std::string auto_isa = IsaName(ResolveIsa(Isa::kAuto));
   if (auto w = parsed->Get("worker")) {
     absl::StatusOr<WorkerClientOptions> o = WorkerOptionsFromFlags(*parsed, *w);
@@ -59,9 +61,18 @@ int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
     auto_isa =
         absl::StrCat("(worker default profile: ", d->default_profile, ")");
   } else {
+    const std::vector<std::string> gpu = Profile::GpuPresetNames();
     for (const std::string& p : Profile::PresetNames()) {
       absl::Status s = Context::Check(*Profile::Parse(p));
-      (s.ok() ? runnable : refused).push_back(p);
+      const bool needs_gpu = std::find(gpu.begin(), gpu.end(), p) != gpu.end();
+      if (s.ok()) {
+        runnable.push_back(p);
+      } else if (needs_gpu) {
+        refused_gpu.push_back(p);
+        if (gpu_refusal.empty()) gpu_refusal = std::string(s.message());
+      } else {
+        refused.push_back(p);
+      }
     }
   }
   if (parsed->Has("json")) {
@@ -98,15 +109,22 @@ int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
   if (env.cuda.devices.empty()) {
     rows.push_back({"gpus", absl::StrCat("none (", env.cuda.error, ")")});
   }
-  for (const CudaDeviceInfo& d : env.cuda.devices) {
+  // Numbered as driftscope-worker --device takes them.
+  for (size_t i = 0; i < env.cuda.devices.size(); ++i) {
+    const CudaDeviceInfo& d = env.cuda.devices[i];
     rows.push_back(
-        {"gpu",
+        {absl::StrCat("gpu ", i),
          absl::StrCat(d.name, ", sm_", d.compute_major, d.compute_minor, ", ",
                       d.sm_count, " SMs, ", d.memory_bytes >> 20, " MiB")});
   }
   rows.push_back({"profiles", absl::StrJoin(runnable, " ")});
   if (!refused.empty()) {
     rows.push_back({"not on this cpu", absl::StrJoin(refused, " ")});
+  }
+  if (!refused_gpu.empty()) {
+    rows.push_back(
+        {"not without a gpu", absl::StrCat(absl::StrJoin(refused_gpu, " "),
+                                           " (", gpu_refusal, ")")});
   }
   std::fputs(FormatTable(rows).c_str(), out);
   return kExitOk;

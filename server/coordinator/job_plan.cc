@@ -82,16 +82,31 @@ absl::Status CheckProfileFor(const WorkerView& w, const std::string& profile,
                              absl::string_view field) {
   if (CanRunProfile(w.info, profile)) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      field, ": worker \"", w.info.name(), "\" cannot run preset \"", profile,
+      field, ": worker \"", w.info.name(), "\" cannot run ",
+      IsPreset(profile) ? "preset" : "GPU profile", " \"", profile,
       "\" (it offers: ", absl::StrJoin(w.info.presets(), ", "), ")"));
+}
+
+// Whether `profile` (preset or knob string) runs on a GPU (device=cuda).
+bool NeedsGpu(absl::string_view profile) {
+  absl::StatusOr<Profile> p = Profile::Parse(profile);
+  return p.ok() && p->device == Device::kCuda;
 }
 
 }  // namespace
 
 bool CanRunProfile(const v1::WorkerInfo& worker, absl::string_view profile) {
-  if (profile.empty() || !IsPreset(profile)) return true;
-  return std::find(worker.presets().begin(), worker.presets().end(), profile) !=
-         worker.presets().end();
+  auto offers = [&](absl::string_view preset) {
+    return std::find(worker.presets().begin(), worker.presets().end(),
+                     preset) != worker.presets().end();
+  };
+  if (profile.empty()) return true;
+  if (IsPreset(profile)) return offers(profile);
+  if (!NeedsGpu(profile)) return true;
+  // A GPU knob string needs a worker whose GPU opened: one that offers the
+  // GPU presets.
+  const std::vector<std::string> gpu = Profile::GpuPresetNames();
+  return std::any_of(gpu.begin(), gpu.end(), offers);
 }
 
 absl::StatusOr<JobSpec> CheckedJobSpec(const v1::JobSpec& proto) {
@@ -204,10 +219,32 @@ absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
     }
     if (!already) slots.push_back({first, "ref64", 0});
   }
+  // Chosen by labels rather than by name, a GPU profile goes only to the
+  // workers that offer it; at least one must.
+  const bool by_labels = placement.workers().empty();
+  for (int i = 0; i < placement.profiles_size() && by_labels; ++i) {
+    const std::string& text = placement.profiles(i).text();
+    if (!NeedsGpu(text)) continue;
+    if (std::none_of(chosen->begin(), chosen->end(), [&](const WorkerView* w) {
+          return CanRunProfile(w->info, text);
+        })) {
+      std::vector<std::string> names;
+      for (const WorkerView* w : *chosen) names.push_back(w->info.name());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "placement.profiles[", i, "]: \"", text,
+          "\" runs on a GPU and no available worker offers it (workers: ",
+          absl::StrJoin(names, ", "),
+          "); start driftscope-worker on a GPU host (--device picks the "
+          "GPU)"));
+    }
+  }
   for (const WorkerView* w : *chosen) {
     std::vector<std::string> profiles;
     for (int i = 0; i < placement.profiles_size(); ++i) {
       const std::string& text = placement.profiles(i).text();
+      if (by_labels && NeedsGpu(text) && !CanRunProfile(w->info, text)) {
+        continue;
+      }
       if (absl::Status s = CheckProfileFor(
               *w, text, absl::StrCat("placement.profiles[", i, "]"));
           !s.ok()) {
@@ -217,7 +254,9 @@ absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
     }
     // The worker's default, as the canonical text it reported: a retry on
     // another worker then runs the same profile.
-    if (profiles.empty()) profiles.push_back(w->info.default_profile());
+    if (placement.profiles().empty()) {
+      profiles.push_back(w->info.default_profile());
+    }
     for (const std::string& p : profiles) {
       for (int r = 0; r < repeats; ++r) slots.push_back({w, p, r});
     }

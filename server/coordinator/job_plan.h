@@ -43,7 +43,8 @@ absl::Status CheckInitWeights(const v1::SubmitJobRequest& request,
 // InvalidArgument naming the field for a bad spec, profile, repeat count or
 // worker name; ResourceExhausted for a job above the limits;
 // FailedPrecondition when no worker is available or a chosen worker cannot
-// run a requested preset.
+// run a requested preset. Workers chosen by labels (no placement.workers)
+// get a GPU profile only if they offer it, and at least one must.
 absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
                                    const std::vector<WorkerView>& workers,
                                    const SubmitLimits& limits,
@@ -51,7 +52,8 @@ absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
                                    int64_t now_unix_ms);
 
 // Whether `worker` can run `profile`: a preset name must be among its
-// presets; a knob string is left to the worker to judge.
+// presets; a GPU knob string (device=cuda) needs a worker that offers the GPU
+// presets; other knob strings are left to the worker to judge.
 bool CanRunProfile(const v1::WorkerInfo& worker, absl::string_view profile);
 
 }  // namespace driftscope::coordinator

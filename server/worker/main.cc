@@ -15,6 +15,10 @@ ABSL_FLAG(std::string, default_profile, "fp32",
           "profile of runs that name none (preset or knob string)");
 ABSL_FLAG(int, max_concurrent_runs, 1,
           "runs executed at once; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, device, -1,
+          "GPU index (as `driftscope env` lists them) this worker runs the "
+          "cuda profiles on, and describes in its gpu labels; one worker per "
+          "GPU. Default: the index a profile names (cuda = GPU 0)");
 ABSL_FLAG(std::string, coordinator, "",
           "coordinator HOST:PORT to register with; heartbeats every "
           "lease/3, re-registers when the lease is lost, retries an "
@@ -61,6 +65,8 @@ int main(int argc, char** argv) {
   o.service.limits = d.limits;
   o.service.default_profile = absl::GetFlag(FLAGS_default_profile);
   o.service.max_concurrent_runs = absl::GetFlag(FLAGS_max_concurrent_runs);
+  o.service.cuda_device = absl::GetFlag(FLAGS_device);
+  o.registration.cuda_device = absl::GetFlag(FLAGS_device);
   o.registration.coordinator = absl::GetFlag(FLAGS_coordinator);
   o.registration.name = absl::GetFlag(FLAGS_name);
   o.registration.advertise_address = absl::GetFlag(FLAGS_advertise_address);

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
+#include "engine/numerics/profile.h"
 #include "proto/lib/status.h"
 #include "server/common/security.h"
 
@@ -101,6 +102,17 @@ std::string LocalHostName() {
   return buf;
 }
 
+std::vector<std::pair<std::string, std::string>> GpuLabels(
+    const v1::Environment& env, int device) {
+  const int index = std::max(device, 0);
+  if (index >= env.cuda().devices_size()) return {};
+  const v1::CudaDevice& d = env.cuda().devices(index);
+  return {{"gpu", d.name()},
+          {"gpu_index", absl::StrCat(index)},
+          {"gpu_cc", absl::StrCat(d.compute_major(), ".", d.compute_minor())},
+          {"gpu_memory_mib", absl::StrCat(d.memory_bytes() >> 20)}};
+}
+
 absl::StatusOr<v1::WorkerInfo> BuildWorkerInfo(
     const WorkerRegistrationOptions& options, absl::string_view bound_address,
     absl::string_view hostname, const v1::DescribeResponse& description) {
@@ -146,6 +158,18 @@ absl::StatusOr<v1::WorkerInfo> BuildWorkerInfo(
     if (!info.mutable_labels()->insert({key, label.substr(eq + 1)}).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("--labels names \"", key, "\" twice"));
+    }
+  }
+  const std::vector<std::string> gpu_presets = Profile::GpuPresetNames();
+  const bool offers_gpu = std::any_of(
+      info.presets().begin(), info.presets().end(), [&](const std::string& p) {
+        return std::find(gpu_presets.begin(), gpu_presets.end(), p) !=
+               gpu_presets.end();
+      });
+  if (offers_gpu) {
+    for (auto& [key, value] :
+         GpuLabels(description.environment(), options.cuda_device)) {
+      info.mutable_labels()->insert({key, value});  // --labels wins
     }
   }
   return info;

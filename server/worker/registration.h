@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -56,6 +57,9 @@ struct WorkerRegistrationOptions {
   std::string advertise_address;
   // "KEY=VALUE" placement labels ("gpu=a100").
   std::vector<std::string> labels;
+  // --device: the GPU the worker's cuda profiles run on (-1: GPU 0). A
+  // worker that offers cuda presets adds labels for it (GpuLabels).
+  int cuda_device = -1;
   // Wait after the first failed call; doubles after each, up to
   // max_backoff.
   absl::Duration initial_backoff = absl::Milliseconds(200);
@@ -66,8 +70,16 @@ struct WorkerRegistrationOptions {
   std::function<void(absl::string_view)> log;
 };
 
+// Labels for GPU `device` of `env` (-1: GPU 0): gpu (product name),
+// gpu_index, gpu_cc (compute capability "8.0") and gpu_memory_mib. Empty
+// when there is no such GPU.
+std::vector<std::pair<std::string, std::string>> GpuLabels(
+    const v1::Environment& env, int device);
+
 // The WorkerInfo this worker registers with: name, advertised address and
 // labels from `options`, the rest from `description` (Describe's answer).
+// A worker that offers cuda presets also gets GpuLabels for its GPU, unless
+// --labels gives those keys itself.
 // `bound_address` is the "HOST:PORT" the worker listens on, with the port
 // actually bound; `hostname` stands in for wildcard hosts and names.
 // InvalidArgument naming the flag for a malformed label or address.

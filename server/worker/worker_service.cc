@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "engine/env/environment.h"
 #include "engine/numerics/context.h"
 #include "engine/train/trainer.h"
@@ -23,7 +24,33 @@ namespace {
 // ~150 bytes each: a batch stays far below the 1 MiB of a tensor chunk.
 constexpr size_t kFingerprintsPerEvent = 1024;
 
+// --device pins every device=cuda run to the worker's GPU.
+void OnThisWorkersGpu(const WorkerServiceOptions& options, Profile* p) {
+  if (options.cuda_device >= 0 && p->device == Device::kCuda) {
+    p->device_index = options.cuda_device;
+  }
+}
+
 }  // namespace
+
+absl::Status CheckCudaDeviceFlag(const CudaInfo& cuda, int device) {
+  if (device < 0 || device < static_cast<int>(cuda.devices.size())) {
+    return absl::OkStatus();
+  }
+  if (cuda.devices.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--device=", device, ": this host has no usable GPU (",
+                     cuda.error.empty() ? "none found" : cuda.error,
+                     "); drop --device to run CPU profiles only"));
+  }
+  std::vector<std::string> gpus;
+  for (size_t i = 0; i < cuda.devices.size(); ++i) {
+    gpus.push_back(absl::StrCat(i, ": ", cuda.devices[i].name));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--device=", device, ": this host has ", cuda.devices.size(), " GPU(s) (",
+      absl::StrJoin(gpus, ", "), "); pick one of them"));
+}
 
 struct WorkerService::Prepared {
   JobSpec spec;
@@ -52,10 +79,19 @@ absl::StatusOr<std::unique_ptr<WorkerService>> WorkerService::Create(
         absl::StrCat("--max_concurrent_runs must be at least 1, got ",
                      options.max_concurrent_runs));
   }
+  if (absl::Status s =
+          CheckCudaDeviceFlag(ProbeEnvironment().cuda, options.cuda_device);
+      !s.ok()) {
+    return s;
+  }
+  // The presets this worker can run: the GPU ones only where its device
+  // opens (Context::Check loads the CUDA backend for them).
   std::vector<std::string> presets;
   for (const std::string& name : Profile::PresetNames()) {
     absl::StatusOr<Profile> p = Profile::Parse(name);
-    if (p.ok() && Context::Check(*p).ok()) presets.push_back(name);
+    if (!p.ok()) continue;
+    OnThisWorkersGpu(options, &*p);
+    if (Context::Check(*p).ok()) presets.push_back(name);
   }
   return std::unique_ptr<WorkerService>(
       new WorkerService(options, std::move(presets)));
@@ -101,6 +137,8 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
     return absl::InvalidArgumentError(
         absl::StrCat("profile.text: ", profile.status().message()));
   }
+  OnThisWorkersGpu(options_, &*profile);
+  // A GPU profile on a worker without one fails here, with the reason.
   if (absl::Status s = Context::Check(*profile); !s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("profile \"", profile_text, "\": ", s.message()));

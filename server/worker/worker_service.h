@@ -33,7 +33,15 @@ struct WorkerServiceOptions {
   std::string default_profile = "fp32";  // preset or knob string
   int max_concurrent_runs = 1;
   JobLimits limits;
+  // --device: the GPU every device=cuda run of this worker uses (the run
+  // reports cuda:N); -1: the index the profile names (0 for the presets).
+  int cuda_device = -1;
 };
+
+struct CudaInfo;
+// OK for -1 or a GPU `cuda` lists; otherwise FailedPrecondition naming the
+// GPUs there are, or why there are none.
+absl::Status CheckCudaDeviceFlag(const CudaInfo& cuda, int device);
 
 class WorkerService {
  public:

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/env/environment.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cli/cli_test_util.h"
@@ -175,6 +176,20 @@ TEST(RunCliTest, CompareNpyFilesAndEnv) {
   CliResult table = RunCli({"env"});
   EXPECT_THAT(table.out, HasSubstr("isa flags"));
   EXPECT_THAT(table.out, Not(HasSubstr("error")));
+}
+
+TEST(RunCliTest, EnvSaysWhyTheCudaPresetsCannotRunWithoutAGpu) {
+  if (!ProbeEnvironment().cuda.devices.empty())
+    GTEST_SKIP() << "this host has a GPU";
+  CliResult table = RunCli({"env"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("gpus"));
+  EXPECT_THAT(table.out, HasSubstr("not without a gpu"));
+  EXPECT_THAT(table.out, HasSubstr("cuda-cudnn"));
+  EXPECT_THAT(table.out, HasSubstr("no CUDA device"));
+  CliResult json = RunCli({"env", "--json"});
+  EXPECT_THAT(json.out, Not(HasSubstr("\"cuda-cudnn\"")));
+  EXPECT_THAT(json.out, HasSubstr("\"cuda-det-emu\""));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -429,6 +430,55 @@ TEST(BuildWorkerInfoTest, MalformedLabelsNameTheFlag) {
   info = BuildWorkerInfo(o, "127.0.0.1:1", "h", Description());
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_THAT(info->labels(), Contains(Pair("zone", "eu=1")));
+}
+
+v1::DescribeResponse GpuDescription() {
+  v1::DescribeResponse d = Description();
+  d.add_presets("cuda");
+  d.add_presets("cuda-cudnn");
+  for (const auto& [name, major, minor, mib] :
+       {std::tuple<const char*, int, int, int64_t>{"NVIDIA A100-SXM4-80GB", 8,
+                                                   0, 81920},
+        {"NVIDIA L4", 8, 9, 23034}}) {
+    v1::CudaDevice* g = d.mutable_environment()->mutable_cuda()->add_devices();
+    g->set_name(name);
+    g->set_compute_major(major);
+    g->set_compute_minor(minor);
+    g->set_memory_bytes(mib << 20);
+  }
+  return d;
+}
+
+TEST(BuildWorkerInfoTest, AGpuWorkerIsLabelledWithItsDevice) {
+  WorkerRegistrationOptions o;
+  o.cuda_device = 1;
+  auto info = BuildWorkerInfo(o, "127.0.0.1:1", "h", GpuDescription());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu", "NVIDIA L4")));
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu_index", "1")));
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu_cc", "8.9")));
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu_memory_mib", "23034")));
+  // No --device: GPU 0. --labels wins over a derived label.
+  o.cuda_device = -1;
+  o.labels = {"gpu=a100-pool"};
+  info = BuildWorkerInfo(o, "127.0.0.1:1", "h", GpuDescription());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu", "a100-pool")));
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu_cc", "8.0")));
+  EXPECT_THAT(info->labels(), Contains(Pair("gpu_memory_mib", "81920")));
+}
+
+TEST(BuildWorkerInfoTest, AWorkerWithoutCudaPresetsHasNoGpuLabels) {
+  // A GPU the CUDA backend could not open offers no cuda preset: no labels
+  // that would draw cuda profiles to it.
+  v1::DescribeResponse d = GpuDescription();
+  d.clear_presets();
+  d.add_presets("fp32");
+  auto info =
+      BuildWorkerInfo(WorkerRegistrationOptions(), "127.0.0.1:1", "h", d);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->labels().empty());
+  EXPECT_TRUE(GpuLabels(d.environment(), 2).empty());  // no such GPU
 }
 
 }  // namespace

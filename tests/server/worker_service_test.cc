@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/env/environment.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/lib/job_convert.h"
@@ -239,6 +240,57 @@ TEST(WorkerServiceTest, DescribeListsOnlyRunnablePresets) {
   EXPECT_THAT(d.presets(), ::testing::Contains("fp32"));
   EXPECT_FALSE(d.environment().cpu_model().empty());
   EXPECT_EQ(d.max_concurrent_runs(), 1);
+}
+
+TEST(WorkerServiceTest, DeviceFlagMustNameAGpuOfThisHost) {
+  CudaInfo none;
+  none.error = "no CUDA-capable device is detected";
+  EXPECT_TRUE(CheckCudaDeviceFlag(none, -1).ok());  // no --device: fine
+  absl::Status s = CheckCudaDeviceFlag(none, 0);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("--device=0: this host has no usable "
+                                     "GPU (no CUDA-capable device"));
+  CudaInfo two;
+  two.devices.resize(2);
+  two.devices[0].name = "NVIDIA A100-SXM4-80GB";
+  two.devices[1].name = "NVIDIA L4";
+  EXPECT_TRUE(CheckCudaDeviceFlag(two, 1).ok());
+  s = CheckCudaDeviceFlag(two, 2);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(),
+              HasSubstr("--device=2: this host has 2 GPU(s) (0: NVIDIA "
+                        "A100-SXM4-80GB, 1: NVIDIA L4)"));
+}
+
+// Without a GPU (CI): the cuda presets are not offered, a cuda profile is
+// refused with the reason before any work, and --device cannot be set.
+TEST(WorkerServiceTest, CudaProfilesAreRefusedWithTheReasonWithoutAGpu) {
+  if (!ProbeEnvironment().cuda.devices.empty())
+    GTEST_SKIP() << "this host has a GPU";
+  std::unique_ptr<WorkerService> service = Service();
+  const v1::DescribeResponse d = service->Describe();
+  for (const std::string& gpu : Profile::GpuPresetNames()) {
+    EXPECT_THAT(d.presets(), ::testing::Not(::testing::Contains(gpu)));
+  }
+  EXPECT_THAT(d.presets(), ::testing::Contains("cuda-det-emu"));
+  for (const char* profile : {"cuda-cudnn", "fp32,device=cuda:1"}) {
+    SCOPED_TRACE(profile);
+    v1::RunRequest r = Request(TinySpec());
+    r.mutable_profile()->set_text(profile);
+    int events = 0;
+    const absl::Status s = service->Run(
+        r, [] { return false; },
+        [&](const v1::RunEvent&) { return ++events, true; });
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(s.message(), HasSubstr("no CUDA device"));
+    EXPECT_THAT(s.message(), HasSubstr(profile));
+    EXPECT_EQ(events, 0);  // refused before "accepted"
+  }
+  WorkerServiceOptions o;
+  o.cuda_device = 0;
+  const auto refused = WorkerService::Create(o);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("--device=0"));
 }
 
 }  // namespace

@@ -158,6 +158,50 @@ TEST_F(JobPlanTest, InitWeightsMustBeTheModelsKerasWeights) {
                         "got 5"));
 }
 
+TEST_F(JobPlanTest, GpuProfilesGoOnlyToTheWorkersThatOfferThem) {
+  workers_.push_back(Worker("g", v1::WORKER_AVAILABLE,
+                            {"fp32", "cuda", "cuda-tf32", "cuda-cudnn"}));
+  v1::Placement* p = request_.mutable_placement();
+  p->add_profiles()->set_text("fp32");
+  p->add_profiles()->set_text("cuda-cudnn");
+  p->add_profiles()->set_text("fp32,device=cuda:1");
+  auto plan = Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<std::string> runs;
+  for (const RunRow& r : plan->runs) runs.push_back(r.worker + " " + r.profile);
+  EXPECT_THAT(
+      runs, ::testing::ElementsAre("a fp32", "b fp32", "g fp32", "g cuda-cudnn",
+                                   "g fp32,device=cuda:1"));
+
+  // Named, a worker without the GPU preset is refused, as for any preset.
+  p->add_workers("b");
+  EXPECT_THAT(Plan().status().message(),
+              HasSubstr("worker \"b\" cannot run preset \"cuda-cudnn\""));
+  p->clear_workers();
+
+  // No GPU worker at all: refused, naming the profile.
+  workers_.pop_back();
+  plan = Plan();
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(plan.status().message(),
+              HasSubstr("placement.profiles[1]: \"cuda-cudnn\" runs on a "
+                        "GPU and no available worker offers it (workers: a, "
+                        "b)"));
+}
+
+TEST(CanRunProfileTest, GpuKnobStringsNeedAWorkerOfferingGpuPresets) {
+  v1::WorkerInfo cpu;
+  cpu.add_presets("fp32");
+  cpu.add_presets("cuda-det-emu");
+  v1::WorkerInfo gpu = cpu;
+  gpu.add_presets("cuda");
+  EXPECT_FALSE(CanRunProfile(cpu, "fp32,device=cuda"));
+  EXPECT_FALSE(CanRunProfile(cpu, "cuda"));
+  EXPECT_TRUE(CanRunProfile(gpu, "fp32,device=cuda:0,rnn=cudnn"));
+  // The emulation runs on any CPU.
+  EXPECT_TRUE(CanRunProfile(cpu, "fp32,device=cuda-emu"));
+}
+
 TEST(CanRunProfileTest, PresetsMustBeOfferedKnobStringsAreLeftToTheWorker) {
   v1::WorkerInfo w;
   w.add_presets("fp32");
