@@ -37,6 +37,14 @@ absl::Status DeviceOptimizer::Step(float* params, const float* grads) {
     return static_cast<float>(static_cast<float>(x));
   };
   const float lr = static_cast<float>(spec_.learning_rate);
+  // Keras' decoupled weight decay, after clipping (the caller clips first)
+  // and before the update, inside the update's functor.
+  dev::WeightDecay decay;
+  if (spec_.weight_decay.has_value()) {
+    decay.on = true;
+    decay.wd = keras_cast(*spec_.weight_decay);
+    decay.lr = lr;
+  }
   dev::OpStatus s = dev::OpStatus::kOk;
   if (spec_.kind == OptimizerKind::kAdam) {
     const float t = static_cast<float>(iterations_ + 1);
@@ -53,6 +61,7 @@ absl::Status DeviceOptimizer::Step(float* params, const float* grads) {
     a.one_minus_beta_1 = static_cast<float>(1.0 - spec_.beta_1);
     a.one_minus_beta_2 = static_cast<float>(1.0 - spec_.beta_2);
     a.epsilon = static_cast<float>(spec_.epsilon);
+    a.decay = decay;
     s = ops_->Run(a);
   } else if (spec_.kind == OptimizerKind::kSgd) {
     dev::SgdArgs a;
@@ -63,6 +72,7 @@ absl::Status DeviceOptimizer::Step(float* params, const float* grads) {
     a.lr = lr;
     a.momentum = keras_cast(spec_.momentum);
     a.nesterov = spec_.nesterov;
+    a.decay = decay;
     s = ops_->Run(a);
   } else {
     dev::RmspropArgs a;
@@ -77,6 +87,7 @@ absl::Status DeviceOptimizer::Step(float* params, const float* grads) {
     a.one_minus_rho = static_cast<float>(1.0 - spec_.rho);
     a.momentum = static_cast<float>(spec_.momentum);
     a.epsilon = static_cast<float>(spec_.epsilon);
+    a.decay = decay;
     s = ops_->Run(a);
   }
   ++iterations_;

@@ -1,5 +1,6 @@
 // The optimizer step and gradient clipping of a device run: Keras' Adam,
-// SGD and RMSprop with their slots in device memory, and clipnorm,
+// SGD and RMSprop (and the decoupled weight_decay of all three) with their
+// slots in device memory, and clipnorm,
 // global_clipnorm or clipvalue, as engine/optim/ computes them, through the
 // optimizer_kernels.h and clip_kernels.h functors. The per-step scalars are
 // computed on the host in float exactly as engine/optim/optimizer.cc does.

@@ -2,7 +2,9 @@
 // engine/optim/optimizer.cc. The step's scalars (Adam's alpha, the
 // hyper-parameters rounded as Keras rounds them) are computed on the host
 // once per step and passed in, so the device and the emulation share them.
-// One thread per parameter.
+// One thread per parameter. Keras' decoupled weight decay (the base
+// optimizer's, so every kind) is part of the same thread's work: it happens
+// after clipping and before the update, as in optimizer.cc.
 #ifndef DRIFTSCOPE_ENGINE_CUDA_OPTIMIZER_KERNELS_H_
 #define DRIFTSCOPE_ENGINE_CUDA_OPTIMIZER_KERNELS_H_
 
@@ -10,6 +12,17 @@
 
 namespace driftscope {
 namespace dev {
+
+// Keras' weight decay: var - (var * wd) * lr, each operation rounded, with
+// wd and lr the float32 scalars optimizer.cc uses. Off: var unchanged (not
+// var - 0, which would turn -0 into +0 and inf into NaN).
+struct WeightDecay {
+  bool on = false;
+  float wd = 0, lr = 0;
+  DS_HD float operator()(float var) const {
+    return on ? Sub(var, Mul(Mul(var, wd), lr)) : var;
+  }
+};
 
 struct AdamArgs {
   float* p = nullptr;
@@ -19,7 +32,9 @@ struct AdamArgs {
   float* v_hat = nullptr;  // amsgrad only
   int64_t n = 0;
   float alpha = 0, one_minus_beta_1 = 0, one_minus_beta_2 = 0, epsilon = 0;
+  WeightDecay decay;
   DS_HD void operator()(int64_t i) const {
+    const float pi = decay(p[i]);
     const float gi = g[i];
     const float mi = Add(m[i], Mul(Sub(gi, m[i]), one_minus_beta_1));
     const float vi = Add(v[i], Mul(Sub(Mul(gi, gi), v[i]), one_minus_beta_2));
@@ -27,7 +42,7 @@ struct AdamArgs {
     v[i] = vi;
     float vu = vi;
     if (v_hat != nullptr) vu = v_hat[i] = MaxNan(v_hat[i], vi);
-    p[i] = Sub(p[i], Div(Mul(mi, alpha), Add(Sqrt(vu), epsilon)));
+    p[i] = Sub(pi, Div(Mul(mi, alpha), Add(Sqrt(vu), epsilon)));
   }
   int64_t size() const { return n; }
 };
@@ -39,15 +54,17 @@ struct SgdArgs {
   int64_t n = 0;
   float lr = 0, momentum = 0;
   bool nesterov = false;
+  WeightDecay decay;
   DS_HD void operator()(int64_t i) const {
+    const float pi = decay(p[i]);
     const float step = Mul(g[i], lr);
     if (m == nullptr) {
-      p[i] = Sub(p[i], step);
+      p[i] = Sub(pi, step);
       return;
     }
     const float mi = Sub(Mul(m[i], momentum), step);
     m[i] = mi;
-    p[i] = Add(p[i], nesterov ? Sub(Mul(mi, momentum), step) : mi);
+    p[i] = Add(pi, nesterov ? Sub(Mul(mi, momentum), step) : mi);
   }
   int64_t size() const { return n; }
 };
@@ -60,7 +77,9 @@ struct RmspropArgs {
   float* momentums = nullptr;  // momentum > 0 only
   int64_t n = 0;
   float lr = 0, rho = 0, one_minus_rho = 0, momentum = 0, epsilon = 0;
+  WeightDecay decay;
   DS_HD void operator()(int64_t i) const {
+    const float pi = decay(p[i]);
     const float gi = g[i];
     const float vel =
         Add(Mul(rho, velocity[i]), Mul(one_minus_rho, Mul(gi, gi)));
@@ -77,9 +96,9 @@ struct RmspropArgs {
     if (momentums != nullptr) {
       const float mo = Add(Mul(momentum, momentums[i]), inc);
       momentums[i] = mo;
-      p[i] = Sub(p[i], mo);
+      p[i] = Sub(pi, mo);
     } else {
-      p[i] = Sub(p[i], inc);
+      p[i] = Sub(pi, inc);
     }
   }
   int64_t size() const { return n; }
