@@ -145,6 +145,7 @@ int CompareWorkers(const ParsedArgs& args, const std::string& list,
     RunRecord r = RecordFromResult(addresses[i], 0, *results[i]);
     r.environment = EnvironmentMap(descs[i]->environment);
     r.environment["profile"] = results[i]->profile;
+    AddDeviceRunEntries(results[i]->device, &r.environment);
     records.push_back(std::move(r));
   }
   std::string html;

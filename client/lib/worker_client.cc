@@ -288,6 +288,9 @@ absl::StatusOr<RunResult> WorkerClient::RunOnce(const JobSpec& spec,
   result.timings.init_seconds = summary->timings().init_seconds();
   result.timings.train_seconds = summary->timings().train_seconds();
   result.timings.eval_seconds = summary->timings().eval_seconds();
+  if (summary->has_device()) {
+    result.device = DeviceRunFromProto(summary->device());
+  }
   return result;
 }
 

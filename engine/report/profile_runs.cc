@@ -98,6 +98,7 @@ RunRecord RecordFromResult(const std::string& name, int repeat,
                      {"blas", env.blas},
                      {"engine_version", env.engine_version},
                      {"profile", r.profile}};
+  AddDeviceRunEntries(r.device, &rec.environment);
   return rec;
 }
 

@@ -39,6 +39,19 @@ struct DeviceRunInfo {
   std::string math_mode;   // "cublas CUBLAS_PEDANTIC_MATH", "ordered-fma", ...
 };
 
+// A device run's DeviceRunInfo as RunRecord environment entries
+// ("device.backend", "device.gpu", "device.compute_capability",
+// "device.driver", "device.runtime", "device.cublas", "device.cudnn",
+// "device.math_mode"; versions as "13.0", "13.1.0", "9.10.2"), added to
+// `env`. Nothing for a CPU run (backend ""), or for facts the backend does
+// not have (the emulation has no compute capability, driver or libraries).
+void AddDeviceRunEntries(const DeviceRunInfo& device,
+                         std::map<std::string, std::string>* env);
+
+// The same as one JSON object with the raw fields (versions in CUDA's integer
+// encodings), or "null" for a CPU run.
+std::string DeviceRunJson(const DeviceRunInfo& device);
+
 struct RunResult {
   std::string spec_digest;  // SpecDigest(spec)
   std::string profile;      // Profile::ToString() of what actually ran

@@ -58,4 +58,35 @@ Environment EnvironmentFromProto(const v1::Environment& p) {
   return env;
 }
 
+void SetDeviceRun(const DeviceRunInfo& d, v1::RunSummary* summary) {
+  if (d.backend.empty()) {
+    summary->clear_device();
+    return;
+  }
+  v1::DeviceRun* p = summary->mutable_device();
+  p->set_backend(d.backend);
+  p->set_gpu_name(d.gpu_name);
+  p->set_compute_major(d.compute_major);
+  p->set_compute_minor(d.compute_minor);
+  p->set_driver_version(d.driver_version);
+  p->set_runtime_version(d.runtime_version);
+  p->set_cublas_version(d.cublas_version);
+  p->set_cudnn_version(d.cudnn_version);
+  p->set_math_mode(d.math_mode);
+}
+
+DeviceRunInfo DeviceRunFromProto(const v1::DeviceRun& p) {
+  DeviceRunInfo d;
+  d.backend = p.backend();
+  d.gpu_name = p.gpu_name();
+  d.compute_major = p.compute_major();
+  d.compute_minor = p.compute_minor();
+  d.driver_version = p.driver_version();
+  d.runtime_version = p.runtime_version();
+  d.cublas_version = p.cublas_version();
+  d.cudnn_version = static_cast<long>(p.cudnn_version());
+  d.math_mode = p.math_mode();
+  return d;
+}
+
 }  // namespace driftscope

@@ -125,6 +125,9 @@ absl::StatusOr<RunRecord> RecordFromRun(
   rec.environment = EnvironmentMap(EnvironmentFromProto(summary.environment()));
   rec.environment["profile"] = summary.profile();
   rec.environment["worker"] = run.worker();
+  if (summary.has_device()) {
+    AddDeviceRunEntries(DeviceRunFromProto(summary.device()), &rec.environment);
+  }
   return rec;
 }
 

@@ -442,6 +442,7 @@ absl::Status Scheduler::StoreResult(const Attempt& a, RunResult* result_ptr) {
   summary.mutable_timings()->set_train_seconds(result.timings.train_seconds);
   summary.mutable_timings()->set_eval_seconds(result.timings.eval_seconds);
   for (int64_t d : result.outputs.shape()) summary.add_output_shape(d);
+  SetDeviceRun(result.device, &summary);
   for (const NamedArray& t : TakeResultTensors(&result, CaptureSet{})) {
     const absl::string_view bytes(reinterpret_cast<const char*>(t.array.raw()),
                                   static_cast<size_t>(t.array.nbytes()));

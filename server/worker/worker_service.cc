@@ -340,6 +340,7 @@ absl::Status WorkerService::Run(
   summary->mutable_timings()->set_train_seconds(result->timings.train_seconds);
   summary->mutable_timings()->set_eval_seconds(result->timings.eval_seconds);
   for (int64_t d : result->outputs.shape()) summary->add_output_shape(d);
+  SetDeviceRun(result->device, summary);
 
   v1::RunEvent chunk_event;
   for (NamedArray& t : TakeResultTensors(&*result, p.capture)) {

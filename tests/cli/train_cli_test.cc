@@ -143,6 +143,35 @@ TEST(TrainCliTest, KerasSeedModeWritesTheWeightsKerasBuilds) {
   }
 }
 
+// run.json says what computed the run: nothing for the CPU engine, the
+// backend and its math for a device profile (cuda-det-emu: the emulated
+// deterministic GPU path, which has no GPU, driver or library versions).
+TEST(TrainCliTest, RunJsonSaysWhichDeviceRan) {
+  const std::string dir = FreshDir();
+  WriteFile(dir + "/spec.json", kSmallSpec);
+  ASSERT_EQ(
+      RunCli({"train", dir + "/spec.json", "--out", dir + "/cpu"}).exit_code,
+      0);
+  CliResult r = RunCli({"train", dir + "/spec.json", "--profile",
+                        "cuda-det-emu", "--out", dir + "/emu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string cpu = ReadFile(dir + "/cpu/run.json");
+  const std::string emu = ReadFile(dir + "/emu/run.json");
+  EXPECT_THAT(cpu, HasSubstr("\"device\":null"));
+  EXPECT_THAT(emu, HasSubstr("\"profile\":\"fp32,device=cuda-emu\""));
+  EXPECT_THAT(emu, HasSubstr("\"device\":{\"backend\":\"cuda-emu\","
+                             "\"gpu_name\":\"none (host emulation)\","
+                             "\"compute_capability\":null,"));
+  EXPECT_THAT(emu, HasSubstr("\"cudnn_version\":0,"
+                             "\"math_mode\":\"ordered-fma\"}"));
+  // Same initial weights as the CPU run (made on the host).
+  const std::string init = "\"initial_fingerprint\":";
+  const size_t a = cpu.find(init), b = emu.find(init);
+  ASSERT_NE(a, std::string::npos);
+  ASSERT_NE(b, std::string::npos);
+  EXPECT_EQ(cpu.substr(a, init.size() + 66), emu.substr(b, init.size() + 66));
+}
+
 TEST(TrainCliTest, SameRunTwiceGivesIdenticalFiles) {
   const std::string dir = FreshDir();
   WriteFile(dir + "/spec.json", kSmallSpec);

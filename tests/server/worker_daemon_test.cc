@@ -96,7 +96,8 @@ TEST(WorkerDaemonTest, RemoteRunIsBitIdenticalToLocal) {
   JobSpec spec = SmallSpec();
   spec.training.epochs = 2;
   spec.training.capture_epoch_outputs = true;
-  for (const char* profile : {"fp32", "ref64"}) {
+  // cuda-det-emu: the deterministic GPU path emulated on the worker's CPU.
+  for (const char* profile : {"fp32", "ref64", "cuda-det-emu"}) {
     SCOPED_TRACE(profile);
     int progress = 0;
     RunOptions options;
@@ -106,6 +107,12 @@ TEST(WorkerDaemonTest, RemoteRunIsBitIdenticalToLocal) {
     auto local = RunJob(spec, *Profile::Parse(profile));
     ASSERT_TRUE(local.ok()) << local.status();
     ExpectBitIdentical(*remote, *local);
+    // What ran the device profile comes back with the result.
+    EXPECT_EQ(remote->device.backend, local->device.backend);
+    EXPECT_EQ(remote->device.gpu_name, local->device.gpu_name);
+    EXPECT_EQ(remote->device.math_mode, local->device.math_mode);
+    EXPECT_EQ(remote->device.backend,
+              std::string(profile) == "cuda-det-emu" ? "cuda-emu" : "");
     // Each received tensor comes with the digest it was checked against.
     EXPECT_EQ(remote->tensor_sha256.at("outputs"),
               Sha256Hex(local->outputs.raw(),

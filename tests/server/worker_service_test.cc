@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -145,11 +146,35 @@ TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {
   ASSERT_EQ(summary.tensors_size(), 2);  // outputs and losses were asked for
   EXPECT_EQ(summary.tensors(0).name(), "outputs");
   EXPECT_EQ(summary.spec_digest(), SpecDigest(TinySpec()));
+  EXPECT_FALSE(summary.has_device());  // the CPU engine ran it
 
   // The same run_id again is refused.
   s = service->Run(
       request, [] { return false; }, [](const v1::RunEvent&) { return true; });
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+}
+
+// A device profile's summary says which backend ran it and its math
+// (cuda-det-emu: the deterministic GPU path emulated on this CPU, no GPU).
+TEST(WorkerServiceTest, DeviceRunSummarySaysWhatRan) {
+  v1::RunRequest request = Request(TinySpec());
+  request.set_run_id("emu");
+  request.mutable_profile()->set_text("cuda-det-emu");
+  std::optional<v1::RunSummary> summary;
+  absl::Status s = Service()->Run(
+      request, [] { return false; },
+      [&](const v1::RunEvent& e) {
+        if (e.has_done()) summary = e.done().summary();
+        return true;
+      });
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(summary->profile(), "fp32,device=cuda-emu");
+  ASSERT_TRUE(summary->has_device());
+  EXPECT_EQ(summary->device().backend(), "cuda-emu");
+  EXPECT_EQ(summary->device().math_mode(), "ordered-fma");
+  EXPECT_EQ(summary->device().gpu_name(), "none (host emulation)");
+  EXPECT_EQ(summary->device().cudnn_version(), 0);
 }
 
 TEST(WorkerServiceTest, ManyFingerprintsTravelInOrderedBatches) {

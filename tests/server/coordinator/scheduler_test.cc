@@ -1,6 +1,7 @@
 // Scheduler over a real SqliteStore with workers replaced by a connector
 // that fails on purpose: which failures are retried where, when a run
-// gives up, and that a result arriving after a cancel is not stored.
+// gives up, and that a result arriving after a cancel is not stored; and
+// that a device run's backend reaches the stored summary and the record.
 #include "server/coordinator/scheduler.h"
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/lib/job_convert.h"
+#include "proto/lib/run_records.h"
 #include "proto/lib/status.h"
 #include "server/coordinator/job_plan.h"
 #include "server/coordinator/sqlite_store.h"
@@ -189,6 +191,50 @@ TEST_F(SchedulerTest, DigestsCheckedOnArrivalAreNotComputedAgain) {
     }
   }
   EXPECT_EQ(seen, 1);
+}
+
+// What ran a device profile reaches the stored summary and, from it, the
+// record the coordinator's reports are made of (a real cuda-det-emu run: the
+// emulated deterministic GPU path, whose backend and math are known).
+TEST_F(SchedulerTest, StoredSummaryAndRecordSayWhichDeviceRan) {
+  absl::StatusOr<RunResult> emu =
+      RunJob(TinySpec(), *Profile::Parse("cuda-det-emu"));
+  ASSERT_TRUE(emu.ok()) << emu.status();
+  connector_.On("a:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
+    return *emu;
+  });
+  StartScheduler();
+  const RunRow row = WaitForRun(Submit("a:1"));
+  ASSERT_EQ(row.state, v1::RUN_SUCCEEDED);
+  ASSERT_TRUE(row.summary.has_device());
+  EXPECT_EQ(row.summary.device().backend(), "cuda-emu");
+  EXPECT_EQ(row.summary.device().math_mode(), "ordered-fma");
+
+  v1::RunInfo info;
+  info.set_run_id(row.run_id);
+  info.set_worker("a:1");
+  *info.mutable_summary() = row.summary;
+  std::vector<NamedArray> tensors = {{"outputs", emu->outputs}};
+  absl::StatusOr<RunRecord> rec =
+      RecordFromRun(info, "emu", std::move(tensors), {});
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->environment["device.backend"], "cuda-emu");
+  EXPECT_EQ(rec->environment["device.math_mode"], "ordered-fma");
+  EXPECT_EQ(rec->environment["device.gpu"], "none (host emulation)");
+  // No GPU, driver or library versions: those entries are left out.
+  EXPECT_EQ(rec->environment.count("device.driver"), 0u);
+  EXPECT_EQ(rec->environment.count("device.cudnn"), 0u);
+}
+
+// A CPU run's summary has no device.
+TEST_F(SchedulerTest, CpuRunSummaryHasNoDevice) {
+  connector_.On("a:1", [](const RunOptions&) -> absl::StatusOr<RunResult> {
+    return TinyResult();
+  });
+  StartScheduler();
+  const RunRow row = WaitForRun(Submit("a:1"));
+  ASSERT_EQ(row.state, v1::RUN_SUCCEEDED);
+  EXPECT_FALSE(row.summary.has_device());
 }
 
 TEST_F(SchedulerTest, TransientFailuresGiveUpAfterMaxAttempts) {
