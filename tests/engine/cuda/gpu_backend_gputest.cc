@@ -65,6 +65,28 @@ TEST(GpuBackendTest, CudaDetEqualsCudaDetEmuBitForBitOnTheDefaultJob) {
   ExpectIdentical(gpu, emu);
 }
 
+// Keras' options that run on the device: weight_decay (AdamW, and SGD's
+// decay) and seed_mode KERAS give the emulation's bits on the GPU too.
+TEST(GpuBackendTest, CudaDetEqualsCudaDetEmuWithWeightDecayAndKerasSeeds) {
+  SKIP_WITHOUT_GPU();
+  for (int variant = 0; variant < 2; ++variant) {
+    JobSpec spec = DefaultJobSpec();
+    spec.data.samples = 256;
+    spec.seed_mode = SeedMode::kKeras;
+    spec.optimizer.weight_decay = 0.004;
+    if (variant == 1) {
+      spec.optimizer.kind = OptimizerKind::kSgd;
+      spec.optimizer.learning_rate = 0.05;
+      spec.optimizer.momentum = 0.9;
+      spec.optimizer.weight_decay = 0.1;
+    }
+    SCOPED_TRACE(variant);
+    const RunResult gpu = MustRun(spec, "cuda-det");
+    const RunResult emu = MustRun(spec, "cuda-det-emu");
+    ExpectIdentical(gpu, emu);
+  }
+}
+
 TEST(GpuBackendTest, CudaDetEqualsCudaDetEmuOnGruSimpleRnnAndDenseJobs) {
   SKIP_WITHOUT_GPU();
   for (int variant = 0; variant < 3; ++variant) {
