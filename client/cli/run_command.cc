@@ -86,40 +86,6 @@ class ProgressBar {
   bool tty_;
 };
 
-std::string SweepTable(const std::string& a, const std::string& b,
-                       const std::vector<KnobSweepRow>& rows) {
-  std::string out = absl::StrCat("\nsweep ", a, " -> ", b,
-                                 ": knobs ranked by the drift each causes "
-                                 "alone (relative L2 vs ",
-                                 a, ")\n");
-  std::vector<std::vector<std::string>> t = {
-      {"rank", "knob", "alone", "cumulative", "note"}};
-  auto num = [](const std::optional<double>& v) {
-    return v ? absl::StrFormat("%.3g", *v) : std::string("-");
-  };
-  for (size_t i = 0; i < rows.size(); ++i) {
-    t.push_back({absl::StrCat(i + 1), rows[i].knob, num(rows[i].alone_rel_l2),
-                 num(rows[i].chain_rel_l2), rows[i].note});
-  }
-  return out + FormatTable(t);
-}
-
-std::string SweepJson(const std::string& a, const std::string& b,
-                      const std::vector<KnobSweepRow>& rows) {
-  std::vector<std::string> items;
-  for (const KnobSweepRow& r : rows) {
-    items.push_back(absl::StrCat(
-        "{\"knob\":", JsonQuote(r.knob),
-        ",\"alone_profile\":", JsonQuote(r.alone_profile), ",\"alone_rel_l2\":",
-        r.alone_rel_l2 ? JsonNumber(*r.alone_rel_l2) : "null",
-        ",\"cumulative_rel_l2\":",
-        r.chain_rel_l2 ? JsonNumber(*r.chain_rel_l2) : "null",
-        ",\"note\":", JsonQuote(r.note), "}"));
-  }
-  return absl::StrCat("{\"from\":", JsonQuote(a), ",\"to\":", JsonQuote(b),
-                      ",\"knobs\":[", absl::StrJoin(items, ","), "]}");
-}
-
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args, std::FILE* out,
@@ -256,8 +222,8 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
       return SweepKnobs(spec, sweep->first, sweep->second, parallel, bar.Fn());
     }();
     if (!rows.ok()) return ReportError(err, rows.status());
-    sweep_text = SweepTable(sweep_names[0], sweep_names[1], *rows);
-    sweep_json = SweepJson(sweep_names[0], sweep_names[1], *rows);
+    sweep_text = RenderSweepTable(sweep_names[0], sweep_names[1], *rows);
+    sweep_json = RenderSweepJson(sweep_names[0], sweep_names[1], *rows);
   }
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

@@ -1,7 +1,7 @@
 // AVX2 kernels of CompareArrays: the portable ones of array_drift_kernels.h,
 // four elements at a time, with the same IEEE operations in the same order
-// per lane (so the same bits). Included only by array_drift.cc; compiled
-// when the engine's base ISA has AVX2.
+// per lane (so the same bits). Included only by array_drift_dispatch.h;
+// compiled when the engine's base ISA has AVX2.
 #ifndef DRIFTSCOPE_ENGINE_DRIFT_ARRAY_DRIFT_AVX2_H_
 #define DRIFTSCOPE_ENGINE_DRIFT_ARRAY_DRIFT_AVX2_H_
 

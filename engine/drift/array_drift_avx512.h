@@ -1,5 +1,5 @@
 // AVX-512 kernels of CompareArrays (engine/drift/array_drift.h), included
-// only by array_drift.cc: RunPortable of array_drift_kernels.h eight
+// only by array_drift_dispatch.h: RunPortable of array_drift_kernels.h eight
 // elements at a time, one zmm register holding all eight lanes, and the
 // second-pass filter. Compiled with a target attribute whatever the engine's
 // -march, and run only when the CPU has AVX-512 F, DQ, BW and VL

@@ -1,8 +1,8 @@
 // Per-element kernels of CompareArrays (engine/drift/array_drift.h), the
 // portable ones (the AVX2 and AVX-512 forms are array_drift_avx2.h and
-// array_drift_avx512.h), included only by array_drift.cc: the fused first pass
-// over a run of one group's elements, the fine histogram keys, and the
-// second-pass filter that gathers the elements of a median's key. Pure
+// array_drift_avx512.h), included only by the array_drift_*.{h,cc}: the fused
+// first pass over a run of one group's elements, the fine histogram keys, and
+// the second-pass filter that gathers the elements of a median's key. Pure
 // functions over caller-owned state; a Lanes is used by one thread at a time.
 //
 // Lane layout. A group (the array, or one timestep) is the sequence of its

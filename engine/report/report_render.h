@@ -4,8 +4,9 @@
 // Both take the DriftReport of engine/drift and the RunRecords it was
 // computed from (for loss curves and environments). One file per format:
 // render_text.cc (the table), render_html.cc (the page) with its plots in
-// render_svg.cc; JSON and CSV are engine/drift/report_io.h. Pure functions;
-// safe for concurrent use.
+// render_svg.cc, render_sweep.cc (the knob sweep's table and JSON); the
+// report's JSON and CSV are engine/drift/report_io.h. Pure functions; safe
+// for concurrent use.
 #ifndef DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_
 #define DRIFTSCOPE_ENGINE_REPORT_REPORT_RENDER_H_
 
@@ -15,6 +16,8 @@
 #include "engine/drift/analysis.h"
 
 namespace driftscope {
+
+struct KnobSweepRow;  // engine/report/profile_runs.h
 
 struct RenderOptions {
   bool color = false;  // ANSI colours (only for a terminal)
@@ -36,6 +39,15 @@ std::string RenderTable(const DriftReport& report,
 std::string RenderHtml(const DriftReport& report,
                        const std::vector<RunRecord>& records,
                        const RenderOptions& options = {});
+
+// The knob sweep from profile `a` to `b` (SweepKnobs, rows in its rank
+// order): a titled, aligned table ("-" for a missing value), and the JSON
+// object {"from","to","knobs":[{"knob","alone_profile","alone_rel_l2",
+// "cumulative_rel_l2","note"}]} (null for a missing value).
+std::string RenderSweepTable(const std::string& a, const std::string& b,
+                             const std::vector<KnobSweepRow>& rows);
+std::string RenderSweepJson(const std::string& a, const std::string& b,
+                            const std::vector<KnobSweepRow>& rows);
 
 }  // namespace driftscope
 
