@@ -9,8 +9,9 @@ Over TLS (certificates for the hosts' names and addresses) with tokens:
   `driftscope run` in one process;
 - a worker's link is cut while it runs a run: the run is retried on another
   worker; when the link returns, the worker registers again;
-- the coordinator is killed (-9) and restarted mid-job: the job and the
-  `watch` and `submit --wait` clients carry on to the end.
+- the coordinator is stopped (SIGTERM) and restarted, then killed (-9)
+  and restarted, mid-job: the job and the `watch` and `submit --wait`
+  clients carry on to the end.
 
 Needs root (ip netns) and the build (DRIFTSCOPE_BIN); run by ctest
 `e2e_multihost`.
@@ -38,7 +39,7 @@ SLOW_SPEC = {"seed": 5,
                                            "return_sequences": True}}]},
              "data": {"synthetic": {"generator": "SINE", "samples": 512,
                                     "eval_samples": 8}},
-             "training": {"epochs": 60, "batch_size": 32}}
+             "training": {"epochs": 80, "batch_size": 32}}
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
@@ -286,11 +287,26 @@ def test_a_job_across_hosts_survives_a_cut_link_and_a_coordinator_restart(
     wait_for("a run training", training, timeout=120)
     hosts.link(cut, up=False)
 
-    # The coordinator killed and restarted mid-job, same address and store.
-    time.sleep(2)
-    hosts.procs["coordinator"].send_signal(signal.SIGKILL)
-    hosts.procs["coordinator"].wait()
+    # The coordinator restarted mid-job, same address and store: first
+    # stopped as `docker restart` stops it (SIGTERM: it drains and ends the
+    # clients' streams), then killed (-9).
+    def still_running():
+        s = job_status(hosts, job)
+        assert s and s["state"] in ("JOB_QUEUED", "JOB_RUNNING"), (
+            "the job ended before the restart it is meant to survive; "
+            "make SLOW_SPEC longer")
+
+    time.sleep(1)
+    still_running()
+    hosts.procs["coordinator"].send_signal(signal.SIGTERM)
+    assert hosts.procs["coordinator"].wait(timeout=60) == 0, \
+        hosts.log("coordinator")
     hosts.start("coordinator2", "coord", hosts.coord_argv)
+    time.sleep(2)
+    still_running()
+    hosts.procs["coordinator2"].send_signal(signal.SIGKILL)
+    hosts.procs["coordinator2"].wait()
+    hosts.start("coordinator3", "coord", hosts.coord_argv)
 
     # The job finishes; both clients carry on to the end.
     out, err = waiter.communicate(timeout=900)
