@@ -14,8 +14,9 @@ APT_PACKAGES=(
   libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format python3 python3-pip chromium
+  docker-compose iproute2 openssl
 )
-PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml)
+PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml kubernetes-validate)
 GOLDEN_PIP_PACKAGES=(tensorflow-cpu torch)
 
 SUDO=""
@@ -37,7 +38,7 @@ if [ "${1:-}" = "--golden" ]; then want+=("${GOLDEN_PIP_PACKAGES[@]}"); fi
 pip_missing=()
 for p in "${want[@]}"; do
   mod=$p
-  case $p in tensorflow-cpu) mod=tensorflow ;; grpcio) mod=grpc ;; grpcio-tools) mod=grpc_tools ;; pyyaml) mod=yaml ;; esac
+  case $p in tensorflow-cpu) mod=tensorflow ;; grpcio) mod=grpc ;; grpcio-tools) mod=grpc_tools ;; pyyaml) mod=yaml ;; kubernetes-validate) mod=kubernetes_validate ;; esac
   $PY -c "import $mod" 2>/dev/null || pip_missing+=("$p")
 done
 if [ ${#pip_missing[@]} -gt 0 ]; then

@@ -71,6 +71,12 @@ int ReportCommand(const std::vector<std::string>& args, std::FILE* out,
 int ExportCommand(const std::vector<std::string>& args, std::FILE* out,
                   std::FILE* err);
 
+// driftscope health HOST:PORT [--service NAME] [--timeout D] [remote
+//   flags]: the gRPC health protocol; exit 0 when SERVING (exec probes).
+int HealthCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+const char* HealthUsage();
+
 // driftscope help [COMMAND]; also `driftscope --help`.
 int HelpCommand(const std::vector<std::string>& args, std::FILE* out,
                 std::FILE* err);

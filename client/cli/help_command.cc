@@ -38,6 +38,9 @@ With a coordinator (--coordinator HOST:PORT or $DRIFTSCOPE_COORDINATOR):
   report    the drift report of a job (as `run` prints it)
   export    a job's tensors as .npy files plus report.json
 
+For probes: health HOST:PORT asks a worker or coordinator for its gRPC
+health (exit 0 when SERVING).
+
 Exit codes: 0 success; 2 bad input (nothing was written; also an unknown
 job or an unreachable coordinator); 1 other failure (for run, compare,
 submit --wait and report: 1 also means drift above tolerance).
@@ -317,6 +320,7 @@ const char* CommandUsage(const std::string& command) {
   if (auto it = job_usage->find(command); it != job_usage->end()) {
     return it->second.c_str();
   }
+  if (command == "health") return HealthUsage();
   if (command == "help") return kHelpUsage;
   if (command == "version") return kVersionUsage;
   return "";

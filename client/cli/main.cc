@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   if (command == "export") {
     return driftscope::cli::ExportCommand(args, stdout, stderr);
   }
+  if (command == "health") {
+    return driftscope::cli::HealthCommand(args, stdout, stderr);
+  }
   if (command == "version" || command == "--version") {
     return driftscope::cli::VersionCommand(args, stdout, stderr);
   }
@@ -66,5 +69,6 @@ int main(int argc, char** argv) {
       absl::InvalidArgumentError(absl::StrCat(
           "unknown command '", command,
           "'; commands: train, run, compare, env, submit, jobs, status, "
-          "watch, cancel, workers, report, export, help, version")));
+          "watch, cancel, workers, report, export, health, help, "
+          "version")));
 }

@@ -203,8 +203,13 @@ absl::StatusOr<v1::JobState> CoordinatorClient::WatchJob(
     if (terminal) return *terminal;
     if (stopped) return absl::CancelledError("watch stopped");
     // A stream that ended without a terminal state, or broke because the
-    // coordinator went away, is resumed; anything else is the answer.
-    if (!s.ok() && !Retryable(s)) return Prefixed(s);
+    // coordinator went away, is resumed; anything else is the answer. This
+    // client cancels only above, so a CANCELLED here came from the server:
+    // gRPC cancels the calls still open when a coordinator's shutdown
+    // deadline passes, and the job carries on after the restart.
+    if (!s.ok() && !Retryable(s) && s.code() != absl::StatusCode::kCancelled) {
+      return Prefixed(s);
+    }
     if (absl::Now() - last_event > options_.watch_reconnect ||
         absl::Now() + backoff >= deadline) {
       return Prefixed(s.ok() ? absl::UnavailableError(

@@ -4,14 +4,15 @@
 // Every call has a deadline. Calls that are safe to repeat (all but the
 // streams, and SubmitJob thanks to its client request id) are retried with
 // exponential backoff when they fail with UNAVAILABLE. WatchJob reconnects
-// after a broken stream (the coordinator restarted): the first event of a
-// new stream is a snapshot, so nothing is missed. FetchResult reassembles a
-// run's tensors from 1 MiB chunks and checks every chunk's crc32c, every
-// tensor's sha256, and the names, dtypes, shapes and digests announced in
-// the run's summary: a corrupted or truncated stream is DATA_LOSS naming the
-// tensor; FetchFingerprints checks its answer against the summary's first
-// and last fingerprint. Errors keep the coordinator's gRPC code and message,
-// prefixed with its address.
+// after a broken stream (the coordinator restarted: UNAVAILABLE, or the
+// CANCELLED a server gives the calls still open at its shutdown deadline):
+// the first event of a new stream is a snapshot, so nothing is missed.
+// FetchResult reassembles a run's tensors from 1 MiB chunks and checks every
+// chunk's crc32c, every tensor's sha256, and the names, dtypes, shapes and
+// digests announced in the run's summary: a corrupted or truncated stream is
+// DATA_LOSS naming the tensor; FetchFingerprints checks its answer against the
+// summary's first and last fingerprint. Errors keep the coordinator's gRPC code
+// and message, prefixed with its address.
 //
 // Safe for concurrent use: calls share one channel and own everything else.
 #ifndef DRIFTSCOPE_CLIENT_LIB_COORDINATOR_CLIENT_H_

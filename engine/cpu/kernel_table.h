@@ -11,8 +11,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "engine/numerics/profile.h"
 
 namespace driftscope {
@@ -88,10 +92,25 @@ struct CpuKernelTable {
 
 // The table for `isa`; kAuto resolves to the best level this CPU has.
 // FailedPrecondition when this CPU lacks the level's instructions (a run
-// must not silently fall back).
+// must not silently fall back); for kNative, when it lacks any feature of
+// the build host (an image moved to an older host), naming them.
 absl::StatusOr<const CpuKernelTable*> KernelsFor(Isa isa);
 // The level kAuto resolves to on this CPU (other levels are returned as is).
 Isa ResolveIsa(Isa isa);
+
+// The features (space-separated, e.g. "avx2 fma avx512f") that `isa`'s
+// kernels were compiled for; for kNative those of the build host.
+std::string IsaBuildFeatures(Isa isa);
+
+// The features named in `features` (space-separated) that `cpu_has` says the
+// CPU lacks, in their order. Names this build cannot check are ignored.
+std::vector<std::string> MissingCpuFeatures(
+    absl::string_view features,
+    const std::function<bool(absl::string_view)>& cpu_has);
+
+// Whether this CPU has the feature `name` ("avx2", "avx512f", ...); false
+// for a name this build cannot check.
+bool CpuHasFeature(absl::string_view name);
 
 }  // namespace driftscope
 

@@ -1,6 +1,9 @@
 #include "proto/lib/run_records.h"
 
+#include <set>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -61,18 +64,39 @@ std::string ProfileLabel(const v1::RunInfo& run) {
   return ProfileLabel(run.profile(), run.summary().profile());
 }
 
-std::vector<std::string> RunLabels(const v1::Job& job) {
-  std::vector<RunPlace> places;
-  places.reserve(static_cast<size_t>(job.runs_size()));
-  for (const v1::RunInfo& run : job.runs()) {
-    places.push_back({run.worker(), ProfileLabel(run)});
+std::string WorkerThatRan(const v1::RunInfo& run) {
+  for (int i = run.attempts_size() - 1; i >= 0; --i) {
+    const v1::RunAttempt& a = run.attempts(i);
+    if (a.outcome() == "succeeded" && !a.worker().empty()) return a.worker();
   }
-  return EnvironmentNames(places);
+  return run.worker();
+}
+
+std::vector<std::string> RunLabels(const v1::Job& job) {
+  std::vector<RunPlace> ran, placed;
+  ran.reserve(static_cast<size_t>(job.runs_size()));
+  placed.reserve(static_cast<size_t>(job.runs_size()));
+  for (const v1::RunInfo& run : job.runs()) {
+    ran.push_back({WorkerThatRan(run), ProfileLabel(run)});
+    placed.push_back({run.worker(), ProfileLabel(run)});
+  }
+  std::vector<std::string> names = EnvironmentNames(ran);
+  // A retry that moved a run onto a worker already running its profile
+  // would give two runs one name and one repeat, merging environments the
+  // job asked for apart: then the job is named by placement throughout.
+  std::set<std::pair<std::string, int>> seen;
+  for (int i = 0; i < job.runs_size(); ++i) {
+    if (!seen.insert({names[static_cast<size_t>(i)], job.runs(i).repeat()})
+             .second) {
+      return EnvironmentNames(placed);
+    }
+  }
+  return names;
 }
 
 std::string DescribeRun(const v1::RunInfo& run) {
-  return absl::StrCat(run.run_id(), " (", run.worker(), ", ", ProfileLabel(run),
-                      ", repeat ", run.repeat(), ")");
+  return absl::StrCat(run.run_id(), " (", WorkerThatRan(run), ", ",
+                      ProfileLabel(run), ", repeat ", run.repeat(), ")");
 }
 
 bool HasEveryFingerprint(const std::vector<v1::Fingerprint>& fingerprints,
@@ -124,7 +148,7 @@ absl::StatusOr<RunRecord> RecordFromRun(
   rec.profile = summary.profile();
   rec.environment = EnvironmentMap(EnvironmentFromProto(summary.environment()));
   rec.environment["profile"] = summary.profile();
-  rec.environment["worker"] = run.worker();
+  rec.environment["worker"] = WorkerThatRan(run);
   if (summary.has_device()) {
     AddDeviceRunEntries(DeviceRunFromProto(summary.device()), &rec.environment);
   }

@@ -33,11 +33,19 @@ std::string RunStateName(v1::RunState state);
 // profile, or of the profile that ran when none was requested.
 std::string ProfileLabel(const v1::RunInfo& run);
 
+// The worker that produced the run's result: that of its succeeded attempt
+// (after a retry, another worker than the placement chose); the placement's
+// choice while no attempt has succeeded.
+std::string WorkerThatRan(const v1::RunInfo& run);
+
 // The environment name of every run (index-aligned with job.runs()), by
-// EnvironmentNames over (the worker the placement chose, ProfileLabel).
+// EnvironmentNames over (WorkerThatRan, ProfileLabel); over (the worker the
+// placement chose, ProfileLabel) instead when naming by the worker that ran
+// would give two runs the same name and repeat (a retry moved a run onto a
+// worker that ran the same profile), so no environments merge.
 std::vector<std::string> RunLabels(const v1::Job& job);
 
-// "run-3 (w1, fp32, repeat 0)".
+// "run-3 (w1, fp32, repeat 0)", naming WorkerThatRan.
 std::string DescribeRun(const v1::RunInfo& run);
 
 // Whether `fingerprints` are those of steps 0..steps, in order: what
@@ -50,7 +58,8 @@ bool IsAnalysisTensor(const std::string& name);
 
 // A run's RunRecord named `label`: tensors "outputs", "losses" and
 // "epoch{k}", `fingerprints` (used when they cover every step), the rest
-// (digest, profile that ran, environment, worker) from its summary.
+// (digest, profile that ran, environment) from its summary, worker from
+// WorkerThatRan.
 // DataLoss when there is no "outputs" tensor.
 absl::StatusOr<RunRecord> RecordFromRun(
     const v1::RunInfo& run, const std::string& label,

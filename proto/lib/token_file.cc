@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -23,11 +24,36 @@ absl::Status CannotRead(absl::string_view flag, const std::string& path,
       absl::StrCat(flag, ": cannot read \"", path, "\": ", why));
 }
 
+// EACCES, said so that the fix is obvious: which user this process is, who
+// owns the file and its mode (a secret stored 0600 by another user, as a
+// container's uid 10001 meets it).
+absl::Status PermissionDenied(absl::string_view flag, const std::string& path) {
+  const uid_t uid = ::geteuid();
+  const gid_t gid = ::getegid();
+  struct stat st;
+  std::string file = "its owner and mode are unknown";
+  if (::stat(path.c_str(), &st) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o",
+                  static_cast<unsigned>(st.st_mode & 07777));
+    file = absl::StrCat("it is owned by uid ", st.st_uid, " gid ", st.st_gid,
+                        " with mode ", mode);
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat(flag, ": cannot read \"", path,
+                   "\": permission denied; this process "
+                   "runs as uid ",
+                   uid, " gid ", gid, " and ", file,
+                   "; make it readable by that user or group (e.g. chgrp ", gid,
+                   " ", path, " && chmod 0640 ", path, ")"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path,
                                           absl::string_view flag) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) return PermissionDenied(flag, path);
   if (fd < 0) return CannotRead(flag, path, std::strerror(errno));
   std::string text;
   absl::Status status;

@@ -15,7 +15,9 @@ namespace driftscope {
 // The token in `path`: the file's text without trailing whitespace (the
 // newline editors and `echo` add). InvalidArgument naming `flag` and the
 // path when the file cannot be read, is empty, or holds more than one line
-// or any other whitespace or control character (a token never does).
+// or any other whitespace or control character (a token never does);
+// PermissionDenied naming the path, this process' uid and gid, and the
+// file's owner and mode when they do not let this process read it.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path,
                                           absl::string_view flag);
 

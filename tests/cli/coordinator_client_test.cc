@@ -68,7 +68,7 @@ class FakeCoordinator final : public v1::Coordinator::Service {
     w->Write(snapshot);
     if (call == 0) {
       // The coordinator goes away in the middle of the job.
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
+      return grpc::Status(watch_break_code, "shutting down");
     }
     v1::JobEvent update;
     update.mutable_run_update()->set_run_id("run-1");
@@ -118,6 +118,7 @@ class FakeCoordinator final : public v1::Coordinator::Service {
   std::vector<v1::Fingerprint> fingerprints;
   std::vector<std::string> request_ids;
   int watch_calls = 0;
+  grpc::StatusCode watch_break_code = grpc::StatusCode::UNAVAILABLE;
   std::vector<NamedArray> tensors;
   bool corrupt_chunk = false;
 };
@@ -241,6 +242,39 @@ TEST_F(CoordinatorClientTest, WatchResumesAfterTheStreamBreaks) {
   EXPECT_EQ(seen, (std::vector<v1::JobEvent::EventCase>{
                       v1::JobEvent::kSnapshot, v1::JobEvent::kSnapshot,
                       v1::JobEvent::kRunUpdate, v1::JobEvent::kJobState}));
+}
+
+// A coordinator past its shutdown deadline ends open streams with CANCELLED
+// (what `watch` and `submit --wait` saw on a restart): the watch resumes.
+TEST_F(CoordinatorClientTest, WatchResumesAfterTheServerCancelsTheStream) {
+  fake_.watch_break_code = grpc::StatusCode::CANCELLED;
+  int snapshots = 0;
+  absl::StatusOr<v1::JobState> state =
+      client_->WatchJob("job-1", [&](const v1::JobEvent& e) {
+        snapshots += e.has_snapshot();
+        return true;
+      });
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, v1::JOB_SUCCEEDED);
+  EXPECT_EQ(fake_.watch_calls, 2);
+  EXPECT_EQ(snapshots, 2);
+}
+
+// Other errors are the answer, not a reason to reconnect.
+TEST_F(CoordinatorClientTest, WatchStopsOnAnErrorThatIsNotARestart) {
+  fake_.watch_break_code = grpc::StatusCode::PERMISSION_DENIED;
+  absl::StatusOr<v1::JobState> state =
+      client_->WatchJob("job-1", [](const v1::JobEvent&) { return true; });
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(fake_.watch_calls, 1);
+}
+
+// Stopping the watch from the callback is still CANCELLED, not a reconnect.
+TEST_F(CoordinatorClientTest, WatchStoppedByTheCallerDoesNotReconnect) {
+  absl::StatusOr<v1::JobState> state =
+      client_->WatchJob("job-1", [](const v1::JobEvent&) { return false; });
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(fake_.watch_calls, 1);
 }
 
 TEST_F(CoordinatorClientTest, FetchResultReassemblesAndVerifiesTensors) {

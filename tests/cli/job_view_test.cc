@@ -7,10 +7,13 @@
 #include "client/cli/cli_util.h"
 #include "client/cli/job_progress.h"
 #include "client/cli/job_records.h"
+#include "engine/core/ndarray.h"
 #include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
+#include "engine/train/run_result.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/lib/run_records.h"
 
 namespace driftscope::cli {
 namespace {
@@ -47,6 +50,58 @@ TEST(JobLabelsTest, WorkerNamesWhenTwoWorkersRunOneProfile) {
   *job.add_runs() = MakeRun("r2", "w2", "fp32", 0);
   *job.add_runs() = MakeRun("r3", "w2", "tf32", 0);
   EXPECT_THAT(RunLabels(job), ElementsAre("w1/fp32", "w2/fp32", "w2/tf32"));
+}
+
+// Placed on w1, failed there, retried and succeeded on w3: the report must
+// name w3, where the result came from.
+TEST(JobLabelsTest, ARetriedRunIsNamedAfterTheWorkerThatRanIt) {
+  v1::Job job;
+  v1::RunInfo moved = MakeRun("r1", "w1", "fp32", 0, v1::RUN_SUCCEEDED);
+  v1::RunAttempt* first = moved.add_attempts();
+  first->set_attempt(1);
+  first->set_worker("w1");
+  first->set_outcome("failed");
+  v1::RunAttempt* second = moved.add_attempts();
+  second->set_attempt(2);
+  second->set_worker("w3");
+  second->set_outcome("succeeded");
+  *job.add_runs() = moved;
+  *job.add_runs() = MakeRun("r2", "w2", "fp32", 0, v1::RUN_SUCCEEDED);
+  EXPECT_EQ(WorkerThatRan(job.runs(0)), "w3");
+  EXPECT_THAT(RunLabels(job), ElementsAre("w3/fp32", "w2/fp32"));
+  EXPECT_THAT(DescribeRun(job.runs(0)), HasSubstr("(w3, fp32"));
+
+  v1::RunInfo with_result = moved;
+  v1::TensorInfo* outputs = with_result.mutable_summary()->add_tensors();
+  outputs->set_name("outputs");
+  std::vector<NamedArray> tensors;
+  tensors.push_back({"outputs", NdArray(DType::kFloat32, {2})});
+  absl::StatusOr<RunRecord> rec =
+      RecordFromRun(with_result, "w3/fp32", std::move(tensors), {});
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->environment.at("worker"), "w3");
+}
+
+// Placed on w1 and w2, both ran on w2 (w1 died): named by worker that ran,
+// the two would merge, so the job keeps its placement names.
+TEST(JobLabelsTest, RunsThatWouldMergeKeepTheirPlacementNames) {
+  v1::Job job;
+  v1::RunInfo moved = MakeRun("r1", "w1", "fp32", 0, v1::RUN_SUCCEEDED);
+  v1::RunAttempt* a = moved.add_attempts();
+  a->set_worker("w2");
+  a->set_outcome("succeeded");
+  *job.add_runs() = moved;
+  *job.add_runs() = MakeRun("r2", "w2", "fp32", 0, v1::RUN_SUCCEEDED);
+  EXPECT_THAT(RunLabels(job), ElementsAre("w1/fp32", "w2/fp32"));
+  // Where each really ran is still what DescribeRun says.
+  EXPECT_THAT(DescribeRun(job.runs(0)), HasSubstr("(w2, fp32"));
+}
+
+TEST(JobLabelsTest, AnUnfinishedRunIsNamedAfterItsPlacement) {
+  v1::RunInfo r = MakeRun("r1", "w1", "fp32", 0, v1::RUN_RUNNING);
+  v1::RunAttempt* a = r.add_attempts();
+  a->set_worker("w2");  // in flight elsewhere: no result yet
+  EXPECT_EQ(WorkerThatRan(r), "w1");
 }
 
 TEST(JobLabelsTest, AnUnrequestedProfileIsWhatRan) {

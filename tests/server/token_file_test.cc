@@ -4,10 +4,13 @@
 #include "proto/lib/token_file.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "client/lib/worker_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -52,6 +55,51 @@ TEST(TokenFileTest, UnreadableEmptyOrMultiLineFileIsAClearError) {
     EXPECT_THAT(t.status().message(), HasSubstr(c.path));
     EXPECT_THAT(t.status().message(), HasSubstr(c.expect));
   }
+}
+
+// A secret stored 0600 by another user, as the daemons' uid 10001 meets a
+// host file mounted into a container: PERMISSION_DENIED naming the path,
+// the uid and the mode. Run as another user in a child when this is root.
+TEST(TokenFileTest, UnreadableForThisUserNamesUidOwnerAndMode) {
+  const std::string path = TokenFile("private", "s3cret\n");
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const bool root = ::geteuid() == 0;
+  if (!root) {
+    ASSERT_EQ(::chmod(path.c_str(), 0), 0);  // not even the owner
+  }
+  const pid_t pid = root ? ::fork() : 0;
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string answer = "setuid failed";
+    if (!root || (::setgid(10001) == 0 && ::setuid(10001) == 0)) {
+      auto t = ReadTokenFile(path, "--auth_token_file");
+      answer = absl::StrCat(static_cast<int>(t.status().code()), " ",
+                            t.status().message());
+    }
+    ssize_t ignored = ::write(pipe_fds[1], answer.data(), answer.size());
+    (void)ignored;
+    ::close(pipe_fds[1]);
+    if (root) ::_exit(0);
+  }
+  ::close(pipe_fds[1]);
+  std::string answer;
+  char buf[512];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof(buf))) > 0;) {
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipe_fds[0]);
+  if (root) ::waitpid(pid, nullptr, 0);
+  EXPECT_THAT(answer,
+              ::testing::StartsWith(absl::StrCat(
+                  static_cast<int>(absl::StatusCode::kPermissionDenied), " ")));
+  EXPECT_THAT(answer, HasSubstr("--auth_token_file"));
+  EXPECT_THAT(answer, HasSubstr(path));
+  EXPECT_THAT(answer,
+              HasSubstr(root ? "runs as uid 10001 gid 10001"
+                             : absl::StrCat("runs as uid ", ::geteuid())));
+  EXPECT_THAT(answer, HasSubstr(root ? "mode 0600" : "mode 0000"));
 }
 
 TEST(TokenFileTest, WorkerServerRefusesBadTokenOptionsAtStart) {

@@ -1,6 +1,7 @@
 // The kernels of one ISA level; compiled once per level into its own shared
 // object (engine/CMakeLists.txt) with -fvisibility=hidden. Only the entry
-// point named by DRIFTSCOPE_KERNEL_ENTRY is exported.
+// point named by DRIFTSCOPE_KERNEL_ENTRY and its _features companion are
+// exported.
 #include "engine/cpu/eigen_gemm.h"
 #include "engine/cpu/kernel_table.h"
 #include "engine/cpu/ordered_gemm.h"
@@ -83,4 +84,100 @@ DRIFTSCOPE_KERNEL_ENTRY() {
       &Blocking<float>,
       &Blocking<double>};
   return &table;
+}
+
+// The instruction-set features this level was compiled for, from the
+// compiler's own macros (for -march=native: the build host's), so that the
+// caller can check them against the CPU before calling anything compiled
+// with them. Returns a string literal: no instruction of the level runs.
+#define DRIFTSCOPE_CAT_(a, b) a##b
+#define DRIFTSCOPE_CAT(a, b) DRIFTSCOPE_CAT_(a, b)
+extern "C" __attribute__((visibility("default"))) const char* DRIFTSCOPE_CAT(
+    DRIFTSCOPE_KERNEL_ENTRY, _features)() {
+  return ""
+#ifdef __SSE3__
+         " sse3"
+#endif
+#ifdef __SSSE3__
+         " ssse3"
+#endif
+#ifdef __SSE4_1__
+         " sse4.1"
+#endif
+#ifdef __SSE4_2__
+         " sse4.2"
+#endif
+#ifdef __POPCNT__
+         " popcnt"
+#endif
+#ifdef __AES__
+         " aes"
+#endif
+#ifdef __PCLMUL__
+         " pclmul"
+#endif
+#ifdef __AVX__
+         " avx"
+#endif
+#ifdef __F16C__
+         " f16c"
+#endif
+#ifdef __AVX2__
+         " avx2"
+#endif
+#ifdef __FMA__
+         " fma"
+#endif
+#ifdef __BMI__
+         " bmi"
+#endif
+#ifdef __BMI2__
+         " bmi2"
+#endif
+#ifdef __GFNI__
+         " gfni"
+#endif
+#ifdef __VAES__
+         " vaes"
+#endif
+#ifdef __VPCLMULQDQ__
+         " vpclmulqdq"
+#endif
+#ifdef __AVX512F__
+         " avx512f"
+#endif
+#ifdef __AVX512CD__
+         " avx512cd"
+#endif
+#ifdef __AVX512BW__
+         " avx512bw"
+#endif
+#ifdef __AVX512DQ__
+         " avx512dq"
+#endif
+#ifdef __AVX512VL__
+         " avx512vl"
+#endif
+#ifdef __AVX512IFMA__
+         " avx512ifma"
+#endif
+#ifdef __AVX512VBMI__
+         " avx512vbmi"
+#endif
+#ifdef __AVX512VBMI2__
+         " avx512vbmi2"
+#endif
+#ifdef __AVX512VNNI__
+         " avx512vnni"
+#endif
+#ifdef __AVX512BITALG__
+         " avx512bitalg"
+#endif
+#ifdef __AVX512VPOPCNTDQ__
+         " avx512vpopcntdq"
+#endif
+#ifdef __AVX512BF16__
+         " avx512bf16"
+#endif
+      ;
 }
