@@ -60,6 +60,9 @@ if(TARGET driftscope_client)
 endif()
 foreach(program driftscope driftscope-worker driftscope-coordinator)
   if(TARGET ${program})
+    # The per-ISA kernel libraries are shared objects beside the others.
+    set_target_properties(${program} PROPERTIES
+      INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
     install(TARGETS ${program} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   endif()
 endforeach()

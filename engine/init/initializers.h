@@ -1,4 +1,4 @@
-// Keras weight initializers (spec/rnn-math.md §4), seeded by Philox streams.
+// Keras weight initializers (docs/numerics.md §4), seeded by Philox streams.
 //
 // Initial values are always drawn in float32, Keras' default floatx, and an
 // fp64 run widens them exactly: ref64 and fp32 runs of one job start from the

@@ -2,7 +2,7 @@
 //
 // Plain engine-side value types (no protobuf here; the servers and the CLI
 // translate driftscope.v1.JobSpec into these at the edge). Defaults are the
-// Keras 3 defaults (spec/rnn-math.md §1-§7). Thread-compatible.
+// Keras 3 defaults (docs/numerics.md §1-§7). Thread-compatible.
 #ifndef DRIFTSCOPE_ENGINE_JOB_JOB_SPEC_H_
 #define DRIFTSCOPE_ENGINE_JOB_JOB_SPEC_H_
 
@@ -51,7 +51,7 @@ struct LayerSpec {
   Activation recurrent_activation = Activation::kSigmoid;  // LSTM, GRU
   bool use_bias = true;
   bool unit_forget_bias = true;  // LSTM
-  int implementation = 2;        // 1 or 2: addition order (rnn-math §1.5)
+  int implementation = 2;        // 1 or 2: order (docs/numerics.md §1.5)
   bool reset_after = true;       // GRU
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};

@@ -1,4 +1,4 @@
-// Keras Dense (spec/rnn-math.md §5): y = a(x·W + b) on the last axis; a
+// Keras Dense (docs/numerics.md §5): y = a(x·W + b) on the last axis; a
 // sequence input (B,T,D) is one GEMM over its B·T rows.
 #include <cstring>
 

@@ -1,4 +1,4 @@
-// Keras GRU, reset_after true and false (spec/rnn-math.md §2, backward
+// Keras GRU, reset_after true and false (docs/numerics.md §2, backward
 // §9.2-§9.3). Both implementations add in the same order (Keras does too);
 // implementation 1 only splits every GEMM into one of width U per gate.
 #include <cstring>

@@ -1,4 +1,4 @@
-// Keras LSTM (spec/rnn-math.md §1, backward §9.1).
+// Keras LSTM (docs/numerics.md §1, backward §9.1).
 #include <cstring>
 
 #include "engine/layers/layer_internal.h"

@@ -1,4 +1,4 @@
-// Keras SimpleRNN (spec/rnn-math.md §3, backward §9.4):
+// Keras SimpleRNN (docs/numerics.md §3, backward §9.4):
 // h_t = a((x_t·W + b) + h_{t-1}·R), the bias added before the recurrent term.
 #include <cstring>
 

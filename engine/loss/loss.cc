@@ -1,4 +1,4 @@
-// MSE and MAE with Keras' sum_over_batch_size (spec/rnn-math.md §6), in the
+// MSE and MAE with Keras' sum_over_batch_size (docs/numerics.md §6), in the
 // op order TF runs forward and backward: per-row mean over the last axis
 // (sum, then divide by last_dim), sum of the row means, divide_no_nan by
 // rows; backward 1/rows → /last_dim → Square/Abs grad → negate (the

@@ -1,4 +1,4 @@
-// Losses with Keras' sum_over_batch_size reduction (spec/rnn-math.md §6).
+// Losses with Keras' sum_over_batch_size reduction (docs/numerics.md §6).
 // pred and target are `rows` × `last_dim`, rows = B·T for sequence outputs,
 // B otherwise. Pure functions; sums run in a fixed sequential order.
 #ifndef DRIFTSCOPE_ENGINE_LOSS_LOSS_H_

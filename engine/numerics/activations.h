@@ -8,7 +8,7 @@
 // is the "libm" implementation: sigmoid = 1/(1+exp(−x)) and tanh = std::tanh,
 // evaluated in T. Derivatives are expressed in terms of the activation's
 // OUTPUT y, as TensorFlow's SigmoidGrad/TanhGrad kernels do
-// (spec/rnn-math.md §9). Pure functions; safe for concurrent use.
+// (docs/numerics.md §9). Pure functions; safe for concurrent use.
 #ifndef DRIFTSCOPE_ENGINE_NUMERICS_ACTIVATIONS_H_
 #define DRIFTSCOPE_ENGINE_NUMERICS_ACTIVATIONS_H_
 

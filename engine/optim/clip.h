@@ -1,4 +1,4 @@
-// Keras 3 gradient clipping (spec/rnn-math.md §7.2), applied in place to the
+// Keras 3 gradient clipping (docs/numerics.md §7.2), applied in place to the
 // gradients of all variables before an optimizer update. Pure functions.
 //
 // Every sum of squares runs sequentially over the elements of a variable in

@@ -1,4 +1,4 @@
-// Keras 3 Adam, SGD and RMSprop update steps (spec/rnn-math.md §7), op by op
+// Keras 3 Adam, SGD and RMSprop update steps (docs/numerics.md §7), op by op
 // in the order of keras/src/optimizers/{adam,sgd,rmsprop}.py so that the
 // bits match Keras' eager execution. Python-float hyper-parameters enter as
 // Keras feeds them to TF: `1 − β` and `1 − ρ` are evaluated in double and

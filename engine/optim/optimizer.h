@@ -1,4 +1,4 @@
-// Keras optimizers (spec/rnn-math.md §7): Adam (amsgrad), SGD (momentum,
+// Keras optimizers (docs/numerics.md §7): Adam (amsgrad), SGD (momentum,
 // nesterov), RMSprop (rho, momentum, centered), with clipnorm (per
 // variable), global_clipnorm or clipvalue applied first. One thread at a
 // time; the optimizer owns its slot variables.

@@ -1,7 +1,7 @@
 // The reference implementation: plain double-precision loops, the oracle that
 // tests hold the engine (and golden files) to.
 //
-// Straight from spec/rnn-math.md §1-§3, §5, §9, one sample and one time step
+// Straight from docs/numerics.md §1-§3, §5, §9, one sample and one time step
 // at a time, with no Context, no Eigen, no caching tricks: easy to read
 // against the formulas, slow on purpose. It shares nothing with the engine's
 // layers except the LayerSpec/ActivationShape types, and it evaluates

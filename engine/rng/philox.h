@@ -1,5 +1,5 @@
 // Philox4x32-10 (Salmon et al., SC'11) and TensorFlow's stateless-random
-// conventions built on it (spec/rnn-math.md §10). Pure functions; a
+// conventions built on it (docs/numerics.md §10). Pure functions; a
 // PhiloxStream is one thread at a time.
 #ifndef DRIFTSCOPE_ENGINE_RNG_PHILOX_H_
 #define DRIFTSCOPE_ENGINE_RNG_PHILOX_H_

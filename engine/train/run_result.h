@@ -41,7 +41,7 @@ struct RunResult {
   RunTimings timings;
   // A result received from a worker: each tensor's SHA-256 as checked on
   // arrival, by its wire name ("outputs", "losses", "epoch0", ...; see
-  // server/common/tensor_stream.h), so a store need not hash it again.
+  // proto/lib/tensor_stream.h), so a store need not hash it again.
   // Empty for a run made in this process.
   std::map<std::string, std::string> tensor_sha256;
 };

@@ -233,8 +233,8 @@ std::vector<Param> AllParams() {
 INSTANTIATE_TEST_SUITE_P(Keras3, KerasLayerGoldenTest,
                          testing::ValuesIn(AllParams()), ParamName);
 
-// nn.LSTM / nn.GRU (PyTorch) with the Keras weights mapped per rnn-math §8:
-// the engine's float64 forward must match PyTorch's too. The script already
+// nn.LSTM / nn.GRU (PyTorch) with the Keras weights mapped per docs/numerics.md
+// §8: the engine's float64 forward must match PyTorch's too. The script already
 // asserts PyTorch == Keras to 1e-12; this keeps that independent check in CI.
 TEST(TorchGoldenTest, LstmAndGruForwardMatchPyTorch) {
   Context ctx(*Profile::Parse("fp64"));

@@ -47,7 +47,7 @@ TEST(PhiloxTest, Random123KnownAnswers) {
 }
 
 TEST(PhiloxTest, TfKeyCounterForSeed42) {
-  // Worked example of spec/rnn-math.md §10.2; the uniform goldens below
+  // Worked example of docs/numerics.md §10.2; the uniform goldens below
   // confirm it against TensorFlow.
   PhiloxKey key;
   PhiloxCounter counter;

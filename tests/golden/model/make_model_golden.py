@@ -298,7 +298,7 @@ def run_layer_case(layers, x, y, weights, dtype):
 
 
 def torch_cross_check(case, cfg, x, weights, keras_res, outdir):
-  """nn.LSTM / nn.GRU with Keras weights mapped per rnn-math.md §8."""
+  """nn.LSTM / nn.GRU with Keras weights mapped per docs/numerics.md §8."""
   xt = torch.tensor(x, dtype=torch.float64)
   w = [torch.tensor(a, dtype=torch.float64) for a in weights[0]]
   if cfg["kind"] == "lstm":

@@ -128,8 +128,11 @@ TEST(CoordinatorE2eTest, SubmitWatchReportMatchesInProcessAnalysis) {
     EXPECT_EQ(run.summary().profile(), result->profile);
     EXPECT_EQ(run.summary().steps(), result->steps);
     // Each profile ran on one worker: its environment is named by the
-    // profile alone, as `driftscope run` names it.
-    const std::string env = run.profile();
+    // profile alone, a worker's default by its preset name, as `driftscope
+    // run` names them.
+    const std::string env = run.profile() == "ref64"           ? "ref64"
+                            : run.worker() == (*w1)->address() ? "fp32"
+                                                               : "fp32-sse2";
     if (run.profile() == "ref64") reference_env = env;
     local.push_back(LocalRecord(env, run.repeat(), *result));
     local_by_run[run.run_id()] = *result;
