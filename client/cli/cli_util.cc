@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -249,6 +251,54 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
     return absl::InternalError(absl::StrCat("rename ", tmp, ": ", Errno()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> InProcessMemoryLimit(const ParsedArgs& parsed) {
+  if (std::optional<std::string> m = parsed.Get("max-memory-mib")) {
+    int64_t mib = 0;
+    if (!absl::SimpleAtoi(*m, &mib) || mib < 1 || mib > (int64_t{1} << 40)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--max-memory-mib must be a whole number of MiB >= 1, got '", *m,
+          "'"));
+    }
+    return mib * 1024 * 1024;
+  }
+  return AvailableMemoryBytes() / 10 * 9;
+}
+
+absl::Status CheckRunsFitInMemory(const std::vector<JobMemory>& runs,
+                                  int parallel, int64_t limit_bytes) {
+  if (runs.empty()) return absl::OkStatus();
+  std::vector<const JobMemory*> by_peak;
+  for (const JobMemory& m : runs) by_peak.push_back(&m);
+  std::sort(by_peak.begin(), by_peak.end(),
+            [](const JobMemory* a, const JobMemory* b) {
+              return a->total() > b->total();
+            });
+  // Summed as one JobMemory so the message names the largest part.
+  JobMemory sum;
+  const size_t running =
+      std::min(by_peak.size(), static_cast<size_t>(std::max(parallel, 1)));
+  for (size_t i = 0; i < by_peak.size(); ++i) {
+    const JobMemory& m = *by_peak[i];
+    if (i < running) {
+      sum.weights += m.weights;
+      sum.optimizer += m.optimizer;
+      sum.activations += m.activations;
+      sum.data += m.data;
+      sum.generator += m.generator;
+      sum.outputs += m.outputs;
+      sum.epoch_outputs += m.epoch_outputs;
+      sum.fingerprints += m.fingerprints;
+      if (i == 0) sum.transfer = m.transfer;
+    } else {
+      sum.outputs += m.result;  // what a finished run keeps
+    }
+  }
+  return CheckJobMemory(
+      sum, limit_bytes,
+      "the memory limit for in-process runs (--max-memory-mib, default 90% "
+      "of this machine's memory)");
 }
 
 }  // namespace driftscope::cli

@@ -48,6 +48,7 @@ constexpr char kRunUsage[] =
                      [--reference P] [--atol A] [--rtol R] [--max-ulp U]
                      [--fail-above X] [--sweep A,B] [--format table|json|csv]
                      [--html report.html] [--out DIR] [--jobs N]
+                     [--max-memory-mib M]
 
 Runs the job (SPEC.json or the built-in default job) in this process once per
 profile and repeat, in parallel, then compares every environment with the
@@ -71,6 +72,9 @@ under ref64, fp32, fp32-sse2, tf32, bf16.
   --out DIR         also save every run (DIR/<profile>/r<k>/, the layout of
                     train --out) and DIR/report.json
   --jobs N          runs in parallel (default: the number of cores)
+  --max-memory-mib M  memory the runs may use together; a job whose
+                    estimate is above it is refused before any run, exit 2
+                    (default: 90% of this machine's or cgroup's memory)
 
 Exit code: 0 within tolerance, 1 above it, 2 bad input.
 )";
@@ -109,6 +113,7 @@ same facts go into every run.json. With --worker, the worker's.
 constexpr char kTrainUsage[] =
     R"(Usage: driftscope train [SPEC.json] [--profile P] [--init-weights DIR]
                        [--x X.npy --y Y.npy] [--eval-x E.npy] --out OUT
+                       [--max-memory-mib M]
 
 Trains the job in SPEC.json (the JSON form of driftscope.v1.JobSpec, see
 proto/driftscope/v1/job.proto; absent fields take Keras defaults) or, without
@@ -131,6 +136,10 @@ LSTM(32, return_sequences), T=10, F=1, Adam 1e-3 clipnorm 1, MSE, SINE data
   --eval-x E.npy     inputs whose outputs are reported (default: X.npy)
   --out OUT          output directory; replaced only when the run succeeds,
                      and only if it is empty or a previous driftscope output
+  --max-memory-mib M memory this run may use; above the job's estimate it is
+                     refused before anything is written, exit 2 (default:
+                     90% of this machine's or cgroup's memory; --worker runs
+                     are judged by the worker's own limit)
 
 OUT receives:
   outputs.npy                 eval-set outputs of the final model (Keras shape)

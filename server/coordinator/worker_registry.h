@@ -59,9 +59,12 @@ class WorkerRegistry {
   // InvalidArgument naming the field for an empty name, an address that is
   // not HOST:PORT or is a wildcard, max_concurrent_runs < 1, or a name that
   // belongs to a static worker. A worker that registers again (restarted)
-  // gets a new lease; the old lease id stops working.
+  // gets a new lease; the old lease id stops working. `identity` is who
+  // the caller proved to be (its client certificate's identity under mTLS;
+  // "" without one): a name held by a live lease of another identity is
+  // AlreadyExists, so one worker cannot take another's name and its runs.
   absl::StatusOr<v1::RegisterWorkerResponse> Register(
-      const v1::WorkerInfo& worker);
+      const v1::WorkerInfo& worker, const std::string& identity = "");
   // NotFound when the lease id is unknown or the lease ran out.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request);
@@ -93,6 +96,7 @@ class WorkerRegistry {
     std::string lease_id;  // "" for static workers and ended leases
     absl::Time last_heartbeat = absl::InfinitePast();
     int reported_running = 0;
+    std::string identity;  // of the registration holding lease_id
   };
 
   const WorkerRegistryOptions options_;

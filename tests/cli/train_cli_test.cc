@@ -410,5 +410,34 @@ TEST(CliTest, HelpAndVersion) {
   ExpectUsageError(RunCli({}), "no command given");
 }
 
+// The spec from the issue: Dense(4096) over T=1000 and 100000 eval samples
+// (1.6 TB of eval outputs). Before the fix `train` died of std::bad_alloc
+// (exit 134) and left OUT.tmp-*; checked with the previous binary.
+constexpr char kTerabyteEvalSpec[] = R"({
+  "model": {"input": {"timesteps": 1000, "features": 1},
+            "layers": [{"dense": {"units": 4096}}]},
+  "data": {"synthetic": {"samples": 64, "eval_samples": 100000}},
+  "training": {"epochs": 1, "batch_size": 32}
+})";
+
+TEST_F(TrainCliErrorTest, JobAboveTheMemoryLimitIsRefusedAndNothingWritten) {
+  CliResult r = RunCli({"train", Spec(kTerabyteEvalSpec), "--out", out_});
+  ExpectUsageError(r, "TiB of memory");
+  EXPECT_THAT(r.err, HasSubstr("--max-memory-mib"));
+  ExpectOutAbsent();
+  // An explicit limit below a small job's estimate refuses it too, and one
+  // above lets it run.
+  r = RunCli(
+      {"train", dir_ + "/spec.json", "--out", out_, "--max-memory-mib", "1"});
+  ExpectUsageError(r, "above the memory limit for in-process runs");
+  ExpectOutAbsent();
+  r = RunCli({"train", dir_ + "/spec.json", "--out", out_, "--max-memory-mib",
+              "4096"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ExpectUsageError(RunCli({"train", dir_ + "/spec.json", "--out", out_,
+                           "--max-memory-mib", "-3"}),
+                   "--max-memory-mib");
+}
+
 }  // namespace
 }  // namespace driftscope

@@ -396,5 +396,30 @@ TEST(WorkerDaemonTest, SigtermDrainsAndExitsZero) {
   EXPECT_FALSE(run.get().ok());
 }
 
+// The issue: a second SIGTERM during the drain was ignored, so an operator
+// had to wait out the grace period (or kill -9). Ignored before this fix:
+// the worker below stayed up for its 60 s grace.
+TEST(WorkerDaemonTest, SecondSigtermDuringTheDrainStopsAtOnce) {
+  auto worker = StartWorker({"--insecure", "--grace_period=60s"});
+  ASSERT_NE(worker, nullptr);
+  auto client = Client(worker->address());
+  std::atomic<int64_t> steps{0};
+  RunOptions options;
+  options.on_progress = [&](const ProgressEvent& e) { steps = e.step; };
+  RemoteRunOptions remote;
+  remote.capture.progress_every_steps = 1;
+  auto run = std::async(std::launch::async, [&] {
+    return client->Run(LongWorkerSpec(), "fp32", options, remote);
+  });
+  ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
+  ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);
+  // Still draining: the run goes on.
+  EXPECT_EQ(worker->WaitFor(std::chrono::milliseconds(500)), -1);
+  ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);
+  EXPECT_EQ(worker->WaitFor(std::chrono::seconds(5)), 128 + SIGTERM);
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_FALSE(run.get().ok());
+}
+
 }  // namespace
 }  // namespace driftscope
