@@ -325,6 +325,26 @@ TEST(WorkerDaemonTest, BearerTokenRequired) {
   EXPECT_TRUE(Client(worker->address(), right)->Describe().ok());
 }
 
+// The issue: a bad certificate or key at start-up said only "cannot
+// listen". Now the file that is wrong is named (it said "cannot listen on
+// 127.0.0.1:0" before this fix).
+TEST(WorkerDaemonTest, CertificateOrKeyThatIsNotPemIsNamedAtStart) {
+  const std::string dir = ::testing::TempDir() + "/worker_bad_tls";
+  ASSERT_TRUE(MakeSelfSignedCert(dir));
+  std::ofstream(dir + "/garbage.pem") << "not a certificate\n";
+  auto bad_cert = WorkerProcess::Start(
+      {"--tls_cert=" + dir + "/garbage.pem", "--tls_key=" + dir + "/key.pem"});
+  ASSERT_FALSE(bad_cert.ok());
+  EXPECT_THAT(
+      bad_cert.status().message(),
+      HasSubstr("--tls_cert " + dir + "/garbage.pem holds no PEM CERTIFICATE"));
+  auto bad_key = WorkerProcess::Start(
+      {"--tls_cert=" + dir + "/cert.pem", "--tls_key=" + dir + "/cert.pem"});
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_THAT(bad_key.status().message(),
+              HasSubstr("holds no PEM PRIVATE KEY"));
+}
+
 TEST(WorkerDaemonTest, TlsWorkerRefusesPlaintextAndServesTls) {
   const std::string dir = ::testing::TempDir() + "/worker_tls";
   ASSERT_TRUE(MakeSelfSignedCert(dir));
