@@ -188,6 +188,15 @@ std::vector<std::string> WorkerRegistry::ExpireLeases() {
       e.lease_id.clear();
       lost.push_back(name);
     }
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      const Entry& e = it->second;
+      if (!e.view.is_static && e.lease_id.empty() &&
+          now - e.last_heartbeat > options_.forget_after) {
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     listener = listener_;
   }
   if (listener) {

@@ -36,6 +36,10 @@ namespace driftscope::coordinator {
 struct WorkerRegistryOptions {
   absl::Duration lease = absl::Seconds(10);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // A registered worker silent this long (its lease long ended) is
+  // forgotten, so the registry does not grow with every name ever
+  // registered. Static workers are never forgotten.
+  absl::Duration forget_after = absl::Hours(1);
 };
 
 // What the scheduler needs of one worker.
@@ -79,7 +83,8 @@ class WorkerRegistry {
   void MarkUnreachable(absl::string_view name);
 
   // Ends the leases that ran out (their workers become UNAVAILABLE) and
-  // tells the loss listener. Returns the names.
+  // tells the loss listener; forgets registered workers silent for
+  // options.forget_after. Returns the names whose leases ended.
   std::vector<std::string> ExpireLeases();
 
   std::optional<WorkerView> Get(absl::string_view name) const;

@@ -117,6 +117,28 @@ TEST_F(WorkerRegistryTest, LiveLeasesNameCannotBeTakenByAnotherIdentity) {
   EXPECT_TRUE(registry_.Register(impostor, "cn=someone-else").ok());
 }
 
+// The issue: the registry never forgot (303 entries after 300
+// registrations). Workers silent for forget_after (1 h) are dropped; one
+// still heartbeating stays. All 301 stayed before this fix.
+TEST_F(WorkerRegistryTest, SilentRegisteredWorkersAreForgotten) {
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(registry_.Register(Info("w" + std::to_string(i))).ok());
+  }
+  auto alive = registry_.Register(Info("alive"));
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ(registry_.All().size(), 301u);
+  // An hour and a minute, the live one beating every 5 s.
+  for (int beat = 0; beat < 61 * 12; ++beat) {
+    now_ += absl::Seconds(5);
+    ASSERT_TRUE(Beat(alive->lease_id()).ok());
+    registry_.ExpireLeases();
+  }
+  now_ += absl::Seconds(1);
+  registry_.ExpireLeases();
+  ASSERT_EQ(registry_.All().size(), 1u);
+  EXPECT_EQ(registry_.All()[0].info.name(), "alive");
+}
+
 TEST_F(WorkerRegistryTest, DrainingWorkerTakesNoRunsUntilItStops) {
   auto lease = registry_.Register(Info("a"));
   ASSERT_TRUE(lease.ok());
