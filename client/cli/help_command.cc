@@ -161,6 +161,8 @@ profile on the same build):
   --insecure          plaintext (must be asked for); otherwise TLS with
   --tls-ca FILE       the CA that signed the worker's certificate
   --tls-server-name N the name to verify in the worker's certificate
+  --tls-cert F --tls-key K  client certificate and key (PEM) for a worker
+                      that requires them (mTLS, its --tls_client_ca)
   --token T           bearer token (default: $DRIFTSCOPE_TOKEN)
   --token-file F      the token read from file F (not visible in ps)
 
@@ -176,6 +178,7 @@ constexpr char kCoordinatorFlags[] =
   --tls-ca FILE            the CA that signed the coordinator's certificate
                            (default: the system roots)
   --tls-server-name N      the name to verify in its certificate
+  --tls-cert F --tls-key K client certificate and key (PEM) for mTLS
   --token T                bearer token (default: $DRIFTSCOPE_TOKEN)
 )";
 
