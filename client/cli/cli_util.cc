@@ -2,14 +2,18 @@
 
 #include <dirent.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -17,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 
 namespace driftscope::cli {
 
@@ -163,6 +168,58 @@ void RemoveTree(const std::string& path) {
   ::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+namespace {
+
+// The StagedDirs not yet committed or removed, for the signal thread.
+absl::Mutex staged_mu;
+std::set<std::string>& StagedPaths() ABSL_EXCLUSIVE_LOCKS_REQUIRED(staged_mu) {
+  static auto* paths = new std::set<std::string>();
+  return *paths;
+}
+
+void TrackStaged(const std::string& path) {
+  absl::MutexLock lock(&staged_mu);
+  StagedPaths().insert(path);
+}
+
+void UntrackStaged(const std::string& path) {
+  absl::MutexLock lock(&staged_mu);
+  StagedPaths().erase(path);
+}
+
+}  // namespace
+
+void RemoveStagedDirsOnTermination() {
+  // A signal the parent set to be ignored (a background job of a
+  // non-interactive shell, nohup) stays ignored.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM}) {
+    struct sigaction current;
+    if (sigaction(sig, nullptr, &current) == 0 &&
+        current.sa_handler == SIG_IGN) {
+      continue;
+    }
+    sigaddset(&set, sig);
+  }
+  if (sigisemptyset(&set)) return;
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    {
+      absl::MutexLock lock(&staged_mu);
+      for (const std::string& path : StagedPaths()) RemoveTree(path);
+    }
+    // End as the signal would have: default action, unblocked.
+    std::signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    std::raise(sig);
+    std::_Exit(128 + sig);
+  }).detach();
+}
+
 absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
                                             const std::string& flag,
                                             const std::string& marker) {
@@ -194,6 +251,7 @@ absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
         absl::StrCat(flag, " ", final_path,
                      ": cannot create a directory next to it: ", Errno()));
   }
+  TrackStaged(pattern);
   return StagedDir(target, pattern);
 }
 
@@ -203,7 +261,10 @@ StagedDir::StagedDir(StagedDir&& other) noexcept
 }
 
 StagedDir::~StagedDir() {
-  if (!temp_.empty()) RemoveTree(temp_);
+  if (!temp_.empty()) {
+    RemoveTree(temp_);
+    UntrackStaged(temp_);
+  }
 }
 
 absl::Status StagedDir::MakeSubdir(const std::string& name) {
@@ -230,6 +291,7 @@ absl::Status StagedDir::Commit() {
     return absl::InternalError(
         absl::StrCat("rename ", temp_, " -> ", final_, ": ", why));
   }
+  UntrackStaged(temp_);
   temp_.clear();
   if (!old.empty()) RemoveTree(old);
   return absl::OkStatus();

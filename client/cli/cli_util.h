@@ -82,6 +82,12 @@ class StagedDir {
 absl::StatusOr<std::vector<std::string>> SplitProfileList(
     const std::string& list, const std::string& flag);
 
+// SIGINT and SIGTERM remove every StagedDir not yet committed, then end the
+// process with the signal as before (the issue: an interrupted `train` left
+// OUT.tmp-*). Call once at the start of main(), before any thread starts:
+// the signals are blocked and taken by a thread of their own.
+void RemoveStagedDirsOnTermination();
+
 // Removes a file or a directory tree (best effort; never follows links).
 void RemoveTree(const std::string& path);
 bool PathExists(const std::string& path);
