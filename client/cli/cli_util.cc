@@ -2,19 +2,26 @@
 
 #include <dirent.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 
 namespace driftscope::cli {
 
@@ -161,6 +168,58 @@ void RemoveTree(const std::string& path) {
   ::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+namespace {
+
+// The StagedDirs not yet committed or removed, for the signal thread.
+absl::Mutex staged_mu;
+std::set<std::string>& StagedPaths() ABSL_EXCLUSIVE_LOCKS_REQUIRED(staged_mu) {
+  static auto* paths = new std::set<std::string>();
+  return *paths;
+}
+
+void TrackStaged(const std::string& path) {
+  absl::MutexLock lock(&staged_mu);
+  StagedPaths().insert(path);
+}
+
+void UntrackStaged(const std::string& path) {
+  absl::MutexLock lock(&staged_mu);
+  StagedPaths().erase(path);
+}
+
+}  // namespace
+
+void RemoveStagedDirsOnTermination() {
+  // A signal the parent set to be ignored (a background job of a
+  // non-interactive shell, nohup) stays ignored.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM}) {
+    struct sigaction current;
+    if (sigaction(sig, nullptr, &current) == 0 &&
+        current.sa_handler == SIG_IGN) {
+      continue;
+    }
+    sigaddset(&set, sig);
+  }
+  if (sigisemptyset(&set)) return;
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    {
+      absl::MutexLock lock(&staged_mu);
+      for (const std::string& path : StagedPaths()) RemoveTree(path);
+    }
+    // End as the signal would have: default action, unblocked.
+    std::signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    std::raise(sig);
+    std::_Exit(128 + sig);
+  }).detach();
+}
+
 absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
                                             const std::string& flag,
                                             const std::string& marker) {
@@ -192,6 +251,7 @@ absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
         absl::StrCat(flag, " ", final_path,
                      ": cannot create a directory next to it: ", Errno()));
   }
+  TrackStaged(pattern);
   return StagedDir(target, pattern);
 }
 
@@ -201,7 +261,10 @@ StagedDir::StagedDir(StagedDir&& other) noexcept
 }
 
 StagedDir::~StagedDir() {
-  if (!temp_.empty()) RemoveTree(temp_);
+  if (!temp_.empty()) {
+    RemoveTree(temp_);
+    UntrackStaged(temp_);
+  }
 }
 
 absl::Status StagedDir::MakeSubdir(const std::string& name) {
@@ -228,6 +291,7 @@ absl::Status StagedDir::Commit() {
     return absl::InternalError(
         absl::StrCat("rename ", temp_, " -> ", final_, ": ", why));
   }
+  UntrackStaged(temp_);
   temp_.clear();
   if (!old.empty()) RemoveTree(old);
   return absl::OkStatus();
@@ -249,6 +313,54 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
     return absl::InternalError(absl::StrCat("rename ", tmp, ": ", Errno()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> InProcessMemoryLimit(const ParsedArgs& parsed) {
+  if (std::optional<std::string> m = parsed.Get("max-memory-mib")) {
+    int64_t mib = 0;
+    if (!absl::SimpleAtoi(*m, &mib) || mib < 1 || mib > (int64_t{1} << 40)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--max-memory-mib must be a whole number of MiB >= 1, got '", *m,
+          "'"));
+    }
+    return mib * 1024 * 1024;
+  }
+  return AvailableMemoryBytes() / 10 * 9;
+}
+
+absl::Status CheckRunsFitInMemory(const std::vector<JobMemory>& runs,
+                                  int parallel, int64_t limit_bytes) {
+  if (runs.empty()) return absl::OkStatus();
+  std::vector<const JobMemory*> by_peak;
+  for (const JobMemory& m : runs) by_peak.push_back(&m);
+  std::sort(by_peak.begin(), by_peak.end(),
+            [](const JobMemory* a, const JobMemory* b) {
+              return a->total() > b->total();
+            });
+  // Summed as one JobMemory so the message names the largest part.
+  JobMemory sum;
+  const size_t running =
+      std::min(by_peak.size(), static_cast<size_t>(std::max(parallel, 1)));
+  for (size_t i = 0; i < by_peak.size(); ++i) {
+    const JobMemory& m = *by_peak[i];
+    if (i < running) {
+      sum.weights += m.weights;
+      sum.optimizer += m.optimizer;
+      sum.activations += m.activations;
+      sum.data += m.data;
+      sum.generator += m.generator;
+      sum.outputs += m.outputs;
+      sum.epoch_outputs += m.epoch_outputs;
+      sum.fingerprints += m.fingerprints;
+      if (i == 0) sum.transfer = m.transfer;
+    } else {
+      sum.outputs += m.result;  // what a finished run keeps
+    }
+  }
+  return CheckJobMemory(
+      sum, limit_bytes,
+      "the memory limit for in-process runs (--max-memory-mib, default 90% "
+      "of this machine's memory)");
 }
 
 }  // namespace driftscope::cli

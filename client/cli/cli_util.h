@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/core/json_text.h"
+#include "engine/job/job_memory.h"
 
 namespace driftscope::cli {
 
@@ -81,6 +82,12 @@ class StagedDir {
 absl::StatusOr<std::vector<std::string>> SplitProfileList(
     const std::string& list, const std::string& flag);
 
+// SIGINT and SIGTERM remove every StagedDir not yet committed, then end the
+// process with the signal as before (the issue: an interrupted `train` left
+// OUT.tmp-*). Call once at the start of main(), before any thread starts:
+// the signals are blocked and taken by a thread of their own.
+void RemoveStagedDirsOnTermination();
+
 // Removes a file or a directory tree (best effort; never follows links).
 void RemoveTree(const std::string& path);
 bool PathExists(const std::string& path);
@@ -92,6 +99,19 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text);
 // JSON text pieces (engine/core/json_text.h).
 using ::driftscope::JsonNumber;
 using ::driftscope::JsonQuote;
+
+// The memory in-process runs may use: --max-memory-mib when given (an
+// integer ≥ 1), else 90% of the machine's or the cgroup's memory (0 when
+// neither is known: no check). InvalidArgument naming the flag.
+absl::StatusOr<int64_t> InProcessMemoryLimit(const ParsedArgs& parsed);
+
+// Whether runs with these estimates fit in `limit_bytes` when `parallel` of
+// them run at once and every finished one keeps its result until the end:
+// the largest `parallel` peaks plus the results of the others.
+// ResourceExhausted (CheckJobMemory's message, naming --max-memory-mib)
+// when they do not.
+absl::Status CheckRunsFitInMemory(const std::vector<JobMemory>& runs,
+                                  int parallel, int64_t limit_bytes);
 
 }  // namespace driftscope::cli
 

@@ -51,6 +51,7 @@ constexpr char kRunUsage[] =
                      [--reference P] [--atol A] [--rtol R] [--max-ulp U]
                      [--fail-above X] [--sweep A,B] [--format table|json|csv]
                      [--html report.html] [--out DIR] [--jobs N]
+                     [--max-memory-mib M]
 
 Runs the job (SPEC.json or the built-in default job) in this process once per
 profile and repeat, in parallel, then compares every environment with the
@@ -74,6 +75,9 @@ under ref64, fp32, fp32-sse2, tf32, bf16.
   --out DIR         also save every run (DIR/<profile>/r<k>/, the layout of
                     train --out) and DIR/report.json
   --jobs N          runs in parallel (default: the number of cores)
+  --max-memory-mib M  memory the runs may use together; a job whose
+                    estimate is above it is refused before any run, exit 2
+                    (default: 90% of this machine's or cgroup's memory)
 
 Exit code: 0 within tolerance, 1 above it, 2 bad input.
 )";
@@ -112,6 +116,7 @@ same facts go into every run.json. With --worker, the worker's.
 constexpr char kTrainUsage[] =
     R"(Usage: driftscope train [SPEC.json] [--profile P] [--init-weights DIR]
                        [--x X.npy --y Y.npy] [--eval-x E.npy] --out OUT
+                       [--max-memory-mib M]
 
 Trains the job in SPEC.json (the JSON form of driftscope.v1.JobSpec, see
 proto/driftscope/v1/job.proto; absent fields take Keras defaults) or, without
@@ -134,6 +139,10 @@ LSTM(32, return_sequences), T=10, F=1, Adam 1e-3 clipnorm 1, MSE, SINE data
   --eval-x E.npy     inputs whose outputs are reported (default: X.npy)
   --out OUT          output directory; replaced only when the run succeeds,
                      and only if it is empty or a previous driftscope output
+  --max-memory-mib M memory this run may use; above the job's estimate it is
+                     refused before anything is written, exit 2 (default:
+                     90% of this machine's or cgroup's memory; --worker runs
+                     are judged by the worker's own limit)
 
 OUT receives:
   outputs.npy                 eval-set outputs of the final model (Keras shape)
@@ -155,6 +164,8 @@ profile on the same build):
   --insecure          plaintext (must be asked for); otherwise TLS with
   --tls-ca FILE       the CA that signed the worker's certificate
   --tls-server-name N the name to verify in the worker's certificate
+  --tls-cert F --tls-key K  client certificate and key (PEM) for a worker
+                      that requires them (mTLS, its --tls_client_ca)
   --token T           bearer token (default: $DRIFTSCOPE_TOKEN)
   --token-file F      the token read from file F (not visible in ps)
 
@@ -170,6 +181,7 @@ constexpr char kCoordinatorFlags[] =
   --tls-ca FILE            the CA that signed the coordinator's certificate
                            (default: the system roots)
   --tls-server-name N      the name to verify in its certificate
+  --tls-cert F --tls-key K client certificate and key (PEM) for mTLS
   --token T                bearer token (default: $DRIFTSCOPE_TOKEN)
 )";
 

@@ -12,6 +12,7 @@
 
 int main(int argc, char** argv) {
   using driftscope::cli::ReportError;
+  driftscope::cli::RemoveStagedDirsOnTermination();
   if (argc < 2) {
     return ReportError(stderr,
                        absl::InvalidArgumentError(

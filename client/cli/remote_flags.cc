@@ -5,6 +5,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,8 +14,9 @@
 namespace driftscope::cli {
 
 const std::set<std::string>& RemoteValueFlags() {
-  static const std::set<std::string> flags = {"tls-ca", "tls-server-name",
-                                              "token", "token-file"};
+  static const std::set<std::string> flags = {"tls-ca",   "tls-server-name",
+                                              "tls-cert", "tls-key",
+                                              "token",    "token-file"};
   return flags;
 }
 
@@ -52,6 +54,38 @@ absl::StatusOr<ChannelOptions> ChannelFromFlags(const ParsedArgs& args,
     o.tls_root_cert_pem = pem.str();
   }
   if (auto name = args.Get("tls-server-name")) o.tls_server_name = *name;
+  // mTLS: this client's certificate and key, for daemons started with
+  // --tls_client_ca.
+  const std::optional<std::string> cert = args.Get("tls-cert");
+  const std::optional<std::string> key = args.Get("tls-key");
+  if (cert.has_value() != key.has_value()) {
+    return absl::InvalidArgumentError(
+        "--tls-cert and --tls-key come together (the client certificate and "
+        "its private key)");
+  }
+  if (cert.has_value()) {
+    if (o.insecure) {
+      return absl::InvalidArgumentError(
+          "--tls-cert and --insecure contradict each other; choose one");
+    }
+    for (const auto& [flag, path, out] :
+         {std::tuple<const char*, const std::string*, std::string*>{
+              "--tls-cert", &*cert, &o.tls_client_cert_pem},
+          {"--tls-key", &*key, &o.tls_client_key_pem}}) {
+      std::ifstream in(*path);
+      if (!in) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, " ", *path, ": cannot read the file"));
+      }
+      std::ostringstream pem;
+      pem << in.rdbuf();
+      *out = pem.str();
+      if (out->find("-----BEGIN ") == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, " ", *path, ": not a PEM file"));
+      }
+    }
+  }
   const std::optional<std::string> token = args.Get("token");
   const std::optional<std::string> token_file = args.Get("token-file");
   if (token.has_value() && token_file.has_value()) {
@@ -83,6 +117,8 @@ absl::StatusOr<WorkerClientOptions> WorkerOptionsFromFlags(
   o.insecure = c->insecure;
   o.tls_root_cert_pem = c->tls_root_cert_pem;
   o.tls_server_name = c->tls_server_name;
+  o.tls_client_cert_pem = c->tls_client_cert_pem;
+  o.tls_client_key_pem = c->tls_client_key_pem;
   o.token = c->token;
   return o;
 }

@@ -96,11 +96,11 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
       return kExitOk;
     }
   }
-  absl::StatusOr<ParsedArgs> parsed =
-      ParseArgs(args,
-                {"profiles", "repeats", "reference", "atol", "rtol", "max-ulp",
-                 "sweep", "format", "html", "out", "fail-above", "jobs"},
-                {});
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(
+      args,
+      {"profiles", "repeats", "reference", "atol", "rtol", "max-ulp", "sweep",
+       "format", "html", "out", "fail-above", "jobs", "max-memory-mib"},
+      {});
   if (!parsed.ok()) return ReportError(err, parsed.status());
   if (parsed->positional.size() > 1) {
     return ReportError(
@@ -190,6 +190,22 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
   spec.training.capture_epoch_outputs = true;
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) {
     return ReportError(err, s);
+  }
+  {
+    absl::StatusOr<int64_t> limit = InProcessMemoryLimit(*parsed);
+    if (!limit.ok()) return ReportError(err, limit.status());
+    std::vector<JobMemory> memory;
+    for (const auto& j : jobs) {
+      memory.push_back(EstimateJobMemory(spec, j->profile, spec.data.samples,
+                                         spec.data.eval_samples));
+    }
+    if (absl::Status s = CheckRunsFitInMemory(
+            memory, std::min<int>(parallel, static_cast<int>(jobs.size())),
+            *limit);
+        !s.ok()) {
+      ReportError(err, s);
+      return kExitUsage;
+    }
   }
   std::optional<StagedDir> out_dir;
   if (auto o = parsed->Get("out")) {

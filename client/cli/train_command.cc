@@ -44,6 +44,7 @@ struct TrainOptions {
   std::optional<std::string> x, y, eval_x;
   std::string out;
   std::optional<WorkerClientOptions> worker;  // run remotely when set
+  int64_t max_memory_bytes = 0;               // in-process runs; 0: none
 };
 
 // A supplied tensor and where it came from, for run.json.
@@ -64,8 +65,9 @@ struct PreparedRun {
 
 absl::StatusOr<TrainOptions> ParseTrainArgs(
     const std::vector<std::string>& args) {
-  std::set<std::string> value_flags = {"profile", "init-weights", "x",     "y",
-                                       "eval-x",  "out",          "worker"};
+  std::set<std::string> value_flags = {"profile", "init-weights",  "x",
+                                       "y",       "eval-x",        "out",
+                                       "worker",  "max-memory-mib"};
   value_flags.insert(RemoteValueFlags().begin(), RemoteValueFlags().end());
   absl::StatusOr<ParsedArgs> parsed =
       ParseArgs(args, value_flags, RemoteSwitchFlags());
@@ -84,6 +86,9 @@ absl::StatusOr<TrainOptions> ParseTrainArgs(
   }
   o.out = *out;
   if (auto p = parsed->Get("profile")) o.profile = *p;
+  absl::StatusOr<int64_t> memory = InProcessMemoryLimit(*parsed);
+  if (!memory.ok()) return memory.status();
+  o.max_memory_bytes = *memory;
   o.init_weights_dir = parsed->Get("init-weights");
   o.x = parsed->Get("x");
   o.y = parsed->Get("y");
@@ -328,6 +333,24 @@ int TrainCommand(const std::vector<std::string>& args, std::FILE* out,
   if (!options.ok()) return ReportError(err, options.status());
   absl::StatusOr<PreparedRun> run = Prepare(*options);
   if (!run.ok()) return ReportError(err, run.status());
+  // A run this machine cannot hold is refused before anything is written
+  // (a worker checks its own limit).
+  if (!options->worker) {
+    auto rows = [](const std::optional<NdArray>& a, int64_t otherwise) {
+      return a.has_value() && a->ndim() > 0 ? a->shape()[0] : otherwise;
+    };
+    const int64_t train_n = rows(run->options.x, run->spec.data.samples);
+    const int64_t eval_n = rows(
+        run->options.eval_x,
+        run->options.x.has_value() ? train_n : run->spec.data.eval_samples);
+    if (absl::Status s = CheckRunsFitInMemory(
+            {EstimateJobMemory(run->spec, run->profile, train_n, eval_n)}, 1,
+            options->max_memory_bytes);
+        !s.ok()) {
+      ReportError(err, s);
+      return kExitUsage;
+    }
+  }
   // Checked before training so that a bad --out costs nothing.
   absl::StatusOr<StagedDir> dir = StagedDir::Create(options->out, "--out");
   if (!dir.ok()) return ReportError(err, dir.status());

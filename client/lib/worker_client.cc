@@ -110,6 +110,7 @@ absl::StatusOr<WorkerDescription> WorkerClient::Describe() const {
       d.default_profile = response.default_profile();
       d.presets.assign(response.presets().begin(), response.presets().end());
       d.max_concurrent_runs = response.max_concurrent_runs();
+      d.max_memory_bytes = response.max_memory_bytes();
       return d;
     }
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||

@@ -13,6 +13,7 @@
 #ifndef DRIFTSCOPE_CLIENT_LIB_WORKER_CLIENT_H_
 #define DRIFTSCOPE_CLIENT_LIB_WORKER_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,7 @@ struct WorkerDescription {
   std::string default_profile;
   std::vector<std::string> presets;
   int max_concurrent_runs = 0;
+  int64_t max_memory_bytes = 0;  // for its runs together; 0: no limit
 };
 
 // The channel WorkerClient uses: credentials from `options` and the flow

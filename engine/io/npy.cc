@@ -1,7 +1,10 @@
 #include "engine/io/npy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -172,9 +175,18 @@ absl::StatusOr<DType> DTypeFromDescr(const std::string& descr) {
   return Invalid(absl::StrCat(found, " is not supported", hint));
 }
 
-}  // namespace
+// What the preamble and header of a .npy say: the array's dtype and shape,
+// where its data starts and how many bytes it has.
+struct NpyLayout {
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t data_offset = 0;
+  uint64_t data_bytes = 0;
+};
 
-absl::StatusOr<NdArray> ParseNpy(absl::string_view bytes) {
+// Reads the preamble and header from `bytes`, which may stop anywhere after
+// the header (ReadNpy passes only the file's first bytes).
+absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view bytes) {
   if (bytes.size() < kMagic.size() + 2 ||
       bytes.substr(0, kMagic.size()) != kMagic) {
     return Invalid(
@@ -235,17 +247,34 @@ absl::StatusOr<NdArray> ParseNpy(absl::string_view bytes) {
                                 ") is not supported; save a C-order array "
                                 "(np.save(path, np.ascontiguousarray(a)))"));
   }
-  const uint64_t expected = static_cast<uint64_t>(count * DTypeSize(*dtype));
-  const uint64_t actual = bytes.size() - prefix - header_len;
-  if (actual != expected) {
-    return Invalid(absl::StrCat(
-        actual < expected ? "truncated: " : "size mismatch: ", "shape ",
-        NumpyShapeText(shape), " of ", DTypeName(*dtype), " needs ", expected,
-        " data bytes but the file has ", actual));
+  NpyLayout layout;
+  layout.dtype = *dtype;
+  layout.shape = std::move(shape);
+  layout.data_offset = prefix + header_len;
+  layout.data_bytes = static_cast<uint64_t>(count * DTypeSize(*dtype));
+  return layout;
+}
+
+absl::Status CheckDataSize(const NpyLayout& l, uint64_t actual) {
+  if (actual == l.data_bytes) return absl::OkStatus();
+  return Invalid(absl::StrCat(
+      actual < l.data_bytes ? "truncated: " : "size mismatch: ", "shape ",
+      NumpyShapeText(l.shape), " of ", DTypeName(l.dtype), " needs ",
+      l.data_bytes, " data bytes but the file has ", actual));
+}
+
+}  // namespace
+
+absl::StatusOr<NdArray> ParseNpy(absl::string_view bytes) {
+  absl::StatusOr<NpyLayout> l = ParseNpyLayout(bytes);
+  if (!l.ok()) return l.status();
+  if (absl::Status s = CheckDataSize(*l, bytes.size() - l->data_offset);
+      !s.ok()) {
+    return s;
   }
-  NdArray array(*dtype, shape);
-  if (expected > 0) {
-    std::memcpy(array.raw(), bytes.data() + prefix + header_len, expected);
+  NdArray array(l->dtype, l->shape);
+  if (l->data_bytes > 0) {
+    std::memcpy(array.raw(), bytes.data() + l->data_offset, l->data_bytes);
   }
   return array;
 }
@@ -279,26 +308,70 @@ std::string SerializeNpy(const NdArray& array) {
 }
 
 absl::StatusOr<NdArray> ReadNpy(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+  // below like any file that is not a regular one.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     const int err = errno;
     const std::string msg = absl::StrCat(path, ": ", std::strerror(err));
     return err == ENOENT ? absl::NotFoundError(msg)
                          : absl::InvalidArgumentError(msg);
   }
-  std::string bytes;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) {
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file (",
+                     S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                                            : "not a plain file",
+                     "); give a .npy file"));
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  // Reads exactly n bytes at the current offset into out.
+  auto read_all = [fd](char* out, uint64_t n) {
+    while (n > 0) {
+      const ssize_t got = ::read(fd, out, n);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      out += got;
+      n -= static_cast<uint64_t>(got);
+    }
+    return true;
+  };
+  auto named = [&path](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
+  };
+  // The preamble and header first: the size the data must have is known
+  // before any memory is taken for it.
+  std::string head(static_cast<size_t>(std::min<uint64_t>(
+                       size, static_cast<uint64_t>(12 + kMaxHeaderBytes))),
+                   '\0');
+  if (!read_all(head.data(), head.size())) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": read error"));
   }
-  absl::StatusOr<NdArray> array = ParseNpy(bytes);
-  if (!array.ok()) {
-    return absl::Status(array.status().code(),
-                        absl::StrCat(path, ": ", array.status().message()));
+  absl::StatusOr<NpyLayout> layout = ParseNpyLayout(head);
+  if (!layout.ok()) return named(layout.status());
+  if (absl::Status s = CheckDataSize(*layout, size - layout->data_offset);
+      !s.ok()) {
+    return named(s);
+  }
+  NdArray array(layout->dtype, layout->shape);
+  char* data = reinterpret_cast<char*>(array.raw());
+  const uint64_t in_head = head.size() - layout->data_offset;
+  if (in_head > 0)
+    std::memcpy(data, head.data() + layout->data_offset, in_head);
+  if (!read_all(data + in_head, layout->data_bytes - in_head)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": read error (the file changed while read?)"));
   }
   return array;
 }

@@ -24,6 +24,9 @@ inline constexpr char kErrorReasonKey[] = "driftscope-error-reason";
 // RESOURCE_EXHAUSTED because every run slot of the worker is taken (not a
 // job over its limits): the same run may succeed there a little later.
 inline constexpr char kReasonWorkerBusy[] = "worker-busy";
+// UNAVAILABLE because the worker is draining (SIGTERM) and takes no new
+// runs: not a worker lost under a run.
+inline constexpr char kReasonWorkerDraining[] = "worker-draining";
 
 absl::Status WithErrorReason(absl::Status status, absl::string_view reason);
 // The reason, or "" when the status has none.

@@ -39,6 +39,27 @@ bool IsLoopbackAddress(absl::string_view address) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
+namespace {
+
+// InvalidArgument naming the flag and file unless `text` holds a PEM block
+// whose label ends with `label` ("CERTIFICATE"; "PRIVATE KEY" also matches
+// "RSA PRIVATE KEY" and "EC PRIVATE KEY") with an END line.
+absl::Status CheckPem(absl::string_view text, absl::string_view label,
+                      absl::string_view flag, absl::string_view file) {
+  const size_t begin = text.find("-----BEGIN ");
+  const size_t label_at =
+      begin == absl::string_view::npos ? begin : text.find(label, begin);
+  const bool ok = label_at != absl::string_view::npos &&
+                  text.substr(label_at + label.size(), 5) == "-----" &&
+                  text.find("-----END ", label_at) != absl::string_view::npos;
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, " ", file, " holds no PEM ", label,
+                   " (a \"-----BEGIN ... ", label, "-----\" block)"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerTlsOptions& options, absl::string_view listen_address,
     std::string* warning) {
@@ -72,12 +93,29 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key = ReadTextFile(options.key_file, "--tls_key");
   if (!key.ok()) return key.status();
+  // gRPC only says it cannot listen when it cannot parse them: say which
+  // file is wrong here.
+  if (absl::Status s =
+          CheckPem(*cert, "CERTIFICATE", "--tls_cert", options.cert_file);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckPem(*key, "PRIVATE KEY", "--tls_key", options.key_file);
+      !s.ok()) {
+    return s;
+  }
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!options.client_ca_file.empty()) {
     absl::StatusOr<std::string> ca =
         ReadTextFile(options.client_ca_file, "--tls_client_ca");
     if (!ca.ok()) return ca.status();
+    if (absl::Status s = CheckPem(*ca, "CERTIFICATE", "--tls_client_ca",
+                                  options.client_ca_file);
+        !s.ok()) {
+      return s;
+    }
     ssl.pem_root_certs = *ca;
     ssl.client_certificate_request =
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;

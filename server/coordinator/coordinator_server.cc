@@ -2,11 +2,14 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/auth_context.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -21,22 +24,43 @@ namespace {
 
 constexpr char kServiceName[] = "driftscope.v1.Coordinator";
 
+// The identity a caller proved with its client certificate (mTLS), or ""
+// without one.
+std::string PeerIdentity(const grpc::ServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::string identity;
+  for (const grpc::string_ref& part : auth->GetPeerIdentity()) {
+    if (!identity.empty()) identity += ",";
+    identity.append(part.data(), part.size());
+  }
+  return identity;
+}
+
 class CoordinatorGrpcService final : public v1::Coordinator::Service {
  public:
-  CoordinatorGrpcService(CoordinatorService* service, std::string token)
-      : service_(service), token_(std::move(token)) {}
+  CoordinatorGrpcService(CoordinatorService* service, std::string token,
+                         std::string registration_token)
+      : service_(service),
+        token_(std::move(token)),
+        registration_token_(std::move(registration_token)) {}
 
   grpc::Status RegisterWorker(grpc::ServerContext* context,
                               const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override {
     return Unary(
-        context, [&] { return service_->RegisterWorker(*request); }, response);
+        context,
+        [&] {
+          return service_->RegisterWorker(*request, PeerIdentity(*context));
+        },
+        response, Role::kWorker);
   }
   grpc::Status Heartbeat(grpc::ServerContext* context,
                          const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override {
     return Unary(
-        context, [&] { return service_->Heartbeat(*request); }, response);
+        context, [&] { return service_->Heartbeat(*request); }, response,
+        Role::kWorker);
   }
   grpc::Status ListWorkers(grpc::ServerContext* context,
                            const v1::ListWorkersRequest*,
@@ -83,7 +107,7 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
   grpc::Status WatchJob(grpc::ServerContext* context,
                         const v1::WatchJobRequest* request,
                         grpc::ServerWriter<v1::JobEvent>* writer) override {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+    if (absl::Status s = CheckRole(*context, Role::kClient); !s.ok()) {
       return ToGrpcStatus(s);
     }
     return ToGrpcStatus(service_->WatchJob(
@@ -94,7 +118,7 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
   grpc::Status FetchResult(
       grpc::ServerContext* context, const v1::FetchResultRequest* request,
       grpc::ServerWriter<v1::TensorChunk>* writer) override {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+    if (absl::Status s = CheckRole(*context, Role::kClient); !s.ok()) {
       return ToGrpcStatus(s);
     }
     return ToGrpcStatus(service_->FetchResult(
@@ -105,7 +129,7 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
   grpc::Status FetchFingerprints(
       grpc::ServerContext* context, const v1::FetchFingerprintsRequest* request,
       grpc::ServerWriter<v1::FingerprintBatch>* writer) override {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+    if (absl::Status s = CheckRole(*context, Role::kClient); !s.ok()) {
       return ToGrpcStatus(s);
     }
     return ToGrpcStatus(service_->FetchFingerprints(
@@ -114,10 +138,48 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
   }
 
  private:
+  // Who may call what: clients (submit, read, cancel) with the client
+  // token; workers (register and heartbeat only) with the registration
+  // token. Neither token opens the other role's methods.
+  enum class Role { kClient, kWorker };
+
+  absl::Status CheckRole(const grpc::ServerContextBase& context,
+                         Role role) const {
+    const bool registration_token =
+        !registration_token_.empty() &&
+        CheckBearerToken(context, registration_token_).ok();
+    if (role == Role::kClient) {
+      if (registration_token && registration_token_ != token_) {
+        return absl::PermissionDeniedError(
+            "the worker registration token may only register workers and "
+            "send heartbeats; clients use the client token");
+      }
+      return CheckBearerToken(context, token_);
+    }
+    if (registration_token) return absl::OkStatus();
+    if (!registration_token_.empty() || !token_.empty()) {
+      if (!token_.empty() && CheckBearerToken(context, token_).ok()) {
+        return absl::PermissionDeniedError(
+            registration_token_.empty()
+                ? "workers cannot register with the client token: the "
+                  "coordinator needs --registration_token (or "
+                  "--registration_token_file), given to workers as their "
+                  "--coordinator_token"
+                : "RegisterWorker and Heartbeat need the worker "
+                  "registration token, not the client token");
+      }
+      if (!registration_token_.empty()) {
+        return CheckBearerToken(context, registration_token_);
+      }
+      return CheckBearerToken(context, token_);
+    }
+    return absl::OkStatus();  // no tokens: auth is off
+  }
+
   template <typename Fn, typename Response>
-  grpc::Status Unary(grpc::ServerContext* context, Fn&& fn,
-                     Response* response) {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+  grpc::Status Unary(grpc::ServerContext* context, Fn&& fn, Response* response,
+                     Role role = Role::kClient) {
+    if (absl::Status s = CheckRole(*context, role); !s.ok()) {
       return ToGrpcStatus(s);
     }
     auto result = fn();
@@ -128,6 +190,7 @@ class CoordinatorGrpcService final : public v1::Coordinator::Service {
 
   CoordinatorService* const service_;
   const std::string token_;
+  const std::string registration_token_;
 };
 
 std::string HostPart(const std::string& address) {
@@ -239,6 +302,15 @@ CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
   absl::StatusOr<std::string> auth_token =
       ResolveToken(options.auth_token, options.auth_token_file, "--auth_token");
   if (!auth_token.ok()) return auth_token.status();
+  absl::StatusOr<std::string> registration_token =
+      ResolveToken(options.registration_token, options.registration_token_file,
+                   "--registration_token");
+  if (!registration_token.ok()) return registration_token.status();
+  if (!registration_token->empty() && *registration_token == *auth_token) {
+    return absl::InvalidArgumentError(
+        "--registration_token must differ from --auth_token: one credential "
+        "per role");
+  }
 
   server->store_ = options.store;
   if (server->store_ == nullptr) {
@@ -276,7 +348,7 @@ CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
       server->store_.get(), server->registry_.get(), server->scheduler_.get(),
       server->events_.get(), co);
   server->grpc_service_ = std::make_unique<CoordinatorGrpcService>(
-      server->service_.get(), *auth_token);
+      server->service_.get(), *auth_token, *registration_token);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -286,7 +358,12 @@ CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen));
+        absl::StrCat("cannot listen on ", options.listen,
+                     options.tls.cert_file.empty()
+                         ? " (address in use or not local?)"
+                         : " (address in use or not local, or gRPC refused "
+                           "the certificate: does --tls_key belong to "
+                           "--tls_cert?)"));
   }
   server->address_ = absl::StrCat(HostPart(options.listen), ":", server->port_);
   if (grpc::HealthCheckServiceInterface* health =

@@ -57,6 +57,13 @@ struct CoordinatorServerOptions {
   // together with auth_token; unreadable or empty: BuildAndStart fails
   // naming --auth_token_file.
   std::string auth_token_file;
+  // The token workers register and heartbeat with ("authorization: Bearer
+  // <token>"); it opens nothing else, and the client token does not open
+  // registration. Empty while auth_token is set: self-registration is
+  // refused (PERMISSION_DENIED naming the flag). Must differ from
+  // auth_token. `registration_token_file`: the same read from a file.
+  std::string registration_token;
+  std::string registration_token_file;
   // Directory of the durable store (SQLite + blobs). Required unless
   // `store` is given.
   std::string store_dir;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "proto/lib/tensor_stream.h"
 #include "server/coordinator/ids.h"
 #include "server/coordinator/job_view.h"
@@ -39,8 +40,8 @@ CoordinatorService::CoordinatorService(Store* store, WorkerRegistry* registry,
       options_(std::move(options)) {}
 
 absl::StatusOr<v1::RegisterWorkerResponse> CoordinatorService::RegisterWorker(
-    const v1::RegisterWorkerRequest& request) {
-  return registry_->Register(request.worker());
+    const v1::RegisterWorkerRequest& request, const std::string& identity) {
+  return registry_->Register(request.worker(), identity);
 }
 
 absl::StatusOr<v1::HeartbeatResponse> CoordinatorService::Heartbeat(
@@ -110,6 +111,35 @@ absl::StatusOr<v1::Job> CoordinatorService::SameJobAgain(
         "\" was used for job ", existing.job_id,
         " with a different spec (digest ", existing.spec_digest, ", this one ",
         spec_digest, "); use a new id for a new job"));
+  }
+  // The rest of the request too: the same id with other repeats, workers,
+  // profiles or initial weights is another job, not a retry (the issue:
+  // such a request silently got the old job back).
+  absl::StatusOr<JobRow> stored = store_->GetJob(existing.job_id);
+  if (!stored.ok()) return stored.status();
+  std::string differs;
+  if (!google::protobuf::util::MessageDifferencer::Equals(
+          stored->placement, request.placement())) {
+    differs = "placement";
+  } else if (stored->description != request.description()) {
+    differs = "description";
+  } else if (static_cast<int>(stored->init_weights.size()) !=
+             request.init_weights_size()) {
+    differs = "init_weights";
+  } else {
+    for (int i = 0; i < request.init_weights_size(); ++i) {
+      if (!google::protobuf::util::MessageDifferencer::Equals(
+              stored->init_weights[i], request.init_weights(i))) {
+        differs = absl::StrCat("init_weights[", i, "]");
+        break;
+      }
+    }
+  }
+  if (!differs.empty()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "client_request_id \"", request.client_request_id(),
+        "\" was used for job ", existing.job_id, " with a different ", differs,
+        "; use a new id for a new job"));
   }
   // Idempotent: a retry of an acknowledged submission queues nothing new.
   if (absl::Status s = scheduler_->AddJob(existing.job_id); !s.ok()) return s;

@@ -50,8 +50,10 @@ class CoordinatorService {
   CoordinatorService(const CoordinatorService&) = delete;
   CoordinatorService& operator=(const CoordinatorService&) = delete;
 
+  // `identity`: the caller's proven identity (WorkerRegistry::Register).
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
-      const v1::RegisterWorkerRequest& request);
+      const v1::RegisterWorkerRequest& request,
+      const std::string& identity = "");
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request);
   v1::ListWorkersResponse ListWorkers() const;

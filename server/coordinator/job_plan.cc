@@ -1,6 +1,7 @@
 #include "server/coordinator/job_plan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/io/init_weights.h"
+#include "engine/job/job_memory.h"
 #include "engine/numerics/profile.h"
 #include "proto/lib/job_convert.h"
 #include "proto/lib/tensor_stream.h"
@@ -127,11 +129,13 @@ absl::Status CheckInitWeights(const v1::SubmitJobRequest& request,
                               const JobSpec& spec) {
   if (request.init_weights().empty()) return absl::OkStatus();
   std::vector<std::vector<int64_t>> shapes;
+  std::vector<NdArray> arrays;
   for (int i = 0; i < request.init_weights_size(); ++i) {
     absl::StatusOr<NdArray> w = TensorFromProto(
         request.init_weights(i), absl::StrCat("init_weights[", i, "]"));
     if (!w.ok()) return w.status();
     shapes.push_back(w->shape());
+    arrays.push_back(*std::move(w));
   }
   const std::vector<KerasWeight> layout = KerasWeightLayout(spec.model);
   if (shapes.size() != layout.size()) {
@@ -147,6 +151,18 @@ absl::Status CheckInitWeights(const v1::SubmitJobRequest& request,
           "init_weights[", i, "] (", layout[i].name, "): shape ",
           NumpyShapeText(shapes[i]), ", expected ",
           NumpyShapeText(layout[i].shape), " for the spec's model"));
+    }
+    // Every run would fail on them at the worker (or train on NaN): refused
+    // here, at submission.
+    for (int64_t k = 0; k < arrays[i].size(); ++k) {
+      const double v = arrays[i].at(k);
+      if (!std::isfinite(v)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "init_weights[", i, "] (", layout[i].name,
+            ") has a non-finite "
+            "value (",
+            v, ") at flat index ", k, "; initial weights must be finite"));
+      }
     }
   }
   return absl::OkStatus();
@@ -259,6 +275,24 @@ absl::StatusOr<PlannedJob> PlanJob(const v1::SubmitJobRequest& request,
     }
     for (const std::string& p : profiles) {
       for (int r = 0; r < repeats; ++r) slots.push_back({w, p, r});
+    }
+  }
+  // Each run against the memory its worker advertises: a job that cannot
+  // fit is refused here, not sent to crash a worker (and then the next).
+  for (const Slot& slot : slots) {
+    // A worker's own default text that this build cannot parse: judged as
+    // fp32 (the worker checks its own limit exactly).
+    absl::StatusOr<Profile> parsed = Profile::Parse(slot.profile);
+    const Profile profile = parsed.ok() ? *parsed : Profile{};
+    const JobMemory memory = EstimateJobMemory(
+        *spec, profile, spec->data.samples, spec->data.eval_samples);
+    if (absl::Status s =
+            CheckJobMemory(memory, slot.worker->info.max_memory_bytes(),
+                           absl::StrCat("the memory limit of worker \"",
+                                        slot.worker->info.name(),
+                                        "\" (profile ", slot.profile, ")"));
+        !s.ok()) {
+      return s;
     }
   }
   if (static_cast<int>(slots.size()) > limits.max_runs_per_job) {

@@ -41,6 +41,13 @@ ABSL_FLAG(std::string, worker_tls_ca, "", "PEM roots to verify workers");
 ABSL_FLAG(std::string, worker_tls_cert, "",
           "PEM client certificate presented to workers (mTLS)");
 ABSL_FLAG(std::string, worker_tls_key, "", "PEM key of --worker_tls_cert");
+ABSL_FLAG(std::string, registration_token, "",
+          "bearer token workers register and heartbeat with (their "
+          "--coordinator_token); opens nothing else. Required for "
+          "self-registration when --auth_token is set");
+ABSL_FLAG(std::string, registration_token_file, "",
+          "file holding --registration_token (surrounding whitespace "
+          "stripped)");
 ABSL_FLAG(std::string, worker_auth_token, "",
           "bearer token sent to workers (their --auth_token)");
 ABSL_FLAG(std::string, worker_auth_token_file, "",
@@ -63,6 +70,8 @@ int main(int argc, char** argv) {
   o.tls = d.tls;
   o.auth_token = d.auth_token;
   o.auth_token_file = d.auth_token_file;
+  o.registration_token = absl::GetFlag(FLAGS_registration_token);
+  o.registration_token_file = absl::GetFlag(FLAGS_registration_token_file);
   o.limits.job = d.limits;
   o.store_dir = absl::GetFlag(FLAGS_store_dir);
   for (const std::string& w : absl::GetFlag(FLAGS_workers)) {

@@ -5,12 +5,14 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "proto/lib/environment_convert.h"
 #include "proto/lib/status.h"
 #include "proto/lib/tensor_stream.h"
 #include "server/coordinator/job_plan.h"
 #include "server/coordinator/placement.h"
+#include "server/coordinator/result_check.h"
 
 namespace driftscope::coordinator {
 
@@ -21,6 +23,22 @@ constexpr char kNoWorker[] = "(none)";
 
 // Attempts a run may spend on busy workers beyond --max_attempts.
 constexpr int kBusyRetries = 30;
+
+// Workers a run may lose before it is taken for the cause: a run that
+// crashes every worker it is sent to would otherwise take down the fleet
+// one worker at a time (issue: one submission killed both workers).
+constexpr int kMaxWorkersLost = 2;
+// How a lost worker's attempt message starts: "worker \"NAME\" lost: ...".
+// RecoverUnfinished counts these after a restart.
+constexpr char kLostMarker[] = "\" lost: ";
+
+// Whether an attempt ended because its worker went away under it: its
+// lease expired, or the connection broke (UNAVAILABLE), unless the worker
+// said it was draining.
+bool WorkerLost(bool lease_expired, const absl::Status& s) {
+  return lease_expired || (s.code() == absl::StatusCode::kUnavailable &&
+                           ErrorReason(s) != kReasonWorkerDraining);
+}
 
 // Whether another attempt may succeed where this one failed.
 bool Retryable(const absl::Status& s) {
@@ -54,7 +72,8 @@ struct Scheduler::ActiveJob {
 struct Scheduler::Pending {
   std::string run_id, job_id, worker, profile;
   int next_attempt = 1;
-  int failures = 0;  // attempts that failed (not interrupted ones)
+  int failures = 0;      // attempts that failed (not interrupted ones)
+  int workers_lost = 0;  // attempts whose worker went away under them
   absl::Time queued_since;
   absl::Time not_before = absl::InfinitePast();
 };
@@ -137,6 +156,11 @@ absl::Status Scheduler::AddJob(const std::string& job_id) {
     p->next_attempt = r.current_attempt + 1;
     for (const AttemptRow& a : r.attempts) {
       if (a.outcome == "failed") ++p->failures;
+      if (a.outcome == "failed" &&
+          a.code == static_cast<int32_t>(absl::StatusCode::kUnavailable) &&
+          absl::StrContains(a.message, kLostMarker)) {
+        ++p->workers_lost;
+      }
     }
     p->queued_since = now;
     pending.push_back(std::move(p));
@@ -250,6 +274,7 @@ void Scheduler::ProbeStaticWorkers() {
         info.set_default_profile(d->default_profile);
         for (const std::string& p : d->presets) info.add_presets(p);
         info.set_max_concurrent_runs(std::max(1, d->max_concurrent_runs));
+        info.set_max_memory_bytes(d->max_memory_bytes);
       }
       registry_->UpdateStatic(info, d.ok());
     });
@@ -490,7 +515,17 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
   };
 
   absl::Status failure;
+  // A result unlike the job (another spec, another profile, wrong shapes or
+  // dtypes) fails the attempt with the reason and is not stored; another
+  // worker may give the right one.
+  absl::Status unlike_the_job;
   if (result.ok() && abort != Abort::kJobCancelled) {
+    unlike_the_job =
+        CheckResultAgainstJob(a->job->spec, a->run.profile, *result);
+  }
+  if (!unlike_the_job.ok()) {
+    failure = unlike_the_job;
+  } else if (result.ok() && abort != Abort::kJobCancelled) {
     const absl::Status s = StoreResult(*a, &*result);
     if (s.ok()) {
       PublishRun(job_id, run_id);
@@ -512,12 +547,34 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
     failure = result.status();
     if (failure.code() == absl::StatusCode::kUnavailable) {
       registry_->MarkUnreachable(a->worker);
+      if (WorkerLost(false, failure)) {
+        failure = absl::UnavailableError(absl::StrCat(
+            "worker \"", a->worker, kLostMarker, failure.message()));
+      }
     }
     if (failure.code() == absl::StatusCode::kDeadlineExceeded) {
       failure = absl::DeadlineExceededError(
           absl::StrCat("the run exceeded the coordinator's --run_deadline: ",
                        failure.message()));
     }
+  }
+  const bool lost = WorkerLost(abort == Abort::kWorkerLost, failure);
+  const int workers_lost = a->run.workers_lost + (lost ? 1 : 0);
+  if (lost && workers_lost >= kMaxWorkersLost) {
+    const std::string message = absl::StrCat(
+        "lost ", workers_lost,
+        " workers under this run; it is not sent to another, since the run "
+        "itself may be what brings them down (too large, or a crash in the "
+        "engine). Last: ",
+        failure.message());
+    const absl::Status s = store_->FailAttempt(
+        run_id, attempt, static_cast<int32_t>(failure.code()), message,
+        /*retry=*/false, NowMs());
+    if (s.ok()) {
+      PublishRun(job_id, run_id);
+      RunEnded(job_id, /*failed=*/true);
+    }
+    return finish();
   }
   const bool retryable = abort == Abort::kWorkerLost || Retryable(failure);
   // A worker busy with someone else's run (or with the remains of an
@@ -537,6 +594,7 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
       requeue = std::make_unique<Pending>(a->run);
       requeue->next_attempt = attempt + 1;
       requeue->failures = failures;
+      requeue->workers_lost = workers_lost;
       requeue->queued_since = options_.clock();
       if (busy) {
         requeue->not_before = options_.clock() + absl::Seconds(1);

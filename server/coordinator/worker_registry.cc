@@ -68,7 +68,7 @@ void WorkerRegistry::SetLossListener(LossListener listener) {
 }
 
 absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
-    const v1::WorkerInfo& worker) {
+    const v1::WorkerInfo& worker, const std::string& identity) {
   if (worker.name().empty()) {
     return absl::InvalidArgumentError("worker.name is required");
   }
@@ -87,8 +87,17 @@ absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
         absl::StrCat("worker.name \"", worker.name(),
                      "\" is a worker of the coordinator's --workers list"));
   }
+  if (it != workers_.end() && !it->second.lease_id.empty() &&
+      it->second.identity != identity &&
+      options_.clock() - it->second.last_heartbeat <= options_.lease) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "worker.name \"", worker.name(),
+        "\" is held by the live lease of another credential; choose another "
+        "name, or register with the same certificate"));
+  }
   Entry& e = workers_[worker.name()];
   if (!e.lease_id.empty()) lease_to_name_.erase(e.lease_id);
+  e.identity = identity;
   e.view.info = WithDerivedLabels(worker);
   e.view.state = v1::WORKER_AVAILABLE;
   e.view.is_static = false;
@@ -178,6 +187,15 @@ std::vector<std::string> WorkerRegistry::ExpireLeases() {
       lease_to_name_.erase(e.lease_id);
       e.lease_id.clear();
       lost.push_back(name);
+    }
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      const Entry& e = it->second;
+      if (!e.view.is_static && e.lease_id.empty() &&
+          now - e.last_heartbeat > options_.forget_after) {
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
     }
     listener = listener_;
   }

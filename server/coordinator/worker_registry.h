@@ -36,6 +36,10 @@ namespace driftscope::coordinator {
 struct WorkerRegistryOptions {
   absl::Duration lease = absl::Seconds(10);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // A registered worker silent this long (its lease long ended) is
+  // forgotten, so the registry does not grow with every name ever
+  // registered. Static workers are never forgotten.
+  absl::Duration forget_after = absl::Hours(1);
 };
 
 // What the scheduler needs of one worker.
@@ -59,9 +63,12 @@ class WorkerRegistry {
   // InvalidArgument naming the field for an empty name, an address that is
   // not HOST:PORT or is a wildcard, max_concurrent_runs < 1, or a name that
   // belongs to a static worker. A worker that registers again (restarted)
-  // gets a new lease; the old lease id stops working.
+  // gets a new lease; the old lease id stops working. `identity` is who
+  // the caller proved to be (its client certificate's identity under mTLS;
+  // "" without one): a name held by a live lease of another identity is
+  // AlreadyExists, so one worker cannot take another's name and its runs.
   absl::StatusOr<v1::RegisterWorkerResponse> Register(
-      const v1::WorkerInfo& worker);
+      const v1::WorkerInfo& worker, const std::string& identity = "");
   // NotFound when the lease id is unknown or the lease ran out.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request);
@@ -76,7 +83,8 @@ class WorkerRegistry {
   void MarkUnreachable(absl::string_view name);
 
   // Ends the leases that ran out (their workers become UNAVAILABLE) and
-  // tells the loss listener. Returns the names.
+  // tells the loss listener; forgets registered workers silent for
+  // options.forget_after. Returns the names whose leases ended.
   std::vector<std::string> ExpireLeases();
 
   std::optional<WorkerView> Get(absl::string_view name) const;
@@ -93,6 +101,7 @@ class WorkerRegistry {
     std::string lease_id;  // "" for static workers and ended leases
     absl::Time last_heartbeat = absl::InfinitePast();
     int reported_running = 0;
+    std::string identity;  // of the registration holding lease_id
   };
 
   const WorkerRegistryOptions options_;

@@ -6,8 +6,10 @@
 #ifndef DRIFTSCOPE_SERVER_DAEMON_DAEMON_MAIN_H_
 #define DRIFTSCOPE_SERVER_DAEMON_DAEMON_MAIN_H_
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "absl/time/time.h"
 #include "engine/job/job_limits.h"
@@ -44,7 +46,15 @@ int ServeUntilSignal(const char* program, Server& server,
   if (!server.warning().empty()) std::cerr << server.warning() << "\n";
   const int sig = WaitForTerminationSignal();
   std::cerr << program << ": signal " << sig << ", draining (grace " << grace
-            << ")\n";
+            << "; a second signal stops at once)\n";
+  // An operator who signals again does not want to wait out the grace
+  // period: exit now. Runs in flight end as after kill -9 (the coordinator
+  // retries them; its own store survives a crash).
+  std::thread([program] {
+    const int again = WaitForTerminationSignal();
+    std::cerr << program << ": signal " << again << " again, stopping now\n";
+    std::_Exit(128 + again);
+  }).detach();
   server.Drain(grace);
   return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "engine/job/job_memory.h"
 #include "server/common/signals.h"
 #include "server/daemon/daemon_main.h"
 #include "server/worker/worker_server.h"
@@ -19,6 +20,10 @@ ABSL_FLAG(int, device, -1,
           "GPU index (as `driftscope env` lists them) this worker runs the "
           "cuda profiles on, and describes in its gpu labels; one worker per "
           "GPU. Default: the index a profile names (cuda = GPU 0)");
+ABSL_FLAG(int64_t, max_memory_mib, 0,
+          "memory this worker's runs may use together, in MiB; a run whose "
+          "estimated peak is above it is refused before any work. 0: 90% of "
+          "the machine's memory or of the cgroup's limit");
 ABSL_FLAG(std::string, coordinator, "",
           "coordinator HOST:PORT to register with; heartbeats every "
           "lease/3, re-registers when the lease is lost, retries an "
@@ -67,6 +72,15 @@ int main(int argc, char** argv) {
   o.service.max_concurrent_runs = absl::GetFlag(FLAGS_max_concurrent_runs);
   o.service.cuda_device = absl::GetFlag(FLAGS_device);
   o.registration.cuda_device = absl::GetFlag(FLAGS_device);
+  const int64_t max_memory_mib = absl::GetFlag(FLAGS_max_memory_mib);
+  if (max_memory_mib < 0) {
+    std::cerr << "driftscope-worker: --max_memory_mib must be >= 0, got "
+              << max_memory_mib << "\n";
+    return 2;
+  }
+  o.service.max_memory_bytes =
+      max_memory_mib > 0 ? max_memory_mib * 1024 * 1024
+                         : driftscope::AvailableMemoryBytes() / 10 * 9;
   o.registration.coordinator = absl::GetFlag(FLAGS_coordinator);
   o.registration.name = absl::GetFlag(FLAGS_name);
   o.registration.advertise_address = absl::GetFlag(FLAGS_advertise_address);

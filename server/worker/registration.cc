@@ -147,6 +147,7 @@ absl::StatusOr<v1::WorkerInfo> BuildWorkerInfo(
   info.set_default_profile(description.default_profile());
   *info.mutable_presets() = description.presets();
   info.set_max_concurrent_runs(description.max_concurrent_runs());
+  info.set_max_memory_bytes(description.max_memory_bytes());
   for (const std::string& label : options.labels) {
     if (label.empty()) continue;  // "a=b," from a trailing comma
     const size_t eq = label.find('=');

@@ -99,7 +99,12 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen));
+        absl::StrCat("cannot listen on ", options.listen,
+                     options.tls.cert_file.empty()
+                         ? " (address in use or not local?)"
+                         : " (address in use or not local, or gRPC refused "
+                           "the certificate: does --tls_key belong to "
+                           "--tls_cert?)"));
   }
   server->address_ = absl::StrCat(HostPart(options.listen), ":", server->port_);
   grpc::HealthCheckServiceInterface* health =

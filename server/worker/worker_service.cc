@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/env/environment.h"
+#include "engine/job/job_memory.h"
 #include "engine/numerics/context.h"
 #include "engine/train/trainer.h"
 #include "proto/lib/environment_convert.h"
@@ -61,6 +62,7 @@ struct WorkerService::Prepared {
   int progress_every = 0;  // steps; 0: at the end of each epoch
   int64_t steps_per_epoch = 0;
   int64_t total_steps = 0;
+  int64_t memory_bytes = 0;  // EstimateJobMemory(...).total()
 };
 
 absl::StatusOr<std::unique_ptr<WorkerService>> WorkerService::Create(
@@ -109,6 +111,7 @@ v1::DescribeResponse WorkerService::Describe() const {
                                : options_.default_profile);
   for (const std::string& name : presets_) r.add_presets(name);
   r.set_max_concurrent_runs(options_.max_concurrent_runs);
+  r.set_max_memory_bytes(options_.max_memory_bytes);
   return r;
 }
 
@@ -189,6 +192,14 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
       !s.ok()) {
     return s;
   }
+  const JobMemory memory =
+      EstimateJobMemory(p.spec, p.profile, train_n, eval_n);
+  if (absl::Status s = CheckJobMemory(memory, options_.max_memory_bytes,
+                                      "this worker's memory limit");
+      !s.ok()) {
+    return s;
+  }
+  p.memory_bytes = memory.total();
   const int64_t batch = p.spec.training.batch_size;
   p.steps_per_epoch = (train_n + batch - 1) / batch;
   p.total_steps = p.steps_per_epoch * p.spec.training.epochs;
@@ -205,12 +216,15 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
   return p;
 }
 
-absl::Status WorkerService::AcquireSlot(const std::string& run_id) {
+absl::Status WorkerService::AcquireSlot(const std::string& run_id,
+                                        int64_t memory_bytes) {
   absl::MutexLock lock(&mu_);
   if (!accepting_) {
-    return absl::UnavailableError(
-        "this worker is shutting down (draining after SIGTERM) and takes no "
-        "new runs; run the job on another worker");
+    return WithErrorReason(
+        absl::UnavailableError(
+            "this worker is shutting down (draining after SIGTERM) and takes "
+            "no new runs; run the job on another worker"),
+        kReasonWorkerDraining);
   }
   if (!run_id.empty() && run_ids_.count(run_id) > 0) {
     return absl::AlreadyExistsError(
@@ -223,14 +237,26 @@ absl::Status WorkerService::AcquireSlot(const std::string& run_id) {
                                options_.max_concurrent_runs, "; retry later")),
                            kReasonWorkerBusy);
   }
+  if (options_.max_memory_bytes > 0 && active_ > 0 &&
+      reserved_bytes_ + memory_bytes > options_.max_memory_bytes) {
+    return WithErrorReason(absl::ResourceExhaustedError(absl::StrCat(
+                               "worker busy: the runs in progress hold ",
+                               FormatBytes(reserved_bytes_), " of its ",
+                               FormatBytes(options_.max_memory_bytes),
+                               " memory limit and this run needs about ",
+                               FormatBytes(memory_bytes), "; retry later")),
+                           kReasonWorkerBusy);
+  }
   ++active_;
+  reserved_bytes_ += memory_bytes;
   if (!run_id.empty()) run_ids_.insert(run_id);
   return absl::OkStatus();
 }
 
-void WorkerService::ReleaseSlot() {
+void WorkerService::ReleaseSlot(int64_t memory_bytes) {
   absl::MutexLock lock(&mu_);
   --active_;
+  reserved_bytes_ -= memory_bytes;
 }
 
 int WorkerService::active_runs() const {
@@ -259,11 +285,14 @@ absl::Status WorkerService::Run(
   absl::StatusOr<Prepared> prepared = Prepare(request);
   if (!prepared.ok()) return prepared.status();
   Prepared& p = *prepared;
-  if (absl::Status s = AcquireSlot(request.run_id()); !s.ok()) return s;
+  if (absl::Status s = AcquireSlot(request.run_id(), p.memory_bytes); !s.ok()) {
+    return s;
+  }
   struct Release {
     WorkerService* self;
-    ~Release() { self->ReleaseSlot(); }
-  } release{this};
+    int64_t bytes;
+    ~Release() { self->ReleaseSlot(bytes); }
+  } release{this, p.memory_bytes};
 
   // The sink may take an event's contents: the run id goes on every one.
   auto emit = [&sink, &request](v1::RunEvent& e) {

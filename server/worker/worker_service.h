@@ -36,6 +36,11 @@ struct WorkerServiceOptions {
   // --device: the GPU every device=cuda run of this worker uses (the run
   // reports cuda:N); -1: the index the profile names (0 for the presets).
   int cuda_device = -1;
+  // Memory the runs of this worker may use together, in bytes; a run whose
+  // estimate (EstimateJobMemory) is above it is refused before any work,
+  // and one that does not fit beside the runs in progress waits (busy).
+  // 0: no limit. main.cc defaults it from the machine's or cgroup's memory.
+  int64_t max_memory_bytes = 0;
 };
 
 struct CudaInfo;
@@ -99,13 +104,14 @@ class WorkerService {
   explicit WorkerService(const WorkerServiceOptions& options,
                          std::vector<std::string> presets);
   absl::StatusOr<Prepared> Prepare(const v1::RunRequest& request) const;
-  absl::Status AcquireSlot(const std::string& run_id);
-  void ReleaseSlot();
+  absl::Status AcquireSlot(const std::string& run_id, int64_t memory_bytes);
+  void ReleaseSlot(int64_t memory_bytes);
 
   const WorkerServiceOptions options_;
   const std::vector<std::string> presets_;
   mutable absl::Mutex mu_;
   int active_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // estimates of active_
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   std::set<std::string> run_ids_ ABSL_GUARDED_BY(mu_);
 };

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cli/cli_test_util.h"
+#include "tests/server/test_certs.h"
 
 namespace driftscope {
 namespace {
@@ -26,7 +27,10 @@ class Worker {
     if (::pipe(fds) != 0) return;
     std::vector<std::string> argv_s = {DRIFTSCOPE_BINARY_DIR
                                        "/server/driftscope-worker",
-                                       "--listen=127.0.0.1:0", "--insecure"};
+                                       "--listen=127.0.0.1:0"};
+    bool tls = false;
+    for (const std::string& e : extra) tls |= e.rfind("--tls_cert", 0) == 0;
+    if (!tls) argv_s.push_back("--insecure");
     argv_s.insert(argv_s.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (std::string& a : argv_s) argv.push_back(a.data());
@@ -147,6 +151,33 @@ TEST(RemoteCliTest, TokenFromAFile) {
       {"train", "--token-file", dir + "/right.token", "--out", dir + "/out"});
   EXPECT_EQ(local.exit_code, 2);
   EXPECT_THAT(local.err, HasSubstr("need --worker"));
+}
+
+// The issue: the CLI had no client-certificate flags, so it could not reach
+// a worker that requires mTLS. (--tls-cert was an unknown flag before.)
+TEST(RemoteCliTest, ClientCertificateReachesAnMtlsWorker) {
+  const std::string dir = FreshDir();
+  ASSERT_TRUE(testing::MakeSelfSignedCert(dir));
+  Worker w({"--tls_cert=" + dir + "/cert.pem", "--tls_key=" + dir + "/key.pem",
+            "--tls_client_ca=" + dir + "/cert.pem"});
+  ASSERT_FALSE(w.address().empty()) << "worker did not start";
+  const std::vector<std::string> base = {"env", "--worker", w.address(),
+                                         "--tls-ca", dir + "/cert.pem"};
+  std::vector<std::string> with_cert = base;
+  for (const char* a : {"--tls-cert", "cert.pem", "--tls-key", "key.pem"}) {
+    with_cert.push_back(a[0] == '-' ? a : dir + "/" + a);
+  }
+  CliResult ok = RunCli(with_cert);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("profiles"));
+  CliResult without = RunCli(base);
+  EXPECT_NE(without.exit_code, 0);
+  std::vector<std::string> half = base;
+  half.push_back("--tls-cert");
+  half.push_back(dir + "/cert.pem");
+  CliResult half_pair = RunCli(half);
+  EXPECT_EQ(half_pair.exit_code, 2);
+  EXPECT_THAT(half_pair.err, HasSubstr("--tls-cert and --tls-key"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // errors for bad input.
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -190,6 +191,29 @@ TEST(RunCliTest, EnvSaysWhyTheCudaPresetsCannotRunWithoutAGpu) {
   CliResult json = RunCli({"env", "--json"});
   EXPECT_THAT(json.out, Not(HasSubstr("\"cuda-cudnn\"")));
   EXPECT_THAT(json.out, HasSubstr("\"cuda-det-emu\""));
+}
+
+// `run` holds every run's result until the report: five profiles of a job
+// that fits once may not fit five times. The issue's spec (1.6 TB of eval
+// outputs) is refused before any run, with nothing written.
+TEST(RunCliTest, JobsAboveTheMemoryLimitAreRefusedBeforeAnyRun) {
+  const std::string dir = FreshDir();
+  const std::string spec = dir + "/huge.json";
+  std::ofstream(spec) << R"({
+    "model": {"input": {"timesteps": 1000, "features": 1},
+              "layers": [{"dense": {"units": 4096}}]},
+    "data": {"synthetic": {"samples": 64, "eval_samples": 100000}},
+    "training": {"epochs": 1, "batch_size": 32}
+  })";
+  CliResult r = RunCli({"run", spec, "--out", dir + "/never"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, ::testing::StartsWith("driftscope: error: "));
+  EXPECT_THAT(r.err, HasSubstr("TiB of memory"));
+  EXPECT_FALSE(Exists(dir + "/never"));
+  // The small spec under a 1 MiB limit: refused the same way.
+  r = RunCli({"run", SpecFile(dir), "--max-memory-mib", "1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--max-memory-mib"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // the field, exit code 2, OUT untouched).
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -472,6 +473,70 @@ TEST(CliTest, HelpAndVersion) {
   EXPECT_THAT(version.out, StartsWith("driftscope "));
   ExpectUsageError(RunCli({"frobnicate"}), "unknown command 'frobnicate'");
   ExpectUsageError(RunCli({}), "no command given");
+}
+
+// The spec from the issue: Dense(4096) over T=1000 and 100000 eval samples
+// (1.6 TB of eval outputs). Before the fix `train` died of std::bad_alloc
+// (exit 134) and left OUT.tmp-*; checked with the previous binary.
+constexpr char kTerabyteEvalSpec[] = R"({
+  "model": {"input": {"timesteps": 1000, "features": 1},
+            "layers": [{"dense": {"units": 4096}}]},
+  "data": {"synthetic": {"samples": 64, "eval_samples": 100000}},
+  "training": {"epochs": 1, "batch_size": 32}
+})";
+
+TEST_F(TrainCliErrorTest, JobAboveTheMemoryLimitIsRefusedAndNothingWritten) {
+  CliResult r = RunCli({"train", Spec(kTerabyteEvalSpec), "--out", out_});
+  ExpectUsageError(r, "TiB of memory");
+  EXPECT_THAT(r.err, HasSubstr("--max-memory-mib"));
+  ExpectOutAbsent();
+  // An explicit limit below a small job's estimate refuses it too, and one
+  // above lets it run.
+  r = RunCli(
+      {"train", dir_ + "/spec.json", "--out", out_, "--max-memory-mib", "1"});
+  ExpectUsageError(r, "above the memory limit for in-process runs");
+  ExpectOutAbsent();
+  r = RunCli({"train", dir_ + "/spec.json", "--out", out_, "--max-memory-mib",
+              "4096"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ExpectUsageError(RunCli({"train", dir_ + "/spec.json", "--out", out_,
+                           "--max-memory-mib", "-3"}),
+                   "--max-memory-mib");
+}
+
+// The issue: SIGINT/SIGTERM during `train` left OUT.tmp-* behind (it did
+// before this fix: the process died with the staging directory in place).
+TEST(TrainCliTest, InterruptedTrainLeavesNoStagingDirectory) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    const std::string dir = FreshDir();
+    WriteFile(dir + "/long.json", R"({
+      "model": {"input": {"timesteps": 20, "features": 1},
+                "layers": [{"lstm": {"units": 64}}]},
+      "data": {"synthetic": {"samples": 4096, "eval_samples": 16}},
+      "training": {"epochs": 10000, "batch_size": 32}})");
+    std::string bin = DRIFTSCOPE_BINARY_DIR "/client/driftscope";
+    std::vector<std::string> argv_s = {bin, "train", dir + "/long.json",
+                                       "--out", dir + "/out"};
+    std::vector<char*> argv;
+    for (std::string& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(
+        posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+    // Training has begun once the staging directory exists.
+    bool staged = false;
+    for (int i = 0; i < 600 && !staged; ++i) {
+      staged = !ListDir(dir, "out.tmp-").empty();
+      if (!staged) usleep(20000);
+    }
+    ASSERT_TRUE(staged);
+    usleep(200000);
+    ASSERT_EQ(kill(pid, sig), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << status;
+    EXPECT_THAT(ListDir(dir, "out"), ::testing::IsEmpty());
+  }
 }
 
 }  // namespace

@@ -41,11 +41,6 @@ WORKLOADS = ("Deployment", "StatefulSet")
 # Flags and presets the files use that come from branches developed beside
 # this one; tolerated only while this build lacks them (once merged they are
 # checked like every other flag).
-PENDING_FLAGS = {
-    "registration_token_file": "per-role credentials (issue 13)",
-    "device": "the CUDA backend's --device",
-}
-PENDING_PRESETS = {"cuda": "the CUDA backend's presets"}
 
 
 def _bin(*parts):
@@ -511,7 +506,7 @@ def test_daemon_flags_exist_in_the_built_binaries():
     used = {argv[0] for _, argv in commands}
     assert used == set(DAEMONS), f"manifests start {used}"
     for where, argv in commands:
-        unknown = set(_flags(argv)) - known[argv[0]] - set(PENDING_FLAGS)
+        unknown = set(_flags(argv)) - known[argv[0]]
         assert not unknown, f"{where}: {argv[0]} has no flag {sorted(unknown)}"
 
 
@@ -519,7 +514,7 @@ def test_default_profiles_are_presets_this_build_knows():
     p = subprocess.run([_bin("client", "driftscope"), "env", "--json"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    presets = set(json.loads(p.stdout)["profiles"]) | set(PENDING_PRESETS)
+    presets = set(json.loads(p.stdout)["profiles"])
     for where, argv in _daemon_commands():
         if argv[0] == "driftscope-worker":
             profile = _flags(argv).get("default_profile")

@@ -332,6 +332,26 @@ TEST(WorkerDaemonTest, BearerTokenRequired) {
   EXPECT_TRUE(Client(worker->address(), right)->Describe().ok());
 }
 
+// The issue: a bad certificate or key at start-up said only "cannot
+// listen". Now the file that is wrong is named (it said "cannot listen on
+// 127.0.0.1:0" before this fix).
+TEST(WorkerDaemonTest, CertificateOrKeyThatIsNotPemIsNamedAtStart) {
+  const std::string dir = ::testing::TempDir() + "/worker_bad_tls";
+  ASSERT_TRUE(MakeSelfSignedCert(dir));
+  std::ofstream(dir + "/garbage.pem") << "not a certificate\n";
+  auto bad_cert = WorkerProcess::Start(
+      {"--tls_cert=" + dir + "/garbage.pem", "--tls_key=" + dir + "/key.pem"});
+  ASSERT_FALSE(bad_cert.ok());
+  EXPECT_THAT(
+      bad_cert.status().message(),
+      HasSubstr("--tls_cert " + dir + "/garbage.pem holds no PEM CERTIFICATE"));
+  auto bad_key = WorkerProcess::Start(
+      {"--tls_cert=" + dir + "/cert.pem", "--tls_key=" + dir + "/cert.pem"});
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_THAT(bad_key.status().message(),
+              HasSubstr("holds no PEM PRIVATE KEY"));
+}
+
 TEST(WorkerDaemonTest, TlsWorkerRefusesPlaintextAndServesTls) {
   const std::string dir = ::testing::TempDir() + "/worker_tls";
   ASSERT_TRUE(MakeSelfSignedCert(dir));
@@ -399,6 +419,31 @@ TEST(WorkerDaemonTest, SigtermDrainsAndExitsZero) {
   ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
   ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);
   EXPECT_EQ(worker->WaitFor(std::chrono::seconds(20)), 0);
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_FALSE(run.get().ok());
+}
+
+// The issue: a second SIGTERM during the drain was ignored, so an operator
+// had to wait out the grace period (or kill -9). Ignored before this fix:
+// the worker below stayed up for its 60 s grace.
+TEST(WorkerDaemonTest, SecondSigtermDuringTheDrainStopsAtOnce) {
+  auto worker = StartWorker({"--insecure", "--grace_period=60s"});
+  ASSERT_NE(worker, nullptr);
+  auto client = Client(worker->address());
+  std::atomic<int64_t> steps{0};
+  RunOptions options;
+  options.on_progress = [&](const ProgressEvent& e) { steps = e.step; };
+  RemoteRunOptions remote;
+  remote.capture.progress_every_steps = 1;
+  auto run = std::async(std::launch::async, [&] {
+    return client->Run(LongWorkerSpec(), "fp32", options, remote);
+  });
+  ASSERT_TRUE(Eventually([&] { return steps.load() > 0; }));
+  ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);
+  // Still draining: the run goes on.
+  EXPECT_EQ(worker->WaitFor(std::chrono::milliseconds(500)), -1);
+  ASSERT_EQ(kill(worker->pid(), SIGTERM), 0);
+  EXPECT_EQ(worker->WaitFor(std::chrono::seconds(5)), 128 + SIGTERM);
   ASSERT_EQ(run.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_FALSE(run.get().ok());
 }

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "engine/env/environment.h"
+#include "engine/job/job_memory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/lib/job_convert.h"
+#include "proto/lib/status.h"
 
 namespace driftscope {
 namespace {
@@ -316,6 +318,83 @@ TEST(WorkerServiceTest, CudaProfilesAreRefusedWithTheReasonWithoutAGpu) {
   const auto refused = WorkerService::Create(o);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("--device=0"));
+}
+
+JobSpec IssueSpecWithTerabytesOfEvalOutputs() {
+  JobSpec s = TinySpec();
+  s.model.timesteps = 1000;
+  s.model.layers.resize(1);
+  s.model.layers[0] = LayerSpec{};
+  s.model.layers[0].kind = LayerKind::kDense;
+  s.model.layers[0].units = 4096;
+  s.model.layers[0].activation = Activation::kLinear;
+  s.data.eval_samples = 100000;
+  return s;
+}
+
+// Before the fix the worker started this run and died of bad_alloc (checked:
+// the run was accepted). Now it is refused before any event, naming the
+// estimate and the limit.
+TEST(WorkerServiceTest, JobAboveTheMemoryLimitRefusedBeforeAnyEvent) {
+  WorkerServiceOptions o;
+  o.max_memory_bytes = int64_t{8} << 30;
+  auto service = WorkerService::Create(o);
+  ASSERT_TRUE(service.ok()) << service.status();
+  int events = 0;
+  absl::Status s = (*service)->Run(
+      Request(IssueSpecWithTerabytesOfEvalOutputs()), [] { return false; },
+      [&](const v1::RunEvent&) { return ++events, true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr("TiB of memory"));
+  EXPECT_THAT(s.message(), HasSubstr("memory limit of 8.0 GiB"));
+  EXPECT_EQ(events, 0);
+  EXPECT_EQ((*service)->Describe().max_memory_bytes(), int64_t{8} << 30);
+}
+
+// Two runs that each fit but not together: the second is told the worker
+// is busy (to be retried) instead of both running out of memory.
+TEST(WorkerServiceTest, RunThatDoesNotFitBesideTheRunningOneIsBusy) {
+  const JobMemory one =
+      EstimateJobMemory(TinySpec(), *Profile::Parse("fp32"),
+                        TinySpec().data.samples, TinySpec().data.eval_samples);
+  WorkerServiceOptions o;
+  o.max_concurrent_runs = 2;
+  o.max_memory_bytes = one.total() * 3 / 2;
+  auto created = WorkerService::Create(o);
+  ASSERT_TRUE(created.ok()) << created.status();
+  WorkerService& service = **created;
+  std::atomic<bool> accepted{false}, release{false};
+  std::thread first([&] {
+    v1::RunRequest r = Request(TinySpec());
+    r.set_run_id("first");
+    absl::Status s = service.Run(
+        r, [] { return false; },
+        [&](const v1::RunEvent& e) {
+          if (e.has_accepted()) {
+            accepted = true;
+            while (!release) std::this_thread::yield();
+          }
+          return true;
+        });
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  while (!accepted) std::this_thread::yield();
+  v1::RunRequest second = Request(TinySpec());
+  second.set_run_id("second");
+  absl::Status s = service.Run(
+      second, [] { return false; }, [](const v1::RunEvent&) { return true; });
+  release = true;
+  first.join();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr("worker busy"));
+  EXPECT_EQ(ErrorReason(s), kReasonWorkerBusy);
+  // Once the first is done the same run goes through.
+  second.set_run_id("third");
+  EXPECT_TRUE(service
+                  .Run(
+                      second, [] { return false; },
+                      [](const v1::RunEvent&) { return true; })
+                  .ok());
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 // (tests/golden/init/make_init_golden.py) and hand-built corrupt bytes.
 #include "engine/io/npy.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -119,6 +121,48 @@ TEST(NpyTest, MissingFileIsNotFound) {
   absl::StatusOr<NdArray> a = ReadNpy(TempPath("does_not_exist.npy"));
   EXPECT_EQ(a.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(a.status().message(), HasSubstr("does_not_exist.npy"));
+}
+
+// The issue: `--x /dev/zero` aborted with bad_alloc (the whole "file" was
+// read before the header was looked at) and a FIFO blocked forever. Both
+// failed so before this fix (checked: the FIFO case hung the test).
+TEST(NpyTest, NonRegularFilesAreRefusedWithoutReading) {
+  absl::StatusOr<NdArray> zero = ReadNpy("/dev/zero");
+  EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(zero.status().message(),
+              AllOf(HasSubstr("/dev/zero"), HasSubstr("not a regular file"),
+                    HasSubstr("character device")));
+
+  const std::string fifo = TempPath("fifo.npy");
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  absl::StatusOr<NdArray> f = ReadNpy(fifo);  // returns: no writer needed
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(f.status().message(), HasSubstr("a FIFO"));
+  std::remove(fifo.c_str());
+
+  const char* dir = std::getenv("TEST_TMPDIR");
+  absl::StatusOr<NdArray> d = ReadNpy(dir ? dir : "/tmp");
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(d.status().message(), HasSubstr("a directory"));
+}
+
+// A header that claims 4 TB of data in a 100-byte file is refused from the
+// header and the file size, before any memory is taken for the data.
+TEST(NpyTest, HeaderClaimingMoreThanTheFileHoldsIsRefusedBeforeAllocating) {
+  const std::string path = TempPath("huge_claim.npy");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << MakeNpy(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }",
+        std::string(16, '\0'));
+  }
+  absl::StatusOr<NdArray> a = ReadNpy(path);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(a.status().message(),
+              AllOf(HasSubstr("truncated"), HasSubstr("4000000000000"),
+                    HasSubstr("the file has 16")));
+  std::remove(path.c_str());
 }
 
 TEST(NpyTest, WriteIntoMissingDirectoryFails) {

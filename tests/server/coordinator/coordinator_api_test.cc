@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/core/ndarray.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/lib/job_convert.h"
+#include "proto/lib/tensor_stream.h"
 #include "tests/server/coordinator/coordinator_test_util.h"
 #include "tests/server/coordinator/store_test_util.h"
 #include "tests/server/worker_process.h"
@@ -83,6 +85,45 @@ TEST_F(CoordinatorApiTest, SameRequestIdSameJobDifferentSpecAlreadyExists) {
   EXPECT_THAT(s.error_message(), HasSubstr(first.job_id()));
   EXPECT_EQ(JobCount(*stub), 1);
   EXPECT_EQ(WaitForJob(*stub, first.job_id()).state(), v1::JOB_SUCCEEDED);
+}
+
+// The issue: the idempotency check compared only the spec, so the same id
+// with other repeats or other init weights silently returned the old job.
+// Returned the old job before this fix.
+TEST_F(CoordinatorApiTest, SameRequestIdOtherRepeatsOrWeightsAlreadyExists) {
+  auto c = Start({"--insecure"});
+  ASSERT_NE(c, nullptr);
+  auto stub = CoordinatorStub(c->address());
+  v1::SubmitJobRequest r = Request(TinySpec());
+  r.set_client_request_id("whole-request");
+  v1::Job first;
+  ASSERT_TRUE(stub->SubmitJob(Ctx().get(), r, &first).ok());
+
+  v1::SubmitJobRequest repeats = r;
+  repeats.mutable_placement()->set_repeats(3);
+  v1::Job again;
+  grpc::Status s = stub->SubmitJob(Ctx().get(), repeats, &again);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr("a different placement"));
+
+  v1::SubmitJobRequest weights = r;
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {1, 32}, {8, 32}, {32}, {8, 16}, {4, 16}, {16}}) {
+    *weights.add_init_weights() =
+        TensorToProto(NdArray(DType::kFloat32, shape));
+  }
+  s = stub->SubmitJob(Ctx().get(), weights, &again);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr("a different init_weights"));
+
+  v1::SubmitJobRequest described = r;
+  described.set_description("another job");
+  s = stub->SubmitJob(Ctx().get(), described, &again);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  // The identical request is still a retry.
+  ASSERT_TRUE(stub->SubmitJob(Ctx().get(), r, &again).ok());
+  EXPECT_EQ(again.job_id(), first.job_id());
+  EXPECT_EQ(JobCount(*stub), 1);
 }
 
 // Regression: a retry was planned against the current workers before the
@@ -288,6 +329,83 @@ TEST_F(CoordinatorApiTest, BearerTokenRequiredOnEveryCall) {
                                 v1::ListWorkersRequest(), &workers)
                   .ok());
   EXPECT_EQ(workers.workers_size(), 1);
+}
+
+// The issue: RegisterWorker took the ordinary client token, so any client
+// could become a worker (forged labels, runs captured, the coordinator's
+// worker token received). Roles now have their own credentials; before this
+// fix the client-token registration below succeeded.
+TEST_F(CoordinatorApiTest, ClientAndWorkerTokensOpenOnlyTheirOwnMethods) {
+  auto c = Start({"--insecure", "--auth_token=client-tok",
+                  "--registration_token=register-tok"});
+  ASSERT_NE(c, nullptr);
+  auto stub = CoordinatorStub(c->address());
+  v1::RegisterWorkerRequest reg;
+  reg.mutable_worker()->set_name("self-registered");
+  reg.mutable_worker()->set_address(worker_->address());
+  reg.mutable_worker()->set_default_profile("fp32");
+  reg.mutable_worker()->set_max_concurrent_runs(1);
+  (*reg.mutable_worker()->mutable_labels())["gpu"] = "a100";
+  v1::RegisterWorkerResponse lease;
+  grpc::Status s = stub->RegisterWorker(
+      Ctx(std::chrono::seconds(30), "client-tok").get(), reg, &lease);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("registration token"));
+
+  ASSERT_TRUE(
+      stub->RegisterWorker(Ctx(std::chrono::seconds(30), "register-tok").get(),
+                           reg, &lease)
+          .ok());
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id(lease.lease_id());
+  v1::HeartbeatResponse beat;
+  EXPECT_EQ(stub->Heartbeat(Ctx(std::chrono::seconds(30), "client-tok").get(),
+                            hb, &beat)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(
+      stub->Heartbeat(Ctx(std::chrono::seconds(30), "register-tok").get(), hb,
+                      &beat)
+          .ok());
+
+  // The registration token opens nothing a client does.
+  v1::ListWorkersResponse workers;
+  s = stub->ListWorkers(Ctx(std::chrono::seconds(30), "register-tok").get(),
+                        v1::ListWorkersRequest(), &workers);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::Job job;
+  s = stub->SubmitJob(Ctx(std::chrono::seconds(30), "register-tok").get(),
+                      Request(TinySpec()), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(
+      stub->ListWorkers(Ctx(std::chrono::seconds(30), "client-tok").get(),
+                        v1::ListWorkersRequest(), &workers)
+          .ok());
+  EXPECT_EQ(workers.workers_size(), 2);  // the static one and the registered
+}
+
+// Without a registration token, a coordinator with client auth refuses
+// self-registration outright (naming the flag) rather than let the client
+// token register workers; the same token for both roles does not start.
+TEST_F(CoordinatorApiTest, NoRegistrationTokenMeansNoSelfRegistration) {
+  auto c = Start({"--insecure", "--auth_token=client-tok"});
+  ASSERT_NE(c, nullptr);
+  auto stub = CoordinatorStub(c->address());
+  v1::RegisterWorkerRequest reg;
+  reg.mutable_worker()->set_name("self-registered");
+  reg.mutable_worker()->set_address(worker_->address());
+  reg.mutable_worker()->set_max_concurrent_runs(1);
+  v1::RegisterWorkerResponse lease;
+  const grpc::Status s = stub->RegisterWorker(
+      Ctx(std::chrono::seconds(30), "client-tok").get(), reg, &lease);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--registration_token"));
+
+  auto same = CoordinatorProcess::Start(
+      {"--insecure", "--worker_insecure", "--store_dir=" + dir_.path() + "/2",
+       "--auth_token=one", "--registration_token=one"});
+  ASSERT_FALSE(same.ok());
+  EXPECT_THAT(same.status().message(), HasSubstr("must differ"));
 }
 
 TEST_F(CoordinatorApiTest, TokensFromFilesForClientsAndWorkers) {

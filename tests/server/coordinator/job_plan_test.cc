@@ -2,6 +2,7 @@
 // reference first) only when every part of it is valid.
 #include "server/coordinator/job_plan.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -209,6 +210,61 @@ TEST(CanRunProfileTest, PresetsMustBeOfferedKnobStringsAreLeftToTheWorker) {
   EXPECT_FALSE(CanRunProfile(w, "ref64"));
   EXPECT_TRUE(CanRunProfile(w, "fp32,threads=2"));
   EXPECT_TRUE(CanRunProfile(w, ""));
+}
+
+// The issue's spec: Dense(4096) over T=1000 with 100000 eval samples (1.6 TB
+// of eval outputs) passed every check and crashed each worker it was sent
+// to. Checked before this fix: PlanJob accepted it.
+TEST_F(JobPlanTest, JobAboveEveryWorkersMemoryIsRefusedAtSubmission) {
+  JobSpec spec = testing::TinySpec();
+  spec.model.timesteps = 1000;
+  spec.model.layers.resize(1);
+  spec.model.layers[0] = LayerSpec{};
+  spec.model.layers[0].kind = LayerKind::kDense;
+  spec.model.layers[0].units = 4096;
+  spec.model.layers[0].activation = Activation::kLinear;
+  spec.data.eval_samples = 100000;
+  *request_.mutable_spec() = JobSpecToProto(spec);
+  for (WorkerView& w : workers_) w.info.set_max_memory_bytes(int64_t{64} << 30);
+  auto plan = Plan();
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(plan.status().message(), HasSubstr("TiB of memory"));
+  EXPECT_THAT(plan.status().message(),
+              HasSubstr("the memory limit of worker \"a\""));
+  EXPECT_THAT(plan.status().message(), HasSubstr("64.0 GiB"));
+
+  // The same job within the limit of every worker plans as before.
+  spec.data.eval_samples = 10;
+  *request_.mutable_spec() = JobSpecToProto(spec);
+  EXPECT_TRUE(Plan().ok()) << Plan().status();
+  // And a worker that advertises no limit (an older one) is not judged.
+  for (WorkerView& w : workers_) w.info.set_max_memory_bytes(0);
+  spec.data.eval_samples = 100000;
+  *request_.mutable_spec() = JobSpecToProto(spec);
+  EXPECT_TRUE(Plan().ok()) << Plan().status();
+}
+
+// The issue: NaN initial weights passed SubmitJob and failed (or trained on
+// NaN) at every worker. Accepted before this fix.
+TEST_F(JobPlanTest, NonFiniteInitWeightsAreRefusedAtSubmission) {
+  const std::vector<std::vector<int64_t>> shapes = {{1, 32}, {8, 32}, {32},
+                                                    {8, 16}, {4, 16}, {16}};
+  for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+    request_.clear_init_weights();
+    for (const auto& shape : shapes) {
+      *request_.add_init_weights() = Zeros(shape);
+    }
+    std::vector<float> values(4 * 16, 0.f);
+    values[5] = static_cast<float>(bad);
+    *request_.mutable_init_weights(4) =
+        TensorToProto(NdArray::From<float>({4, 16}, values));
+    absl::StatusOr<PlannedJob> plan = Plan();
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(plan.status().message(),
+                HasSubstr("init_weights[4] (layer1_recurrent_kernel) has a "
+                          "non-finite value"));
+    EXPECT_THAT(plan.status().message(), HasSubstr("flat index 5"));
+  }
 }
 
 }  // namespace

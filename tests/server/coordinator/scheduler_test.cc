@@ -83,15 +83,17 @@ class SchedulerTest : public ::testing::Test {
     auto store = SqliteStore::Open(SqliteStoreOptions{dir_.path()});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    for (const char* name : {"a:1", "b:1"}) {
-      v1::WorkerInfo w;
-      w.set_name(name);
-      w.set_address(name);
-      w.set_default_profile("fp32");
-      w.add_presets("fp32");
-      w.set_max_concurrent_runs(1);
-      registry_.UpdateStatic(w, /*available=*/true);
-    }
+    for (const char* name : {"a:1", "b:1"}) AddWorker(name);
+  }
+
+  void AddWorker(const std::string& name) {
+    v1::WorkerInfo w;
+    w.set_name(name);
+    w.set_address(name);
+    w.set_default_profile("fp32");
+    w.add_presets("fp32");
+    w.set_max_concurrent_runs(1);
+    registry_.UpdateStatic(w, /*available=*/true);
   }
 
   void StartScheduler(int max_attempts = 3) {
@@ -235,6 +237,78 @@ TEST_F(SchedulerTest, CpuRunSummaryHasNoDevice) {
   const RunRow row = WaitForRun(Submit("a:1"));
   ASSERT_EQ(row.state, v1::RUN_SUCCEEDED);
   EXPECT_FALSE(row.summary.has_device());
+}
+
+// The issue: a run that crashes its worker was retried on the next worker
+// until none was left (one submission killed both workers). The fake here
+// is the test-only crash: every worker the run reaches "dies" under it (the
+// stream breaks with UNAVAILABLE). Checked before the fix: the run was sent
+// to all three workers.
+TEST_F(SchedulerTest, RunThatLosesTwoWorkersFailsAndIsNotSentToAThird) {
+  AddWorker("c:1");
+  for (const char* address : {"a:1", "b:1", "c:1"}) {
+    connector_.On(address, [](const RunOptions&) -> absl::StatusOr<RunResult> {
+      return absl::UnavailableError("Socket closed");
+    });
+  }
+  StartScheduler(/*max_attempts=*/5);
+  const std::string job = Submit("a:1");
+  const RunRow run = WaitForRun(job);
+  EXPECT_EQ(run.state, v1::RUN_FAILED);
+  ASSERT_EQ(run.attempts.size(), 2u);
+  EXPECT_NE(run.attempts[0].worker, run.attempts[1].worker);
+  EXPECT_THAT(run.failure.message(), HasSubstr("lost 2 workers"));
+  EXPECT_THAT(run.failure.message(), HasSubstr("not sent to another"));
+  EXPECT_EQ(connector_.calls("a:1") + connector_.calls("b:1") +
+                connector_.calls("c:1"),
+            2);
+  EXPECT_EQ(store_->GetJob(job)->state, v1::JOB_FAILED);
+}
+
+// A draining worker's refusal is UNAVAILABLE too, but no worker was lost
+// under the run: it goes on, and only the two that broke count.
+TEST_F(SchedulerTest, DrainingWorkerIsNotCountedAsLost) {
+  AddWorker("c:1");
+  connector_.On("a:1", [](const RunOptions&) -> absl::StatusOr<RunResult> {
+    return WithErrorReason(absl::UnavailableError("draining"),
+                           kReasonWorkerDraining);
+  });
+  for (const char* address : {"b:1", "c:1"}) {
+    connector_.On(address, [](const RunOptions&) -> absl::StatusOr<RunResult> {
+      return absl::UnavailableError("Socket closed");
+    });
+  }
+  StartScheduler(/*max_attempts=*/5);
+  const RunRow run = WaitForRun(Submit("a:1"));
+  EXPECT_EQ(run.state, v1::RUN_FAILED);
+  ASSERT_EQ(run.attempts.size(), 3u);
+  EXPECT_EQ(run.attempts[0].worker, "a:1");
+  EXPECT_THAT(run.failure.message(), HasSubstr("lost 2 workers"));
+}
+
+// A worker that returns something other than the job (the issue's
+// impostor: another spec digest) fails each attempt with the reason and
+// nothing is stored: the run ends FAILED, not succeeded. Stored as
+// succeeded before the fix.
+TEST_F(SchedulerTest, ResultUnlikeTheJobFailsTheAttemptAndIsNotStored) {
+  connector_.On("a:1", [](const RunOptions&) -> absl::StatusOr<RunResult> {
+    RunResult r = TinyResult();
+    r.spec_digest = std::string(64, '0');
+    return r;
+  });
+  StartScheduler(/*max_attempts=*/2);
+  const std::string job = Submit("a:1");
+  const RunRow run = WaitForRun(job);
+  EXPECT_EQ(run.state, v1::RUN_FAILED);
+  ASSERT_EQ(run.attempts.size(), 2u);
+  for (const AttemptRow& a : run.attempts) {
+    EXPECT_EQ(a.outcome, "failed");
+    EXPECT_EQ(a.code, static_cast<int>(absl::StatusCode::kDataLoss));
+    EXPECT_THAT(a.message, HasSubstr("does not match the job: the spec "
+                                     "digest is 0000"));
+  }
+  EXPECT_EQ(run.summary.spec_digest(), "");  // nothing stored
+  EXPECT_EQ(store_->GetJob(job)->state, v1::JOB_FAILED);
 }
 
 TEST_F(SchedulerTest, TransientFailuresGiveUpAfterMaxAttempts) {

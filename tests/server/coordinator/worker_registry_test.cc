@@ -94,6 +94,51 @@ TEST_F(WorkerRegistryTest, ReRegistrationRetiresTheOldLease) {
   EXPECT_TRUE(Beat(second->lease_id()).ok());
 }
 
+// The issue: a client re-registered under an existing worker's name and
+// captured its runs. A name held by a live lease now stays with the
+// identity (client certificate) that holds it; before this fix the second
+// registration below took the name.
+TEST_F(WorkerRegistryTest, LiveLeasesNameCannotBeTakenByAnotherIdentity) {
+  auto real = registry_.Register(Info("a"), "cn=worker-a");
+  ASSERT_TRUE(real.ok());
+  v1::WorkerInfo impostor = Info("a");
+  impostor.set_address("10.6.6.6:7070");
+  auto taken = registry_.Register(impostor, "cn=someone-else");
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(taken.status().message(), HasSubstr("live lease"));
+  EXPECT_EQ(registry_.Get("a")->info.address(), "10.0.0.1:7070");
+  EXPECT_TRUE(Beat(real->lease_id()).ok());
+  // The same identity may register again (a restarted worker) ...
+  auto restarted = registry_.Register(Info("a"), "cn=worker-a");
+  ASSERT_TRUE(restarted.ok());
+  // ... and once the lease has run out the name is free.
+  now_ += absl::Seconds(11);
+  registry_.ExpireLeases();
+  EXPECT_TRUE(registry_.Register(impostor, "cn=someone-else").ok());
+}
+
+// The issue: the registry never forgot (303 entries after 300
+// registrations). Workers silent for forget_after (1 h) are dropped; one
+// still heartbeating stays. All 301 stayed before this fix.
+TEST_F(WorkerRegistryTest, SilentRegisteredWorkersAreForgotten) {
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(registry_.Register(Info("w" + std::to_string(i))).ok());
+  }
+  auto alive = registry_.Register(Info("alive"));
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ(registry_.All().size(), 301u);
+  // An hour and a minute, the live one beating every 5 s.
+  for (int beat = 0; beat < 61 * 12; ++beat) {
+    now_ += absl::Seconds(5);
+    ASSERT_TRUE(Beat(alive->lease_id()).ok());
+    registry_.ExpireLeases();
+  }
+  now_ += absl::Seconds(1);
+  registry_.ExpireLeases();
+  ASSERT_EQ(registry_.All().size(), 1u);
+  EXPECT_EQ(registry_.All()[0].info.name(), "alive");
+}
+
 TEST_F(WorkerRegistryTest, DrainingWorkerTakesNoRunsUntilItStops) {
   auto lease = registry_.Register(Info("a"));
   ASSERT_TRUE(lease.ok());
