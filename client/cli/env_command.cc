@@ -76,13 +76,23 @@ int EnvCommand(const std::vector<std::string>& args, std::FILE* out,
     }
   }
   if (parsed->Has("json")) {
-    std::vector<std::string> q;
+    std::vector<std::string> q, unavailable;
     for (const std::string& p : runnable) q.push_back(JsonQuote(p));
+    // The presets this build knows that this host cannot run (an ISA level
+    // the CPU lacks, or no GPU), so a script can tell "unknown" from "not
+    // here".
+    for (const std::string& p : refused) unavailable.push_back(JsonQuote(p));
+    for (const std::string& p : refused_gpu) {
+      unavailable.push_back(JsonQuote(p));
+    }
     std::string json = EnvironmentToJson(env);
     json.pop_back();  // '}'
-    std::fprintf(out, "%s,\"kernels_auto\":%s,\"profiles\":[%s]}\n",
+    std::fprintf(out,
+                 "%s,\"kernels_auto\":%s,\"profiles\":[%s],"
+                 "\"profiles_unavailable\":[%s]}\n",
                  json.c_str(), JsonQuote(auto_isa).c_str(),
-                 absl::StrJoin(q, ",").c_str());
+                 absl::StrJoin(q, ",").c_str(),
+                 absl::StrJoin(unavailable, ",").c_str());
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {

@@ -514,7 +514,11 @@ def test_default_profiles_are_presets_this_build_knows():
     p = subprocess.run([_bin("client", "driftscope"), "env", "--json"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    presets = set(json.loads(p.stdout)["profiles"])
+    env = json.loads(p.stdout)
+    # Known to this build, runnable here or not (the cuda presets on a host
+    # without a GPU).
+    presets = set(env["profiles"]) | set(env["profiles_unavailable"])
+    assert "cuda" in presets
     for where, argv in _daemon_commands():
         if argv[0] == "driftscope-worker":
             profile = _flags(argv).get("default_profile")

@@ -86,12 +86,14 @@ class SchedulerTest : public ::testing::Test {
     for (const char* name : {"a:1", "b:1"}) AddWorker(name);
   }
 
-  void AddWorker(const std::string& name) {
+  void AddWorker(const std::string& name,
+                 const std::string& extra_preset = "") {
     v1::WorkerInfo w;
     w.set_name(name);
     w.set_address(name);
     w.set_default_profile("fp32");
     w.add_presets("fp32");
+    if (!extra_preset.empty()) w.add_presets(extra_preset);
     w.set_max_concurrent_runs(1);
     registry_.UpdateStatic(w, /*available=*/true);
   }
@@ -106,10 +108,13 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // One run of TinySpec placed on `worker`; returns the job id.
-  std::string Submit(const std::string& worker) {
+  std::string Submit(const std::string& worker,
+                     const std::string& profile = "") {
     v1::SubmitJobRequest r;
     *r.mutable_spec() = JobSpecToProto(TinySpec());
     r.mutable_placement()->add_workers(worker);
+    if (!profile.empty())
+      r.mutable_placement()->add_profiles()->set_text(profile);
     const std::string id = "job-" + std::to_string(next_id_++);
     auto plan = PlanJob(r, registry_.All(), SubmitLimits(), id, 1000);
     EXPECT_TRUE(plan.ok()) << plan.status();
@@ -202,11 +207,13 @@ TEST_F(SchedulerTest, StoredSummaryAndRecordSayWhichDeviceRan) {
   absl::StatusOr<RunResult> emu =
       RunJob(TinySpec(), *Profile::Parse("cuda-det-emu"));
   ASSERT_TRUE(emu.ok()) << emu.status();
-  connector_.On("a:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
+  AddWorker("e:1", "cuda-det-emu");
+  connector_.On("e:1", [&](const RunOptions&) -> absl::StatusOr<RunResult> {
     return *emu;
   });
   StartScheduler();
-  const RunRow row = WaitForRun(Submit("a:1"));
+  // Asked for cuda-det-emu: the result check accepts only the profile asked.
+  const RunRow row = WaitForRun(Submit("e:1", "cuda-det-emu"));
   ASSERT_EQ(row.state, v1::RUN_SUCCEEDED);
   ASSERT_TRUE(row.summary.has_device());
   EXPECT_EQ(row.summary.device().backend(), "cuda-emu");
@@ -214,7 +221,7 @@ TEST_F(SchedulerTest, StoredSummaryAndRecordSayWhichDeviceRan) {
 
   v1::RunInfo info;
   info.set_run_id(row.run_id);
-  info.set_worker("a:1");
+  info.set_worker("e:1");
   *info.mutable_summary() = row.summary;
   std::vector<NamedArray> tensors = {{"outputs", emu->outputs}};
   absl::StatusOr<RunRecord> rec =
