@@ -71,6 +71,23 @@ class SliceReader {
     return false;  // more than ten bytes
   }
 
+  // A field tag as protobuf's parser reads one: at most five bytes, the
+  // value taken modulo 2^32, field number 0 refused. A longer varint (legal
+  // for a value) is not a tag to protobuf, so neither is it here.
+  bool ReadTag(uint64_t* tag) {
+    uint32_t value = 0;
+    for (int i = 0; i < 5; ++i) {
+      uint8_t b = 0;
+      if (!ReadByte(&b)) return false;
+      value |= static_cast<uint32_t>(b & 0x7fu) << (7 * i);
+      if ((b & 0x80) == 0) {
+        *tag = value;
+        return (value >> 3) != 0;
+      }
+    }
+    return false;
+  }
+
   // The next `n` bytes as views into the slices (appended to `pieces`) or
   // copied (appended to `out`); either may be null to skip them.
   bool Take(size_t n, std::vector<absl::Span<const uint8_t>>* pieces,
@@ -142,7 +159,7 @@ bool SplitChunk(SliceReader& in, std::string* header,
                 std::vector<absl::Span<const uint8_t>>* data) {
   while (in.position() < in.limit()) {
     uint64_t tag = 0;
-    if (!in.ReadVarint(&tag) || (tag >> 3) == 0) return false;
+    if (!in.ReadTag(&tag)) return false;
     if (tag == ((uint64_t{kDataField} << 3) | kLengthDelimited)) {
       uint64_t len = 0;
       if (!in.ReadVarint(&len)) return false;
@@ -206,7 +223,7 @@ absl::Status ParseRunEvent(const grpc::ByteBuffer& buffer, ReceivedEvent* out) {
   bool has_chunk = false;
   while (in.position() < end) {
     uint64_t tag = 0;
-    if (!in.ReadVarint(&tag) || (tag >> 3) == 0) return malformed();
+    if (!in.ReadTag(&tag)) return malformed();
     if (tag == ((uint64_t{kChunkField} << 3) | kLengthDelimited)) {
       uint64_t len = 0;
       if (!in.ReadVarint(&len) || len > end - in.position()) {

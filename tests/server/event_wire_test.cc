@@ -240,6 +240,35 @@ TEST(EventWireTest, TruncatedOrForeignBytesAreDataLoss) {
   EXPECT_THAT(s.message(), HasSubstr("another event"));
 }
 
+// A tag written as a six-byte varint (a legal encoding of the value, but
+// protobuf reads tags of at most five bytes) was accepted here and refused
+// by protobuf: the reader disagreed with its own invariant. Five-byte tags
+// whose value overflows 32 bits are read modulo 2^32, as protobuf does.
+TEST(EventWireTest, TagsLongerThanFiveBytesAreRefusedAsProtobufDoes) {
+  google::protobuf::LogSilencer quiet;
+  // run_id "a", then field 1000 (varint) as c0 be 80 80 80 00 and value 1.
+  const std::string six("\x0a\x01\x61\xc0\xbe\x80\x80\x80\x00\x01", 10);
+  v1::RunEvent reference;
+  EXPECT_FALSE(reference.ParseFromString(six));
+  ReceivedEvent r;
+  EXPECT_EQ(ParseRunEvent(Cut(six, {4}), &r).code(),
+            absl::StatusCode::kDataLoss);
+  // The same field with a five-byte tag: both accept it.
+  const std::string five("\x0a\x01\x61\xc0\xbe\x80\x80\x00\x01", 9);
+  ASSERT_TRUE(reference.ParseFromString(five));
+  ASSERT_TRUE(ParseRunEvent(Cut(five, {4}), &r).ok());
+  EXPECT_EQ(r.event.SerializeAsString(), reference.SerializeAsString());
+  // Bits above 32 in a five-byte tag are dropped by both: 0x70 in the last
+  // byte sets three bits above bit 31, and field 1000 remains.
+  const std::string wide("\x0a\x01\x61\xc0\xbe\x80\x80\x70\x01", 9);
+  const bool protobuf_ok = reference.ParseFromString(wide);
+  const bool ours_ok = ParseRunEvent(Cut(wide, {4}), &r).ok();
+  EXPECT_EQ(ours_ok, protobuf_ok);
+  if (protobuf_ok && ours_ok) {
+    EXPECT_EQ(r.event.SerializeAsString(), reference.SerializeAsString());
+  }
+}
+
 TEST(EventWireTest, AgreesWithProtobufOnRandomBytes) {
   // Whatever ParseRunEvent accepts, protobuf accepts and reads the same;
   // whatever protobuf refuses, ParseRunEvent refuses. Inputs are mutations
