@@ -7,20 +7,6 @@
 namespace driftscope {
 namespace {
 
-const char* KindName(LayerKind kind) {
-  switch (kind) {
-    case LayerKind::kLstm:
-      return "lstm";
-    case LayerKind::kGru:
-      return "gru";
-    case LayerKind::kSimpleRnn:
-      return "simple_rnn";
-    case LayerKind::kDense:
-      break;
-  }
-  return "dense";
-}
-
 const char* ActivationName(Activation a) {
   switch (a) {
     case Activation::kTanh:
@@ -42,7 +28,7 @@ const char* ActivationName(Activation a) {
 absl::Status Refuse(const std::string& field, const LayerSpec& spec,
                     const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat(
-      field, " (", KindName(spec.kind), ") cannot run through cuDNN: ", why,
+      field, " (", LayerJsonKey(spec.kind), ") cannot run through cuDNN: ", why,
       "; use a profile without rnn=cudnn for this model"));
 }
 

@@ -156,6 +156,22 @@ bool ModelOutputIsSequence(const ModelSpec& model);
 // Keras class names ("LSTM", "GRU", "SimpleRNN", "Dense"), as the canonical
 // text and error messages spell them.
 const char* LayerKindName(LayerKind kind);
+// "lstm", "gru", "simple_rnn", "dense": the JSON form's key of a layer, as
+// field names in messages spell it. Inline: the CUDA backend library
+// compiles some engine files (the cuDNN weight map) without job_spec.cc.
+inline const char* LayerJsonKey(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kLstm:
+      return "lstm";
+    case LayerKind::kGru:
+      return "gru";
+    case LayerKind::kSimpleRnn:
+      return "simple_rnn";
+    case LayerKind::kDense:
+      return "dense";
+  }
+  return "unknown";
+}
 // "streams", "keras": the canonical text's spelling.
 const char* SeedModeName(SeedMode mode);
 // "adam", "sgd", "rmsprop": the canonical text's and the JSON form's key.

@@ -8,20 +8,6 @@
 namespace driftscope {
 namespace {
 
-const char* KindName(LayerKind kind) {
-  switch (kind) {
-    case LayerKind::kLstm:
-      return "lstm";
-    case LayerKind::kGru:
-      return "gru";
-    case LayerKind::kSimpleRnn:
-      return "simple_rnn";
-    case LayerKind::kDense:
-      break;
-  }
-  return "dense";
-}
-
 absl::Status CheckSpec(const LayerSpec& spec, const ActivationShape& in,
                        const std::string& field) {
   if (spec.units < 1) {
@@ -36,7 +22,7 @@ absl::Status CheckSpec(const LayerSpec& spec, const ActivationShape& in,
   if (spec.kind == LayerKind::kDense) return absl::OkStatus();
   if (!in.sequence) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ": ", KindName(spec.kind),
+        field, ": ", LayerJsonKey(spec.kind),
         " needs a sequence input; set return_sequences=true on the layer "
         "before it"));
   }

@@ -11,21 +11,6 @@ namespace driftscope {
 
 namespace {
 
-// The JSON oneof key of a layer kind.
-const char* LayerJsonKey(LayerKind kind) {
-  switch (kind) {
-    case LayerKind::kLstm:
-      return "lstm";
-    case LayerKind::kGru:
-      return "gru";
-    case LayerKind::kSimpleRnn:
-      return "simple_rnn";
-    case LayerKind::kDense:
-      return "dense";
-  }
-  return "unknown";
-}
-
 constexpr struct {
   const char* name;
   Activation activation;
