@@ -279,20 +279,9 @@ absl::StatusOr<RunResult> RunJobOnDeviceOps(const JobSpec& spec,
                                       result.outputs.data<float>(),
                                       want_states ? &states : nullptr));
   DS_RETURN_IF_ERROR(DeviceStatus(*ops, ops->Finish()));
-  static constexpr const char* kStateNames[] = {"state_h", "state_c"};
-  for (size_t s = 0; s < states.size() && s < 2; ++s) {
-    result.final_states.push_back(NamedArray{
-        kStateNames[s], NdArray::From<float>({data.eval_n, units}, states[s])});
-  }
-  for (const ModelWeight& w : host.weights()) {
-    result.final_weights.push_back(NamedArray{
-        w.name, NdArray::From<float>(w.shape, params.data() + w.offset)});
-  }
-  result.fingerprints = fingerprints.Finish();
-  const Clock::time_point t3 = Clock::now();
-  result.timings.init_seconds = Seconds(t0, t1);
-  result.timings.train_seconds = Seconds(t1, t2) - eval_seconds;
-  result.timings.eval_seconds = Seconds(t2, t3) + eval_seconds;
+  FinishRunResult<float>(states, data.eval_n, units, host.weights(),
+                         params.data(), fingerprints, t0, t1, t2, eval_seconds,
+                         &result);
   return result;
 }
 

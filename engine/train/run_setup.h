@@ -266,7 +266,35 @@ class Fingerprinter {
   std::vector<Sha256Digest> run_, f32_;
 };
 
+// The end of a run shared by both trainers: the final states of the eval
+// pass (LSTM {h, c}, others {h}), the final weights in get_weights() order,
+// the fingerprints and the timings. `eval_seconds` is the time the per-epoch
+// evaluations took inside [t1, t2).
+template <typename T>
+void FinishRunResult(const std::vector<std::vector<T>>& states, int64_t eval_n,
+                     int units, const std::vector<ModelWeight>& weights,
+                     const T* params, const Fingerprinter<T>& fingerprints,
+                     Clock::time_point t0, Clock::time_point t1,
+                     Clock::time_point t2, double eval_seconds,
+                     RunResult* result) {
+  static constexpr const char* kStateNames[] = {"state_h", "state_c"};
+  for (size_t s = 0; s < states.size() && s < 2; ++s) {
+    result->final_states.push_back(NamedArray{
+        kStateNames[s], NdArray::From<T>({eval_n, units}, states[s])});
+  }
+  for (const ModelWeight& w : weights) {
+    result->final_weights.push_back(
+        NamedArray{w.name, NdArray::From<T>(w.shape, params + w.offset)});
+  }
+  result->fingerprints = fingerprints.Finish();
+  const Clock::time_point t3 = Clock::now();
+  result->timings.init_seconds = Seconds(t0, t1);
+  result->timings.train_seconds = Seconds(t1, t2) - eval_seconds;
+  result->timings.eval_seconds = Seconds(t2, t3) + eval_seconds;
+}
+
 }  // namespace train_internal
+
 }  // namespace driftscope
 
 #endif  // DRIFTSCOPE_ENGINE_TRAIN_RUN_SETUP_H_

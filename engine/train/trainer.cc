@@ -176,20 +176,9 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
   result.outputs = NdArray(DTypeOf<T>(), out_shape);
   Evaluate<T>(ctx, model, data.eval_x, data.eval_n, tr.batch_size,
               result.outputs.data<T>(), want_states ? &states : nullptr);
-  static constexpr const char* kStateNames[] = {"state_h", "state_c"};
-  for (size_t s = 0; s < states.size() && s < 2; ++s) {
-    result.final_states.push_back(NamedArray{
-        kStateNames[s], NdArray::From<T>({data.eval_n, units}, states[s])});
-  }
-  for (const ModelWeight& w : model.weights()) {
-    result.final_weights.push_back(NamedArray{
-        w.name, NdArray::From<T>(w.shape, model.params() + w.offset)});
-  }
-  result.fingerprints = fingerprints.Finish();
-  const Clock::time_point t3 = Clock::now();
-  result.timings.init_seconds = Seconds(t0, t1);
-  result.timings.train_seconds = Seconds(t1, t2) - eval_seconds;
-  result.timings.eval_seconds = Seconds(t2, t3) + eval_seconds;
+  FinishRunResult<T>(states, data.eval_n, units, model.weights(),
+                     model.params(), fingerprints, t0, t1, t2, eval_seconds,
+                     &result);
   return result;
 }
 
