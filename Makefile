@@ -12,7 +12,7 @@ deps:
 	scripts/install-deps.sh
 
 $(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DDRIFTSCOPE_WERROR=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DDRIFTSCOPE_WERROR=ON -DDRIFTSCOPE_KERAS_IMPORT=ON $(CMAKE_FLAGS)
 
 configure: $(BUILD_DIR)/build.ninja
 

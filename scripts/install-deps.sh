@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libeigen3-dev libabsl-dev libssl-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libsqlite3-dev sqlite3
+  libhdf5-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format python3 python3-pip chromium
   docker-compose iproute2 openssl

@@ -17,6 +17,12 @@ namespace driftscope::cli {
 int TrainCommand(const std::vector<std::string>& args, std::FILE* out,
                  std::FILE* err);
 
+// driftscope import MODEL.keras|MODEL.h5 --out DIR: DIR/spec.json and
+// DIR/init_weights/ from a saved Keras model.
+int ImportCommand(const std::vector<std::string>& args, std::FILE* out,
+                  std::FILE* err);
+const char* ImportUsage();
+
 // driftscope run [SPEC.json] --profiles p1,p2,... [--repeats N]
 //   [--reference P] [--atol A --rtol R | --max-ulp U] [--sweep A,B]
 //   [--format table|json|csv] [--html FILE] [--out DIR] [--fail-above X]

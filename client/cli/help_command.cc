@@ -23,6 +23,7 @@ Usage: driftscope <command> [arguments]
 Commands:
   run       run one job under several profiles here and report the drift
   train     run one job spec in this process and write its results
+  import    a saved Keras model (.keras, .h5) as a job spec and weights
   compare   drift between two run directories or two .npy files
   env       describe this machine (CPU, ISA, compiler, GPU, profiles)
   help      show help for a command ("driftscope help train")
@@ -333,6 +334,7 @@ const char* CommandUsage(const std::string& command) {
     return it->second.c_str();
   }
   if (command == "health") return HealthUsage();
+  if (command == "import") return ImportUsage();
   if (command == "help") return kHelpUsage;
   if (command == "version") return kVersionUsage;
   return "";

@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   if (command == "train") {
     return driftscope::cli::TrainCommand(args, stdout, stderr);
   }
+  if (command == "import") {
+    return driftscope::cli::ImportCommand(args, stdout, stderr);
+  }
   if (command == "run") {
     return driftscope::cli::RunCommand(args, stdout, stderr);
   }
@@ -66,10 +69,10 @@ int main(int argc, char** argv) {
     return driftscope::cli::VersionCommand(args, stdout, stderr);
   }
   return ReportError(
-      stderr,
-      absl::InvalidArgumentError(absl::StrCat(
-          "unknown command '", command,
-          "'; commands: train, run, compare, env, submit, jobs, status, "
-          "watch, cancel, workers, report, export, health, help, "
-          "version")));
+      stderr, absl::InvalidArgumentError(absl::StrCat(
+                  "unknown command '", command,
+                  "'; commands: import, train, run, compare, env, submit, "
+                  "jobs, status, "
+                  "watch, cancel, workers, report, export, health, help, "
+                  "version")));
 }

@@ -1,0 +1,282 @@
+// One function per Keras layer class; kLayerMappers lists them. Mapping a
+// new engine layer is one function and one table row.
+#include "client/import/keras_layers.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace driftscope {
+
+namespace {
+
+using Mapper = absl::StatusOr<LayerSpec> (*)(const KerasLayer&);
+
+absl::Status Refuse(const KerasLayer& l, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(l.config.where(), ": ", what));
+}
+
+// A Keras activation name. "hard_sigmoid" is relu6(x + 3)/6 in Keras 3 and
+// clip(0.2x + 0.5, 0, 1) in Keras 2.
+absl::StatusOr<Activation> MapActivation(const KerasLayer& l,
+                                         const std::string& key,
+                                         const std::string& absent) {
+  absl::StatusOr<std::string> name = l.config.String(key, absent);
+  if (!name.ok()) return name.status();
+  if (*name == "tanh") return Activation::kTanh;
+  if (*name == "sigmoid") return Activation::kSigmoid;
+  if (*name == "relu") return Activation::kRelu;
+  if (*name == "linear") return Activation::kLinear;
+  if (*name == "hard_sigmoid") {
+    return l.keras2 ? Activation::kHardSigmoidKeras2
+                    : Activation::kHardSigmoidKeras3;
+  }
+  return l.config.Error(key, absl::StrCat("\"", *name,
+                                          "\" is not supported (supported: "
+                                          "tanh, sigmoid, hard_sigmoid, relu, "
+                                          "linear)"));
+}
+
+// Keras initializer classes (Keras 3 and Keras 2 spellings). The imported
+// weights replace what they would draw, but the spec names them so that a
+// run without the file's weights draws like Keras.
+absl::StatusOr<InitializerSpec> MapInitializer(const KerasLayer& l,
+                                               const std::string& key,
+                                               InitializerSpec::Kind absent) {
+  InitializerSpec init{absent};
+  const google::protobuf::Value* v = l.config.Get(key);
+  if (v == nullptr) return init;
+  absl::StatusOr<KerasObject> o =
+      ReadKerasObject(*v, absl::StrCat(l.config.where(), ": ", key));
+  if (!o.ok()) return o.status();
+  const std::string& c = o->class_name;
+  auto number = [&](const char* k, double d) -> absl::StatusOr<double> {
+    if (!o->config.has_value()) return d;
+    return o->config->Number(k, d);
+  };
+  absl::StatusOr<double> a = 0.0, b = 0.0;
+  if (c == "GlorotUniform" || c == "glorot_uniform") {
+    init.kind = InitializerSpec::Kind::kGlorotUniform;
+  } else if (c == "Orthogonal" || c == "orthogonal") {
+    init.kind = InitializerSpec::Kind::kOrthogonal;
+    if (!(a = number("gain", 1.0)).ok()) return a.status();
+    init.gain = *a;
+  } else if (c == "Zeros" || c == "zeros") {
+    init.kind = InitializerSpec::Kind::kZeros;
+  } else if (c == "Ones" || c == "ones") {
+    init.kind = InitializerSpec::Kind::kOnes;
+  } else if (c == "RandomUniform" || c == "random_uniform") {
+    init.kind = InitializerSpec::Kind::kRandomUniform;
+    if (!(a = number("minval", -0.05)).ok()) return a.status();
+    if (!(b = number("maxval", 0.05)).ok()) return b.status();
+    init.minval = *a;
+    init.maxval = *b;
+  } else if (c == "RandomNormal" || c == "random_normal") {
+    init.kind = InitializerSpec::Kind::kRandomNormal;
+    if (!(a = number("mean", 0.0)).ok()) return a.status();
+    if (!(b = number("stddev", 0.05)).ok()) return b.status();
+    init.mean = *a;
+    init.stddev = *b;
+  } else {
+    return l.config.Error(
+        key, absl::StrCat(c,
+                          " is not supported (supported: GlorotUniform, "
+                          "Orthogonal, Zeros, Ones, RandomUniform, "
+                          "RandomNormal)"));
+  }
+  return init;
+}
+
+// Options that change what Keras computes and that no spec field holds.
+absl::Status RefuseUnsupportedOptions(const KerasLayer& l) {
+  for (const char* key :
+       {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+        "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+        "bias_constraint"}) {
+    if (l.config.Has(key)) {
+      return l.config.Error(key, "is not supported (it must be None)");
+    }
+  }
+  absl::StatusOr<bool> trainable = l.config.Bool("trainable", true);
+  if (!trainable.ok()) return trainable.status();
+  if (!*trainable) {
+    return l.config.Error("trainable",
+                          "=False is not supported (driftscope trains every "
+                          "weight)");
+  }
+  for (const char* key : {"stateful", "time_major"}) {
+    absl::StatusOr<bool> on = l.config.Bool(key, false);
+    if (!on.ok()) return on.status();
+    if (*on) return l.config.Error(key, "=True is not supported");
+  }
+  return absl::OkStatus();
+}
+
+// What LSTM, GRU and SimpleRNN share. `activation_absent`: Keras' default.
+absl::Status MapRecurrentCommon(const KerasLayer& l, LayerSpec* s) {
+  if (absl::Status st = RefuseUnsupportedOptions(l); !st.ok()) return st;
+  absl::StatusOr<int> units = l.config.Int("units", 0);
+  if (!units.ok()) return units.status();
+  s->units = *units;
+  absl::StatusOr<bool> b = l.config.Bool("return_sequences", false);
+  if (!b.ok()) return b.status();
+  s->return_sequences = *b;
+  if (!(b = l.config.Bool("return_state", false)).ok()) return b.status();
+  s->return_state = *b;
+  if (!(b = l.config.Bool("go_backwards", false)).ok()) return b.status();
+  s->go_backwards = *b;
+  if (!(b = l.config.Bool("use_bias", true)).ok()) return b.status();
+  s->use_bias = *b;
+  absl::StatusOr<Activation> act = MapActivation(l, "activation", "tanh");
+  if (!act.ok()) return act.status();
+  s->activation = *act;
+  absl::StatusOr<double> d = l.config.Number("dropout", 0.0);
+  if (!d.ok()) return d.status();
+  s->dropout = *d;
+  // Mapped when the engine has it: "recurrent_dropout" in the spec.
+  absl::StatusOr<double> rd = l.config.Number("recurrent_dropout", 0.0);
+  if (!rd.ok()) return rd.status();
+  if (*rd != 0.0) {
+    return Refuse(l, "recurrent_dropout is not supported yet");
+  }
+  absl::StatusOr<InitializerSpec> init = MapInitializer(
+      l, "kernel_initializer", InitializerSpec::Kind::kGlorotUniform);
+  if (!init.ok()) return init.status();
+  s->kernel_initializer = *init;
+  init = MapInitializer(l, "recurrent_initializer",
+                        InitializerSpec::Kind::kOrthogonal);
+  if (!init.ok()) return init.status();
+  s->recurrent_initializer = *init;
+  init = MapInitializer(l, "bias_initializer", InitializerSpec::Kind::kZeros);
+  if (!init.ok()) return init.status();
+  s->bias_initializer = *init;
+  return absl::OkStatus();
+}
+
+absl::Status MapImplementation(const KerasLayer& l, LayerSpec* s) {
+  absl::StatusOr<int> impl = l.config.Int("implementation", 2);
+  if (!impl.ok()) return impl.status();
+  if (*impl != 1 && *impl != 2) {
+    return l.config.Error("implementation",
+                          absl::StrCat("must be 1 or 2, got ", *impl));
+  }
+  s->implementation = *impl;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LayerSpec> MapLstm(const KerasLayer& l) {
+  LayerSpec s;
+  s.kind = LayerKind::kLstm;
+  if (absl::Status st = MapRecurrentCommon(l, &s); !st.ok()) return st;
+  if (absl::Status st = MapImplementation(l, &s); !st.ok()) return st;
+  absl::StatusOr<Activation> act =
+      MapActivation(l, "recurrent_activation", "sigmoid");
+  if (!act.ok()) return act.status();
+  s.recurrent_activation = *act;
+  absl::StatusOr<bool> b = l.config.Bool("unit_forget_bias", true);
+  if (!b.ok()) return b.status();
+  s.unit_forget_bias = *b;
+  return s;
+}
+
+absl::StatusOr<LayerSpec> MapGru(const KerasLayer& l) {
+  LayerSpec s;
+  s.kind = LayerKind::kGru;
+  if (absl::Status st = MapRecurrentCommon(l, &s); !st.ok()) return st;
+  if (absl::Status st = MapImplementation(l, &s); !st.ok()) return st;
+  absl::StatusOr<Activation> act =
+      MapActivation(l, "recurrent_activation", "sigmoid");
+  if (!act.ok()) return act.status();
+  s.recurrent_activation = *act;
+  // Keras 2 before 2.x wrote no reset_after: its default then was False.
+  absl::StatusOr<bool> b = l.config.Bool("reset_after", true);
+  if (!b.ok()) return b.status();
+  s.reset_after = *b;
+  return s;
+}
+
+absl::StatusOr<LayerSpec> MapSimpleRnn(const KerasLayer& l) {
+  LayerSpec s;
+  s.kind = LayerKind::kSimpleRnn;
+  if (absl::Status st = MapRecurrentCommon(l, &s); !st.ok()) return st;
+  return s;
+}
+
+absl::StatusOr<LayerSpec> MapDense(const KerasLayer& l) {
+  LayerSpec s;
+  s.kind = LayerKind::kDense;
+  if (absl::Status st = RefuseUnsupportedOptions(l); !st.ok()) return st;
+  absl::StatusOr<int> units = l.config.Int("units", 0);
+  if (!units.ok()) return units.status();
+  s.units = *units;
+  absl::StatusOr<bool> b = l.config.Bool("use_bias", true);
+  if (!b.ok()) return b.status();
+  s.use_bias = *b;
+  absl::StatusOr<Activation> act = MapActivation(l, "activation", "linear");
+  if (!act.ok()) return act.status();
+  s.activation = *act;
+  absl::StatusOr<InitializerSpec> init = MapInitializer(
+      l, "kernel_initializer", InitializerSpec::Kind::kGlorotUniform);
+  if (!init.ok()) return init.status();
+  s.kernel_initializer = *init;
+  init = MapInitializer(l, "bias_initializer", InitializerSpec::Kind::kZeros);
+  if (!init.ok()) return init.status();
+  s.bias_initializer = *init;
+  return s;
+}
+
+// Layers the engine is gaining; each becomes a mapper like the ones above
+// once the spec has it ({"bidirectional": {"merge_mode": ..., "layer":
+// {...}}}, {"masking": {"mask_value": ...}}, {"embedding": {"input_dim",
+// "output_dim", "mask_zero"}}).
+absl::StatusOr<LayerSpec> MapBidirectional(const KerasLayer& l) {
+  return Refuse(l, "Bidirectional is not supported yet");
+}
+absl::StatusOr<LayerSpec> MapMasking(const KerasLayer& l) {
+  return Refuse(l, "Masking is not supported yet");
+}
+absl::StatusOr<LayerSpec> MapEmbedding(const KerasLayer& l) {
+  return Refuse(l, "Embedding is not supported yet");
+}
+absl::StatusOr<LayerSpec> MapDropoutLayer(const KerasLayer& l) {
+  return Refuse(l,
+                "a Dropout layer is not supported yet (the dropout= option "
+                "of LSTM, GRU and SimpleRNN is)");
+}
+
+constexpr struct {
+  const char* keras_class;
+  Mapper map;
+  bool supported;  // listed as supported in messages
+} kLayerMappers[] = {
+    {"LSTM", MapLstm, true},
+    {"GRU", MapGru, true},
+    {"SimpleRNN", MapSimpleRnn, true},
+    {"Dense", MapDense, true},
+    {"Bidirectional", MapBidirectional, false},
+    {"Masking", MapMasking, false},
+    {"Embedding", MapEmbedding, false},
+    {"Dropout", MapDropoutLayer, false},
+};
+
+}  // namespace
+
+std::string SupportedKerasLayers() {
+  std::vector<std::string> names;
+  for (const auto& m : kLayerMappers) {
+    if (m.supported) names.push_back(m.keras_class);
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+absl::StatusOr<LayerSpec> MapKerasLayer(const KerasLayer& layer) {
+  for (const auto& m : kLayerMappers) {
+    if (layer.class_name == m.keras_class) return m.map(layer);
+  }
+  return Refuse(layer, absl::StrCat("the layer class ", layer.class_name,
+                                    " is not supported (supported: ",
+                                    SupportedKerasLayers(), ")"));
+}
+
+}  // namespace driftscope
