@@ -48,7 +48,8 @@ submit --wait and report: 1 also means drift above tolerance).
 )";
 
 constexpr char kRunUsage[] =
-    R"(Usage: driftscope run [SPEC.json] [--profiles P1,P2,...] [--repeats N]
+    R"(Usage: driftscope run [SPEC.json | --model FILE] [--profiles P1,P2,...]
+                     [--repeats N]
                      [--reference P] [--atol A] [--rtol R] [--max-ulp U]
                      [--fail-above X] [--sweep A,B] [--format table|json|csv]
                      [--html report.html] [--out DIR] [--jobs N]
@@ -59,6 +60,9 @@ profile and repeat, in parallel, then compares every environment with the
 reference and prints the drift report. Without arguments: the default job
 under ref64, fp32, fp32-sse2, tf32, bf16.
 
+  --model FILE      a saved Keras model (.keras or .h5) instead of
+                    SPEC.json; its weights are every run's initial weights
+                    (the spec as 'driftscope import' writes it)
   --profiles LIST   profiles (presets or knob strings; a knob string keeps
                     its commas: --profiles ref64,fp32,threads=2,tf32)
   --repeats N       runs per profile; the spread among repeats is the noise
@@ -115,7 +119,8 @@ same facts go into every run.json. With --worker, the worker's.
 )";
 
 constexpr char kTrainUsage[] =
-    R"(Usage: driftscope train [SPEC.json] [--profile P] [--init-weights DIR]
+    R"(Usage: driftscope train [SPEC.json [--init-weights DIR] | --model FILE]
+                       [--profile P]
                        [--x X.npy --y Y.npy] [--eval-x E.npy] --out OUT
                        [--max-memory-mib M]
 
@@ -134,6 +139,10 @@ LSTM(32, return_sequences), T=10, F=1, Adam 1e-3 clipnorm 1, MSE, SINE data
                      layer{i}_recurrent_kernel.npy (RNN layers),
                      layer{i}_bias.npy (when use_bias); i counts all layers
                      from 0, shapes as Keras get_weights()
+  --model FILE       a saved Keras model (.keras or .h5) instead of
+                     SPEC.json and --init-weights: its model, optimizer and
+                     loss, and its weights as the initial weights; the rest
+                     as 'driftscope import' writes it (docs/keras.md)
   --x X.npy          inputs (N, timesteps, features), float32 or float64
   --y Y.npy          targets shaped like the model output for N samples;
                      --x and --y replace the spec's data and come together
@@ -187,7 +196,8 @@ constexpr char kCoordinatorFlags[] =
 )";
 
 constexpr char kSubmitUsage[] =
-    R"(Usage: driftscope submit [SPEC.json] [--workers W1,W2] [--labels K=V,...]
+    R"(Usage: driftscope submit [SPEC.json [--init-weights DIR] | --model FILE]
+                        [--workers W1,W2] [--labels K=V,...]
                         [--profiles P1,P2] [--repeats N] [--reference]
                         [--description TEXT] [--request-id ID]
                         [--init-weights DIR]
@@ -213,6 +223,9 @@ which runs it once per (worker x profile x repeat), and prints the job id.
                     initial weights of every run, in the layout of
                     'driftscope train --init-weights' (DIR/layer{i}_kernel.npy,
                     ...); checked here and by the coordinator; at most 3 MiB
+  --model FILE      a saved Keras model (.keras or .h5) instead of SPEC.json
+                    and --init-weights (the spec as 'driftscope import'
+                    writes it; its weights at most 3 MiB)
   --wait            follow the job (progress on stderr), then print the
                     report exactly as 'driftscope report JOB' would
   --timeout D       with --wait: give up after D (e.g. 30m); default 24h

@@ -25,6 +25,7 @@
 #include "client/cli/commands.h"
 #include "client/cli/report_output.h"
 #include "client/cli/run_io.h"
+#include "client/import/keras_import.h"
 #include "engine/drift/analysis.h"
 #include "engine/drift/array_drift.h"
 #include "engine/env/environment.h"
@@ -96,18 +97,32 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
       return kExitOk;
     }
   }
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(
-      args,
-      {"profiles", "repeats", "reference", "atol", "rtol", "max-ulp", "sweep",
-       "format", "html", "out", "fail-above", "jobs", "max-memory-mib"},
-      {});
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(args,
+                {"profiles", "repeats", "reference", "atol", "rtol", "max-ulp",
+                 "sweep", "format", "html", "out", "fail-above", "jobs",
+                 "max-memory-mib", "model"},
+                {});
   if (!parsed.ok()) return ReportError(err, parsed.status());
   if (parsed->positional.size() > 1) {
     return ReportError(
         err, absl::InvalidArgumentError("run takes at most one SPEC.json"));
   }
   JobSpec spec = DefaultJobSpec();
-  if (!parsed->positional.empty()) {
+  std::optional<std::vector<NdArray>> init_weights;
+  if (auto model_path = parsed->Get("model")) {
+    if (!parsed->positional.empty()) {
+      return ReportError(
+          err, absl::InvalidArgumentError(
+                   "--model replaces SPEC.json; to change the imported spec, "
+                   "run `driftscope import MODEL --out DIR` and edit "
+                   "DIR/spec.json"));
+    }
+    absl::StatusOr<ImportedModel> model = ImportKerasModel(*model_path);
+    if (!model.ok()) return ReportError(err, model.status());
+    spec = std::move(model->spec);
+    init_weights = std::move(model->init_weights);
+  } else if (!parsed->positional.empty()) {
     SuppliedDataPaths supplied;
     absl::StatusOr<JobSpec> s = LoadSpecJson(parsed->positional[0], &supplied);
     if (!s.ok()) return ReportError(err, s.status());
@@ -219,7 +234,7 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
     ProgressBar bar(err);
     RunProfiles(spec, jobs,
                 std::min<int>(parallel, static_cast<int>(jobs.size())),
-                bar.Fn());
+                bar.Fn(), init_weights);
   }
   std::vector<RunRecord> records;
   for (const auto& j : jobs) {
@@ -235,7 +250,8 @@ int RunCommand(const std::vector<std::string>& args, std::FILE* out,
   if (sweep) {
     absl::StatusOr<std::vector<KnobSweepRow>> rows = [&] {
       ProgressBar bar(err);
-      return SweepKnobs(spec, sweep->first, sweep->second, parallel, bar.Fn());
+      return SweepKnobs(spec, sweep->first, sweep->second, parallel, bar.Fn(),
+                        init_weights);
     }();
     if (!rows.ok()) return ReportError(err, rows.status());
     sweep_text = RenderSweepTable(sweep_names[0], sweep_names[1], *rows);

@@ -20,6 +20,7 @@
 #include "client/cli/job_records.h"
 #include "client/cli/remote_flags.h"
 #include "client/cli/report_output.h"
+#include "client/import/keras_import.h"
 #include "client/lib/coordinator_client.h"
 #include "engine/io/init_weights.h"
 #include "engine/job/job_spec.h"
@@ -60,7 +61,21 @@ absl::StatusOr<v1::SubmitJobRequest> BuildRequest(const ParsedArgs& args) {
     return absl::InvalidArgumentError("submit takes at most one SPEC.json");
   }
   JobSpec spec = DefaultJobSpec();
-  if (!args.positional.empty()) {
+  std::optional<std::vector<NdArray>> weights;
+  std::string weights_flag;
+  if (auto model_path = args.Get("model")) {
+    if (!args.positional.empty() || args.Get("init-weights")) {
+      return absl::InvalidArgumentError(
+          "--model replaces SPEC.json and --init-weights; to change the "
+          "imported spec, run `driftscope import MODEL --out DIR` and edit "
+          "DIR/spec.json");
+    }
+    absl::StatusOr<ImportedModel> model = ImportKerasModel(*model_path);
+    if (!model.ok()) return model.status();
+    spec = std::move(model->spec);
+    weights = std::move(model->init_weights);
+    weights_flag = "--model " + *model_path;
+  } else if (!args.positional.empty()) {
     SuppliedDataPaths supplied;
     absl::StatusOr<JobSpec> s = LoadSpecJson(args.positional[0], &supplied);
     if (!s.ok()) return s.status();
@@ -81,9 +96,13 @@ absl::StatusOr<v1::SubmitJobRequest> BuildRequest(const ParsedArgs& args) {
   v1::SubmitJobRequest request;
   *request.mutable_spec() = JobSpecToProto(spec);
   if (auto dir = args.Get("init-weights")) {
-    absl::StatusOr<std::vector<NdArray>> weights =
+    absl::StatusOr<std::vector<NdArray>> read =
         ReadInitWeightsDir(*dir, spec.model, "--init-weights");
-    if (!weights.ok()) return weights.status();
+    if (!read.ok()) return read.status();
+    weights = *std::move(read);
+    weights_flag = "--init-weights " + *dir;
+  }
+  if (weights.has_value()) {
     size_t bytes = 0;
     for (const NdArray& w : *weights) {
       bytes += static_cast<size_t>(w.nbytes());
@@ -91,7 +110,7 @@ absl::StatusOr<v1::SubmitJobRequest> BuildRequest(const ParsedArgs& args) {
     }
     if (bytes > kMaxInitWeightBytes) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--init-weights ", *dir, ": ", bytes,
+          weights_flag, ": ", bytes,
           " bytes of weights; a submission carries at most ",
           kMaxInitWeightBytes, " (use `driftscope train --init-weights`)"));
     }
@@ -171,8 +190,8 @@ int SubmitCommand(const std::vector<std::string>& args, std::FILE* out,
   if (PrintUsageIfAsked(args, "submit", out)) return kExitOk;
   std::set<std::string> value_flags = CoordinatorValueFlags();
   value_flags.insert({"workers", "labels", "profiles", "repeats", "description",
-                      "request-id", "init-weights", "timeout", "atol", "rtol",
-                      "max-ulp", "fail-above", "format", "html"});
+                      "request-id", "init-weights", "model", "timeout", "atol",
+                      "rtol", "max-ulp", "fail-above", "format", "html"});
   std::set<std::string> switches = RemoteSwitchFlags();
   switches.insert({"wait", "reference"});
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, value_flags, switches);

@@ -22,6 +22,7 @@
 #include "client/cli/commands.h"
 #include "client/cli/remote_flags.h"
 #include "client/cli/run_io.h"
+#include "client/import/keras_import.h"
 #include "client/lib/worker_client.h"
 #include "engine/core/ndarray.h"
 #include "engine/core/sha256.h"
@@ -41,6 +42,7 @@ struct TrainOptions {
   std::optional<std::string> spec_path;
   std::string profile = "fp32";
   std::optional<std::string> init_weights_dir;
+  std::optional<std::string> model_path;  // --model: a .keras/.h5 file
   std::optional<std::string> x, y, eval_x;
   std::string out;
   std::optional<WorkerClientOptions> worker;  // run remotely when set
@@ -65,9 +67,9 @@ struct PreparedRun {
 
 absl::StatusOr<TrainOptions> ParseTrainArgs(
     const std::vector<std::string>& args) {
-  std::set<std::string> value_flags = {"profile", "init-weights",  "x",
-                                       "y",       "eval-x",        "out",
-                                       "worker",  "max-memory-mib"};
+  std::set<std::string> value_flags = {
+      "profile", "init-weights", "model",         "x", "y", "eval-x",
+      "out",     "worker",       "max-memory-mib"};
   value_flags.insert(RemoteValueFlags().begin(), RemoteValueFlags().end());
   absl::StatusOr<ParsedArgs> parsed =
       ParseArgs(args, value_flags, RemoteSwitchFlags());
@@ -90,6 +92,14 @@ absl::StatusOr<TrainOptions> ParseTrainArgs(
   if (!memory.ok()) return memory.status();
   o.max_memory_bytes = *memory;
   o.init_weights_dir = parsed->Get("init-weights");
+  o.model_path = parsed->Get("model");
+  if (o.model_path.has_value() &&
+      (o.spec_path.has_value() || o.init_weights_dir.has_value())) {
+    return absl::InvalidArgumentError(
+        "--model replaces SPEC.json and --init-weights (the file holds the "
+        "model and its weights); to change the imported spec, run "
+        "`driftscope import MODEL --out DIR` and edit DIR/spec.json");
+  }
   o.x = parsed->Get("x");
   o.y = parsed->Get("y");
   o.eval_x = parsed->Get("eval-x");
@@ -220,6 +230,11 @@ absl::StatusOr<PreparedRun> Prepare(const TrainOptions& o) {
     absl::StatusOr<JobSpec> spec = LoadSpecJson(*o.spec_path, &supplied);
     if (!spec.ok()) return spec.status();
     run.spec = *std::move(spec);
+  } else if (o.model_path.has_value()) {
+    absl::StatusOr<ImportedModel> model = ImportKerasModel(*o.model_path);
+    if (!model.ok()) return model.status();
+    run.spec = std::move(model->spec);
+    run.options.init_weights = std::move(model->init_weights);
   } else {
     run.spec = DefaultJobSpec();
   }
@@ -262,6 +277,8 @@ std::string RunJson(const TrainOptions& o, const PreparedRun& run,
       JsonQuote(r.spec_digest), ",\n\"spec\":", SpecToJson(run.spec),
       ",\n\"spec_file\":",
       o.spec_path.has_value() ? JsonQuote(*o.spec_path) : "null",
+      ",\n\"model_file\":",
+      o.model_path.has_value() ? JsonQuote(*o.model_path) : "null",
       ",\n\"data\":", data_json, ",\n\"init_weights\":",
       o.init_weights_dir.has_value() ? JsonQuote(*o.init_weights_dir) : "null",
       ",\n\"profile_requested\":", JsonQuote(o.profile),

@@ -42,13 +42,15 @@ absl::StatusOr<Profile> ParseRunnableProfile(const std::string& text) {
 
 void RunProfiles(const JobSpec& spec,
                  std::vector<std::unique_ptr<ProfileRun>>& runs, int parallel,
-                 const RunsProgressFn& on_progress) {
+                 const RunsProgressFn& on_progress,
+                 const std::optional<std::vector<NdArray>>& init_weights) {
   std::atomic<size_t> next{0};
   std::atomic<int> done{0};
   auto worker = [&] {
     for (size_t i = next++; i < runs.size(); i = next++) {
       ProfileRun& r = *runs[i];
       RunOptions options;
+      options.init_weights = init_weights;
       options.on_progress = [&r](const ProgressEvent& e) {
         r.step = e.step;
         r.total = e.total_steps;
@@ -104,7 +106,8 @@ RunRecord RecordFromResult(const std::string& name, int repeat,
 
 absl::StatusOr<std::vector<KnobSweepRow>> SweepKnobs(
     const JobSpec& spec, const Profile& a, const Profile& b, int parallel,
-    const RunsProgressFn& on_progress) {
+    const RunsProgressFn& on_progress,
+    const std::optional<std::vector<NdArray>>& init_weights) {
   std::vector<KnobChange> changes = ProfileDifferences(a, b);
   std::vector<std::unique_ptr<ProfileRun>> runs;
   runs.push_back(std::make_unique<ProfileRun>("A", a, 0));
@@ -134,7 +137,7 @@ absl::StatusOr<std::vector<KnobSweepRow>> SweepKnobs(
     }
     rows.push_back(row);
   }
-  RunProfiles(spec, runs, parallel, on_progress);
+  RunProfiles(spec, runs, parallel, on_progress, init_weights);
   for (const auto& r : runs) {
     if (!r->result.ok()) return r->result.status();
   }

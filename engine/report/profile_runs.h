@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/core/ndarray.h"
 #include "engine/drift/analysis.h"
 #include "engine/job/job_spec.h"
 #include "engine/numerics/profile.h"
@@ -51,10 +52,12 @@ struct RunsProgress {
 using RunsProgressFn = std::function<void(const RunsProgress&)>;
 
 // Runs every entry of `runs` on up to `parallel` threads and stores each
-// result (or error) in it.
+// result (or error) in it. `init_weights` (Keras layout, checked by the
+// caller): every run's initial weights instead of the seeded ones.
 void RunProfiles(const JobSpec& spec,
                  std::vector<std::unique_ptr<ProfileRun>>& runs, int parallel,
-                 const RunsProgressFn& on_progress = {});
+                 const RunsProgressFn& on_progress = {},
+                 const std::optional<std::vector<NdArray>>& init_weights = {});
 
 // A RunRecord (engine/drift/analysis.h) from an in-process result; the
 // environment is this machine's (ProbeEnvironment).
@@ -76,7 +79,8 @@ struct KnobSweepRow {
 // first; knobs not valid alone on A last). Runs 1 + up to 2 per knob.
 absl::StatusOr<std::vector<KnobSweepRow>> SweepKnobs(
     const JobSpec& spec, const Profile& a, const Profile& b, int parallel,
-    const RunsProgressFn& on_progress = {});
+    const RunsProgressFn& on_progress = {},
+    const std::optional<std::vector<NdArray>>& init_weights = {});
 
 }  // namespace driftscope
 
