@@ -338,7 +338,8 @@ absl::StatusOr<KerasModel> ParseKerasModel(const std::string& config_json,
     if (!t.ok()) return t.status();
     model.compile.emplace(*std::move(t), "training_config");
   } else if (const Value* cc = Field(*top, "compile_config");
-             cc != nullptr && cc->has_struct_value()) {
+             cc != nullptr && cc->has_struct_value() &&
+             cc->struct_value().fields_size() > 0) {  // {}: not compiled
     model.compile.emplace(cc->struct_value(), "compile_config");
   }
   return model;

@@ -431,18 +431,22 @@ absl::StatusOr<KerasFile> ReadKeras3(const std::string& path) {
   out.format = KerasFile::Format::kKeras3;
   absl::StatusOr<std::string> config = ReadZipEntry(archive, "config.json");
   if (!config.ok()) {
-    return Invalid(path,
-                   absl::StrCat(config.status().message(),
-                                " (a .keras file keeps the model there)"));
+    return Invalid(path, absl::StrCat(config.status().message(),
+                                      absl::IsNotFound(config.status())
+                                          ? " (a .keras file keeps the model "
+                                            "there)"
+                                          : ""));
   }
   out.model_config = *std::move(config);
   absl::StatusOr<std::string> meta = ReadZipEntry(archive, "metadata.json");
   if (meta.ok()) out.keras_version = KerasVersionFromMetadata(*meta);
   absl::StatusOr<std::string> image = ReadZipEntry(archive, "model.weights.h5");
   if (!image.ok()) {
-    return Invalid(path,
-                   absl::StrCat(image.status().message(),
-                                " (a .keras file keeps the weights there)"));
+    return Invalid(path, absl::StrCat(image.status().message(),
+                                      absl::IsNotFound(image.status())
+                                          ? " (a .keras file keeps the weights "
+                                            "there)"
+                                          : ""));
   }
   if (absl::Status s = ReadWeightsImage(*std::move(image), &out); !s.ok()) {
     return Invalid(path, std::string(s.message()));

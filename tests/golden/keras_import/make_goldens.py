@@ -98,11 +98,18 @@ def func_rnn_lstm():
                                  nesterov=True), "mae", 1, False)
 
 
+def set_precision(dtype):
+    # The layers' dtype policy is fixed the first time it is read, so it is
+    # set along with floatx.
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+
+
 def trained_case(name, build, file_name, seed):
     d = os.path.join(HERE, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    keras.config.set_floatx("float64")
+    set_precision("float64")
     keras.utils.set_random_seed(seed)
     model, optimizer, loss, units, sequence = build()
     model.compile(optimizer=optimizer, loss=loss, jit_compile=False)
@@ -125,7 +132,7 @@ def trained_case(name, build, file_name, seed):
                     [np.load(os.path.join(d, f"init_w{j}.npy"))
                      for j in range(len(again.get_weights()))]):
         assert np.array_equal(a, b)
-    keras.config.set_floatx("float32")
+    set_precision("float32")
     return path
 
 
