@@ -50,7 +50,10 @@ absl::Status MapOptimizerCommon(const KerasConfig& c, OptimizerSpec* s) {
   }
   absl::StatusOr<bool> ema = c.Bool("use_ema", false);
   if (!ema.ok()) return ema.status();
-  if (*ema) return c.Error("use_ema", "=True is not supported");
+  if (*ema) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(c.where(), ": use_ema=True is not supported"));
+  }
   for (const char* key : {"loss_scale_factor", "gradient_accumulation_steps"}) {
     if (c.Has(key)) return c.Error(key, "is not supported (it must be None)");
   }

@@ -101,14 +101,14 @@ absl::Status RefuseUnsupportedOptions(const KerasLayer& l) {
   absl::StatusOr<bool> trainable = l.config.Bool("trainable", true);
   if (!trainable.ok()) return trainable.status();
   if (!*trainable) {
-    return l.config.Error("trainable",
-                          "=False is not supported (driftscope trains every "
-                          "weight)");
+    return Refuse(l,
+                  "trainable=False is not supported (driftscope trains every "
+                  "weight)");
   }
   for (const char* key : {"stateful", "time_major"}) {
     absl::StatusOr<bool> on = l.config.Bool(key, false);
     if (!on.ok()) return on.status();
-    if (*on) return l.config.Error(key, "=True is not supported");
+    if (*on) return Refuse(l, absl::StrCat(key, "=True is not supported"));
   }
   return absl::OkStatus();
 }
