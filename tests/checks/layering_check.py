@@ -5,6 +5,7 @@ The layers (docs/architecture.md), lowest first:
   engine/                 the numerical core: no gRPC, no protobuf
   proto/lib/              the protocol layer (may use the generated code)
   client/lib/, server/    the client library and the daemons, side by side
+  client/import/          Keras model files (HDF5, libzip) to job specs
   client/cli/             the command, on top of the client library
 A file may include its own layer and the layers below. The one edge between
 server and client: the coordinator uses the worker client. The public
@@ -33,7 +34,9 @@ RULES = [
                                         "server/coordinator/",
                                         "client/lib/worker_client.h",
                                         "client/lib/grpc_channel.h")),
-    ("client/cli/", PROTOCOL + ("client/lib/", "client/cli/")),
+    ("client/import/", PROTOCOL + ("client/import/",)),
+    ("client/cli/", PROTOCOL + ("client/lib/", "client/import/",
+                                "client/cli/")),
     ("include/driftscope/", PROTOCOL + ("client/lib/",)),
 ]
 OURS = ("engine/", "proto/", "driftscope/", "client/", "server/")
