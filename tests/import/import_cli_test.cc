@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cli/cli_test_util.h"
+#include "tests/cli/cluster.h"
 
 namespace driftscope {
 namespace {
@@ -103,6 +104,30 @@ TEST(ImportCli, RunWithModelStartsEveryProfileFromTheFilesWeights) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(
       SameBytes(dir + "/seeded/outputs.npy", dir + "/train/outputs.npy"));
+}
+
+TEST(ImportCli, SubmitWithModelRunsFromTheFilesWeights) {
+  const std::string dir = FreshDir();
+  const std::string model = Golden("func_rnn_lstm/model.h5");
+  testing::Cluster cluster;
+  ASSERT_TRUE(cluster.Start({"fp32"}, dir + "/store").ok());
+  CliResult local = RunCli({"train", "--model", model, "--profile", "fp32",
+                            "--out", dir + "/local"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  CliResult remote =
+      cluster.Cli({"submit", "--model", model, "--profiles", "fp32", "--wait"});
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  const std::string tag = "submitted job ";
+  const size_t at = remote.err.find(tag);
+  ASSERT_NE(at, std::string::npos) << remote.err;
+  const std::string job = remote.err.substr(
+      at + tag.size(), remote.err.find(' ', at + tag.size()) - at - tag.size());
+  CliResult exported = cluster.Cli({"export", job, "--out", dir + "/e"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  // The worker trained the file's model from the file's weights: the local
+  // run's outputs bit for bit.
+  EXPECT_TRUE(SameBytes(dir + "/e/" + job + "-r0/outputs.npy",
+                        dir + "/local/outputs.npy"));
 }
 
 // Exit 2, one line on stderr naming the file and the problem, nothing
