@@ -189,7 +189,7 @@ absl::StatusOr<LayerSpec> MapGru(const KerasLayer& l) {
       MapActivation(l, "recurrent_activation", "sigmoid");
   if (!act.ok()) return act.status();
   s.recurrent_activation = *act;
-  // Keras 2 before 2.x wrote no reset_after: its default then was False.
+  // Absent only in files older than tf.keras 2.3; Keras' default since.
   absl::StatusOr<bool> b = l.config.Bool("reset_after", true);
   if (!b.ok()) return b.status();
   s.reset_after = *b;
