@@ -626,6 +626,12 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
 
 void Scheduler::Record(Outcome o) {
   const std::string job_id = o.run.job_id, run_id = o.run.run_id;
+  // Clients read the message (GetJob): the operator's log keeps the paths.
+  if (std::string shown = RedactServerPaths(o.message); shown != o.message) {
+    Log(absl::StrCat("run ", run_id, " attempt ", o.run.next_attempt, ": ",
+                     o.message));
+    o.message = std::move(shown);
+  }
   const bool retry = o.requeue.has_value();
   const absl::Status s = store_->FailAttempt(run_id, o.run.next_attempt, o.code,
                                              o.message, retry, NowMs());
@@ -722,10 +728,18 @@ int Scheduler::Reconcile() {
 }
 
 int Scheduler::RequeueOrphans() {
+  // Only jobs with fewer runs queued, in flight or waiting to be recorded
+  // than unfinished ones can have an orphan: the others are not read.
   std::vector<std::string> job_ids;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, job] : jobs_) job_ids.push_back(id);
+    std::map<std::string, int> accounted;
+    for (const auto& p : queue_) ++accounted[p->job_id];
+    for (const auto& [run_id, a] : in_flight_) ++accounted[a->run.job_id];
+    for (const Outcome& o : unrecorded_) ++accounted[o.run.job_id];
+    for (const auto& [id, job] : jobs_) {
+      if (accounted[id] < job->unfinished) job_ids.push_back(id);
+    }
   }
   int requeued = 0;
   for (const std::string& job_id : job_ids) {
