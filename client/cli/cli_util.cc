@@ -1,6 +1,7 @@
 #include "client/cli/cli_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -164,6 +165,45 @@ bool IsDirectory(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool IsMountPoint(const std::string& path) {
+  struct stat st, up;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+  if (::stat((path + "/..").c_str(), &up) != 0) return false;
+  if (st.st_dev != up.st_dev) return true;
+  // A bind mount of a directory of the same file system keeps st_dev.
+  struct statx sx;
+  if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS,
+              &sx) == 0 &&
+      (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0) {
+    return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+  }
+  return false;
+}
+
+absl::Status CheckOutputFile(const std::string& path, const std::string& flag) {
+  if (IsDirectory(path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", path, ": is a directory; give the path of a file"));
+  }
+  const std::string parent = Parent(path);
+  if (!IsDirectory(parent)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", path, ": directory ", parent, " does not exist"));
+  }
+  // The file is written next to itself and renamed into place
+  // (WriteTextFile): a file created there now shows it will work.
+  std::string probe = path + ".probe-XXXXXX";
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(flag, " ", path, ": cannot write in ", parent, ": ",
+                     Errno(), " (nothing was run)"));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return absl::OkStatus();
+}
+
 void RemoveTree(const std::string& path) {
   ::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -230,6 +270,15 @@ absl::StatusOr<StagedDir> StagedDir::Create(const std::string& final_path,
       return absl::FailedPreconditionError(absl::StrCat(
           flag, " ", final_path, ": exists and is not a directory"));
     }
+    // Commit replaces the directory by a rename, which a mount point
+    // refuses (EBUSY): found here, before any work.
+    if (IsMountPoint(target)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          flag, " ", final_path,
+          ": is a mount point, which cannot be replaced; give a directory "
+          "inside it (e.g. ",
+          target, "/run)"));
+    }
     // Only a previous output (or an empty directory) is ever replaced, so a
     // mistyped --out cannot wipe unrelated files.
     if (!IsEmptyDirectory(target) && !PathExists(target + "/" + marker)) {
@@ -279,10 +328,15 @@ absl::Status StagedDir::Commit() {
   std::string old;
   if (PathExists(final_)) {
     old = final_ + ".old-XXXXXX";
-    if (::mkdtemp(old.data()) == nullptr ||
-        ::rename(final_.c_str(), old.c_str()) != 0) {
+    if (::mkdtemp(old.data()) == nullptr) {
       return absl::InternalError(absl::StrCat("cannot move the previous ",
                                               final_, " aside: ", Errno()));
+    }
+    if (::rename(final_.c_str(), old.c_str()) != 0) {
+      const std::string why = Errno();
+      ::rmdir(old.c_str());  // the empty directory made for it
+      return absl::InternalError(
+          absl::StrCat("cannot move the previous ", final_, " aside: ", why));
     }
   }
   if (::rename(temp_.c_str(), final_.c_str()) != 0) {

@@ -92,6 +92,14 @@ void RemoveStagedDirsOnTermination();
 void RemoveTree(const std::string& path);
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
+// Whether `path` is a directory another file system (or a bind mount) is
+// mounted on: it cannot be renamed or replaced.
+bool IsMountPoint(const std::string& path);
+// Checked before any work for an output file the command writes at the end
+// (--html): InvalidArgument naming `flag` when it is a directory or its
+// directory is missing, FailedPrecondition when no file can be created
+// there.
+absl::Status CheckOutputFile(const std::string& path, const std::string& flag);
 
 // Writes `text` to `path` (via a .tmp file and rename).
 absl::Status WriteTextFile(const std::string& path, const std::string& text);

@@ -74,9 +74,10 @@ absl::StatusOr<ReportFlags> ParseReportFlags(const ParsedArgs& args) {
     const std::string out = args.Get("out").value_or("");
     const bool inside_out =
         !out.empty() && (parent == out || absl::StartsWith(parent, out + "/"));
-    if (!parent.empty() && !inside_out && !IsDirectory(parent)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--html ", f.html, ": directory ", parent, " does not exist"));
+    if (!parent.empty() && !inside_out) {
+      if (absl::Status s = CheckOutputFile(f.html, "--html"); !s.ok()) {
+        return s;
+      }
     }
   }
   return f;

@@ -91,6 +91,38 @@ inline std::vector<int64_t> OutputShape(const ModelSpec& m, int64_t n) {
   return {n, ModelOutputUnits(m)};
 }
 
+// Supplied x and y (together), eval_x: shapes against the model, finite.
+// Inline: the device backend library has no trainer.cc.
+inline absl::Status CheckSuppliedData(const JobSpec& spec,
+                                      const RunOptions& options,
+                                      const RunInputNames& names) {
+  const ModelSpec& m = spec.model;
+  if (options.x.has_value() != options.y.has_value()) {
+    return absl::InvalidArgumentError(
+        options.x.has_value()
+            ? absl::StrCat(names.y, " is required when ", names.x, " is given")
+            : absl::StrCat(names.x, " is required when ", names.y,
+                           " is given"));
+  }
+  if (options.x.has_value()) {
+    const NdArray& x = *options.x;
+    const NdArray& y = *options.y;
+    if (absl::Status s = CheckInput(names.x.c_str(), x, m); !s.ok()) return s;
+    const std::vector<int64_t> want = OutputShape(m, x.shape()[0]);
+    if (y.shape() != want) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(names.y, " has shape ", ShapeString(y.shape()),
+                       " but the model output for ", x.shape()[0],
+                       " samples is ", ShapeString(want)));
+    }
+    if (absl::Status s = CheckFinite(names.y, y); !s.ok()) return s;
+  }
+  if (options.eval_x.has_value()) {
+    return CheckInput(names.eval_x.c_str(), *options.eval_x, m);
+  }
+  return absl::OkStatus();
+}
+
 // The training and eval data in run precision.
 template <typename T>
 struct RunData {
@@ -101,24 +133,13 @@ struct RunData {
 template <typename T>
 absl::Status PrepareData(const JobSpec& spec, const RunOptions& options,
                          RunData<T>* data) {
-  const ModelSpec& m = spec.model;
-  if (options.x.has_value() != options.y.has_value()) {
-    return absl::InvalidArgumentError(
-        options.x.has_value() ? "--y is required when --x is given"
-                              : "--x is required when --y is given");
+  if (absl::Status s = CheckSuppliedData(spec, options, RunInputNames{});
+      !s.ok()) {
+    return s;
   }
   if (options.x.has_value()) {
     const NdArray& x = *options.x;
     const NdArray& y = *options.y;
-    if (absl::Status s = CheckInput("--x", x, m); !s.ok()) return s;
-    const std::vector<int64_t> want = OutputShape(m, x.shape()[0]);
-    if (y.shape() != want) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--y has shape ", ShapeString(y.shape()),
-                       " but the model output for ", x.shape()[0],
-                       " samples is ", ShapeString(want)));
-    }
-    if (absl::Status s = CheckFinite("--y", y); !s.ok()) return s;
     Convert(x, &data->x);
     Convert(y, &data->y);
     data->n = x.shape()[0];
@@ -130,9 +151,6 @@ absl::Status PrepareData(const JobSpec& spec, const RunOptions& options,
     data->n = train->x.shape()[0];
   }
   if (options.eval_x.has_value()) {
-    if (absl::Status s = CheckInput("--eval-x", *options.eval_x, m); !s.ok()) {
-      return s;
-    }
     Convert(*options.eval_x, &data->eval_x);
     data->eval_n = options.eval_x->shape()[0];
   } else if (options.x.has_value()) {

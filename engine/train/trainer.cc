@@ -17,6 +17,7 @@
 #include "engine/cuda/device_trainer.h"
 #include "engine/data/synthetic.h"
 #include "engine/init/initializers.h"
+#include "engine/io/init_weights.h"
 #include "engine/loss/loss.h"
 #include "engine/numerics/context.h"
 #include "engine/optim/optimizer.h"
@@ -183,6 +184,38 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
 }
 
 }  // namespace
+
+absl::Status CheckRunInputs(const JobSpec& spec, const RunOptions& options,
+                            const RunInputNames& names) {
+  if (absl::Status s = train_internal::CheckSuppliedData(spec, options, names);
+      !s.ok()) {
+    return s;
+  }
+  if (!options.init_weights.has_value()) return absl::OkStatus();
+  const std::vector<NdArray>& given = *options.init_weights;
+  const std::vector<KerasWeight> layout = KerasWeightLayout(spec.model);
+  if (given.size() != layout.size()) {
+    std::vector<std::string> expected;
+    for (const KerasWeight& w : layout) expected.push_back(w.name);
+    return absl::InvalidArgumentError(absl::StrCat(
+        names.init_weights, ": expected ", layout.size(), " arrays (",
+        absl::StrJoin(expected, ", "), "), got ", given.size()));
+  }
+  for (size_t k = 0; k < layout.size(); ++k) {
+    if (given[k].shape() != layout[k].shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          names.init_weights, ": ", layout[k].name, " has shape ",
+          train_internal::ShapeString(given[k].shape()), ", expected ",
+          train_internal::ShapeString(layout[k].shape)));
+    }
+    if (absl::Status s = train_internal::CheckFinite(
+            absl::StrCat(names.init_weights, ": ", layout[k].name), given[k]);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<RunResult> RunJob(const JobSpec& spec, const Profile& profile,
                                  const RunOptions& options) {

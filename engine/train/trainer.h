@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,6 +37,20 @@ struct RunOptions {
   std::function<void(const ProgressEvent&)> on_progress;  // may be empty
   const std::atomic<bool>* cancel = nullptr;  // checked before every step
 };
+
+// What CheckRunInputs' errors call the supplied tensors: the CLI's flags by
+// default (RunJob's own errors use these), a request's fields for a worker.
+struct RunInputNames {
+  std::string x = "--x", y = "--y", eval_x = "--eval-x";
+  std::string init_weights = "init weights";
+};
+
+// The checks RunJob makes on options' supplied tensors, without running
+// anything: x and y together, their shapes against the spec's model, the
+// initial weights' count and shapes (Keras get_weights() order), all values
+// finite. InvalidArgument naming the tensor as `names` says.
+absl::Status CheckRunInputs(const JobSpec& spec, const RunOptions& options,
+                            const RunInputNames& names = {});
 
 // InvalidArgument (naming the field) for a bad spec or bad supplied tensors;
 // Cancelled when *cancel became true. Never partially fills a result.

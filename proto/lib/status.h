@@ -13,8 +13,17 @@
 
 namespace driftscope {
 
+// Converts at a service's edge; the message goes out without server paths
+// (RedactServerPaths). When that changes it, the full message is written to
+// stderr, the daemon's log, first.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// `message` with every absolute file path ("/srv/store/blobs/ab/cd...", at
+// least two components, starting the message or after a space, quote,
+// bracket, '=' or ',') cut to its last component: what a daemon tells a
+// client must not show the server's file system.
+std::string RedactServerPaths(absl::string_view message);
 
 // A machine-readable reason for an error whose code alone is ambiguous.
 // Inside the process it rides on the absl::Status as a payload; on the wire

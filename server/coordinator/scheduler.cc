@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <utility>
 
@@ -88,6 +89,36 @@ struct Scheduler::Attempt {
   std::thread thread;
 };
 
+struct Scheduler::Outcome {
+  Pending run;  // run.next_attempt: the attempt that ended
+  int32_t code = 0;
+  std::string message;
+  // Set: the run goes back to the queue as this; unset: the run fails.
+  std::optional<Pending> requeue;
+};
+
+// What the scheduler knows of a run from its row: the next attempt and the
+// budgets its earlier attempts used.
+std::unique_ptr<Scheduler::Pending> Scheduler::PendingFromRow(const RunRow& r,
+                                                              absl::Time now) {
+  auto p = std::make_unique<Pending>();
+  p->run_id = r.run_id;
+  p->job_id = r.job_id;
+  p->worker = r.worker;
+  p->profile = r.profile;
+  p->next_attempt = r.current_attempt + 1;
+  for (const AttemptRow& a : r.attempts) {
+    if (a.outcome == "failed") ++p->failures;
+    if (a.outcome == "failed" &&
+        a.code == static_cast<int32_t>(absl::StatusCode::kUnavailable) &&
+        absl::StrContains(a.message, kLostMarker)) {
+      ++p->workers_lost;
+    }
+  }
+  p->queued_since = now;
+  return p;
+}
+
 Scheduler::Scheduler(Store* store, WorkerRegistry* registry,
                      WorkerConnector* connector, JobEventHub* events,
                      SchedulerOptions options)
@@ -148,22 +179,7 @@ absl::Status Scheduler::AddJob(const std::string& job_id) {
     if (!IsTerminal(r.state)) ++active->unfinished;
     if (r.state == v1::RUN_FAILED) active->any_failed = true;
     if (r.state != v1::RUN_QUEUED) continue;
-    auto p = std::make_unique<Pending>();
-    p->run_id = r.run_id;
-    p->job_id = job_id;
-    p->worker = r.worker;
-    p->profile = r.profile;
-    p->next_attempt = r.current_attempt + 1;
-    for (const AttemptRow& a : r.attempts) {
-      if (a.outcome == "failed") ++p->failures;
-      if (a.outcome == "failed" &&
-          a.code == static_cast<int32_t>(absl::StatusCode::kUnavailable) &&
-          absl::StrContains(a.message, kLostMarker)) {
-        ++p->workers_lost;
-      }
-    }
-    p->queued_since = now;
-    pending.push_back(std::move(p));
+    pending.push_back(PendingFromRow(r, now));
   }
   if (active->unfinished == 0) {
     // Every run ended before a crash let the job finish.
@@ -246,7 +262,13 @@ void Scheduler::TickLoop() {
   const absl::Duration tick = std::clamp(
       registry_->lease() / 4, absl::Milliseconds(50), absl::Seconds(1));
   absl::Time next_probe = options_.clock() + options_.probe_interval;
+  // The first pass right after the start.
+  absl::Time next_reconcile = absl::InfinitePast();
   for (;;) {
+    if (options_.clock() >= next_reconcile) {
+      Reconcile();
+      next_reconcile = options_.clock() + options_.reconcile_interval;
+    }
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick)) return;
@@ -333,10 +355,12 @@ void Scheduler::DispatchOnce() {
         WorkerSlots& target = slots[static_cast<size_t>(placed.worker)];
         --target.free_slots;
         ++running_[target.info->name()];
+        writing_.insert(p.run_id);
         launches.push_back(
             {std::move(*it), target.info->name(), target.info->address()});
         it = queue_.erase(it);
       } else if (placed.kind == Placement::kGiveUp) {
+        writing_.insert(p.run_id);
         unplaceable.push_back(std::move(*it));
         it = queue_.erase(it);
       } else {
@@ -355,6 +379,7 @@ void Scheduler::DispatchOnce() {
       auto job = jobs_.find(job_id);
       if (!s.ok() || job == jobs_.end()) {
         --running_[l.worker];
+        Unmark(run_id);
         dirty_ = true;
         // FailedPrecondition: cancelled or finished meanwhile; drop it.
         if (!s.ok() && s.code() != absl::StatusCode::kFailedPrecondition &&
@@ -380,6 +405,7 @@ void Scheduler::DispatchOnce() {
     progress_[run_id] = RunProgress{0, a->job->total_steps};
     Attempt* raw = a.get();
     in_flight_[run_id] = std::move(a);
+    Unmark(run_id);
     raw->thread = std::thread([this, raw] { RunAttempt(raw); });
   }
   for (std::unique_ptr<Pending>& p : unplaceable) {
@@ -399,21 +425,18 @@ void Scheduler::FailUnplaceable(std::unique_ptr<Pending> p,
   const absl::Status s =
       store_->StartAttempt(p->run_id, p->next_attempt, kNoWorker, NowMs());
   if (!s.ok()) {
-    if (s.code() == absl::StatusCode::kFailedPrecondition) return;  // ended
     absl::MutexLock lock(&mu_);
+    Unmark(p->run_id);
+    if (s.code() == absl::StatusCode::kFailedPrecondition) return;  // ended
     p->not_before = options_.clock() + absl::Seconds(1);
     queue_.push_back(std::move(p));
     return;
   }
-  if (!store_
-           ->FailAttempt(p->run_id, p->next_attempt,
-                         static_cast<int32_t>(absl::StatusCode::kUnavailable),
-                         reason, /*retry=*/false, NowMs())
-           .ok()) {
-    return;
-  }
-  PublishRun(p->job_id, p->run_id);
-  RunEnded(p->job_id, /*failed=*/true);
+  Outcome outcome;
+  outcome.run = *p;
+  outcome.code = static_cast<int32_t>(absl::StatusCode::kUnavailable);
+  outcome.message = reason;
+  Record(std::move(outcome));
 }
 
 void Scheduler::RunAttempt(Attempt* a) {
@@ -500,12 +523,13 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
   const std::string& job_id = a->run.job_id;
   const std::string& run_id = a->run.run_id;
   const int attempt = a->run.next_attempt;
-  std::unique_ptr<Pending> requeue;
-  auto finish = [&] {
+  // Leaves in_flight_; `recording`: a Record of this run's end follows (the
+  // run is marked as being written until it is done).
+  auto finish = [&](bool recording = false) {
     absl::MutexLock lock(&mu_);
     --running_[a->worker];
     progress_.erase(run_id);
-    if (requeue != nullptr) queue_.push_back(std::move(requeue));
+    if (recording) writing_.insert(run_id);
     auto it = in_flight_.find(run_id);
     if (it != in_flight_.end() && it->second.get() == a) {
       finished_.push_back(std::move(it->second));
@@ -560,21 +584,19 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
   }
   const bool lost = WorkerLost(abort == Abort::kWorkerLost, failure);
   const int workers_lost = a->run.workers_lost + (lost ? 1 : 0);
+  Outcome outcome;
+  outcome.run = a->run;
+  outcome.code = static_cast<int32_t>(failure.code());
+  outcome.message = std::string(failure.message());
   if (lost && workers_lost >= kMaxWorkersLost) {
-    const std::string message = absl::StrCat(
+    outcome.message = absl::StrCat(
         "lost ", workers_lost,
         " workers under this run; it is not sent to another, since the run "
         "itself may be what brings them down (too large, or a crash in the "
         "engine). Last: ",
         failure.message());
-    const absl::Status s = store_->FailAttempt(
-        run_id, attempt, static_cast<int32_t>(failure.code()), message,
-        /*retry=*/false, NowMs());
-    if (s.ok()) {
-      PublishRun(job_id, run_id);
-      RunEnded(job_id, /*failed=*/true);
-    }
-    return finish();
+    finish(/*recording=*/true);
+    return Record(std::move(outcome));
   }
   const bool retryable = abort == Abort::kWorkerLost || Retryable(failure);
   // A worker busy with someone else's run (or with the remains of an
@@ -585,38 +607,56 @@ void Scheduler::EndAttempt(Attempt* a, absl::StatusOr<RunResult>* result_ptr) {
   const int failures = a->run.failures + (busy ? 0 : 1);
   const bool budget_left = busy ? attempt < options_.max_attempts + kBusyRetries
                                 : failures < options_.max_attempts;
-  const int32_t code = static_cast<int32_t>(failure.code());
   if (retryable && budget_left) {
-    const absl::Status s = store_->FailAttempt(run_id, attempt, code,
-                                               std::string(failure.message()),
-                                               /*retry=*/true, NowMs());
-    if (s.ok()) {
-      requeue = std::make_unique<Pending>(a->run);
-      requeue->next_attempt = attempt + 1;
-      requeue->failures = failures;
-      requeue->workers_lost = workers_lost;
-      requeue->queued_since = options_.clock();
-      if (busy) {
-        requeue->not_before = options_.clock() + absl::Seconds(1);
-      }
+    Pending& next = outcome.requeue.emplace(a->run);
+    next.next_attempt = attempt + 1;
+    next.failures = failures;
+    next.workers_lost = workers_lost;
+    next.queued_since = options_.clock();
+    if (busy) next.not_before = options_.clock() + absl::Seconds(1);
+  } else if (retryable) {
+    outcome.message =
+        absl::StrCat("gave up after ", attempt,
+                     " attempts (--max_attempts=", options_.max_attempts,
+                     "); last: ", failure.message());
+  }
+  finish(/*recording=*/true);
+  Record(std::move(outcome));
+}
+
+void Scheduler::Record(Outcome o) {
+  const std::string job_id = o.run.job_id, run_id = o.run.run_id;
+  // Clients read the message (GetJob): the operator's log keeps the paths.
+  if (std::string shown = RedactServerPaths(o.message); shown != o.message) {
+    Log(absl::StrCat("run ", run_id, " attempt ", o.run.next_attempt, ": ",
+                     o.message));
+    o.message = std::move(shown);
+  }
+  const bool retry = o.requeue.has_value();
+  const absl::Status s = store_->FailAttempt(run_id, o.run.next_attempt, o.code,
+                                             o.message, retry, NowMs());
+  if (!s.ok() && !absl::IsFailedPrecondition(s)) {
+    Log(absl::StrCat("cannot record the end of attempt ", o.run.next_attempt,
+                     " of run ", run_id, ": ", s.ToString(),
+                     "; the reconciler tries again every ",
+                     absl::FormatDuration(options_.reconcile_interval)));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    Unmark(run_id);
+    // FailedPrecondition: the run moved on (cancelled): nothing to do.
+    if (absl::IsFailedPrecondition(s)) return;
+    if (!s.ok()) {
+      unrecorded_.push_back(std::move(o));
+      return;
     }
-    finish();
-    if (s.ok()) PublishRun(job_id, run_id);
-    return;
+    if (retry) {
+      queue_.push_back(std::make_unique<Pending>(*std::move(o.requeue)));
+      dirty_ = true;
+    }
   }
-  const std::string message =
-      retryable
-          ? absl::StrCat("gave up after ", attempt,
-                         " attempts (--max_attempts=", options_.max_attempts,
-                         "); last: ", failure.message())
-          : std::string(failure.message());
-  const absl::Status s = store_->FailAttempt(run_id, attempt, code, message,
-                                             /*retry=*/false, NowMs());
-  if (s.ok()) {
-    PublishRun(job_id, run_id);
-    RunEnded(job_id, /*failed=*/true);
-  }
-  finish();
+  PublishRun(job_id, run_id);
+  if (!retry) RunEnded(job_id, /*failed=*/true);
 }
 
 void Scheduler::RunEnded(const std::string& job_id, bool failed) {
@@ -631,12 +671,118 @@ void Scheduler::RunEnded(const std::string& job_id, bool failed) {
     any_failed = job.any_failed;
     jobs_.erase(it);
   }
-  const v1::JobState state = any_failed ? v1::JOB_FAILED : v1::JOB_SUCCEEDED;
-  if (store_->FinishJob(job_id, state, NowMs()).ok()) {
+  FinishJob(job_id, any_failed ? v1::JOB_FAILED : v1::JOB_SUCCEEDED);
+}
+
+void Scheduler::FinishJob(const std::string& job_id, v1::JobState state) {
+  const absl::Status s = store_->FinishJob(job_id, state, NowMs());
+  if (s.ok()) {
     v1::JobEvent e;
     e.set_job_state(state);
     events_->Publish(job_id, e);
+    return;
   }
+  if (absl::IsFailedPrecondition(s)) return;  // cancelled meanwhile
+  Log(absl::StrCat("cannot record the end of job ", job_id, ": ", s.ToString(),
+                   "; the reconciler tries again"));
+  absl::MutexLock lock(&mu_);
+  unfinished_jobs_[job_id] = state;
+}
+
+void Scheduler::Unmark(const std::string& run_id) {
+  auto it = writing_.find(run_id);
+  if (it != writing_.end()) writing_.erase(it);
+}
+
+void Scheduler::Log(const std::string& line) const {
+  if (options_.log) return options_.log(line);
+  std::cerr << "driftscope-coordinator: " << line << "\n";
+}
+
+int Scheduler::Reconcile() {
+  std::vector<Outcome> outcomes;
+  std::map<std::string, v1::JobState> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    outcomes.swap(unrecorded_);
+    jobs.swap(unfinished_jobs_);
+    // Marked while Record writes them, so the scan below leaves them alone.
+    for (const Outcome& o : outcomes) writing_.insert(o.run.run_id);
+  }
+  int recovered = 0;
+  for (Outcome& o : outcomes) {
+    const std::string run_id = o.run.run_id;
+    Record(std::move(o));
+    absl::MutexLock lock(&mu_);
+    const bool again =
+        std::any_of(unrecorded_.begin(), unrecorded_.end(),
+                    [&](const Outcome& u) { return u.run.run_id == run_id; });
+    if (!again) ++recovered;
+  }
+  for (const auto& [job_id, state] : jobs) {
+    FinishJob(job_id, state);
+    absl::MutexLock lock(&mu_);
+    if (unfinished_jobs_.count(job_id) == 0) ++recovered;
+  }
+  return recovered + RequeueOrphans();
+}
+
+int Scheduler::RequeueOrphans() {
+  // Only jobs with fewer runs queued, in flight or waiting to be recorded
+  // than unfinished ones can have an orphan: the others are not read.
+  std::vector<std::string> job_ids;
+  {
+    absl::MutexLock lock(&mu_);
+    std::map<std::string, int> accounted;
+    for (const auto& p : queue_) ++accounted[p->job_id];
+    for (const auto& [run_id, a] : in_flight_) ++accounted[a->run.job_id];
+    for (const Outcome& o : unrecorded_) ++accounted[o.run.job_id];
+    for (const auto& [id, job] : jobs_) {
+      if (accounted[id] < job->unfinished) job_ids.push_back(id);
+    }
+  }
+  int requeued = 0;
+  for (const std::string& job_id : job_ids) {
+    absl::StatusOr<std::vector<RunRow>> runs = store_->GetRuns(job_id);
+    if (!runs.ok()) continue;  // the next pass tries again
+    for (const RunRow& r : *runs) {
+      if (r.state != v1::RUN_RUNNING) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        if (in_flight_.count(r.run_id) > 0 || writing_.count(r.run_id) > 0 ||
+            std::any_of(
+                unrecorded_.begin(), unrecorded_.end(),
+                [&](const Outcome& u) { return u.run.run_id == r.run_id; })) {
+          continue;
+        }
+      }
+      // Nothing here runs it, so no write of its end is coming. The read
+      // may be stale; the store ends only the attempt it names, and refuses
+      // (FailedPrecondition) when that attempt has ended meanwhile.
+      const std::string message = absl::StrCat(
+          "attempt ", r.current_attempt,
+          " was not running anywhere (its end could not be recorded); the "
+          "run was queued again");
+      const absl::Status s = store_->FailAttempt(
+          r.run_id, r.current_attempt,
+          static_cast<int32_t>(absl::StatusCode::kInternal), message,
+          /*retry=*/true, NowMs());
+      if (!s.ok()) continue;
+      absl::StatusOr<RunRow> row = store_->GetRun(r.run_id);
+      std::unique_ptr<Pending> p =
+          PendingFromRow(row.ok() ? *row : r, options_.clock());
+      if (!row.ok()) p->next_attempt = r.current_attempt + 1;
+      {
+        absl::MutexLock lock(&mu_);
+        if (jobs_.count(job_id) == 0) continue;  // cancelled meanwhile
+        queue_.push_back(std::move(p));
+        dirty_ = true;
+      }
+      ++requeued;
+      PublishRun(job_id, r.run_id);
+    }
+  }
+  return requeued;
 }
 
 void Scheduler::PublishRun(const std::string& job_id,

@@ -23,9 +23,19 @@
 // store rejects a late result of a superseded attempt or of a cancelled
 // job.
 //
-// Threads: one dispatcher, one ticker (lease expiry, static worker probes)
-// and one thread per attempt in flight. Never blocks on a watcher (events go
-// through JobEventHub). Safe for concurrent use.
+// Store faults: when the end of an attempt cannot be written (disk full,
+// an I/O error), the run would stay RUNNING in the store with nothing
+// running it. The scheduler keeps such an end in memory, and a reconciler
+// (on the ticker, every `reconcile_interval`, and once right after Start)
+// writes it again until the store takes it, then re-queues or ends the run
+// as it would have; it does the same for a job whose end could not be
+// written. It also re-queues any run the store holds RUNNING whose attempt
+// is not in flight here (ending that attempt "failed" with the reason), so
+// a write that failed anywhere cannot strand a run until a restart.
+//
+// Threads: one dispatcher, one ticker (lease expiry, static worker probes,
+// the reconciler) and one thread per attempt in flight. Never blocks on a
+// watcher (events go through JobEventHub). Safe for concurrent use.
 #ifndef DRIFTSCOPE_SERVER_COORDINATOR_SCHEDULER_H_
 #define DRIFTSCOPE_SERVER_COORDINATOR_SCHEDULER_H_
 
@@ -36,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,7 +76,13 @@ struct SchedulerOptions {
   // runs go elsewhere. Negative: the registry's lease.
   absl::Duration startup_grace = absl::Seconds(-1);
   std::vector<std::string> static_workers;  // addresses
+  // How often the reconciler retries the writes a store fault refused.
+  absl::Duration reconcile_interval = absl::Seconds(5);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Where the scheduler reports what the store refused (the full error,
+  // which may name server paths that clients are not shown). Default:
+  // stderr.
+  std::function<void(const std::string&)> log;
 };
 
 class Scheduler {
@@ -94,6 +111,10 @@ class Scheduler {
   // Attempts in flight per worker name.
   std::map<std::string, int> RunningByWorker() const;
 
+  // One pass of the reconciler (see above); the ticker calls it every
+  // reconcile_interval. Returns how many runs and jobs it recovered.
+  int Reconcile() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Stops dispatching, lets attempts in flight run up to `grace`, then
   // cancels the rest (they stay in flight in the store and are queued again
   // on the next start) and joins every thread. Idempotent.
@@ -103,8 +124,11 @@ class Scheduler {
   struct ActiveJob;
   struct Pending;
   struct Attempt;
+  struct Outcome;
   enum class Abort { kNone, kJobCancelled, kWorkerLost, kShutdown };
 
+  static std::unique_ptr<Pending> PendingFromRow(const RunRow& row,
+                                                 absl::Time now);
   int64_t NowMs() const;
   void DispatchLoop();
   void TickLoop();
@@ -119,8 +143,19 @@ class Scheduler {
   // Moves the tensors out of `result` into the blob store.
   absl::Status StoreResult(const Attempt& attempt, RunResult* result);
   void EndAttempt(Attempt* attempt, absl::StatusOr<RunResult>* result);
+  // Writes how an attempt ended, then re-queues the run or ends it. When
+  // the store refuses the write (other than FailedPrecondition: the run
+  // moved on, e.g. cancelled), the outcome waits in unrecorded_ for the
+  // reconciler.
+  void Record(Outcome outcome);
   // A run of `job_id` became terminal; finishes the job after its last.
   void RunEnded(const std::string& job_id, bool failed);
+  void FinishJob(const std::string& job_id, v1::JobState state);
+  // Re-queues, with the reason, the runs the store holds RUNNING that are
+  // not in flight here.
+  int RequeueOrphans();
+  void Log(const std::string& line) const;
+  void Unmark(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishRun(const std::string& job_id, const std::string& run_id);
   void ReapFinished() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -143,6 +178,12 @@ class Scheduler {
   std::vector<std::unique_ptr<Attempt>> finished_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> running_ ABSL_GUARDED_BY(mu_);  // by worker
   std::map<std::string, RunProgress> progress_ ABSL_GUARDED_BY(mu_);
+  // Runs neither queued nor in flight while a write about them is under
+  // way (a StartAttempt, or the end of an attempt): not orphans.
+  std::multiset<std::string> writing_ ABSL_GUARDED_BY(mu_);
+  // Attempt ends and job ends the store refused, for the reconciler.
+  std::vector<Outcome> unrecorded_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::JobState> unfinished_jobs_ ABSL_GUARDED_BY(mu_);
   std::thread dispatcher_, ticker_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/time/time.h"
 #include "engine/job/job_memory.h"
 #include "server/common/signals.h"
 #include "server/daemon/daemon_main.h"
@@ -24,6 +25,10 @@ ABSL_FLAG(int64_t, max_memory_mib, 0,
           "memory this worker's runs may use together, in MiB; a run whose "
           "estimated peak is above it is refused before any work. 0: 90% of "
           "the machine's memory or of the cgroup's limit");
+ABSL_FLAG(absl::Duration, reader_timeout, absl::Seconds(60),
+          "a run whose client has read nothing for this long while the run "
+          "waits to send more (a client that stopped reading) is cancelled "
+          "and its slot freed; inf: never");
 ABSL_FLAG(std::string, coordinator, "",
           "coordinator HOST:PORT to register with; heartbeats every "
           "lease/3, re-registers when the lease is lost, retries an "
@@ -81,6 +86,12 @@ int main(int argc, char** argv) {
   o.service.max_memory_bytes =
       max_memory_mib > 0 ? max_memory_mib * 1024 * 1024
                          : driftscope::AvailableMemoryBytes() / 10 * 9;
+  o.reader_timeout = absl::GetFlag(FLAGS_reader_timeout);
+  if (o.reader_timeout <= absl::ZeroDuration()) {
+    std::cerr << "driftscope-worker: --reader_timeout must be positive, got "
+              << absl::FormatDuration(o.reader_timeout) << "\n";
+    return 2;
+  }
   o.registration.coordinator = absl::GetFlag(FLAGS_coordinator);
   o.registration.name = absl::GetFlag(FLAGS_name);
   o.registration.advertise_address = absl::GetFlag(FLAGS_advertise_address);

@@ -2,6 +2,7 @@
 
 #include <grpcpp/impl/codegen/proto_utils.h>
 
+#include <iostream>
 #include <utility>
 
 #include "proto/lib/event_wire.h"
@@ -20,8 +21,12 @@ constexpr int64_t kMaxQueuedBytes = int64_t{4} << 20;
 RunReactor::RunReactor(grpc::CallbackServerContext* context,
                        WorkerService* service, JobThreads* threads,
                        const grpc::ByteBuffer& request,
-                       const grpc::Status& refusal)
-    : context_(context), service_(service) {
+                       const grpc::Status& refusal,
+                       absl::Duration reader_timeout)
+    : context_(context),
+      service_(service),
+      reader_timeout_(reader_timeout),
+      last_progress_(absl::Now()) {
   grpc::Status status = refusal;
   if (status.ok()) {
     grpc::ByteBuffer bytes(request);  // shares the slices
@@ -73,19 +78,42 @@ bool RunReactor::EnqueueChunk(const v1::RunEvent& event,
 
 bool RunReactor::Push(grpc::ByteBuffer buffer, bool last) {
   Step step;
+  bool stalled = false;
   {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &RunReactor::HasRoomOrBroken));
-    if (broken_) return false;
-    if (last) {
+    const absl::Condition room(this, &RunReactor::HasRoomOrBroken);
+    // Waits while the reader makes progress: a completed write moves
+    // last_progress_ on.
+    while (!mu_.AwaitWithDeadline(room, last_progress_ + reader_timeout_)) {
+      if (absl::Now() - last_progress_ >= reader_timeout_) {
+        stalled = true;
+        broken_ = true;
+        cancelled_.store(true);
+        break;
+      }
+    }
+    if (broken_ && !stalled) return false;
+    if (!stalled && last) {
       last_.emplace();
       last_->Swap(&buffer);
       return true;  // written with the status when the job completes
     }
-    queued_bytes_ += static_cast<int64_t>(buffer.Length());
-    queue_.emplace_back();
-    queue_.back().Swap(&buffer);
-    step = NextStep();
+    if (!stalled) {
+      queued_bytes_ += static_cast<int64_t>(buffer.Length());
+      queue_.emplace_back();
+      queue_.back().Swap(&buffer);
+      step = NextStep();
+    }
+  }
+  if (stalled) {
+    std::cerr << "driftscope-worker: run \"" << request_.run_id()
+              << "\": the client read nothing for "
+              << absl::FormatDuration(reader_timeout_)
+              << " (--reader_timeout); the run is cancelled\n";
+    // The job has not completed, so the call is not finished and the
+    // reactor is alive: OnDone cannot come before the job's Complete.
+    context_->TryCancel();
+    return false;
   }
   Take(std::move(step));
   return true;
@@ -160,6 +188,7 @@ void RunReactor::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
+    if (ok) last_progress_ = absl::Now();
     if (!ok) {
       broken_ = true;
       cancelled_.store(true);

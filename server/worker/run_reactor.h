@@ -13,6 +13,11 @@
 // flag the job reads after every training step at no cost (the sync API's
 // IsCancelled() polled the call, ~4% of a small job's time).
 //
+// A reader that stops reading would otherwise hold the run's slot for as
+// long as it keeps the call open: the job waits for room in the queue. When
+// the job has waited and no write has completed for `reader_timeout`, the
+// call is cancelled, the job stops and its slot is free.
+//
 // Owned by gRPC: created per call, deleted in OnDone, which comes only after
 // the job has finished the call (the job touches nothing of the reactor
 // after that). Its methods are called by gRPC and by the job thread; shared
@@ -33,6 +38,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "driftscope/v1/worker.pb.h"
 #include "server/worker/job_threads.h"
 #include "server/worker/worker_service.h"
@@ -44,10 +50,11 @@ class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // Parses `request` and starts the run on `threads`, or finishes the call at
   // once with `refusal` when it is not OK (authentication), or with
   // INVALID_ARGUMENT when the request does not parse. `service` and
-  // `threads` outlive the reactor.
+  // `threads` outlive the reactor. `reader_timeout`: see above (infinite:
+  // never).
   RunReactor(grpc::CallbackServerContext* context, WorkerService* service,
              JobThreads* threads, const grpc::ByteBuffer& request,
-             const grpc::Status& refusal);
+             const grpc::Status& refusal, absl::Duration reader_timeout);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -82,6 +89,7 @@ class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   grpc::CallbackServerContext* const context_;
   WorkerService* const service_;
+  const absl::Duration reader_timeout_;
   v1::RunRequest request_;  // read by the job thread only
   std::atomic<bool> cancelled_{false};
 
@@ -94,6 +102,9 @@ class RunReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write is in flight
   bool broken_ ABSL_GUARDED_BY(mu_) = false;   // cancelled or a write failed
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // When the reader last took something: the start, or a write that
+  // completed.
+  absl::Time last_progress_ ABSL_GUARDED_BY(mu_);
   // The buffer gRPC is writing; untouched until its OnWriteDone (or, for
   // the last one, until OnDone).
   grpc::ByteBuffer in_flight_;

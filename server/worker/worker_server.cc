@@ -28,8 +28,11 @@ class WorkerGrpcService final
     : public v1::Worker::WithRawCallbackMethod_Run<v1::Worker::Service> {
  public:
   WorkerGrpcService(WorkerService* service, JobThreads* threads,
-                    std::string token)
-      : service_(service), threads_(threads), token_(std::move(token)) {}
+                    std::string token, absl::Duration reader_timeout)
+      : service_(service),
+        threads_(threads),
+        token_(std::move(token)),
+        reader_timeout_(reader_timeout) {}
 
   grpc::Status Describe(grpc::ServerContext* context,
                         const v1::DescribeRequest*,
@@ -45,13 +48,15 @@ class WorkerGrpcService final
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override {
     return new RunReactor(context, service_, threads_, *request,
-                          ToGrpcStatus(CheckBearerToken(*context, token_)));
+                          ToGrpcStatus(CheckBearerToken(*context, token_)),
+                          reader_timeout_);
   }
 
  private:
   WorkerService* const service_;
   JobThreads* const threads_;
   const std::string token_;
+  const absl::Duration reader_timeout_;
 };
 
 std::string HostPart(const std::string& address) {
@@ -89,7 +94,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   server->service_ = *std::move(service);
   server->job_threads_ = std::make_unique<JobThreads>();
   server->grpc_service_ = std::make_unique<WorkerGrpcService>(
-      server->service_.get(), server->job_threads_.get(), std::move(token));
+      server->service_.get(), server->job_threads_.get(), std::move(token),
+      options.reader_timeout);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

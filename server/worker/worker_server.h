@@ -43,6 +43,9 @@ struct WorkerServerOptions {
   // registers once serving, heartbeats, reports draining on Drain().
   WorkerRegistrationOptions registration;
   WorkerServiceOptions service;
+  // --reader_timeout: a run whose client has read nothing for this long
+  // while the run waits to send more is cancelled and its slot freed.
+  absl::Duration reader_timeout = absl::Seconds(60);
 };
 
 class WorkerServer {

@@ -168,9 +168,6 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
     if (!e.ok()) return e.status();
     p.options.eval_x = *std::move(e);
   }
-  if (p.options.x.has_value() != p.options.y.has_value()) {
-    return absl::InvalidArgumentError("x and y must be given together");
-  }
   if (request.init_weights_size() > 0) {
     std::vector<NdArray> weights;
     for (int i = 0; i < request.init_weights_size(); ++i) {
@@ -180,6 +177,13 @@ absl::StatusOr<WorkerService::Prepared> WorkerService::Prepare(
       weights.push_back(*std::move(w));
     }
     p.options.init_weights = std::move(weights);
+  }
+  // What RunJob would refuse after `accepted` is refused here, before any
+  // event, naming the request's fields (not the CLI's flags).
+  if (absl::Status s = CheckRunInputs(
+          p.spec, p.options, RunInputNames{"x", "y", "eval_x", "init_weights"});
+      !s.ok()) {
+    return s;
   }
   auto rows = [](const std::optional<NdArray>& a, int64_t otherwise) {
     return a.has_value() && a->ndim() > 0 ? a->shape()[0] : otherwise;
@@ -333,7 +337,8 @@ absl::Status WorkerService::Run(
     if (sink_broken) s = absl::CancelledError("the receiver went away");
     event.clear_event();
     event.mutable_failed()->set_code(static_cast<int>(s.code()));
-    event.mutable_failed()->set_message(std::string(s.message()));
+    // The status itself is redacted (and logged) at the gRPC edge.
+    event.mutable_failed()->set_message(RedactServerPaths(s.message()));
     emit(event);
     return s;
   }

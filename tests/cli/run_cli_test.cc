@@ -228,5 +228,27 @@ TEST(RunCliTest, JobsAboveTheMemoryLimitAreRefusedBeforeAnyRun) {
   EXPECT_THAT(r.err, HasSubstr("--max-memory-mib"));
 }
 
+// An --html the command cannot write used to be found only after every
+// run had been computed (and the report printed). Now it is refused first.
+TEST(RunCliTest, UnwritableHtmlIsRefusedBeforeAnyRun) {
+  const std::string dir = FreshDir();
+  const std::string spec = SpecFile(dir);
+  ::mkdir((dir + "/a_directory").c_str(), 0755);
+  for (const std::string& html :
+       {dir + "/a_directory", std::string("/proc/driftscope-report.html"),
+        dir + "/missing/report.html"}) {
+    SCOPED_TRACE(html);
+    CliResult r = RunCli({"run", spec, "--profiles", "ref64,fp32", "--html",
+                          html, "--out", dir + "/never"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("--html " + html));
+    EXPECT_EQ(r.out, "");  // no report: nothing was run
+    EXPECT_FALSE(Exists(dir + "/never"));
+  }
+  // Nothing of the probe is left behind.
+  EXPECT_THAT(ListDir(dir, "a_directory"),
+              ::testing::ElementsAre("a_directory"));
+}
+
 }  // namespace
 }  // namespace driftscope

@@ -3,8 +3,10 @@
 // the field, exit code 2, OUT untouched).
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -459,6 +461,30 @@ TEST_F(TrainCliErrorTest, RefusesToReplaceAForeignDirectory) {
   ExpectUsageError(RunCli({"train", dir_ + "/spec.json", "--out", out_}),
                    "not a driftscope output directory");
   EXPECT_EQ(ReadFile(out_ + "/notes.txt"), "mine");
+}
+
+// --out on a mount point: replacing it means renaming it (EBUSY), which
+// used to fail after training and leave OUT.old-* behind. Now it is refused
+// before training, and nothing is left.
+TEST_F(TrainCliErrorTest, OutOnAMountPointIsRefusedBeforeTraining) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a tmpfs)";
+  // A mount namespace of this thread (and of the CLI it starts), so the
+  // mount is seen by nobody else.
+  if (::unshare(CLONE_NEWNS) != 0 ||
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    GTEST_SKIP() << "no private mount namespace: " << std::strerror(errno);
+  }
+  ::mkdir(out_.c_str(), 0755);
+  ASSERT_EQ(::mount("tmpfs", out_.c_str(), "tmpfs", 0, "size=1m"), 0)
+      << std::strerror(errno);
+  WriteFile(out_ + "/run.json", "{}");  // looks like a previous output
+  CliResult r = RunCli({"train", dir_ + "/spec.json", "--out", out_});
+  const std::vector<std::string> left = ListDir(dir_, "out");
+  ::umount2(out_.c_str(), MNT_DETACH);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("mount point"));
+  EXPECT_THAT(r.err, HasSubstr("--out " + out_));
+  EXPECT_THAT(left, ::testing::ElementsAre("out"));  // no out.old-*, .tmp-*
 }
 
 TEST(CliTest, HelpAndVersion) {

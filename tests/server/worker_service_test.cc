@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "proto/lib/job_convert.h"
 #include "proto/lib/status.h"
+#include "proto/lib/tensor_stream.h"
 
 namespace driftscope {
 namespace {
@@ -111,6 +114,69 @@ TEST(WorkerServiceTest, InvalidSpecNamesTheFieldAndNothingRuns) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("profile.text"));
   EXPECT_EQ(events, 0);
+}
+
+// A request whose supplied tensors the engine would refuse used to be
+// answered `accepted` and then `failed` (against worker.proto), with the
+// CLI's flag names ("--x has timesteps ..."). Now it gets only the error,
+// naming the request's field.
+TEST(WorkerServiceTest, BadSuppliedTensorsRefusedBeforeAcceptedNamingTheField) {
+  const JobSpec spec = TinySpec();  // T=10, F=1, output (N, 10, 2)
+  auto filled = [](std::vector<int64_t> shape, float v) {
+    NdArray a(DType::kFloat32, shape);
+    for (int64_t i = 0; i < a.size(); ++i) a.data<float>()[i] = v;
+    return TensorToProto(a);
+  };
+  struct Case {
+    std::function<void(v1::RunRequest*)> edit;
+    std::string message;
+  } cases[] = {
+      {[&](v1::RunRequest* r) {
+         *r->mutable_x() = filled({5, 12, 1}, 0.5f);
+         *r->mutable_y() = filled({5, 12, 2}, 0.5f);
+       },
+       "x has timesteps 12 but model.input.timesteps is 10"},
+      {[&](v1::RunRequest* r) {
+         *r->mutable_y() = filled({5, 10, 2}, 0.5f);
+       },
+       "x is required when y is given"},
+      {[&](v1::RunRequest* r) {
+         *r->mutable_x() = filled({5, 10, 1}, 0.5f);
+         *r->mutable_y() = filled({5, 10, 3}, 0.5f);
+       },
+       "y has shape (5, 10, 3) but the model output for 5 samples is "
+       "(5, 10, 2)"},
+      {[&](v1::RunRequest* r) {
+         *r->mutable_eval_x() = filled({3, 10, 2}, 0.5f);
+       },
+       "eval_x has features 2 but model.input.features is 1"},
+      {[&](v1::RunRequest* r) {
+         *r->add_init_weights() = filled({1, 16}, 0.1f);
+       },
+       "init_weights: expected 5 arrays"},
+      {[&](v1::RunRequest* r) {
+         *r->add_init_weights() = filled({1, 16}, 0.1f);
+         *r->add_init_weights() = filled({4, 16}, 0.1f);
+         *r->add_init_weights() = filled({16}, 0.1f);
+         *r->add_init_weights() = filled({4, 2}, 0.1f);
+         *r->add_init_weights() = filled({2}, std::nanf(""));
+       },
+       "init_weights: layer1_bias has a non-finite value (nan)"},
+  };
+  auto service = Service();
+  for (const Case& c : cases) {
+    v1::RunRequest request = Request(spec);
+    c.edit(&request);
+    int events = 0;
+    const absl::Status s = service->Run(
+        request, [] { return false; },
+        [&](const v1::RunEvent&) { return ++events, true; });
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(s.message(), HasSubstr(c.message));
+    EXPECT_THAT(s.message(), ::testing::Not(HasSubstr("--")));
+    EXPECT_EQ(events, 0) << c.message;  // no `accepted`
+  }
+  EXPECT_EQ(service->active_runs(), 0);
 }
 
 TEST(WorkerServiceTest, EventsComeInTheDocumentedOrder) {

@@ -2,6 +2,7 @@
 // submission, bad requests refused with the field named and nothing stored,
 // listing with pages, bearer tokens and TLS on the listener.
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -266,6 +267,50 @@ TEST_F(CoordinatorApiTest, BadRequestsNameTheFieldAndStoreNothing) {
   // The daemon keeps serving.
   v1::Job ok;
   ASSERT_TRUE(stub->SubmitJob(Ctx().get(), Request(TinySpec()), &ok).ok());
+}
+
+// A blob gone bad on the coordinator's disk used to be reported to the
+// client as "blob /ABSOLUTE/STORE/blobs/ab/cd... is corrupt": the server's
+// file system in a client's error. The operator's log keeps the path.
+TEST_F(CoordinatorApiTest, StoreErrorsShowClientsNoServerPaths) {
+  auto c = Start({"--insecure"});
+  ASSERT_NE(c, nullptr);
+  auto stub = CoordinatorStub(c->address());
+  v1::Job job;
+  ASSERT_TRUE(stub->SubmitJob(Ctx().get(), Request(TinySpec()), &job).ok());
+  job = WaitForJob(*stub, job.job_id());
+  ASSERT_EQ(job.state(), v1::JOB_SUCCEEDED);
+  // Every stored tensor, one byte changed (same size).
+  int corrupted = 0;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(dir_.path() + "/blobs")) {
+    if (!entry.is_regular_file() ||
+        entry.path().parent_path().filename() == "tmp") {
+      continue;
+    }
+    std::fstream f(entry.path(),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    char b = 0;
+    f.read(&b, 1);
+    f.seekp(0);
+    f.put(static_cast<char>(b ^ 1));
+    ++corrupted;
+  }
+  ASSERT_GT(corrupted, 0);
+
+  v1::FetchResultRequest fetch;
+  fetch.set_job_id(job.job_id());
+  fetch.set_run_id(job.runs(0).run_id());
+  auto ctx = Ctx();
+  auto reader = stub->FetchResult(ctx.get(), fetch);
+  v1::TensorChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  const grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("corrupt"));
+  EXPECT_THAT(s.error_message(), ::testing::Not(HasSubstr(dir_.path())));
+  EXPECT_THAT(s.error_message(), ::testing::Not(HasSubstr("/blobs/")));
 }
 
 TEST_F(CoordinatorApiTest, ListJobsNewestFirstInPages) {
