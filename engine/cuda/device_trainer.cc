@@ -80,11 +80,17 @@ absl::StatusOr<float*> UploadNew(dev::DeviceOps* ops, DeviceArena* arena,
 }
 
 // What the CPU engine runs but the device path does not yet: refused with
-// the field's name, never ignored. (recurrent_dropout is refused for every
-// backend by the spec check.)
+// the field's name, never ignored.
 absl::Status CheckDeviceSupports(const JobSpec& spec, const Profile& profile) {
   for (size_t i = 0; i < spec.model.layers.size(); ++i) {
     const LayerSpec& l = spec.model.layers[i];
+    if (l.recurrent_dropout != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.layers[", i, "].recurrent_dropout is ", l.recurrent_dropout,
+          ": the GPU path (", profile.ToString(),
+          ") does not support recurrent_dropout yet; run this job on a CPU "
+          "profile (fp32, ref64, ...) or set recurrent_dropout to 0"));
+    }
     if (l.dropout != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model.layers[", i, "].dropout is ", l.dropout, ": the GPU path (",

@@ -82,6 +82,18 @@ LayerCost CostOf(const LayerSpec& l, bool sequence_in, int timesteps,
       c.gemm_out = rows * u;
       break;
   }
+  if (UsesGateMasks(l)) {
+    // Per-gate masks (engine/layers/gate_masked_rnn.cc): the input and the
+    // states as each gate sees them, a second input-gradient buffer, and
+    // the step's masks (engine/train/dropout.h).
+    const double g = GateMaskCount(l);
+    c.caches += g * rows * (d + u) + rows * d +
+                batch * (InputMasksPerStep(l) * d +
+                         RecurrentMasksPerStep(l) * u + std::max(d, u));
+  } else if (l.dropout > 0) {
+    // The masked input the model keeps, and the mask.
+    c.caches += rows * d + 2 * batch * d;
+  }
   return c;
 }
 

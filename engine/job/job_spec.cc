@@ -257,18 +257,10 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
       !s.ok()) {
     return s;
   }
-  if (l.recurrent_dropout != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f,
-        ".recurrent_dropout is not supported yet (Keras switches to "
-        "implementation 1 with one mask per gate for it); set it to 0, got ",
-        Num(l.recurrent_dropout)));
-  }
-  if (l.dropout > 0 && gated && l.implementation == 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f,
-        ".dropout with implementation 1 is not supported yet (Keras then "
-        "draws one mask per gate); use implementation 2"));
+  if (absl::Status s = CheckInterval(f + ".recurrent_dropout",
+                                     l.recurrent_dropout, 0, 1, true);
+      !s.ok()) {
+    return s;
   }
   if (l.kind != LayerKind::kGru && !l.reset_after) {
     return absl::InvalidArgumentError(
@@ -495,6 +487,38 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   return CheckRange("training.batch_size", t.batch_size, 1, kMaxBatch);
 }
 
+bool UsesGateMasks(const LayerSpec& layer) {
+  if (!IsRnn(layer.kind)) return false;
+  const bool gated =
+      layer.kind == LayerKind::kLstm || layer.kind == LayerKind::kGru;
+  return layer.recurrent_dropout > 0 ||
+         (gated && layer.dropout > 0 && layer.implementation == 1);
+}
+
+int GateMaskCount(const LayerSpec& layer) {
+  switch (layer.kind) {
+    case LayerKind::kLstm:
+      return 4;
+    case LayerKind::kGru:
+      return 3;
+    case LayerKind::kSimpleRnn:
+      return 1;
+    case LayerKind::kDense:
+      break;
+  }
+  return 0;
+}
+
+int InputMasksPerStep(const LayerSpec& layer) {
+  if (!IsRnn(layer.kind) || layer.dropout <= 0) return 0;
+  return UsesGateMasks(layer) ? GateMaskCount(layer) : 1;
+}
+
+int RecurrentMasksPerStep(const LayerSpec& layer) {
+  return IsRnn(layer.kind) && layer.recurrent_dropout > 0 ? GateMaskCount(layer)
+                                                          : 0;
+}
+
 int ModelOutputUnits(const ModelSpec& model) {
   return model.layers.empty() ? model.features : model.layers.back().units;
 }
@@ -553,6 +577,8 @@ std::string CanonicalText(const JobSpec& spec) {
     // Written only when set: digests of jobs without dropout stay as they
     // were.
     if (l.dropout != 0) put(p + ".dropout", hex(l.dropout));
+    if (l.recurrent_dropout != 0)
+      put(p + ".recurrent_dropout", hex(l.recurrent_dropout));
     init(p + ".kernel_initializer", l.kernel_initializer);
     init(p + ".recurrent_initializer", l.recurrent_initializer);
     init(p + ".bias_initializer", l.bias_initializer);

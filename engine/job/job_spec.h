@@ -59,8 +59,11 @@ struct LayerSpec {
   // by 1/(1 − dropout). Only Keras implementation 2 (one mask for all
   // gates) is supported. Evaluation never drops.
   double dropout = 0.0;
-  // Keras `recurrent_dropout`: not supported yet (Keras then switches to
-  // implementation 1 with per-gate masks); must be 0.
+  // RNN layers: fraction of the recurrent state h_{t-1} dropped while
+  // training (Keras `recurrent_dropout`). As in Keras, a layer with
+  // recurrent dropout computes with implementation 1 whatever
+  // `implementation` says, and then draws one mask per gate for the input
+  // and for the state (GateMaskCount), each the same for every timestep.
   double recurrent_dropout = 0.0;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
@@ -147,6 +150,18 @@ JobSpec DefaultJobSpec();
 // Checks ranges and combinations. The message names the field and the value,
 // e.g. "model.layers[1].units must be in [1, 4096], got 0".
 absl::Status ValidateJobSpec(const JobSpec& spec);
+
+// Keras DropoutRNNCell's masks per training step. A layer computes with
+// per-gate masks (Keras implementation 1: LSTM 4 gates, GRU 3, SimpleRNN
+// its single one) when it has recurrent dropout, or input dropout with
+// implementation 1; each mask is drawn only for a rate > 0. Otherwise a
+// layer with `dropout` uses one input mask shared by all gates (applied to
+// its input by the model). The draws of one step come in this order: the
+// input masks (gate order), then the recurrent masks.
+bool UsesGateMasks(const LayerSpec& layer);
+int GateMaskCount(const LayerSpec& layer);  // 4, 3, 1 (0 for Dense)
+int InputMasksPerStep(const LayerSpec& layer);
+int RecurrentMasksPerStep(const LayerSpec& layer);
 
 // Output width of the model's last layer (the target's last dimension) and
 // whether the model output is a sequence (B,T,U) or a vector (B,U).

@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<Layer<T>>> MakeLayer(const LayerSpec& spec,
                                                     const std::string& field) {
   absl::Status s = CheckSpec(spec, in, field);
   if (!s.ok()) return s;
+  if (UsesGateMasks(spec)) return NewGateMaskedRnnLayer<T>(spec, in);
   switch (spec.kind) {
     case LayerKind::kLstm:
       return NewLstmLayer<T>(spec, in);
