@@ -47,6 +47,19 @@ struct LayerCost {
 
 LayerCost CostOf(const LayerSpec& l, bool sequence_in, int timesteps,
                  double width, double batch) {
+  if (l.bidirectional) {
+    // Two copies, plus both outputs, the raw backward output and their
+    // gradients (engine/layers/bidirectional.cc) and the second dx.
+    LayerCost c =
+        CostOf(DirectionSpec(l, false), sequence_in, timesteps, width, batch);
+    const double out_rows =
+        (l.return_sequences ? timesteps : 1) * batch * l.units;
+    c.params *= 2;
+    c.packed *= 2;
+    c.caches = 2 * c.caches + 5 * out_rows +
+               (sequence_in ? timesteps : 1) * batch * width;
+    return c;
+  }
   LayerCost c;
   const double u = l.units;
   const double d = width;
@@ -164,7 +177,7 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
     scratch = std::max(scratch, c.scratch);
     gemm_out = std::max(gemm_out, c.gemm_out);
     if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
-    width = l.units;
+    width = LayerOutputUnits(l);
     acts += batch * (sequence ? m.timesteps : 1) * width;
   }
   const double in = static_cast<double>(m.timesteps) * m.features;

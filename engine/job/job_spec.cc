@@ -98,6 +98,11 @@ const char* GeneratorName(DataSpec::Generator g) {
 
 bool IsRnn(LayerKind k) { return k != LayerKind::kDense; }
 
+bool ValidMergeMode(MergeMode m) {
+  return m == MergeMode::kConcat || m == MergeMode::kSum ||
+         m == MergeMode::kMul || m == MergeMode::kAve;
+}
+
 std::string Num(double v) { return absl::StrFormat("%g", v); }
 
 absl::Status RangeError(const std::string& field, int64_t lo, int64_t hi,
@@ -185,6 +190,7 @@ absl::Status ValidateActivation(const std::string& field, Activation a) {
 int64_t LayerParams(const LayerSpec& l, int64_t in) {
   const int64_t u = l.units;
   const int64_t bias = l.use_bias ? 1 : 0;
+  if (l.bidirectional) return 2 * LayerParams(DirectionSpec(l, false), in);
   switch (l.kind) {
     case LayerKind::kLstm:
       return in * 4 * u + u * 4 * u + bias * 4 * u;
@@ -222,6 +228,36 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
           f,
           ": return_sequences, return_state and go_backwards apply to RNN "
           "layers only; Dense keeps its input rank"));
+    }
+  }
+  if (l.bidirectional) {
+    if (!IsRnn(l.kind)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f, ": bidirectional wraps LSTM, GRU or SimpleRNN only, got ", kind));
+    }
+    if (!ValidMergeMode(l.merge_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(f,
+                       ".merge_mode must be one of concat, sum, mul, ave, "
+                       "got ",
+                       static_cast<int>(l.merge_mode)));
+    }
+    if (l.return_state) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f, ": return_state in a bidirectional layer is not supported yet"));
+    }
+    if (l.go_backwards) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f,
+          ".go_backwards must be false in a bidirectional layer (Keras makes "
+          "the backward copy itself and refuses a wrapped layer that goes "
+          "backwards)"));
+    }
+    if (l.dropout != 0 || l.recurrent_dropout != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f,
+          ": dropout and recurrent_dropout in a bidirectional layer are not "
+          "supported yet; set them to 0"));
     }
   }
   if (l.return_state && index != num_layers - 1) {
@@ -454,7 +490,7 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
       return s;
     }
     params += LayerParams(l, width);
-    width = l.units;
+    width = LayerOutputUnits(l);
     if (IsRnn(l.kind)) sequence = l.return_sequences;
   }
   if (params > kMaxParams) {
@@ -485,6 +521,20 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
     return s;
   }
   return CheckRange("training.batch_size", t.batch_size, 1, kMaxBatch);
+}
+
+const char* MergeModeName(MergeMode mode) {
+  switch (mode) {
+    case MergeMode::kConcat:
+      return "concat";
+    case MergeMode::kSum:
+      return "sum";
+    case MergeMode::kMul:
+      return "mul";
+    case MergeMode::kAve:
+      return "ave";
+  }
+  return "unknown";
 }
 
 bool UsesGateMasks(const LayerSpec& layer) {
@@ -520,7 +570,8 @@ int RecurrentMasksPerStep(const LayerSpec& layer) {
 }
 
 int ModelOutputUnits(const ModelSpec& model) {
-  return model.layers.empty() ? model.features : model.layers.back().units;
+  return model.layers.empty() ? model.features
+                              : LayerOutputUnits(model.layers.back());
 }
 
 bool ModelOutputIsSequence(const ModelSpec& model) {
@@ -579,6 +630,7 @@ std::string CanonicalText(const JobSpec& spec) {
     if (l.dropout != 0) put(p + ".dropout", hex(l.dropout));
     if (l.recurrent_dropout != 0)
       put(p + ".recurrent_dropout", hex(l.recurrent_dropout));
+    if (l.bidirectional) put(p + ".bidirectional", MergeModeName(l.merge_mode));
     init(p + ".kernel_initializer", l.kernel_initializer);
     init(p + ".recurrent_initializer", l.recurrent_initializer);
     init(p + ".bias_initializer", l.bias_initializer);

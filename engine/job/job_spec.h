@@ -41,6 +41,10 @@ struct InitializerSpec {
   double gain = 1.0;                     // orthogonal
 };
 
+// keras.layers.Bidirectional's merge_mode (None, two outputs, is refused:
+// a Sequential model with one target cannot use it).
+enum class MergeMode { kConcat, kSum, kMul, kAve };
+
 struct LayerSpec {
   LayerKind kind = LayerKind::kLstm;
   int units = 0;
@@ -65,6 +69,13 @@ struct LayerSpec {
   // `implementation` says, and then draws one mask per gate for the input
   // and for the state (GateMaskCount), each the same for every timestep.
   double recurrent_dropout = 0.0;
+  // RNN layers: wrapped in keras.layers.Bidirectional. The fields above
+  // describe the wrapped layer (go_backwards must be false); Keras runs a
+  // forward copy and a backward copy (go_backwards true), the backward
+  // output sequence flipped back to time order, and merges them. Weights: the
+  // forward copy's, then the backward copy's (get_weights() order).
+  bool bidirectional = false;
+  MergeMode merge_mode = MergeMode::kConcat;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
   InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};
@@ -162,6 +173,29 @@ bool UsesGateMasks(const LayerSpec& layer);
 int GateMaskCount(const LayerSpec& layer);  // 4, 3, 1 (0 for Dense)
 int InputMasksPerStep(const LayerSpec& layer);
 int RecurrentMasksPerStep(const LayerSpec& layer);
+
+// The wrapped layer's forward (backward = false) or backward copy of a
+// Bidirectional layer: bidirectional off; the backward copy has
+// go_backwards = true (Keras sets it so; a wrapped layer that already goes
+// backwards is refused, as Keras refuses it).
+// Inline, like LayerJsonKey: the CUDA backend compiles the layer shapes
+// without job_spec.cc.
+inline LayerSpec DirectionSpec(const LayerSpec& layer, bool backward) {
+  LayerSpec d = layer;
+  d.bidirectional = false;
+  d.merge_mode = MergeMode::kConcat;
+  if (backward) d.go_backwards = true;
+  return d;
+}
+// A layer's output width: units, or 2·units for a concatenating
+// Bidirectional.
+inline int LayerOutputUnits(const LayerSpec& layer) {
+  return layer.bidirectional && layer.merge_mode == MergeMode::kConcat
+             ? 2 * layer.units
+             : layer.units;
+}
+// "concat", "sum", "mul", "ave": Keras' spelling.
+const char* MergeModeName(MergeMode mode);
 
 // Output width of the model's last layer (the target's last dimension) and
 // whether the model output is a sequence (B,T,U) or a vector (B,U).

@@ -33,6 +33,11 @@ std::unique_ptr<Layer<T>> NewSimpleRnnLayer(const LayerSpec& spec,
 template <typename T>
 std::unique_ptr<Layer<T>> NewGateMaskedRnnLayer(const LayerSpec& spec,
                                                 const ActivationShape& in);
+// keras.layers.Bidirectional around the forward and backward copies.
+template <typename T>
+std::unique_ptr<Layer<T>> NewBidirectionalLayer(
+    const LayerSpec& spec, const ActivationShape& in,
+    std::unique_ptr<Layer<T>> forward, std::unique_ptr<Layer<T>> backward);
 template <typename T>
 std::unique_ptr<Layer<T>> NewDenseLayer(const LayerSpec& spec,
                                         const ActivationShape& in);

@@ -508,6 +508,13 @@ double RefActivationDerivative(Activation a, double x) {
 
 std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
                                                   const ActivationShape& in) {
+  if (spec.bidirectional) {
+    std::vector<std::vector<int64_t>> s =
+        RefWeightShapes(DirectionSpec(spec, false), in);
+    const auto b = RefWeightShapes(DirectionSpec(spec, true), in);
+    s.insert(s.end(), b.begin(), b.end());
+    return s;
+  }
   const int64_t D = in.dim, U = spec.units;
   switch (spec.kind) {
     case LayerKind::kLstm: {
@@ -538,7 +545,9 @@ std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
 ActivationShape RefOutputShape(const LayerSpec& spec,
                                const ActivationShape& in) {
   ActivationShape out;
-  out.dim = spec.units;
+  out.dim = spec.bidirectional && spec.merge_mode == MergeMode::kConcat
+                ? 2 * spec.units
+                : spec.units;
   if (spec.kind == LayerKind::kDense) {
     out.sequence = in.sequence;
     out.timesteps = in.sequence ? in.timesteps : 1;
@@ -549,11 +558,129 @@ ActivationShape RefOutputShape(const LayerSpec& spec,
   return out;
 }
 
+namespace {
+
+// Bidirectional (§ keras Bidirectional.call): both copies on the same input,
+// the backward copy's sequence flipped to time order, then merged.
+struct BiParts {
+  LayerSpec fwd, bwd;
+  RefWeights wf, wb;
+  int steps;  // output steps (1 without return_sequences)
+};
+
+BiParts SplitBidirectional(const LayerSpec& spec, const ActivationShape& in,
+                           const RefWeights& w) {
+  BiParts p{DirectionSpec(spec, false), DirectionSpec(spec, true), {}, {}, 1};
+  const size_t half = w.size() / 2;
+  p.wf.assign(w.begin(), w.begin() + half);
+  p.wb.assign(w.begin() + half, w.end());
+  p.steps = spec.return_sequences ? in.timesteps : 1;
+  return p;
+}
+
+// Reverses the time axis of (batch, steps, U).
+std::vector<double> FlipTime(const std::vector<double>& a, int batch, int steps,
+                             int U) {
+  std::vector<double> b(a.size());
+  for (int n = 0; n < batch; ++n)
+    for (int t = 0; t < steps; ++t)
+      for (int u = 0; u < U; ++u)
+        b[(static_cast<size_t>(n) * steps + t) * U + u] =
+            a[(static_cast<size_t>(n) * steps + (steps - 1 - t)) * U + u];
+  return b;
+}
+
+std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
+                              const RefWeights& w, const std::vector<double>& x,
+                              int batch, std::vector<double>* yf_out,
+                              std::vector<double>* yb_out,
+                              std::vector<std::vector<double>>* states) {
+  const BiParts p = SplitBidirectional(spec, in, w);
+  const int U = spec.units;
+  std::vector<std::vector<double>> sf, sb;
+  const std::vector<double> yf = RefForward(p.fwd, in, p.wf, x, batch, &sf);
+  const std::vector<double> yb =
+      FlipTime(RefForward(p.bwd, in, p.wb, x, batch, &sb), batch, p.steps, U);
+  if (states != nullptr) {
+    *states = sf;
+    states->insert(states->end(), sb.begin(), sb.end());
+  }
+  const size_t rows = static_cast<size_t>(batch) * p.steps;
+  std::vector<double> y;
+  if (spec.merge_mode == MergeMode::kConcat) {
+    y.resize(rows * 2 * U);
+    for (size_t r = 0; r < rows; ++r)
+      for (int u = 0; u < U; ++u) {
+        y[r * 2 * U + u] = yf[r * U + u];
+        y[r * 2 * U + U + u] = yb[r * U + u];
+      }
+  } else {
+    y.resize(yf.size());
+    for (size_t i = 0; i < y.size(); ++i) {
+      switch (spec.merge_mode) {
+        case MergeMode::kSum:
+          y[i] = yf[i] + yb[i];
+          break;
+        case MergeMode::kMul:
+          y[i] = yf[i] * yb[i];
+          break;
+        default:  // kAve
+          y[i] = (yf[i] + yb[i]) / 2.0;
+          break;
+      }
+    }
+  }
+  if (yf_out != nullptr) *yf_out = yf;
+  if (yb_out != nullptr) *yb_out = yb;
+  return y;
+}
+
+RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
+                         const RefWeights& w, const std::vector<double>& x,
+                         int batch, const std::vector<double>& dy) {
+  const BiParts p = SplitBidirectional(spec, in, w);
+  const int U = spec.units;
+  std::vector<double> yf, yb;
+  BiForward(spec, in, w, x, batch, &yf, &yb, nullptr);
+  std::vector<double> df(yf.size()), db(yf.size());
+  for (size_t r = 0; r < yf.size() / U; ++r)
+    for (int u = 0; u < U; ++u) {
+      const size_t i = r * U + u;
+      switch (spec.merge_mode) {
+        case MergeMode::kConcat:
+          df[i] = dy[r * 2 * U + u];
+          db[i] = dy[r * 2 * U + U + u];
+          break;
+        case MergeMode::kSum:
+          df[i] = db[i] = dy[i];
+          break;
+        case MergeMode::kMul:
+          df[i] = dy[i] * yb[i];
+          db[i] = dy[i] * yf[i];
+          break;
+        case MergeMode::kAve:
+          df[i] = db[i] = dy[i] / 2.0;
+          break;
+      }
+    }
+  RefLayerGrads g = RefBackward(p.fwd, in, p.wf, x, batch, df);
+  const RefLayerGrads gb =
+      RefBackward(p.bwd, in, p.wb, x, batch, FlipTime(db, batch, p.steps, U));
+  g.dweights.insert(g.dweights.end(), gb.dweights.begin(), gb.dweights.end());
+  for (size_t i = 0; i < g.dx.size(); ++i) g.dx[i] += gb.dx[i];
+  return g;
+}
+
+}  // namespace
+
 std::vector<double> RefForward(const LayerSpec& spec, const ActivationShape& in,
                                const RefWeights& weights,
                                const std::vector<double>& x, int batch,
                                std::vector<std::vector<double>>* final_states,
                                const RefGateMasks* gate_masks) {
+  if (spec.bidirectional)
+    return BiForward(spec, in, weights, x, batch, nullptr, nullptr,
+                     final_states);
   Outputs o = Run(Args{spec, in, weights, x, batch, nullptr, gate_masks});
   if (final_states != nullptr) *final_states = std::move(o.states);
   return o.y;
@@ -564,6 +691,7 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const std::vector<double>& x, int batch,
                           const std::vector<double>& dy,
                           const RefGateMasks* gate_masks) {
+  if (spec.bidirectional) return BiBackward(spec, in, weights, x, batch, dy);
   return Run(Args{spec, in, weights, x, batch, &dy, gate_masks}).grads;
 }
 

@@ -59,7 +59,7 @@ DropoutMasks<T>::DropoutMasks(const JobSpec& spec,
     }
     any_ = any_ || l.dropout > 0 || l.recurrent_dropout > 0;
     widest = std::max(widest, masks_.back().size());
-    width = l.units;
+    width = LayerOutputUnits(l);
   }
   uniforms_.resize(widest);
 }

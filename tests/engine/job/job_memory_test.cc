@@ -145,6 +145,10 @@ TEST(JobMemoryTest, EstimateBoundsMeasuredPeakRssWithinMargin) {
   masked.recurrent_dropout = 0.3;
   cases.push_back({"recurrent dropout",
                    Job({masked, Dense(1)}, 100, 128, 64, 1, 128), "fp32"});
+  LayerSpec bi = Rnn(LayerKind::kGru, 192, true);
+  bi.bidirectional = true;
+  cases.push_back(
+      {"bidirectional", Job({bi, Dense(1)}, 100, 128, 64, 1, 128), "fp32"});
   bool measured_any = false;
   for (const Case& c : cases) {
     absl::StatusOr<Profile> profile = Profile::Parse(c.profile);
