@@ -80,11 +80,24 @@ absl::StatusOr<float*> UploadNew(dev::DeviceOps* ops, DeviceArena* arena,
 }
 
 // What the CPU engine runs but the device path does not yet: refused with
-// the field's name, never ignored. (recurrent_dropout is refused for every
-// backend by the spec check.)
+// the field's name, never ignored.
 absl::Status CheckDeviceSupports(const JobSpec& spec, const Profile& profile) {
   for (size_t i = 0; i < spec.model.layers.size(); ++i) {
     const LayerSpec& l = spec.model.layers[i];
+    if (l.bidirectional) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.layers[", i, "].bidirectional: the GPU path (",
+          profile.ToString(),
+          ") does not support Bidirectional layers yet; run this job on a "
+          "CPU profile (fp32, ref64, ...)"));
+    }
+    if (l.recurrent_dropout != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.layers[", i, "].recurrent_dropout is ", l.recurrent_dropout,
+          ": the GPU path (", profile.ToString(),
+          ") does not support recurrent_dropout yet; run this job on a CPU "
+          "profile (fp32, ref64, ...) or set recurrent_dropout to 0"));
+    }
     if (l.dropout != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model.layers[", i, "].dropout is ", l.dropout, ": the GPU path (",
@@ -107,8 +120,8 @@ absl::StatusOr<RunResult> RunJobOnDeviceOps(const JobSpec& spec,
   const bool cudnn = profile.rnn == DeviceRnn::kCudnn;
   // Keras' conditions for its cuDNN path: a layer outside them is refused
   // with the reason, never run another way.
-  if (cudnn) DS_RETURN_IF_ERROR(CudnnCheckModel(spec.model.layers));
   DS_RETURN_IF_ERROR(CheckDeviceSupports(spec, profile));
+  if (cudnn) DS_RETURN_IF_ERROR(CudnnCheckModel(spec.model.layers));
   RunData<float> data;
   DS_RETURN_IF_ERROR(PrepareData(spec, options, &data));
   ModelSpec model_spec = spec.model;

@@ -55,13 +55,28 @@ std::vector<LayerSeeds> ModelInitSeeds(const JobSpec& spec) {
   if (spec.seed_mode == SeedMode::kKeras) {
     PythonRandom rng(spec.seed);
     for (const LayerSpec& l : spec.model.layers) {
-      out.push_back(KerasLayerSeeds(l, &rng));
+      if (!l.bidirectional) {
+        out.push_back(KerasLayerSeeds(l, &rng));
+        continue;
+      }
+      // Bidirectional(RNN(...)): the wrapped layer the user constructed
+      // draws (its weights are never used), then Bidirectional.__init__
+      // rebuilds a forward copy and a backward copy from its config, each
+      // drawing anew.
+      KerasLayerSeeds(DirectionSpec(l, false), &rng);
+      LayerSeeds both = KerasLayerSeeds(DirectionSpec(l, false), &rng);
+      const LayerSeeds backward = KerasLayerSeeds(DirectionSpec(l, true), &rng);
+      both.weights.insert(both.weights.end(), backward.weights.begin(),
+                          backward.weights.end());
+      out.push_back(std::move(both));
     }
     return out;
   }
   for (size_t k = 0; k < spec.model.layers.size(); ++k) {
     const LayerSpec& l = spec.model.layers[k];
-    const int n = (l.kind == LayerKind::kDense ? 1 : 2) + (l.use_bias ? 1 : 0);
+    const int n =
+        ((l.kind == LayerKind::kDense ? 1 : 2) + (l.use_bias ? 1 : 0)) *
+        (l.bidirectional ? 2 : 1);
     LayerSeeds seeds;
     for (int w = 0; w < n; ++w) {
       seeds.weights.push_back(

@@ -38,7 +38,10 @@ struct LayerSeeds {
 //     LSTM, GRU:  kernel, recurrent kernel, bias, SeedGenerator
 //     SimpleRNN:  SeedGenerator, kernel, recurrent kernel, bias
 //     Dense:      kernel, bias
-//   and the weight is drawn with [g, 0].
+//   and the weight is drawn with [g, 0]. A Bidirectional layer replays the
+//   wrapped layer's draws (unused), then its forward copy's, then its
+//   backward copy's; its weights are the two copies' seeds in that order.
+//   (kStreams: weights 0..2n-1 of the layer.)
 // The spec is assumed valid (ValidateJobSpec).
 std::vector<LayerSeeds> ModelInitSeeds(const JobSpec& spec);
 

@@ -205,6 +205,33 @@ absl::Status InitializeLayer(const LayerSpec& spec,
                              const std::vector<std::vector<int64_t>>& shapes,
                              const LayerSeeds& seeds, int layer_index,
                              std::vector<float>* out) {
+  if (spec.bidirectional) {
+    // The forward copy's weights, then the backward copy's, each half of
+    // the shapes and seeds.
+    const size_t half = shapes.size() / 2;
+    if (shapes.size() != 2 * half || seeds.weights.size() != shapes.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", layer_index, " (bidirectional): got ", shapes.size(),
+          " weight shapes and ", seeds.weights.size(), " seeds"));
+    }
+    out->clear();
+    for (const bool backward : {false, true}) {
+      const size_t from = backward ? half : 0;
+      const std::vector<std::vector<int64_t>> part(
+          shapes.begin() + from, shapes.begin() + from + half);
+      LayerSeeds part_seeds;
+      part_seeds.weights.assign(seeds.weights.begin() + from,
+                                seeds.weights.begin() + from + half);
+      std::vector<float> values;
+      if (absl::Status s = InitializeLayer(DirectionSpec(spec, backward), part,
+                                           part_seeds, layer_index, &values);
+          !s.ok()) {
+        return s;
+      }
+      out->insert(out->end(), values.begin(), values.end());
+    }
+    return absl::OkStatus();
+  }
   const int64_t u = spec.units;
   const std::string where = absl::StrCat(
       "layer ", layer_index, " (", KindName(spec.kind), ", units=", u, ")");

@@ -14,22 +14,25 @@ double ForwardFlopsPerSample(const ModelSpec& model) {
   for (const LayerSpec& l : model.layers) {
     const double u = l.units;
     const double steps = sequence ? model.timesteps : 1;
+    double layer = 0;
     switch (l.kind) {
       case LayerKind::kLstm:
-        flops += steps * 2 * 4 * u * (width + u);
+        layer = steps * 2 * 4 * u * (width + u);
         break;
       case LayerKind::kGru:
-        flops += steps * 2 * 3 * u * (width + u);
+        layer = steps * 2 * 3 * u * (width + u);
         break;
       case LayerKind::kSimpleRnn:
-        flops += steps * 2 * u * (width + u);
+        layer = steps * 2 * u * (width + u);
         break;
       case LayerKind::kDense:
-        flops += steps * 2 * width * u;
+        layer = steps * 2 * width * u;
         break;
     }
+    // A Bidirectional layer runs its RNN twice.
+    flops += l.bidirectional ? 2 * layer : layer;
     if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
-    width = u;
+    width = LayerOutputUnits(l);
   }
   return flops;
 }

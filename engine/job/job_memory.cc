@@ -47,6 +47,19 @@ struct LayerCost {
 
 LayerCost CostOf(const LayerSpec& l, bool sequence_in, int timesteps,
                  double width, double batch) {
+  if (l.bidirectional) {
+    // Two copies, plus both outputs, the raw backward output and their
+    // gradients (engine/layers/bidirectional.cc) and the second dx.
+    LayerCost c =
+        CostOf(DirectionSpec(l, false), sequence_in, timesteps, width, batch);
+    const double out_rows =
+        (l.return_sequences ? timesteps : 1) * batch * l.units;
+    c.params *= 2;
+    c.packed *= 2;
+    c.caches = 2 * c.caches + 5 * out_rows +
+               (sequence_in ? timesteps : 1) * batch * width;
+    return c;
+  }
   LayerCost c;
   const double u = l.units;
   const double d = width;
@@ -81,6 +94,18 @@ LayerCost CostOf(const LayerSpec& l, bool sequence_in, int timesteps,
       c.scratch = 2 * rows * std::max(d, u) + d * u;
       c.gemm_out = rows * u;
       break;
+  }
+  if (UsesGateMasks(l)) {
+    // Per-gate masks (engine/layers/gate_masked_rnn.cc): the input and the
+    // states as each gate sees them, a second input-gradient buffer, and
+    // the step's masks (engine/train/dropout.h).
+    const double g = GateMaskCount(l);
+    c.caches += g * rows * (d + u) + rows * d +
+                batch * (InputMasksPerStep(l) * d +
+                         RecurrentMasksPerStep(l) * u + std::max(d, u));
+  } else if (l.dropout > 0) {
+    // The masked input the model keeps, and the mask.
+    c.caches += rows * d + 2 * batch * d;
   }
   return c;
 }
@@ -152,7 +177,7 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
     scratch = std::max(scratch, c.scratch);
     gemm_out = std::max(gemm_out, c.gemm_out);
     if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
-    width = l.units;
+    width = LayerOutputUnits(l);
     acts += batch * (sequence ? m.timesteps : 1) * width;
   }
   const double in = static_cast<double>(m.timesteps) * m.features;

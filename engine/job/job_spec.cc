@@ -98,6 +98,11 @@ const char* GeneratorName(DataSpec::Generator g) {
 
 bool IsRnn(LayerKind k) { return k != LayerKind::kDense; }
 
+bool ValidMergeMode(MergeMode m) {
+  return m == MergeMode::kConcat || m == MergeMode::kSum ||
+         m == MergeMode::kMul || m == MergeMode::kAve;
+}
+
 std::string Num(double v) { return absl::StrFormat("%g", v); }
 
 absl::Status RangeError(const std::string& field, int64_t lo, int64_t hi,
@@ -185,6 +190,7 @@ absl::Status ValidateActivation(const std::string& field, Activation a) {
 int64_t LayerParams(const LayerSpec& l, int64_t in) {
   const int64_t u = l.units;
   const int64_t bias = l.use_bias ? 1 : 0;
+  if (l.bidirectional) return 2 * LayerParams(DirectionSpec(l, false), in);
   switch (l.kind) {
     case LayerKind::kLstm:
       return in * 4 * u + u * 4 * u + bias * 4 * u;
@@ -224,6 +230,36 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
           "layers only; Dense keeps its input rank"));
     }
   }
+  if (l.bidirectional) {
+    if (!IsRnn(l.kind)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f, ": bidirectional wraps LSTM, GRU or SimpleRNN only, got ", kind));
+    }
+    if (!ValidMergeMode(l.merge_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(f,
+                       ".merge_mode must be one of concat, sum, mul, ave, "
+                       "got ",
+                       static_cast<int>(l.merge_mode)));
+    }
+    if (l.return_state) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f, ": return_state in a bidirectional layer is not supported yet"));
+    }
+    if (l.go_backwards) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f,
+          ".go_backwards must be false in a bidirectional layer (Keras makes "
+          "the backward copy itself and refuses a wrapped layer that goes "
+          "backwards)"));
+    }
+    if (l.dropout != 0 || l.recurrent_dropout != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f,
+          ": dropout and recurrent_dropout in a bidirectional layer are not "
+          "supported yet; set them to 0"));
+    }
+  }
   if (l.return_state && index != num_layers - 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         f, ".return_state is only supported on the last layer (index ",
@@ -257,18 +293,10 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
       !s.ok()) {
     return s;
   }
-  if (l.recurrent_dropout != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f,
-        ".recurrent_dropout is not supported yet (Keras switches to "
-        "implementation 1 with one mask per gate for it); set it to 0, got ",
-        Num(l.recurrent_dropout)));
-  }
-  if (l.dropout > 0 && gated && l.implementation == 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f,
-        ".dropout with implementation 1 is not supported yet (Keras then "
-        "draws one mask per gate); use implementation 2"));
+  if (absl::Status s = CheckInterval(f + ".recurrent_dropout",
+                                     l.recurrent_dropout, 0, 1, true);
+      !s.ok()) {
+    return s;
   }
   if (l.kind != LayerKind::kGru && !l.reset_after) {
     return absl::InvalidArgumentError(
@@ -462,7 +490,7 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
       return s;
     }
     params += LayerParams(l, width);
-    width = l.units;
+    width = LayerOutputUnits(l);
     if (IsRnn(l.kind)) sequence = l.return_sequences;
   }
   if (params > kMaxParams) {
@@ -495,8 +523,55 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   return CheckRange("training.batch_size", t.batch_size, 1, kMaxBatch);
 }
 
+const char* MergeModeName(MergeMode mode) {
+  switch (mode) {
+    case MergeMode::kConcat:
+      return "concat";
+    case MergeMode::kSum:
+      return "sum";
+    case MergeMode::kMul:
+      return "mul";
+    case MergeMode::kAve:
+      return "ave";
+  }
+  return "unknown";
+}
+
+bool UsesGateMasks(const LayerSpec& layer) {
+  if (!IsRnn(layer.kind)) return false;
+  const bool gated =
+      layer.kind == LayerKind::kLstm || layer.kind == LayerKind::kGru;
+  return layer.recurrent_dropout > 0 ||
+         (gated && layer.dropout > 0 && layer.implementation == 1);
+}
+
+int GateMaskCount(const LayerSpec& layer) {
+  switch (layer.kind) {
+    case LayerKind::kLstm:
+      return 4;
+    case LayerKind::kGru:
+      return 3;
+    case LayerKind::kSimpleRnn:
+      return 1;
+    case LayerKind::kDense:
+      break;
+  }
+  return 0;
+}
+
+int InputMasksPerStep(const LayerSpec& layer) {
+  if (!IsRnn(layer.kind) || layer.dropout <= 0) return 0;
+  return UsesGateMasks(layer) ? GateMaskCount(layer) : 1;
+}
+
+int RecurrentMasksPerStep(const LayerSpec& layer) {
+  return IsRnn(layer.kind) && layer.recurrent_dropout > 0 ? GateMaskCount(layer)
+                                                          : 0;
+}
+
 int ModelOutputUnits(const ModelSpec& model) {
-  return model.layers.empty() ? model.features : model.layers.back().units;
+  return model.layers.empty() ? model.features
+                              : LayerOutputUnits(model.layers.back());
 }
 
 bool ModelOutputIsSequence(const ModelSpec& model) {
@@ -553,6 +628,9 @@ std::string CanonicalText(const JobSpec& spec) {
     // Written only when set: digests of jobs without dropout stay as they
     // were.
     if (l.dropout != 0) put(p + ".dropout", hex(l.dropout));
+    if (l.recurrent_dropout != 0)
+      put(p + ".recurrent_dropout", hex(l.recurrent_dropout));
+    if (l.bidirectional) put(p + ".bidirectional", MergeModeName(l.merge_mode));
     init(p + ".kernel_initializer", l.kernel_initializer);
     init(p + ".recurrent_initializer", l.recurrent_initializer);
     init(p + ".bias_initializer", l.bias_initializer);

@@ -41,6 +41,10 @@ struct InitializerSpec {
   double gain = 1.0;                     // orthogonal
 };
 
+// keras.layers.Bidirectional's merge_mode (None, two outputs, is refused:
+// a Sequential model with one target cannot use it).
+enum class MergeMode { kConcat, kSum, kMul, kAve };
+
 struct LayerSpec {
   LayerKind kind = LayerKind::kLstm;
   int units = 0;
@@ -59,9 +63,19 @@ struct LayerSpec {
   // by 1/(1 − dropout). Only Keras implementation 2 (one mask for all
   // gates) is supported. Evaluation never drops.
   double dropout = 0.0;
-  // Keras `recurrent_dropout`: not supported yet (Keras then switches to
-  // implementation 1 with per-gate masks); must be 0.
+  // RNN layers: fraction of the recurrent state h_{t-1} dropped while
+  // training (Keras `recurrent_dropout`). As in Keras, a layer with
+  // recurrent dropout computes with implementation 1 whatever
+  // `implementation` says, and then draws one mask per gate for the input
+  // and for the state (GateMaskCount), each the same for every timestep.
   double recurrent_dropout = 0.0;
+  // RNN layers: wrapped in keras.layers.Bidirectional. The fields above
+  // describe the wrapped layer (go_backwards must be false); Keras runs a
+  // forward copy and a backward copy (go_backwards true), the backward
+  // output sequence flipped back to time order, and merges them. Weights: the
+  // forward copy's, then the backward copy's (get_weights() order).
+  bool bidirectional = false;
+  MergeMode merge_mode = MergeMode::kConcat;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
   InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};
@@ -147,6 +161,41 @@ JobSpec DefaultJobSpec();
 // Checks ranges and combinations. The message names the field and the value,
 // e.g. "model.layers[1].units must be in [1, 4096], got 0".
 absl::Status ValidateJobSpec(const JobSpec& spec);
+
+// Keras DropoutRNNCell's masks per training step. A layer computes with
+// per-gate masks (Keras implementation 1: LSTM 4 gates, GRU 3, SimpleRNN
+// its single one) when it has recurrent dropout, or input dropout with
+// implementation 1; each mask is drawn only for a rate > 0. Otherwise a
+// layer with `dropout` uses one input mask shared by all gates (applied to
+// its input by the model). The draws of one step come in this order: the
+// input masks (gate order), then the recurrent masks.
+bool UsesGateMasks(const LayerSpec& layer);
+int GateMaskCount(const LayerSpec& layer);  // 4, 3, 1 (0 for Dense)
+int InputMasksPerStep(const LayerSpec& layer);
+int RecurrentMasksPerStep(const LayerSpec& layer);
+
+// The wrapped layer's forward (backward = false) or backward copy of a
+// Bidirectional layer: bidirectional off; the backward copy has
+// go_backwards = true (Keras sets it so; a wrapped layer that already goes
+// backwards is refused, as Keras refuses it).
+// Inline, like LayerJsonKey: the CUDA backend compiles the layer shapes
+// without job_spec.cc.
+inline LayerSpec DirectionSpec(const LayerSpec& layer, bool backward) {
+  LayerSpec d = layer;
+  d.bidirectional = false;
+  d.merge_mode = MergeMode::kConcat;
+  if (backward) d.go_backwards = true;
+  return d;
+}
+// A layer's output width: units, or 2·units for a concatenating
+// Bidirectional.
+inline int LayerOutputUnits(const LayerSpec& layer) {
+  return layer.bidirectional && layer.merge_mode == MergeMode::kConcat
+             ? 2 * layer.units
+             : layer.units;
+}
+// "concat", "sum", "mul", "ave": Keras' spelling.
+const char* MergeModeName(MergeMode mode);
 
 // Output width of the model's last layer (the target's last dimension) and
 // whether the model output is a sequence (B,T,U) or a vector (B,U).

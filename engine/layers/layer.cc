@@ -42,6 +42,21 @@ absl::StatusOr<std::unique_ptr<Layer<T>>> MakeLayer(const LayerSpec& spec,
                                                     const std::string& field) {
   absl::Status s = CheckSpec(spec, in, field);
   if (!s.ok()) return s;
+  if (spec.bidirectional) {
+    if (spec.kind == LayerKind::kDense) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": bidirectional wraps RNN layers only"));
+    }
+    absl::StatusOr<std::unique_ptr<Layer<T>>> forward =
+        MakeLayer<T>(DirectionSpec(spec, false), in, field);
+    if (!forward.ok()) return forward.status();
+    absl::StatusOr<std::unique_ptr<Layer<T>>> backward =
+        MakeLayer<T>(DirectionSpec(spec, true), in, field);
+    if (!backward.ok()) return backward.status();
+    return NewBidirectionalLayer<T>(spec, in, *std::move(forward),
+                                    *std::move(backward));
+  }
+  if (UsesGateMasks(spec)) return NewGateMaskedRnnLayer<T>(spec, in);
   switch (spec.kind) {
     case LayerKind::kLstm:
       return NewLstmLayer<T>(spec, in);

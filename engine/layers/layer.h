@@ -41,6 +41,17 @@ struct ActivationShape {
   }
 };
 
+// The per-gate dropout masks of one training step of an RNN layer that
+// computes with them (UsesGateMasks): `input` holds InputMasksPerStep
+// masks of (batch, input dim) back to back, `recurrent` holds
+// RecurrentMasksPerStep masks of (batch, units), each in gate order; null
+// when that count is 0. Owned by the caller.
+template <typename T>
+struct GateMasks {
+  const T* input = nullptr;
+  const T* recurrent = nullptr;
+};
+
 template <typename T>
 class Layer {
  public:
@@ -62,6 +73,10 @@ class Layer {
   // dparams (num_params values) and, when dx is not null, dx (shape of x).
   virtual void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                         T* dparams) = 0;
+  // For layers that use per-gate dropout masks: the masks the next Forward
+  // applies (null: none, as in evaluation); they must stay valid until
+  // Backward returns. Other layers ignore it.
+  virtual void SetGateMasks(const GateMasks<T>* masks) { (void)masks; }
   // After Forward, for RNN layers: the final states, each (batch, units):
   // LSTM {h, c}; GRU and SimpleRNN {h}. Empty for Dense.
   virtual std::vector<const T*> final_states() const { return {}; }

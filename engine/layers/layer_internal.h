@@ -28,6 +28,16 @@ std::unique_ptr<Layer<T>> NewGruLayer(const LayerSpec& spec,
 template <typename T>
 std::unique_ptr<Layer<T>> NewSimpleRnnLayer(const LayerSpec& spec,
                                             const ActivationShape& in);
+// LSTM, GRU and SimpleRNN with per-gate dropout masks (UsesGateMasks),
+// computed as Keras' implementation 1.
+template <typename T>
+std::unique_ptr<Layer<T>> NewGateMaskedRnnLayer(const LayerSpec& spec,
+                                                const ActivationShape& in);
+// keras.layers.Bidirectional around the forward and backward copies.
+template <typename T>
+std::unique_ptr<Layer<T>> NewBidirectionalLayer(
+    const LayerSpec& spec, const ActivationShape& in,
+    std::unique_ptr<Layer<T>> forward, std::unique_ptr<Layer<T>> backward);
 template <typename T>
 std::unique_ptr<Layer<T>> NewDenseLayer(const LayerSpec& spec,
                                         const ActivationShape& in);

@@ -7,6 +7,19 @@ namespace driftscope {
 
 std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
                                            const ActivationShape& in) {
+  if (spec.bidirectional) {
+    // Keras' Bidirectional.get_weights(): the forward copy's, then the
+    // backward copy's.
+    std::vector<WeightShape> w;
+    for (const bool backward : {false, true}) {
+      for (WeightShape s :
+           LayerWeightShapes(DirectionSpec(spec, backward), in)) {
+        s.name = (backward ? "backward_" : "forward_") + s.name;
+        w.push_back(std::move(s));
+      }
+    }
+    return w;
+  }
   const int64_t d = in.dim, u = spec.units;
   std::vector<WeightShape> w;
   int64_t gates = 1;
@@ -39,7 +52,7 @@ std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
 ActivationShape LayerOutputShape(const LayerSpec& spec,
                                  const ActivationShape& in) {
   ActivationShape out;
-  out.dim = spec.units;
+  out.dim = LayerOutputUnits(spec);
   out.sequence =
       spec.kind == LayerKind::kDense ? in.sequence : spec.return_sequences;
   out.timesteps = out.sequence ? in.timesteps : 1;

@@ -14,7 +14,33 @@ struct Args {
   const std::vector<double>& x;
   int batch;
   const std::vector<double>* dy;  // null: forward only
+  const RefGateMasks* gm;         // null: no per-gate masks
 };
+
+// Gate g's input mask (rows of width n) of sample b, or null.
+const double* GateMask(const std::vector<std::vector<double>>* masks, int g,
+                       int b, int n) {
+  if (masks == nullptr || masks->empty()) return nullptr;
+  return &(*masks)[g][static_cast<size_t>(b) * n];
+}
+// out = v ⊙ m (or v when m is null); returns out.
+const double* Masked(const double* v, const double* m, int n,
+                     std::vector<double>* out) {
+  if (m == nullptr) return v;
+  out->resize(n);
+  for (int i = 0; i < n; ++i) (*out)[i] = v[i] * m[i];
+  return out->data();
+}
+// out[i] += Σ_j M[i·ld + col0 + j]·g[j] ⊙ m[i] (m may be null).
+void AddMaskedMatVecT(const double* mat, int rows, int ld, int col0, int n,
+                      const double* g, const double* m, double* out) {
+  for (int i = 0; i < rows; ++i) {
+    double s = 0.0;
+    for (int j = 0; j < n; ++j)
+      s += mat[static_cast<size_t>(i) * ld + col0 + j] * g[j];
+    out[i] += m == nullptr ? s : s * m[i];
+  }
+}
 
 struct Outputs {
   std::vector<double> y;
@@ -103,20 +129,29 @@ void RunLstm(const Args& a, Outputs* o) {
   const double* R = a.w[1].data();
   const double* bias = sp.use_bias ? a.w[2].data() : nullptr;
   const Activation act = sp.activation, ract = sp.recurrent_activation;
+  const RefGateMasks* gm = a.gm;
+  // Keras computes implementation 1 whenever there are per-gate masks.
+  const bool impl1 = sp.implementation == 1 || gm != nullptr;
   o->y.assign(static_cast<size_t>(a.batch) * (s.ret_seq ? T : 1) * U, 0.0);
   o->states.assign(2, std::vector<double>(static_cast<size_t>(a.batch) * U));
   PrepareGrads(a, o);
   for (int b = 0; b < a.batch; ++b) {
     Mat z = Zeros(T, G), gate = Zeros(T, G);
     Mat h = Zeros(T + 1, U), c = Zeros(T + 1, U);
-    std::vector<double> zx(G), zh(G);
+    std::vector<double> zx(G), zh(G), xm, hm;
+    const auto* im = gm != nullptr ? &gm->input : nullptr;
+    const auto* rm = gm != nullptr ? &gm->recurrent : nullptr;
     for (int k = 0; k < T; ++k) {
-      VecMat(s.XAt(a.x, b, k), D, W, G, 0, G, zx.data());
-      VecMat(h[k].data(), U, R, G, 0, G, zh.data());
+      for (int g = 0; g < 4; ++g) {
+        VecMat(Masked(s.XAt(a.x, b, k), GateMask(im, g, b, D), D, &xm), D, W, G,
+               g * U, U, zx.data() + g * U);
+        VecMat(Masked(h[k].data(), GateMask(rm, g, b, U), U, &hm), U, R, G,
+               g * U, U, zh.data() + g * U);
+      }
       for (int j = 0; j < G; ++j) {
         if (bias == nullptr) {
           z[k][j] = zx[j] + zh[j];
-        } else if (sp.implementation == 1) {
+        } else if (impl1) {
           z[k][j] = (zx[j] + bias[j]) + zh[j];
         } else {
           z[k][j] = (zx[j] + zh[j]) + bias[j];
@@ -154,14 +189,29 @@ void RunLstm(const Args& a, Outputs* o) {
         dc[u] = dct * f;
       }
       const double* xt = s.XAt(a.x, b, k);
-      Outer(xt, D, dA.data(), G, o->grads.dweights[0].data(), G, 0);
-      Outer(h[k].data(), U, dA.data(), G, o->grads.dweights[1].data(), G, 0);
-      if (bias != nullptr)
-        for (int j = 0; j < G; ++j) o->grads.dweights[2][j] += dA[j];
       double* dxt =
           &o->grads.dx[(static_cast<size_t>(b) * T + s.TimeOf(k)) * D];
-      MatVecT(W, D, G, 0, G, dA.data(), dxt, /*accumulate=*/false);
-      MatVecT(R, U, G, 0, G, dA.data(), dh.data(), /*accumulate=*/false);
+      if (bias != nullptr)
+        for (int j = 0; j < G; ++j) o->grads.dweights[2][j] += dA[j];
+      if (gm == nullptr) {
+        Outer(xt, D, dA.data(), G, o->grads.dweights[0].data(), G, 0);
+        Outer(h[k].data(), U, dA.data(), G, o->grads.dweights[1].data(), G, 0);
+        MatVecT(W, D, G, 0, G, dA.data(), dxt, /*accumulate=*/false);
+        MatVecT(R, U, G, 0, G, dA.data(), dh.data(), /*accumulate=*/false);
+        continue;
+      }
+      for (int i = 0; i < D; ++i) dxt[i] = 0.0;
+      for (int u = 0; u < U; ++u) dh[u] = 0.0;
+      for (int g = 0; g < 4; ++g) {
+        const double* mx = GateMask(im, g, b, D);
+        const double* mh = GateMask(rm, g, b, U);
+        Outer(Masked(xt, mx, D, &xm), D, &dA[g * U], U,
+              o->grads.dweights[0].data(), G, g * U);
+        Outer(Masked(h[k].data(), mh, U, &hm), U, &dA[g * U], U,
+              o->grads.dweights[1].data(), G, g * U);
+        AddMaskedMatVecT(W, D, G, g * U, U, &dA[g * U], mx, dxt);
+        AddMaskedMatVecT(R, U, G, g * U, U, &dA[g * U], mh, dh.data());
+      }
     }
   }
 }
@@ -178,27 +228,32 @@ void RunGru(const Args& a, Outputs* o) {
   const double* bx = sp.use_bias ? a.w[2].data() : nullptr;
   const double* bh = (sp.use_bias && ra) ? a.w[2].data() + G : nullptr;
   const Activation act = sp.activation, ract = sp.recurrent_activation;
+  const RefGateMasks* gm = a.gm;
+  const auto* im = gm != nullptr ? &gm->input : nullptr;
+  const auto* rm = gm != nullptr ? &gm->recurrent : nullptr;
   o->y.assign(static_cast<size_t>(a.batch) * (s.ret_seq ? T : 1) * U, 0.0);
   o->states.assign(1, std::vector<double>(static_cast<size_t>(a.batch) * U));
   PrepareGrads(a, o);
   for (int b = 0; b < a.batch; ++b) {
+    std::vector<double> xm, hm;
     // pre[k] = pre-activations [z | r | h]; mh_h (reset_after) or q = r ⊙ h.
     Mat pre = Zeros(T, G), zrn = Zeros(T, G), mhh = Zeros(T, U),
         q = Zeros(T, U);
     Mat h = Zeros(T + 1, U);
     std::vector<double> mx(G), mh(G), qr(U);
     for (int k = 0; k < T; ++k) {
-      VecMat(s.XAt(a.x, b, k), D, W, G, 0, G, mx.data());
+      for (int g = 0; g < 3; ++g)
+        VecMat(Masked(s.XAt(a.x, b, k), GateMask(im, g, b, D), D, &xm), D, W, G,
+               g * U, U, mx.data() + g * U);
       if (bx != nullptr)
         for (int j = 0; j < G; ++j) mx[j] = mx[j] + bx[j];
       const double* hp = h[k].data();
-      if (ra) {
-        VecMat(hp, U, R, G, 0, G, mh.data());
-        if (bh != nullptr)
-          for (int j = 0; j < G; ++j) mh[j] = mh[j] + bh[j];
-      } else {
-        VecMat(hp, U, R, G, 0, 2 * U, mh.data());
-      }
+      for (int g = 0; g < (ra ? 3 : 2); ++g)
+        VecMat(Masked(hp, GateMask(rm, g, b, U), U, &hm), U, R, G, g * U, U,
+               mh.data() + g * U);
+      if (bh != nullptr)
+        for (int j = 0; j < G; ++j) mh[j] = mh[j] + bh[j];
+      const double* hph = Masked(hp, GateMask(rm, 2, b, U), U, &hm);
       for (int j = 0; j < 2 * U; ++j) {
         pre[k][j] = mx[j] + mh[j];
         zrn[k][j] = RefActivation(ract, pre[k][j]);
@@ -209,7 +264,7 @@ void RunGru(const Args& a, Outputs* o) {
           mhh[k][u] = mh[2 * U + u];
           pre[k][2 * U + u] = mx[2 * U + u] + r * mhh[k][u];
         } else {
-          q[k][u] = r * hp[u];
+          q[k][u] = r * hph[u];
         }
       }
       if (!ra) {
@@ -248,17 +303,46 @@ void RunGru(const Args& a, Outputs* o) {
           dHm[2 * U + u] = dX[2 * U + u] * r;
         }
       } else {
+        const double* hph = Masked(hp, GateMask(rm, 2, b, U), U, &hm);
         MatVecT(R, U, G, 2 * U, U, &dX[2 * U], dq.data(), false);
         for (int u = 0; u < U; ++u)
           dX[U + u] =
-              dq[u] * hp[u] * RefActivationDerivative(ract, pre[k][U + u]);
+              dq[u] * hph[u] * RefActivationDerivative(ract, pre[k][U + u]);
       }
       const double* xt = s.XAt(a.x, b, k);
-      Outer(xt, D, dX.data(), G, o->grads.dweights[0].data(), G, 0);
       if (bx != nullptr)
         for (int j = 0; j < G; ++j) o->grads.dweights[2][j] += dX[j];
       double* dxt =
           &o->grads.dx[(static_cast<size_t>(b) * T + s.TimeOf(k)) * D];
+      if (gm != nullptr) {
+        // Per-gate masks: every product reads its gate's masked input.
+        for (int i = 0; i < D; ++i) dxt[i] = 0.0;
+        for (int g = 0; g < 3; ++g) {
+          const double* mx = GateMask(im, g, b, D);
+          Outer(Masked(xt, mx, D, &xm), D, &dX[g * U], U,
+                o->grads.dweights[0].data(), G, g * U);
+          AddMaskedMatVecT(W, D, G, g * U, U, &dX[g * U], mx, dxt);
+        }
+        const double* dr = ra ? dHm.data() : dX.data();
+        for (int u = 0; u < U; ++u) dh[u] = dht[u] * zrn[k][u];
+        for (int g = 0; g < (ra ? 3 : 2); ++g) {
+          const double* mh = GateMask(rm, g, b, U);
+          Outer(Masked(hp, mh, U, &hm), U, &dr[g * U], U,
+                o->grads.dweights[1].data(), G, g * U);
+          AddMaskedMatVecT(R, U, G, g * U, U, &dr[g * U], mh, dh.data());
+        }
+        if (bh != nullptr)
+          for (int j = 0; j < G; ++j) o->grads.dweights[2][G + j] += dHm[j];
+        if (!ra) {
+          Outer(q[k].data(), U, &dX[2 * U], U, o->grads.dweights[1].data(), G,
+                2 * U);
+          const double* mh = GateMask(rm, 2, b, U);
+          for (int u = 0; u < U; ++u)
+            dh[u] += dq[u] * zrn[k][U + u] * (mh != nullptr ? mh[u] : 1.0);
+        }
+        continue;
+      }
+      Outer(xt, D, dX.data(), G, o->grads.dweights[0].data(), G, 0);
       MatVecT(W, D, G, 0, G, dX.data(), dxt, false);
       if (ra) {
         Outer(hp, U, dHm.data(), G, o->grads.dweights[1].data(), G, 0);
@@ -287,15 +371,19 @@ void RunSimpleRnn(const Args& a, Outputs* o) {
   const double* R = a.w[1].data();
   const double* bias = a.spec.use_bias ? a.w[2].data() : nullptr;
   const Activation act = a.spec.activation;
+  const auto* im = a.gm != nullptr ? &a.gm->input : nullptr;
+  const auto* rm = a.gm != nullptr ? &a.gm->recurrent : nullptr;
   o->y.assign(static_cast<size_t>(a.batch) * (s.ret_seq ? T : 1) * U, 0.0);
   o->states.assign(1, std::vector<double>(static_cast<size_t>(a.batch) * U));
   PrepareGrads(a, o);
   for (int b = 0; b < a.batch; ++b) {
     Mat pre = Zeros(T, U), h = Zeros(T + 1, U);
-    std::vector<double> zx(U), zh(U);
+    std::vector<double> zx(U), zh(U), xm, hm;
+    const double* mx = GateMask(im, 0, b, D);
+    const double* mh = GateMask(rm, 0, b, U);
     for (int k = 0; k < T; ++k) {
-      VecMat(s.XAt(a.x, b, k), D, W, U, 0, U, zx.data());
-      VecMat(h[k].data(), U, R, U, 0, U, zh.data());
+      VecMat(Masked(s.XAt(a.x, b, k), mx, D, &xm), D, W, U, 0, U, zx.data());
+      VecMat(Masked(h[k].data(), mh, U, &hm), U, R, U, 0, U, zh.data());
       for (int u = 0; u < U; ++u) {
         pre[k][u] = (zx[u] + (bias ? bias[u] : 0.0)) + zh[u];
         h[k + 1][u] = RefActivation(act, pre[k][u]);
@@ -310,15 +398,20 @@ void RunSimpleRnn(const Args& a, Outputs* o) {
       for (int u = 0; u < U; ++u)
         da[u] = (dh[u] + s.DyAt(*a.dy, b, k, u)) *
                 RefActivationDerivative(act, pre[k][u]);
-      Outer(s.XAt(a.x, b, k), D, da.data(), U, o->grads.dweights[0].data(), U,
-            0);
-      Outer(h[k].data(), U, da.data(), U, o->grads.dweights[1].data(), U, 0);
+      Outer(Masked(s.XAt(a.x, b, k), mx, D, &xm), D, da.data(), U,
+            o->grads.dweights[0].data(), U, 0);
+      Outer(Masked(h[k].data(), mh, U, &hm), U, da.data(), U,
+            o->grads.dweights[1].data(), U, 0);
       if (bias != nullptr)
         for (int u = 0; u < U; ++u) o->grads.dweights[2][u] += da[u];
       double* dxt =
           &o->grads.dx[(static_cast<size_t>(b) * T + s.TimeOf(k)) * D];
       MatVecT(W, D, U, 0, U, da.data(), dxt, false);
       MatVecT(R, U, U, 0, U, da.data(), dh.data(), false);
+      if (mx != nullptr)
+        for (int i = 0; i < D; ++i) dxt[i] *= mx[i];
+      if (mh != nullptr)
+        for (int u = 0; u < U; ++u) dh[u] *= mh[u];
     }
   }
 }
@@ -415,6 +508,13 @@ double RefActivationDerivative(Activation a, double x) {
 
 std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
                                                   const ActivationShape& in) {
+  if (spec.bidirectional) {
+    std::vector<std::vector<int64_t>> s =
+        RefWeightShapes(DirectionSpec(spec, false), in);
+    const auto b = RefWeightShapes(DirectionSpec(spec, true), in);
+    s.insert(s.end(), b.begin(), b.end());
+    return s;
+  }
   const int64_t D = in.dim, U = spec.units;
   switch (spec.kind) {
     case LayerKind::kLstm: {
@@ -445,7 +545,9 @@ std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
 ActivationShape RefOutputShape(const LayerSpec& spec,
                                const ActivationShape& in) {
   ActivationShape out;
-  out.dim = spec.units;
+  out.dim = spec.bidirectional && spec.merge_mode == MergeMode::kConcat
+                ? 2 * spec.units
+                : spec.units;
   if (spec.kind == LayerKind::kDense) {
     out.sequence = in.sequence;
     out.timesteps = in.sequence ? in.timesteps : 1;
@@ -456,11 +558,130 @@ ActivationShape RefOutputShape(const LayerSpec& spec,
   return out;
 }
 
+namespace {
+
+// Bidirectional (§ keras Bidirectional.call): both copies on the same input,
+// the backward copy's sequence flipped to time order, then merged.
+struct BiParts {
+  LayerSpec fwd, bwd;
+  RefWeights wf, wb;
+  int steps;  // output steps (1 without return_sequences)
+};
+
+BiParts SplitBidirectional(const LayerSpec& spec, const ActivationShape& in,
+                           const RefWeights& w) {
+  BiParts p{DirectionSpec(spec, false), DirectionSpec(spec, true), {}, {}, 1};
+  const size_t half = w.size() / 2;
+  p.wf.assign(w.begin(), w.begin() + half);
+  p.wb.assign(w.begin() + half, w.end());
+  p.steps = spec.return_sequences ? in.timesteps : 1;
+  return p;
+}
+
+// Reverses the time axis of (batch, steps, U).
+std::vector<double> FlipTime(const std::vector<double>& a, int batch, int steps,
+                             int U) {
+  std::vector<double> b(a.size());
+  for (int n = 0; n < batch; ++n)
+    for (int t = 0; t < steps; ++t)
+      for (int u = 0; u < U; ++u)
+        b[(static_cast<size_t>(n) * steps + t) * U + u] =
+            a[(static_cast<size_t>(n) * steps + (steps - 1 - t)) * U + u];
+  return b;
+}
+
+std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
+                              const RefWeights& w, const std::vector<double>& x,
+                              int batch, std::vector<double>* yf_out,
+                              std::vector<double>* yb_out,
+                              std::vector<std::vector<double>>* states) {
+  const BiParts p = SplitBidirectional(spec, in, w);
+  const int U = spec.units;
+  std::vector<std::vector<double>> sf, sb;
+  const std::vector<double> yf = RefForward(p.fwd, in, p.wf, x, batch, &sf);
+  const std::vector<double> yb =
+      FlipTime(RefForward(p.bwd, in, p.wb, x, batch, &sb), batch, p.steps, U);
+  if (states != nullptr) {
+    *states = sf;
+    states->insert(states->end(), sb.begin(), sb.end());
+  }
+  const size_t rows = static_cast<size_t>(batch) * p.steps;
+  std::vector<double> y;
+  if (spec.merge_mode == MergeMode::kConcat) {
+    y.resize(rows * 2 * U);
+    for (size_t r = 0; r < rows; ++r)
+      for (int u = 0; u < U; ++u) {
+        y[r * 2 * U + u] = yf[r * U + u];
+        y[r * 2 * U + U + u] = yb[r * U + u];
+      }
+  } else {
+    y.resize(yf.size());
+    for (size_t i = 0; i < y.size(); ++i) {
+      switch (spec.merge_mode) {
+        case MergeMode::kSum:
+          y[i] = yf[i] + yb[i];
+          break;
+        case MergeMode::kMul:
+          y[i] = yf[i] * yb[i];
+          break;
+        default:  // kAve
+          y[i] = (yf[i] + yb[i]) / 2.0;
+          break;
+      }
+    }
+  }
+  if (yf_out != nullptr) *yf_out = yf;
+  if (yb_out != nullptr) *yb_out = yb;
+  return y;
+}
+
+RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
+                         const RefWeights& w, const std::vector<double>& x,
+                         int batch, const std::vector<double>& dy) {
+  const BiParts p = SplitBidirectional(spec, in, w);
+  const int U = spec.units;
+  std::vector<double> yf, yb;
+  BiForward(spec, in, w, x, batch, &yf, &yb, nullptr);
+  std::vector<double> df(yf.size()), db(yf.size());
+  for (size_t r = 0; r < yf.size() / U; ++r)
+    for (int u = 0; u < U; ++u) {
+      const size_t i = r * U + u;
+      switch (spec.merge_mode) {
+        case MergeMode::kConcat:
+          df[i] = dy[r * 2 * U + u];
+          db[i] = dy[r * 2 * U + U + u];
+          break;
+        case MergeMode::kSum:
+          df[i] = db[i] = dy[i];
+          break;
+        case MergeMode::kMul:
+          df[i] = dy[i] * yb[i];
+          db[i] = dy[i] * yf[i];
+          break;
+        case MergeMode::kAve:
+          df[i] = db[i] = dy[i] / 2.0;
+          break;
+      }
+    }
+  RefLayerGrads g = RefBackward(p.fwd, in, p.wf, x, batch, df);
+  const RefLayerGrads gb =
+      RefBackward(p.bwd, in, p.wb, x, batch, FlipTime(db, batch, p.steps, U));
+  g.dweights.insert(g.dweights.end(), gb.dweights.begin(), gb.dweights.end());
+  for (size_t i = 0; i < g.dx.size(); ++i) g.dx[i] += gb.dx[i];
+  return g;
+}
+
+}  // namespace
+
 std::vector<double> RefForward(const LayerSpec& spec, const ActivationShape& in,
                                const RefWeights& weights,
                                const std::vector<double>& x, int batch,
-                               std::vector<std::vector<double>>* final_states) {
-  Outputs o = Run(Args{spec, in, weights, x, batch, nullptr});
+                               std::vector<std::vector<double>>* final_states,
+                               const RefGateMasks* gate_masks) {
+  if (spec.bidirectional)
+    return BiForward(spec, in, weights, x, batch, nullptr, nullptr,
+                     final_states);
+  Outputs o = Run(Args{spec, in, weights, x, batch, nullptr, gate_masks});
   if (final_states != nullptr) *final_states = std::move(o.states);
   return o.y;
 }
@@ -468,8 +689,10 @@ std::vector<double> RefForward(const LayerSpec& spec, const ActivationShape& in,
 RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const RefWeights& weights,
                           const std::vector<double>& x, int batch,
-                          const std::vector<double>& dy) {
-  return Run(Args{spec, in, weights, x, batch, &dy}).grads;
+                          const std::vector<double>& dy,
+                          const RefGateMasks* gate_masks) {
+  if (spec.bidirectional) return BiBackward(spec, in, weights, x, batch, dy);
+  return Run(Args{spec, in, weights, x, batch, &dy, gate_masks}).grads;
 }
 
 namespace {
@@ -495,18 +718,27 @@ const std::vector<double>& MaskOf(const RefMasks* masks, size_t i) {
   return masks != nullptr && i < masks->size() ? (*masks)[i] : kNone;
 }
 
+const RefGateMasks* GateMasksOf(const std::vector<RefGateMasks>* masks,
+                                size_t i) {
+  if (masks == nullptr || i >= masks->size()) return nullptr;
+  const RefGateMasks& m = (*masks)[i];
+  return m.input.empty() && m.recurrent.empty() ? nullptr : &m;
+}
+
 }  // namespace
 
 std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
                                     const ActivationShape& in,
                                     const std::vector<RefWeights>& weights,
                                     const std::vector<double>& x, int batch,
-                                    const RefMasks* masks) {
+                                    const RefMasks* masks,
+                                    const std::vector<RefGateMasks>* gates) {
   std::vector<double> act = x;
   ActivationShape shape = in;
   for (size_t i = 0; i < layers.size(); ++i) {
     RefApplyMask(shape, batch, MaskOf(masks, i), &act);
-    act = RefForward(layers[i], shape, weights[i], act, batch);
+    act = RefForward(layers[i], shape, weights[i], act, batch, nullptr,
+                     GateMasksOf(gates, i));
     shape = RefOutputShape(layers[i], shape);
   }
   return act;
@@ -515,22 +747,23 @@ std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
 std::vector<RefLayerGrads> RefModelBackward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
-    int batch, const std::vector<double>& dy, const RefMasks* masks) {
+    int batch, const std::vector<double>& dy, const RefMasks* masks,
+    const std::vector<RefGateMasks>* gates) {
   // inputs[i]: what layer i sees, after its mask.
   std::vector<std::vector<double>> inputs = {x};
   std::vector<ActivationShape> shapes = {in};
   RefApplyMask(in, batch, MaskOf(masks, 0), &inputs[0]);
   for (size_t i = 0; i + 1 < layers.size(); ++i) {
-    inputs.push_back(
-        RefForward(layers[i], shapes[i], weights[i], inputs[i], batch));
+    inputs.push_back(RefForward(layers[i], shapes[i], weights[i], inputs[i],
+                                batch, nullptr, GateMasksOf(gates, i)));
     shapes.push_back(RefOutputShape(layers[i], shapes[i]));
     RefApplyMask(shapes[i + 1], batch, MaskOf(masks, i + 1), &inputs[i + 1]);
   }
   std::vector<RefLayerGrads> grads(layers.size());
   std::vector<double> g = dy;
   for (size_t i = layers.size(); i-- > 0;) {
-    grads[i] =
-        RefBackward(layers[i], shapes[i], weights[i], inputs[i], batch, g);
+    grads[i] = RefBackward(layers[i], shapes[i], weights[i], inputs[i], batch,
+                           g, GateMasksOf(gates, i));
     // d(x·m)/dx = m: the gradient w.r.t. the unmasked input.
     RefApplyMask(shapes[i], batch, MaskOf(masks, i), &grads[i].dx);
     g = grads[i].dx;

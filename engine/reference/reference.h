@@ -48,13 +48,25 @@ std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
 ActivationShape RefOutputShape(const LayerSpec& spec,
                                const ActivationShape& in);
 
+// Per-gate dropout masks of one RNN layer (Keras implementation 1, which
+// Keras uses whenever a layer has recurrent_dropout): input[g] (batch, D)
+// multiplies the input gate g's kernel reads, recurrent[g] (batch, U) the
+// h_{t-1} its recurrent kernel reads (LSTM 4 gates [i|f|c|o], GRU 3 [z|r|h],
+// SimpleRNN 1); the same masks at every timestep; either may be empty (no
+// mask). GRU's update z ⊙ h_{t-1} and LSTM's carry use the unmasked state.
+// With masks, an LSTM adds in implementation 1's order.
+struct RefGateMasks {
+  std::vector<std::vector<double>> input, recurrent;
+};
+
 // Forward pass. When final_states is not null it receives the RNN final
 // states, each (batch, U) row-major: LSTM {h_T, c_T}, GRU/SimpleRNN {h_T};
 // empty for Dense.
 std::vector<double> RefForward(
     const LayerSpec& spec, const ActivationShape& in, const RefWeights& weights,
     const std::vector<double>& x, int batch,
-    std::vector<std::vector<double>>* final_states = nullptr);
+    std::vector<std::vector<double>>* final_states = nullptr,
+    const RefGateMasks* gate_masks = nullptr);
 
 // Gradients of L = Σ dy ⊙ y(x, weights), i.e. back-propagation of the output
 // gradient dy through the layer (full BPTT over all timesteps).
@@ -65,7 +77,8 @@ struct RefLayerGrads {
 RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const RefWeights& weights,
                           const std::vector<double>& x, int batch,
-                          const std::vector<double>& dy);
+                          const std::vector<double>& dy,
+                          const RefGateMasks* gate_masks = nullptr);
 
 // Input dropout masks of a stack: masks[i] is empty when layer i does not
 // drop, else (batch, input dim of layer i) row-major; layer i then sees
@@ -73,19 +86,21 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
 using RefMasks = std::vector<std::vector<double>>;
 
 // A stack of layers, layer i feeding layer i+1 (the model's input shape is
-// `in`). weights[i] are layer i's weights.
-std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
-                                    const ActivationShape& in,
-                                    const std::vector<RefWeights>& weights,
-                                    const std::vector<double>& x, int batch,
-                                    const RefMasks* masks = nullptr);
+// `in`). weights[i] are layer i's weights; gates[i], when given and not
+// empty, layer i's per-gate masks.
+std::vector<double> RefModelForward(
+    const std::vector<LayerSpec>& layers, const ActivationShape& in,
+    const std::vector<RefWeights>& weights, const std::vector<double>& x,
+    int batch, const RefMasks* masks = nullptr,
+    const std::vector<RefGateMasks>* gates = nullptr);
 // Back-propagates dy (the gradient w.r.t. the last layer's output) through
 // the whole stack: element i holds layer i's weight gradients and the
 // gradient w.r.t. layer i's input (element 0's dx is d/d(model input)).
 std::vector<RefLayerGrads> RefModelBackward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
-    int batch, const std::vector<double>& dy, const RefMasks* masks = nullptr);
+    int batch, const std::vector<double>& dy, const RefMasks* masks = nullptr,
+    const std::vector<RefGateMasks>* gates = nullptr);
 
 // The activation and its derivative at pre-activation x, in double.
 double RefActivation(Activation a, double x);

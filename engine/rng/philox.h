@@ -62,8 +62,9 @@ constexpr uint64_t Init(int layer, int weight) {
   return 1000 + 16 * static_cast<uint64_t>(layer) +
          static_cast<uint64_t>(weight);
 }
-// Input dropout mask of layer `layer` (< 2^15) for training step `step`
-// (0-based, < 2^48): top bit set, so it meets no other stream id.
+// Dropout mask of layer `layer` (< 2^15) with counter `step` (< 2^48; the
+// training step, or step·n + j for the j-th of n masks per step,
+// engine/train/dropout.h): top bit set, so it meets no other stream id.
 constexpr uint64_t Dropout(int layer, int64_t step) {
   return (uint64_t{1} << 63) | (static_cast<uint64_t>(layer) << 48) |
          static_cast<uint64_t>(step);

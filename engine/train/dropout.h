@@ -1,14 +1,19 @@
-// Input dropout masks of RNN layers (Keras `dropout`, implementation 2):
-// one mask per sample and input feature, shared by every timestep and every
-// gate, drawn afresh for each training step.
+// Dropout masks of RNN layers (Keras DropoutRNNCell), drawn afresh for each
+// training step, each the same for every timestep: with implementation 2,
+// one input mask per sample and input feature shared by every gate; with
+// per-gate masks (UsesGateMasks: recurrent_dropout, or dropout with
+// implementation 1) InputMasksPerStep input masks, then
+// RecurrentMasksPerStep masks of (batch, units) for h_{t-1}.
 //
-// Mask k of a layer (k = the 0-based training step) is TF's
-// stateless_dropout applied to ones: u = stateless_uniform float32 of shape
-// (batch, features) with seed pair P, kept where u >= float32(rate), and a
-// kept entry is T(1 / (1 − rate)) (the division in double). P is
-// [seed, streams::Dropout(layer, k)] in seed mode STREAMS and [g, k] in
-// seed mode KERAS, g being the layer's dropout SeedGenerator word
-// (ModelInitSeeds), which is what Keras 3 draws under fit() in float32.
+// Mask j (0-based, in that draw order) of training step k of a layer that
+// draws n masks per step uses the stream counter c = k·n + j (n = 1: c = k):
+// each mask is TF's stateless_dropout applied to ones: u = stateless_uniform
+// float32 of shape (batch, features) with seed pair P, kept where u >=
+// float32(rate), and a kept entry is T(1 / (1 − rate)) (the division in
+// double). P is [seed, streams::Dropout(layer, c)] in seed mode STREAMS and [g,
+// c] in seed mode KERAS, g being the layer's dropout SeedGenerator word
+// (ModelInitSeeds): Keras' SeedGenerator advances once per mask, so these
+// are the masks Keras 3 draws under fit() in float32.
 // The uniforms are float32 in every run precision, so an fp64 run drops the
 // same entries as an fp32 run (Keras' float64 would draw float64 uniforms).
 // One thread at a time; buffers are allocated by the constructor.
@@ -20,12 +25,14 @@
 
 #include "engine/init/init_seeds.h"
 #include "engine/job/job_spec.h"
+#include "engine/layers/layer.h"
 
 namespace driftscope {
 
-// The seed pair of mask `step` of layer `layer` (see above).
+// The seed pair of the mask with stream counter `counter` (c above) of
+// layer `layer`.
 SeedPair DropoutSeed(const JobSpec& spec, const LayerSeeds& seeds, int layer,
-                     int64_t step);
+                     int64_t counter);
 
 // Fills mask[0 .. n) with 0 or T(1 / (1 − rate)) from the stateless stream
 // `seed` (0 ≤ rate < 1); `uniforms` is scratch space for n floats.
@@ -44,10 +51,18 @@ class DropoutMasks {
   bool any() const { return any_; }
   // Draws the masks of training step `step` for `batch` ≤ max_batch samples.
   void Draw(int64_t step, int batch);
-  // Layer i's mask of the last Draw, (batch, input features) row-major, or
-  // null when layer i does not drop.
+  // Layer i's shared input mask of the last Draw, (batch, input features)
+  // row-major, or null when layer i does not drop its input that way (no
+  // dropout, or per-gate masks).
   const T* mask(int layer) const {
     return masks_[layer].empty() ? nullptr : masks_[layer].data();
+  }
+  // Layer i's per-gate masks of the last Draw (layer.h's GateMasks), or
+  // null when layer i does not use them (UsesGateMasks).
+  const GateMasks<T>* gate_masks(int layer) const {
+    return gate_[layer].input.empty() && gate_[layer].recurrent.empty()
+               ? nullptr
+               : &gate_views_[layer];
   }
 
  private:
@@ -55,7 +70,12 @@ class DropoutMasks {
   const std::vector<LayerSeeds> seeds_;
   std::vector<int> features_;          // input width of each layer
   std::vector<std::vector<T>> masks_;  // empty for layers that do not drop
-  std::vector<float> uniforms_;        // scratch for the widest mask
+  struct GateBuffers {
+    std::vector<T> input, recurrent;  // masks back to back, gate order
+  };
+  std::vector<GateBuffers> gate_;
+  std::vector<GateMasks<T>> gate_views_;
+  std::vector<float> uniforms_;  // scratch for the widest mask
   bool any_ = false;
 };
 

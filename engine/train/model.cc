@@ -37,7 +37,7 @@ absl::StatusOr<std::unique_ptr<Model<T>>> Model<T>::Create(
     if (i > 0) max_grad = std::max(max_grad, in.per_sample());
     m->inputs_.push_back(in);
     m->dropped_.emplace_back(
-        spec.layers[i].dropout > 0
+        spec.layers[i].dropout > 0 && !UsesGateMasks(spec.layers[i])
             ? static_cast<size_t>(max_batch * in.per_sample())
             : 0);
     in = (*layer)->output_shape();
@@ -87,6 +87,9 @@ const T* Model<T>::Forward(const Context& ctx, const T* x, int batch,
   for (size_t i = 0; i < layers_.size(); ++i) {
     const T* mask =
         dropout != nullptr ? dropout->mask(static_cast<int>(i)) : nullptr;
+    layers_[i]->SetGateMasks(dropout != nullptr
+                                 ? dropout->gate_masks(static_cast<int>(i))
+                                 : nullptr);
     if (mask != nullptr && !dropped_[i].empty()) {
       ApplyMask(in, mask, batch, inputs_[i], dropped_[i].data());
       in = dropped_[i].data();

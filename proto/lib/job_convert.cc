@@ -196,9 +196,46 @@ absl::StatusOr<LayerSpec> ParseLayer(const std::string& path,
       }
       break;
     }
+    case v1::Layer::kBidirectional: {
+      const v1::Bidirectional& b = proto.bidirectional();
+      const std::string p = path + ".bidirectional";
+      const std::string& mode = b.merge_mode();
+      if (!b.has_layer()) return Invalid(p + ".layer", "must be set");
+      const v1::Layer::KindCase inner = b.layer().kind_case();
+      if (inner == v1::Layer::kDense || inner == v1::Layer::kBidirectional) {
+        return Invalid(p + ".layer",
+                       "must be one of lstm, gru, simple_rnn (Keras' "
+                       "Bidirectional wraps an RNN layer)");
+      }
+      absl::StatusOr<LayerSpec> wrapped = ParseLayer(p + ".layer", b.layer());
+      if (!wrapped.ok()) return wrapped.status();
+      l = *std::move(wrapped);
+      l.bidirectional = true;
+      if (mode.empty() || mode == "concat") {
+        l.merge_mode = MergeMode::kConcat;
+      } else if (mode == "sum") {
+        l.merge_mode = MergeMode::kSum;
+      } else if (mode == "mul") {
+        l.merge_mode = MergeMode::kMul;
+      } else if (mode == "ave") {
+        l.merge_mode = MergeMode::kAve;
+      } else if (mode == "none" || mode == "None") {
+        return Invalid(p + ".merge_mode",
+                       "none is not supported: Keras then returns the two "
+                       "directions as two outputs, which a model with one "
+                       "target cannot use; use concat, sum, mul or ave");
+      } else {
+        return Invalid(
+            p + ".merge_mode",
+            absl::StrCat("must be one of concat, sum, mul, ave, got \"", mode,
+                         "\""));
+      }
+      break;
+    }
     case v1::Layer::KIND_NOT_SET:
       return Invalid(path,
-                     "exactly one of lstm, gru, simple_rnn, dense must be set");
+                     "exactly one of lstm, gru, simple_rnn, dense, "
+                     "bidirectional must be set");
   }
   if (!s.ok()) return s;
   return l;
@@ -340,6 +377,37 @@ void GatedToProto(const LayerSpec& l, Gated* p) {
   p->set_implementation(l.implementation);
 }
 
+void LayerToProto(const LayerSpec& l, v1::Layer* layer) {
+  if (l.bidirectional) {
+    v1::Bidirectional* b = layer->mutable_bidirectional();
+    b->set_merge_mode(MergeModeName(l.merge_mode));
+    LayerToProto(DirectionSpec(l, false), b->mutable_layer());
+    return;
+  }
+  switch (l.kind) {
+    case LayerKind::kLstm:
+      GatedToProto(l, layer->mutable_lstm());
+      layer->mutable_lstm()->set_unit_forget_bias(l.unit_forget_bias);
+      break;
+    case LayerKind::kGru:
+      GatedToProto(l, layer->mutable_gru());
+      layer->mutable_gru()->set_reset_after(l.reset_after);
+      break;
+    case LayerKind::kSimpleRnn:
+      RnnCommonToProto(l, layer->mutable_simple_rnn());
+      break;
+    case LayerKind::kDense: {
+      v1::Dense* d = layer->mutable_dense();
+      d->set_units(l.units);
+      d->set_activation(ActivationJsonName(l.activation));
+      d->set_use_bias(l.use_bias);
+      InitializerToProto(l.kernel_initializer, d->mutable_kernel_initializer());
+      InitializerToProto(l.bias_initializer, d->mutable_bias_initializer());
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 const char* ActivationJsonName(Activation activation) {
@@ -426,30 +494,7 @@ v1::JobSpec JobSpecToProto(const JobSpec& spec) {
   model->mutable_input()->set_timesteps(spec.model.timesteps);
   model->mutable_input()->set_features(spec.model.features);
   for (const LayerSpec& l : spec.model.layers) {
-    v1::Layer* layer = model->add_layers();
-    switch (l.kind) {
-      case LayerKind::kLstm:
-        GatedToProto(l, layer->mutable_lstm());
-        layer->mutable_lstm()->set_unit_forget_bias(l.unit_forget_bias);
-        break;
-      case LayerKind::kGru:
-        GatedToProto(l, layer->mutable_gru());
-        layer->mutable_gru()->set_reset_after(l.reset_after);
-        break;
-      case LayerKind::kSimpleRnn:
-        RnnCommonToProto(l, layer->mutable_simple_rnn());
-        break;
-      case LayerKind::kDense: {
-        v1::Dense* d = layer->mutable_dense();
-        d->set_units(l.units);
-        d->set_activation(ActivationJsonName(l.activation));
-        d->set_use_bias(l.use_bias);
-        InitializerToProto(l.kernel_initializer,
-                           d->mutable_kernel_initializer());
-        InitializerToProto(l.bias_initializer, d->mutable_bias_initializer());
-        break;
-      }
-    }
+    LayerToProto(l, model->add_layers());
   }
 
   const OptimizerSpec& o = spec.optimizer;

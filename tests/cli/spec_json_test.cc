@@ -179,6 +179,49 @@ TEST(SpecJsonTest, SeedModeKerasRoundTripsAndDefaultsToStreams) {
                 "KERAS"));
 }
 
+TEST(SpecJsonTest, BidirectionalAndRecurrentDropoutRoundTrip) {
+  absl::StatusOr<JobSpec> spec = ParseSpecJson(
+      WithLayer(
+          R"({"bidirectional": {"merge_mode": "sum", "layer": {"gru": {"units": 3, "return_sequences": true, "reset_after": false}}}}, {"lstm": {"units": 2, "recurrent_dropout": 0.25}})"),
+      "spec.json");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const LayerSpec& bi = spec->model.layers[0];
+  EXPECT_TRUE(bi.bidirectional);
+  EXPECT_EQ(bi.merge_mode, MergeMode::kSum);
+  EXPECT_EQ(bi.kind, LayerKind::kGru);
+  EXPECT_EQ(bi.units, 3);
+  EXPECT_FALSE(bi.reset_after);
+  EXPECT_EQ(spec->model.layers[1].recurrent_dropout, 0.25);
+  absl::StatusOr<JobSpec> back =
+      ParseSpecJson(SpecToJson(*spec, /*indent=*/false), "roundtrip.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(CanonicalText(*back), CanonicalText(*spec));
+
+  absl::StatusOr<JobSpec> concat = ParseSpecJson(
+      WithLayer(R"({"bidirectional": {"layer": {"lstm": {"units": 3}}}})"),
+      "spec.json");
+  ASSERT_TRUE(concat.ok()) << concat.status();
+  EXPECT_EQ(concat->model.layers[0].merge_mode, MergeMode::kConcat);
+  EXPECT_EQ(ModelOutputUnits(concat->model), 6);
+
+  EXPECT_THAT(
+      ErrorOf(WithLayer(
+          R"({"bidirectional": {"merge_mode": "none", "layer": {"lstm": {"units": 3}}}})")),
+      HasSubstr("spec.json: model.layers[0].bidirectional.merge_mode: none is "
+                "not supported"));
+  EXPECT_THAT(
+      ErrorOf(WithLayer(
+          R"({"bidirectional": {"merge_mode": "avg", "layer": {"lstm": {"units": 3}}}})")),
+      HasSubstr("must be one of concat, sum, mul, ave, got \"avg\""));
+  EXPECT_THAT(
+      ErrorOf(WithLayer(
+          R"({"bidirectional": {"layer": {"dense": {"units": 3}}}})")),
+      HasSubstr("model.layers[0].bidirectional.layer: must be one of lstm, "
+                "gru, simple_rnn"));
+  EXPECT_THAT(ErrorOf(WithLayer(R"({"bidirectional": {"merge_mode": "sum"}})")),
+              HasSubstr("model.layers[0].bidirectional.layer: must be set"));
+}
+
 TEST(SpecJsonTest, AdamwIsAdamWithKerasDefaultWeightDecay) {
   const std::string model =
       R"("model": {"input": {"timesteps": 2, "features": 1}, "layers": [{"dense": {"units": 1}}]})";
@@ -208,7 +251,7 @@ TEST(SpecJsonTest, AdamwIsAdamWithKerasDefaultWeightDecay) {
 TEST(SpecJsonTest, LayerWithoutKindNamesTheLayer) {
   EXPECT_EQ(ErrorOf(WithLayer(R"({"lstm": {"units": 3}}, {})")),
             "spec.json: model.layers[1]: exactly one of lstm, gru, "
-            "simple_rnn, dense must be set");
+            "simple_rnn, dense, bidirectional must be set");
 }
 
 TEST(SpecJsonTest, UnknownFieldNamesFieldAndFile) {

@@ -287,6 +287,35 @@ TEST(DeviceTrainerTest, DropoutIsRefusedNamingTheField) {
   EXPECT_TRUE(RunJob(spec, *Profile::Parse("fp32")).ok());
 }
 
+// Recurrent dropout likewise: refused naming the field (checked before
+// any device work), while the CPU runs the job.
+TEST(DeviceTrainerTest, RecurrentDropoutIsRefusedNamingTheField) {
+  JobSpec spec = SmallJob();
+  spec.model.layers[0].recurrent_dropout = 0.25;
+  ASSERT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  absl::StatusOr<RunResult> r = RunJob(spec, *Profile::Parse("cuda-det-emu"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("model.layers[0].recurrent_dropout"));
+  EXPECT_THAT(r.status().message(), HasSubstr("GPU path"));
+  EXPECT_TRUE(RunJob(spec, *Profile::Parse("fp32")).ok());
+}
+
+// Bidirectional layers too (the refusal comes before the cuDNN checks, so
+// cuda-cudnn gives the same message where a GPU is present).
+TEST(DeviceTrainerTest, BidirectionalIsRefusedNamingTheField) {
+  JobSpec spec = SmallJob();
+  spec.model.layers[0].bidirectional = true;
+  ASSERT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  absl::StatusOr<RunResult> r = RunJob(spec, *Profile::Parse("cuda-det-emu"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("model.layers[0].bidirectional"));
+  EXPECT_THAT(r.status().message(), HasSubstr("GPU path"));
+  EXPECT_TRUE(RunJob(spec, *Profile::Parse("fp32")).ok());
+}
+
 // seed_mode KERAS: the device run starts from the weights the CPU makes
 // with Keras' seeding (the same step-0 fingerprint), which are not the
 // STREAMS weights.

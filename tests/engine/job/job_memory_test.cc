@@ -139,6 +139,16 @@ TEST(JobMemoryTest, EstimateBoundsMeasuredPeakRssWithinMargin) {
   cases.push_back(
       {"bf16 gemm copies",
        Job({Rnn(LayerKind::kLstm, 256, true)}, 50, 256, 256, 1, 256), "bf16"});
+  // Per-gate dropout masks: every gate's masked input and state are cached.
+  LayerSpec masked = Rnn(LayerKind::kLstm, 256, true);
+  masked.dropout = 0.2;
+  masked.recurrent_dropout = 0.3;
+  cases.push_back({"recurrent dropout",
+                   Job({masked, Dense(1)}, 100, 128, 64, 1, 128), "fp32"});
+  LayerSpec bi = Rnn(LayerKind::kGru, 192, true);
+  bi.bidirectional = true;
+  cases.push_back(
+      {"bidirectional", Job({bi, Dense(1)}, 100, 128, 64, 1, 128), "fp32"});
   bool measured_any = false;
   for (const Case& c : cases) {
     absl::StatusOr<Profile> profile = Profile::Parse(c.profile);

@@ -1,0 +1,435 @@
+// keras.layers.Bidirectional: the reference's gradients against finite
+// differences, the engine's layer against the reference for every merge
+// mode, and real Keras 3 goldens
+// (tests/golden/bidirectional/make_bidirectional_golden.py): initial
+// weights of seed_mode KERAS, outputs, first-step gradients and 6-step
+// training runs.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/io/npy.h"
+#include "engine/job/job_spec.h"
+#include "engine/layers/layer.h"
+#include "engine/numerics/context.h"
+#include "engine/numerics/profile.h"
+#include "engine/reference/reference.h"
+#include "engine/train/model.h"
+#include "engine/train/trainer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/engine/golden/golden_util.h"
+#include "tests/engine/reference/layer_test_util.h"
+
+namespace driftscope {
+namespace {
+
+using ::testing::HasSubstr;
+using testing_util::Flatten;
+using testing_util::Lcg;
+using testing_util::RandomWeights;
+
+const std::string kDir =
+    std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/bidirectional/";
+
+LayerSpec Bi(LayerKind kind, int units, MergeMode mode, bool sequences) {
+  LayerSpec l;
+  l.kind = kind;
+  l.units = units;
+  l.return_sequences = sequences;
+  l.bidirectional = true;
+  l.merge_mode = mode;
+  return l;
+}
+
+LayerSpec Dense(int units) {
+  LayerSpec l;
+  l.kind = LayerKind::kDense;
+  l.units = units;
+  l.activation = Activation::kLinear;
+  return l;
+}
+
+struct BiCase {
+  std::string name;
+  LayerSpec spec;
+};
+
+void PrintTo(const BiCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<BiCase> BiCases() {
+  std::vector<BiCase> c;
+  c.push_back(
+      {"lstm_concat", Bi(LayerKind::kLstm, 3, MergeMode::kConcat, true)});
+  c.push_back(
+      {"lstm_sum_last", Bi(LayerKind::kLstm, 3, MergeMode::kSum, false)});
+  c.push_back({"gru_mul", Bi(LayerKind::kGru, 3, MergeMode::kMul, true)});
+  c.push_back({"gru_before_ave_no_bias",
+               Bi(LayerKind::kGru, 2, MergeMode::kAve, true)});
+  c.back().spec.reset_after = false;
+  c.back().spec.use_bias = false;
+  c.push_back({"simple_rnn_concat_last",
+               Bi(LayerKind::kSimpleRnn, 3, MergeMode::kConcat, false)});
+  c.push_back(
+      {"simple_rnn_mul", Bi(LayerKind::kSimpleRnn, 2, MergeMode::kMul, true)});
+  return c;
+}
+
+constexpr int kBatch = 3, kSteps = 4, kDim = 2;
+
+class BidirectionalLayerTest : public ::testing::TestWithParam<BiCase> {};
+
+TEST_P(BidirectionalLayerTest, ReferenceGradientsMatchFiniteDifferences) {
+  const LayerSpec& spec = GetParam().spec;
+  const ActivationShape in{true, kSteps, kDim};
+  Lcg rng(5);
+  RefWeights w = RandomWeights(spec, in, &rng, 0.6);
+  ASSERT_EQ(w.size() % 2, 0u);
+  std::vector<double> x = rng.Vec(kBatch * kSteps * kDim, 1.0);
+  const std::vector<double> y0 = RefForward(spec, in, w, x, kBatch);
+  const ActivationShape out = RefOutputShape(spec, in);
+  ASSERT_EQ(static_cast<int64_t>(y0.size()), kBatch * out.per_sample());
+  const std::vector<double> dy = rng.Vec(static_cast<int64_t>(y0.size()), 1.0);
+  const RefLayerGrads g = RefBackward(spec, in, w, x, kBatch, dy);
+  auto loss = [&](const RefWeights& ww, const std::vector<double>& xx) {
+    const std::vector<double> y = RefForward(spec, in, ww, xx, kBatch);
+    double l = 0;
+    for (size_t i = 0; i < y.size(); ++i) l += dy[i] * y[i];
+    return l;
+  };
+  const double h = 1e-6;
+  for (size_t k = 0; k < w.size(); ++k) {
+    for (size_t i = 0; i < w[k].size(); ++i) {
+      RefWeights wp = w, wm = w;
+      wp[k][i] += h;
+      wm[k][i] -= h;
+      const double fd = (loss(wp, x) - loss(wm, x)) / (2 * h);
+      EXPECT_NEAR(g.dweights[k][i], fd, 1e-7 * std::max(1.0, std::fabs(fd)))
+          << "weight " << k << "[" << i << "]";
+    }
+  }
+  for (size_t i = 0; i < x.size(); ++i) {
+    std::vector<double> xp = x, xm = x;
+    xp[i] += h;
+    xm[i] -= h;
+    const double fd = (loss(w, xp) - loss(w, xm)) / (2 * h);
+    EXPECT_NEAR(g.dx[i], fd, 1e-7 * std::max(1.0, std::fabs(fd))) << "x" << i;
+  }
+}
+
+TEST_P(BidirectionalLayerTest, EngineMatchesTheReference) {
+  const LayerSpec& spec = GetParam().spec;
+  const ActivationShape in{true, kSteps, kDim};
+  Lcg rng(8);
+  const RefWeights w = RandomWeights(spec, in, &rng, 0.6);
+  const std::vector<double> x = rng.Vec(kBatch * kSteps * kDim, 1.0);
+  const std::vector<double> y_ref = RefForward(spec, in, w, x, kBatch);
+  const std::vector<double> dy =
+      rng.Vec(static_cast<int64_t>(y_ref.size()), 1.0);
+  const RefLayerGrads g = RefBackward(spec, in, w, x, kBatch, dy);
+  const std::vector<double> p = Flatten(w), dp_ref = Flatten(g.dweights);
+  Profile profile;
+  profile.precision = Precision::kFp64;
+  const Context ctx(profile);
+  absl::StatusOr<std::unique_ptr<Layer<double>>> layer =
+      MakeLayer<double>(spec, in, "layer");
+  ASSERT_TRUE(layer.ok()) << layer.status();
+  ASSERT_EQ((*layer)->num_params(), static_cast<int64_t>(p.size()));
+  ASSERT_EQ((*layer)->weights().front().name, "forward_kernel");
+  ASSERT_EQ((*layer)->weights().back().name,
+            spec.use_bias ? "backward_bias" : "backward_recurrent_kernel");
+  std::vector<double> y(y_ref.size()), dx(x.size()), dp(p.size());
+  (*layer)->Forward(ctx, p.data(), x.data(), kBatch, y.data());
+  (*layer)->Backward(ctx, p.data(), dy.data(), dx.data(), dp.data());
+  for (size_t i = 0; i < y.size(); ++i)
+    EXPECT_NEAR(y[i], y_ref[i], 1e-12) << "y[" << i << "]";
+  for (size_t i = 0; i < dp.size(); ++i)
+    EXPECT_NEAR(dp[i], dp_ref[i], 1e-12 * std::max(1.0, std::fabs(dp_ref[i])))
+        << "dparams[" << i << "]";
+  for (size_t i = 0; i < dx.size(); ++i)
+    EXPECT_NEAR(dx[i], g.dx[i], 1e-12 * std::max(1.0, std::fabs(g.dx[i])))
+        << "dx[" << i << "]";
+
+  Profile p32;
+  p32.precision = Precision::kFp32;
+  const Context ctx32(p32);
+  absl::StatusOr<std::unique_ptr<Layer<float>>> layer32 =
+      MakeLayer<float>(spec, in, "layer");
+  ASSERT_TRUE(layer32.ok());
+  const std::vector<float> pf(p.begin(), p.end()), xf(x.begin(), x.end()),
+      dyf(dy.begin(), dy.end());
+  std::vector<float> yf(y.size()), dxf(x.size()), dpf(p.size());
+  (*layer32)->Forward(ctx32, pf.data(), xf.data(), kBatch, yf.data());
+  (*layer32)->Backward(ctx32, pf.data(), dyf.data(), dxf.data(), dpf.data());
+  for (size_t i = 0; i < yf.size(); ++i)
+    EXPECT_NEAR(yf[i], y_ref[i], 1e-5) << "f32 y[" << i << "]";
+  for (size_t i = 0; i < dpf.size(); ++i)
+    EXPECT_NEAR(dpf[i], dp_ref[i], 1e-4 * std::max(1.0, std::fabs(dp_ref[i])))
+        << "f32 dparams[" << i << "]";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModes, BidirectionalLayerTest,
+                         ::testing::ValuesIn(BiCases()),
+                         [](const auto& info) { return info.param.name; });
+
+struct KerasCase {
+  std::string name;
+  JobSpec spec;
+};
+
+void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
+
+// Mirrors CASES in make_bidirectional_golden.py.
+std::vector<KerasCase> KerasCases() {
+  std::vector<KerasCase> c;
+  JobSpec base;
+  base.seed_mode = SeedMode::kKeras;
+  base.model.timesteps = 5;
+  base.model.features = 3;
+  base.loss = LossKind::kMse;
+  base.training.epochs = 2;
+  base.training.batch_size = 4;
+  base.training.shuffle = false;
+  base.optimizer.kind = OptimizerKind::kAdam;
+  base.optimizer.learning_rate = 0x1p-5;
+  {
+    JobSpec s = base;
+    s.seed = 42;
+    s.model.layers = {Bi(LayerKind::kLstm, 4, MergeMode::kConcat, true),
+                      Bi(LayerKind::kGru, 3, MergeMode::kSum, true), Dense(2)};
+    c.push_back({"lstm_concat_gru_sum_adam_s42", s});
+  }
+  {
+    JobSpec s = base;
+    s.seed = 7;
+    LayerSpec srnn = Bi(LayerKind::kSimpleRnn, 3, MergeMode::kMul, true);
+    LayerSpec gru = Bi(LayerKind::kGru, 3, MergeMode::kAve, false);
+    gru.reset_after = false;
+    s.model.layers = {srnn, gru, Dense(2)};
+    s.optimizer.kind = OptimizerKind::kSgd;
+    s.optimizer.learning_rate = 0x1p-3;
+    c.push_back({"simple_rnn_mul_gru_before_ave_sgd_s7", s});
+  }
+  return c;
+}
+
+std::vector<NdArray> LoadSeries(const std::string& dir,
+                                const std::string& prefix) {
+  std::vector<NdArray> out;
+  for (int j = 0;; ++j) {
+    absl::StatusOr<NdArray> w = ReadNpy(absl::StrCat(dir, prefix, j, ".npy"));
+    if (!w.ok()) break;
+    out.push_back(*std::move(w));
+  }
+  return out;
+}
+
+class KerasBidirectionalGoldenTest
+    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+
+TEST_P(KerasBidirectionalGoldenTest, TrainingMatchesKeras) {
+  const KerasCase& tc = std::get<0>(GetParam());
+  const bool fp64 = std::get<1>(GetParam());
+  const std::string dir64 = kDir + tc.name + "/f64/";
+  const std::string dir32 = kDir + tc.name + "/f32/";
+  const std::string& dir = fp64 ? dir64 : dir32;
+  ASSERT_TRUE(ValidateJobSpec(tc.spec).ok()) << ValidateJobSpec(tc.spec);
+  RunOptions options;
+  const std::vector<NdArray> init = LoadSeries(dir, "w");
+  ASSERT_FALSE(init.empty());
+  options.init_weights = init;
+  options.x = golden::Load(dir, "x");
+  options.y = golden::Load(dir, "y");
+  options.eval_x = options.x;
+  absl::StatusOr<Profile> profile = Profile::Parse(fp64 ? "fp64" : "fp32");
+  ASSERT_TRUE(profile.ok());
+  const std::string what = tc.name + (fp64 ? " f64" : " f32");
+  const auto check = [&](const NdArray& a, const std::string& name) {
+    if (fp64) {
+      golden::ExpectMatchesKeras(what, a.data<double>(), a.size(), dir64, dir32,
+                                 name);
+    } else {
+      golden::ExpectMatchesKeras(what, a.data<float>(), a.size(), dir64, dir32,
+                                 name);
+    }
+  };
+  JobSpec forward_only = tc.spec;
+  forward_only.training.epochs = 0;
+  absl::StatusOr<RunResult> r0 = RunJob(forward_only, *profile, options);
+  ASSERT_TRUE(r0.ok()) << r0.status();
+  check(r0->outputs, "out0");
+  absl::StatusOr<RunResult> r = RunJob(tc.spec, *profile, options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->steps, 6);
+  check(r->losses, "losses");
+  check(r->outputs, "final_out");
+  ASSERT_EQ(r->final_weights.size(), init.size());
+  for (size_t j = 0; j < init.size(); ++j) {
+    check(r->final_weights[j].array, absl::StrCat("final_w", j));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalGoldenTest,
+                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::get<0>(info.param).name +
+                                  (std::get<1>(info.param) ? "_f64" : "_f32");
+                         });
+
+class KerasBidirectionalModelTest : public ::testing::TestWithParam<KerasCase> {
+};
+
+// seed_mode KERAS: the initial weights Keras gives the same model after
+// set_random_seed (the wrapped layer's draws, then the forward copy's, then
+// the backward copy's): glorot kernels bit for bit, orthogonal recurrent
+// kernels within float32 rounding (docs/keras.md).
+TEST_P(KerasBidirectionalModelTest, KerasSeedModeGivesKerasInitialWeights) {
+  const KerasCase& tc = GetParam();
+  const std::string dir = kDir + tc.name + "/f32/";
+  const std::vector<NdArray> want = LoadSeries(dir, "w");
+  JobSpec spec = tc.spec;
+  spec.training.epochs = 0;
+  spec.data.samples = 4;
+  spec.data.eval_samples = 4;
+  absl::StatusOr<RunResult> r = RunJob(spec, *Profile::Parse("fp32"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->final_weights.size(), want.size());
+  int exact = 0;
+  for (size_t j = 0; j < want.size(); ++j) {
+    const NdArray& got = r->final_weights[j].array;
+    ASSERT_EQ(got.size(), want[j].size()) << r->final_weights[j].name;
+    const bool recurrent =
+        r->final_weights[j].name.find("recurrent_kernel") != std::string::npos;
+    if (!recurrent) {
+      EXPECT_EQ(
+          0, std::memcmp(got.raw(), want[j].raw(), got.size() * sizeof(float)))
+          << r->final_weights[j].name;
+      ++exact;
+    }
+    for (int64_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got.at(i), want[j].at(i), 1e-6) << r->final_weights[j].name;
+  }
+  EXPECT_GT(exact, 0);
+}
+
+// The first step's gradients of the engine's model and of the reference,
+// against Keras float64's GradientTape.
+TEST_P(KerasBidirectionalModelTest, FirstStepGradientsMatchKeras) {
+  const KerasCase& tc = GetParam();
+  const std::string dir = kDir + tc.name + "/f64/";
+  const std::vector<NdArray> init = LoadSeries(dir, "w");
+  const std::vector<NdArray> want = LoadSeries(dir, "grads0_w");
+  ASSERT_EQ(init.size(), want.size());
+  const NdArray x = golden::Load(dir, "x");
+  const NdArray y = golden::Load(dir, "y");
+  const int batch = tc.spec.training.batch_size;
+  absl::StatusOr<std::unique_ptr<Model<double>>> model =
+      Model<double>::Create(tc.spec.model, batch);
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_EQ((*model)->weights().size(), init.size());
+  std::vector<RefWeights> w(tc.spec.model.layers.size());
+  for (size_t j = 0; j < init.size(); ++j) {
+    const ModelWeight& mw = (*model)->weights()[j];
+    ASSERT_EQ(mw.size, init[j].size()) << mw.name;
+    for (int64_t i = 0; i < mw.size; ++i)
+      (*model)->params()[mw.offset + i] = init[j].at(i);
+    w[mw.layer].emplace_back(init[j].data<double>(),
+                             init[j].data<double>() + init[j].size());
+  }
+  const int64_t per_x = x.size() / x.shape()[0];
+  const int64_t per_y = y.size() / y.shape()[0];
+  const std::vector<double> xb(x.data<double>(),
+                               x.data<double>() + batch * per_x);
+  Profile profile;
+  profile.precision = Precision::kFp64;
+  const Context ctx(profile);
+  const double* pred = (*model)->Forward(ctx, xb.data(), batch);
+  const int64_t n = batch * per_y;
+  std::vector<double> dy(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(n);
+  (*model)->Backward(ctx, dy.data());
+  const ActivationShape in{true, tc.spec.model.timesteps,
+                           tc.spec.model.features};
+  const std::vector<RefLayerGrads> g =
+      RefModelBackward(tc.spec.model.layers, in, w, xb, batch, dy);
+  std::vector<int> index_in_layer(tc.spec.model.layers.size(), 0);
+  for (size_t j = 0; j < want.size(); ++j) {
+    const ModelWeight& mw = (*model)->weights()[j];
+    const golden::RelError e =
+        golden::MaxRel((*model)->grads() + mw.offset, want[j]);
+    EXPECT_LE(e.max_rel, golden::kF64RelTol)
+        << tc.name << " engine grads of " << mw.name << " at " << e.worst
+        << ": " << e.actual << " vs Keras " << e.ref;
+    const golden::RelError r = golden::MaxRel(
+        g[mw.layer].dweights[index_in_layer[mw.layer]++].data(), want[j]);
+    EXPECT_LE(r.max_rel, golden::kF64RelTol)
+        << tc.name << " reference grads of " << mw.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalModelTest,
+                         ::testing::ValuesIn(KerasCases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(BidirectionalSpecTest, BadCombinationsAreRefusedNamingTheField) {
+  JobSpec spec = DefaultJobSpec();
+  spec.model.layers[0].bidirectional = true;
+  ASSERT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  EXPECT_EQ(ModelOutputUnits(spec.model), 32);
+  spec.model.layers[1].bidirectional = true;
+  EXPECT_EQ(ModelOutputUnits(spec.model), 64);
+  spec.model.layers[1].merge_mode = MergeMode::kAve;
+  EXPECT_EQ(ModelOutputUnits(spec.model), 32);
+  EXPECT_NE(SpecDigest(spec), SpecDigest(DefaultJobSpec()));
+  EXPECT_THAT(CanonicalText(spec), HasSubstr("bidirectional"));
+  EXPECT_THAT(CanonicalText(DefaultJobSpec()),
+              ::testing::Not(HasSubstr("bidirectional")));
+
+  JobSpec dense = DefaultJobSpec();
+  dense.model.layers.push_back(Dense(1));
+  dense.model.layers.back().bidirectional = true;
+  EXPECT_THAT(std::string(ValidateJobSpec(dense).message()),
+              HasSubstr("model.layers[2]: bidirectional wraps LSTM, GRU or "
+                        "SimpleRNN only"));
+  JobSpec drop = DefaultJobSpec();
+  drop.model.layers[0].bidirectional = true;
+  drop.model.layers[0].dropout = 0.2;
+  EXPECT_THAT(std::string(ValidateJobSpec(drop).message()),
+              HasSubstr("model.layers[0]: dropout and recurrent_dropout in a "
+                        "bidirectional layer are not supported yet"));
+  JobSpec back = DefaultJobSpec();
+  back.model.layers[0].bidirectional = true;
+  back.model.layers[0].go_backwards = true;
+  EXPECT_THAT(std::string(ValidateJobSpec(back).message()),
+              HasSubstr("model.layers[0].go_backwards must be false in a "
+                        "bidirectional layer"));
+  JobSpec state = DefaultJobSpec();
+  state.model.layers[1].bidirectional = true;
+  state.model.layers[1].return_state = true;
+  EXPECT_THAT(std::string(ValidateJobSpec(state).message()),
+              HasSubstr("model.layers[1]: return_state in a bidirectional "
+                        "layer is not supported yet"));
+}
+
+// The next layer's input width is the merged width: 2·units after concat.
+TEST(BidirectionalSpecTest, ConcatDoublesTheNextLayersInput) {
+  ModelSpec m;
+  m.timesteps = 3;
+  m.features = 2;
+  m.layers = {Bi(LayerKind::kGru, 4, MergeMode::kConcat, true), Dense(1)};
+  absl::StatusOr<std::unique_ptr<Model<float>>> model =
+      Model<float>::Create(m, 2);
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ((*model)->layer(1).input_shape().dim, 8);
+  EXPECT_EQ((*model)->weights()[6].name, "layer1_kernel");
+  EXPECT_EQ((*model)->weights()[6].shape, (std::vector<int64_t>{8, 1}));
+}
+
+}  // namespace
+}  // namespace driftscope
