@@ -4,8 +4,10 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "engine/core/sha256.h"
 #include "server/coordinator/ids.h"
 
@@ -37,6 +39,18 @@ std::string SecretDigest(const std::string& secret) {
   return secret.empty() ? "" : Sha256Hex(secret.data(), secret.size());
 }
 
+// Whether `label` is `product`, or one of its words (split at spaces,
+// '-' and '_'), ignoring case.
+bool NamesTheGpu(absl::string_view label, absl::string_view product) {
+  if (label.empty()) return false;
+  if (absl::EqualsIgnoreCase(label, product)) return true;
+  for (absl::string_view word :
+       absl::StrSplit(product, absl::ByAnyChar(" -_"), absl::SkipEmpty())) {
+    if (absl::EqualsIgnoreCase(label, word)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 v1::WorkerInfo WithDerivedLabels(const v1::WorkerInfo& info,
@@ -61,6 +75,13 @@ v1::WorkerInfo WithDerivedLabels(const v1::WorkerInfo& info,
   if (gpu < env.cuda().devices_size()) {
     const v1::CudaDevice& d = env.cuda().devices(gpu);
     derived["gpu"] = d.name();
+    // A short name the operator chose ("gpu=a100") stays when it is a word
+    // of the product name ("NVIDIA A100-SXM4-80GB"): true, and what
+    // placements already ask for.
+    if (auto it = given.find("gpu");
+        it != given.end() && NamesTheGpu(it->second, d.name())) {
+      derived["gpu"] = it->second;
+    }
     derived["gpu_index"] = absl::StrCat(gpu);
     derived["gpu_cc"] = absl::StrCat(d.compute_major(), ".", d.compute_minor());
     derived["gpu_memory_mib"] = absl::StrCat(d.memory_bytes() >> 20);

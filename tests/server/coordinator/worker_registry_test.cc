@@ -16,6 +16,7 @@ namespace {
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
 // A registrant without a certificate, proving itself by `secret`.
@@ -326,7 +327,8 @@ TEST_F(WorkerRegistryTest, ForgedDerivedLabelsAreReplacedFreeFormOnesKept) {
 }
 
 // GPU labels describe the GPU the worker says it uses (gpu_index, its
-// --device) when it has that GPU, else GPU 0.
+// --device) when it has that GPU, else GPU 0; "gpu" may be a word of its
+// product name (gpu=a100 on an A100, as the Kubernetes overlays label).
 TEST_F(WorkerRegistryTest, GpuLabelsDescribeTheDeviceTheWorkerUses) {
   v1::WorkerInfo w = Info("a");
   for (auto [name, major, minor, mib] :
@@ -339,7 +341,7 @@ TEST_F(WorkerRegistryTest, GpuLabelsDescribeTheDeviceTheWorkerUses) {
     d->set_memory_bytes(int64_t{mib} << 20);
   }
   (*w.mutable_labels())["gpu_index"] = "1";
-  (*w.mutable_labels())["gpu"] = "H100";
+  (*w.mutable_labels())["gpu"] = "A100";  // not GPU 1's name
   ASSERT_TRUE(registry_.Register(w, BySecret()).ok());
   const v1::WorkerInfo on_l4 = registry_.Get("a")->info;
   const auto& labels = on_l4.labels();
@@ -352,9 +354,17 @@ TEST_F(WorkerRegistryTest, GpuLabelsDescribeTheDeviceTheWorkerUses) {
   auto again = registry_.Register(w, BySecret());
   ASSERT_TRUE(again.ok());
   EXPECT_THAT(again->replaced_labels(), Contains("gpu_index"));
+  EXPECT_THAT(again->replaced_labels(), Not(Contains("gpu")));
+  const v1::WorkerInfo on_a100 = registry_.Get("a")->info;
+  // A word of the product name is a true short name and stays.
+  EXPECT_EQ(on_a100.labels().at("gpu"), "A100");
+  EXPECT_EQ(on_a100.labels().at("gpu_index"), "0");
+  EXPECT_EQ(on_a100.labels().at("gpu_cc"), "8.0");
+
+  (*w.mutable_labels())["gpu"] = "a10";  // not a word of it
+  ASSERT_TRUE(registry_.Register(w, BySecret()).ok());
   EXPECT_EQ(registry_.Get("a")->info.labels().at("gpu"),
             "NVIDIA A100-SXM4-80GB");
-  EXPECT_EQ(registry_.Get("a")->info.labels().at("gpu_index"), "0");
 }
 
 }  // namespace
