@@ -326,6 +326,46 @@ TEST(WorkerRegistrationE2eTest, MtlsRegistrationIsSentTheFleetToken) {
   EXPECT_THAT(lease.replaced_labels(), IsEmpty());
 }
 
+// A worker restarted on the same address has a new secret and a new
+// token: it gets its name back when the old lease ends, and a run sent
+// meanwhile with the old token (refused) moves on instead of failing.
+TEST(WorkerRegistrationE2eTest, RestartedWorkerGetsItsNameBackAndRuns) {
+  auto coordinator = CoordinatorProcess::Start(
+      {"--insecure", "--worker_insecure", "--lease_seconds=2",
+       "--store_dir=" + StoreDir("registration-worker-restart")});
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  const std::vector<std::string> flags = {
+      "--insecure", "--auth_token=worker-tok",
+      "--coordinator=" + (*coordinator)->address(), "--coordinator_insecure",
+      "--name=w"};
+  auto first = WorkerProcess::Start(flags);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto stub = CoordinatorStub((*coordinator)->address());
+  ASSERT_TRUE(
+      Eventually([&] { return HasState(*stub, "w", v1::WORKER_AVAILABLE); }));
+  const std::string address = (*first)->address();
+  (*first)->Kill9();
+  std::vector<std::string> again = flags;
+  again.push_back("--listen=" + address);
+  auto second = WorkerProcess::Start(again);
+  ASSERT_TRUE(second.ok()) << second.status();
+
+  // Submitted while the old lease may still hold the name.
+  v1::SubmitJobRequest req;
+  *req.mutable_spec() = JobSpecToProto(testing::TinySpec());
+  req.mutable_placement()->add_workers("w");
+  v1::Job job;
+  ASSERT_TRUE(stub->SubmitJob(Ctx().get(), req, &job).ok());
+  job = WaitForJob(*stub, job.job_id());
+  ASSERT_EQ(job.state(), v1::JOB_SUCCEEDED) << job.DebugString();
+  const v1::RunInfo& run = job.runs(0);
+  for (int i = 0; i + 1 < run.attempts_size(); ++i) {
+    EXPECT_THAT(run.attempts(i).message(),
+                HasSubstr("refused the token it registered with"));
+  }
+  EXPECT_TRUE(HasState(*stub, "w", v1::WORKER_AVAILABLE));
+}
+
 TEST(WorkerRegistrationE2eTest, SigtermMakesTheWorkerDraining) {
   auto coordinator = CoordinatorProcess::Start(
       {"--insecure", "--worker_insecure",
