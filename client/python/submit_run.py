@@ -2,7 +2,12 @@
 """Runs one job on a driftscope-worker and saves what comes back as .npy.
 
     submit_run.py --worker HOST:PORT --insecure --out DIR [SPEC.json]
-                  [--profile fp32] [--tls-root CERT.pem] [--token TOKEN]
+                  [--profile fp32] [--tls-root CA.pem] [--token TOKEN]
+                  [--tls-cert CERT.pem --tls-key KEY.pem]
+
+TLS is the default (verified against --tls-root, else the system roots);
+a worker that requires client certificates (mTLS, its --tls_client_ca) is
+reached with --tls-cert and --tls-key (PEM, both or neither).
 
 Without SPEC.json it runs the built-in default job (the one `driftscope
 train` runs without a spec). DIR receives the layout `driftscope train
@@ -128,6 +133,33 @@ def save(out, summary, fingerprints, tensors):
         f.write(json_format.MessageToJson(summary))
 
 
+def _read(path, flag):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValueError(f"{flag}: cannot read {path}: {e.strerror}")
+    if not data.strip():
+        raise ValueError(f"{flag}: {path} is empty")
+    return data
+
+
+def channel_credentials(args):
+    """TLS credentials from the flags; ValueError naming the flag at fault."""
+    if args.insecure and (args.tls_root or args.tls_cert or args.tls_key):
+        raise ValueError("--insecure contradicts --tls-root/--tls-cert/"
+                         "--tls-key: choose plaintext or TLS")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together (the client "
+                         "certificate and its key, for mTLS)")
+    roots = _read(args.tls_root, "--tls-root") if args.tls_root else None
+    cert = _read(args.tls_cert, "--tls-cert") if args.tls_cert else None
+    key = _read(args.tls_key, "--tls-key") if args.tls_key else None
+    return grpc.ssl_channel_credentials(root_certificates=roots,
+                                        private_key=key,
+                                        certificate_chain=cert)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("spec", nargs="?", help="job spec JSON (default job if absent)")
@@ -135,17 +167,23 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--profile", default="")
     p.add_argument("--insecure", action="store_true", help="plaintext")
-    p.add_argument("--tls-root", help="PEM roots to verify the worker")
+    p.add_argument("--tls-root", "--tls-ca", dest="tls_root",
+                   help="PEM roots to verify the worker")
+    p.add_argument("--tls-cert", help="PEM client certificate (mTLS)")
+    p.add_argument("--tls-key", help="PEM key of --tls-cert")
     p.add_argument("--token", help="bearer token")
     p.add_argument("--timeout", type=float, default=3600)
     args = p.parse_args()
     _, _, worker_pb2_grpc = load()
-    if args.insecure:
+    if args.insecure and not (args.tls_root or args.tls_cert or args.tls_key):
         channel = grpc.insecure_channel(args.worker)
     else:
-        roots = open(args.tls_root, "rb").read() if args.tls_root else None
-        channel = grpc.secure_channel(args.worker,
-                                      grpc.ssl_channel_credentials(roots))
+        try:
+            credentials = channel_credentials(args)
+        except ValueError as e:
+            print(f"submit_run: {e}", file=sys.stderr)
+            return 2
+        channel = grpc.secure_channel(args.worker, credentials)
     spec = DEFAULT_SPEC
     if args.spec:
         with open(args.spec) as f:

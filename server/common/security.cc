@@ -2,12 +2,16 @@
 
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace driftscope {
 
@@ -25,6 +29,23 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path,
         absl::StrCat(what, ": \"", path, "\" is empty"));
   }
   return s.str();
+}
+
+std::string RandomHex(int hex_digits) {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::random_device* device ABSL_GUARDED_BY(mu) =
+      new std::random_device();
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(static_cast<size_t>(std::max(hex_digits, 0)));
+  absl::MutexLock lock(&mu);
+  unsigned bits = 0;
+  for (int i = 0; i < hex_digits; ++i) {
+    if (i % 8 == 0) bits = (*device)();
+    hex.push_back(kHex[bits & 15]);
+    bits >>= 4;
+  }
+  return hex;
 }
 
 bool IsLoopbackAddress(absl::string_view address) {

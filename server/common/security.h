@@ -44,6 +44,11 @@ bool IsLoopbackAddress(absl::string_view address);
 absl::Status CheckBearerToken(const grpc::ServerContextBase& context,
                               absl::string_view token);
 
+// `hex_digits` random lowercase hex digits from the system's random device
+// (ids, a worker's registration secret and the token it gives the
+// coordinator).
+std::string RandomHex(int hex_digits);
+
 // The whole contents of a file; NotFound / InvalidArgument naming `what`.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path,
                                          absl::string_view what);

@@ -346,7 +346,7 @@ CoordinatorServer::BuildAndStart(const CoordinatorServerOptions& options) {
   co.limits = options.limits;
   server->service_ = std::make_unique<CoordinatorService>(
       server->store_.get(), server->registry_.get(), server->scheduler_.get(),
-      server->events_.get(), co);
+      server->events_.get(), server->connector_.get(), co);
   server->grpc_service_ = std::make_unique<CoordinatorGrpcService>(
       server->service_.get(), *auth_token, *registration_token);
 

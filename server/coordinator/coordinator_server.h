@@ -39,7 +39,10 @@ struct WorkerTlsFiles {
   bool insecure = false;  // plaintext to workers, asked for explicitly
   std::string ca_file;    // PEM roots; empty: the system roots
   std::string cert_file, key_file;  // mTLS client certificate, both or none
-  std::string token;                // sent as "authorization: Bearer <token>"
+  // The fleet-wide token ("authorization: Bearer <token>"), sent only to
+  // the static workers and to workers whose registration carried a client
+  // certificate; a registered worker that gave its own token gets that.
+  std::string token;
   // A file holding `token` (surrounding whitespace stripped); read at
   // start-up. Not together with `token`.
   std::string token_file;

@@ -32,16 +32,52 @@ absl::Status RequireId(const std::string& id, absl::string_view field) {
 CoordinatorService::CoordinatorService(Store* store, WorkerRegistry* registry,
                                        Scheduler* scheduler,
                                        JobEventHub* events,
+                                       WorkerConnector* connector,
                                        CoordinatorServiceOptions options)
     : store_(store),
       registry_(registry),
       scheduler_(scheduler),
       events_(events),
+      connector_(connector),
       options_(std::move(options)) {}
 
 absl::StatusOr<v1::RegisterWorkerResponse> CoordinatorService::RegisterWorker(
     const v1::RegisterWorkerRequest& request, const std::string& identity) {
-  return registry_->Register(request.worker(), identity);
+  const v1::WorkerInfo& claimed = request.worker();
+  const Registrant registrant{
+      identity, request.worker_secret(),
+      WorkerCredential::ForRegistration(identity, request.worker_token())};
+  // Who it is first: a registration refused anyway makes no outgoing call.
+  if (absl::Status s = registry_->CheckRegistrant(claimed, registrant);
+      !s.ok()) {
+    return s;
+  }
+  // What it is: the worker's own answer at the address runs will go to,
+  // not the registration text (the issue: forged gpu and host labels
+  // attracted label-placed runs).
+  absl::StatusOr<WorkerDescription> described =
+      connector_->Describe({claimed.address(), registrant.credential});
+  if (!described.ok()) {
+    const absl::Status& s = described.status();
+    const bool refused = s.code() == absl::StatusCode::kUnauthenticated ||
+                         s.code() == absl::StatusCode::kPermissionDenied;
+    return absl::Status(
+        refused ? absl::StatusCode::kFailedPrecondition
+                : absl::StatusCode::kUnavailable,
+        absl::StrCat(
+            "worker.address ", claimed.address(),
+            ": the coordinator describes a worker before registering it, and "
+            "Describe failed: ",
+            s.message(),
+            refused ? " (a worker with --auth_token must send worker_token, "
+                      "the token it accepts from the coordinator; "
+                      "driftscope-worker does)"
+                    : ""));
+  }
+  v1::WorkerInfo info =
+      WorkerInfoFromDescription(claimed.name(), claimed.address(), *described);
+  *info.mutable_labels() = claimed.labels();
+  return registry_->Register(info, registrant);
 }
 
 absl::StatusOr<v1::HeartbeatResponse> CoordinatorService::Heartbeat(

@@ -6,10 +6,14 @@
 // even when the workers it was planned for are gone), else checks the
 // request completely and plans its runs before the store is touched, answers
 // only after the store committed the job (acknowledged = durable), and is
-// idempotent on client_request_id. CancelJob answers after the store committed
-// the cancel; from then on no run result of the job is stored. WatchJob streams
-// a snapshot, then the job's events until it is terminal; it runs on the
-// caller's thread and never slows the scheduler. Safe for concurrent use.
+// idempotent on client_request_id. RegisterWorker checks who registers
+// (WorkerRegistry::CheckRegistrant), then describes the worker at the
+// address it gave, with the credential the registration earned, and
+// registers what that Describe says (see RegisterWorkerRequest). CancelJob
+// answers after the store committed the cancel; from then on no run result of
+// the job is stored. WatchJob streams a snapshot, then the job's events until
+// it is terminal; it runs on the caller's thread and never slows the scheduler.
+// Safe for concurrent use.
 #ifndef DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_
 #define DRIFTSCOPE_SERVER_COORDINATOR_COORDINATOR_SERVICE_H_
 
@@ -25,6 +29,7 @@
 #include "server/coordinator/job_plan.h"
 #include "server/coordinator/scheduler.h"
 #include "server/coordinator/store.h"
+#include "server/coordinator/worker_connector.h"
 #include "server/coordinator/worker_registry.h"
 
 namespace driftscope::coordinator {
@@ -46,11 +51,15 @@ class CoordinatorService {
   // Nothing is owned; everything must outlive the service.
   CoordinatorService(Store* store, WorkerRegistry* registry,
                      Scheduler* scheduler, JobEventHub* events,
+                     WorkerConnector* connector,
                      CoordinatorServiceOptions options);
   CoordinatorService(const CoordinatorService&) = delete;
   CoordinatorService& operator=(const CoordinatorService&) = delete;
 
-  // `identity`: the caller's proven identity (WorkerRegistry::Register).
+  // `identity`: the caller's proven identity, its client certificate's
+  // under mTLS, else "" (Registrant). A worker whose Describe fails is not
+  // registered: FailedPrecondition when it refused the coordinator's
+  // credential, else Unavailable, naming worker.address.
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& request,
       const std::string& identity = "");
@@ -101,6 +110,7 @@ class CoordinatorService {
   WorkerRegistry* const registry_;
   Scheduler* const scheduler_;
   JobEventHub* const events_;
+  WorkerConnector* const connector_;
   const CoordinatorServiceOptions options_;
   std::atomic<bool> stopping_{false};
 };

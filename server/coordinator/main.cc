@@ -49,7 +49,9 @@ ABSL_FLAG(std::string, registration_token_file, "",
           "file holding --registration_token (surrounding whitespace "
           "stripped)");
 ABSL_FLAG(std::string, worker_auth_token, "",
-          "bearer token sent to workers (their --auth_token)");
+          "fleet-wide bearer token sent to the static --workers and to "
+          "workers that registered with a client certificate (mTLS); other "
+          "registered workers are called with the token they gave");
 ABSL_FLAG(std::string, worker_auth_token_file, "",
           "file holding --worker_auth_token (surrounding whitespace "
           "stripped)");

@@ -287,17 +287,12 @@ void Scheduler::ProbeStaticWorkers() {
   std::vector<std::thread> probes;
   for (const std::string& address : options_.static_workers) {
     probes.emplace_back([this, address] {
-      absl::StatusOr<WorkerDescription> d = connector_->Describe(address);
+      absl::StatusOr<WorkerDescription> d =
+          connector_->Describe({address, {WorkerCredential::Kind::kFleet, ""}});
       v1::WorkerInfo info;
       info.set_name(address);
       info.set_address(address);
-      if (d.ok()) {
-        *info.mutable_environment() = EnvironmentToProto(d->environment);
-        info.set_default_profile(d->default_profile);
-        for (const std::string& p : d->presets) info.add_presets(p);
-        info.set_max_concurrent_runs(std::max(1, d->max_concurrent_runs));
-        info.set_max_memory_bytes(d->max_memory_bytes);
-      }
+      if (d.ok()) info = WorkerInfoFromDescription(address, address, *d);
       registry_->UpdateStatic(info, d.ok());
     });
   }
@@ -463,8 +458,9 @@ void Scheduler::RunAttempt(Attempt* a) {
   remote.run_id = absl::StrCat(a->run.run_id, ".", a->run.next_attempt);
   remote.capture.progress_every_steps =
       static_cast<int>(std::max<int64_t>(1, a->job->total_steps / 50));
-  absl::StatusOr<RunResult> result = connector_->Run(
-      a->address, a->job->spec, a->run.profile, options, remote);
+  absl::StatusOr<RunResult> result =
+      connector_->Run(registry_->Target(a->worker, a->address), a->job->spec,
+                      a->run.profile, options, remote);
   EndAttempt(a, &result);
 }
 

@@ -1,10 +1,14 @@
 #include "server/coordinator/worker_registry.h"
 
+#include <map>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "engine/core/sha256.h"
 #include "server/coordinator/ids.h"
 
 namespace driftscope::coordinator {
@@ -31,21 +35,70 @@ absl::Status CheckDialAddress(absl::string_view address) {
   return absl::OkStatus();
 }
 
+std::string SecretDigest(const std::string& secret) {
+  return secret.empty() ? "" : Sha256Hex(secret.data(), secret.size());
+}
+
+// Whether `label` is `product`, or one of its words (split at spaces,
+// '-' and '_'), ignoring case.
+bool NamesTheGpu(absl::string_view label, absl::string_view product) {
+  if (label.empty()) return false;
+  if (absl::EqualsIgnoreCase(label, product)) return true;
+  for (absl::string_view word :
+       absl::StrSplit(product, absl::ByAnyChar(" -_"), absl::SkipEmpty())) {
+    if (absl::EqualsIgnoreCase(label, word)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-v1::WorkerInfo WithDerivedLabels(const v1::WorkerInfo& info) {
+v1::WorkerInfo WithDerivedLabels(const v1::WorkerInfo& info,
+                                 std::vector<std::string>* replaced) {
+  const v1::Environment& env = info.environment();
+  const auto& given = info.labels();
+  // The GPU the worker says it uses, when it has that GPU (a worker runs
+  // its cuda profiles on its --device).
+  int gpu = 0;
+  if (auto it = given.find("gpu_index"); it != given.end()) {
+    int index = 0;
+    if (absl::SimpleAtoi(it->second, &index) && index >= 0 &&
+        index < env.cuda().devices_size()) {
+      gpu = index;
+    }
+  }
+  std::map<std::string, std::string> derived = {
+      {"host", env.hostname()}, {"arch", env.arch()},
+      {"cpu", env.cpu_model()}, {"gpu", "none"},
+      {"gpu_index", ""},        {"gpu_cc", ""},
+      {"gpu_memory_mib", ""},   {"default_profile", info.default_profile()}};
+  if (gpu < env.cuda().devices_size()) {
+    const v1::CudaDevice& d = env.cuda().devices(gpu);
+    derived["gpu"] = d.name();
+    // A short name the operator chose ("gpu=a100") stays when it is a word
+    // of the product name ("NVIDIA A100-SXM4-80GB"): true, and what
+    // placements already ask for.
+    if (auto it = given.find("gpu");
+        it != given.end() && NamesTheGpu(it->second, d.name())) {
+      derived["gpu"] = it->second;
+    }
+    derived["gpu_index"] = absl::StrCat(gpu);
+    derived["gpu_cc"] = absl::StrCat(d.compute_major(), ".", d.compute_minor());
+    derived["gpu_memory_mib"] = absl::StrCat(d.memory_bytes() >> 20);
+  }
   v1::WorkerInfo out = info;
   auto* labels = out.mutable_labels();
-  const v1::Environment& env = info.environment();
-  auto derive = [&](const std::string& key, const std::string& value) {
-    if (!value.empty() && labels->count(key) == 0) (*labels)[key] = value;
-  };
-  derive("host", env.hostname());
-  derive("arch", env.arch());
-  derive("cpu", env.cpu_model());
-  derive("gpu", env.cuda().devices_size() > 0 ? env.cuda().devices(0).name()
-                                              : std::string("none"));
-  derive("default_profile", info.default_profile());
+  for (const auto& [key, value] : derived) {
+    auto it = labels->find(key);
+    if (it != labels->end() && it->second != value && replaced != nullptr) {
+      replaced->push_back(key);
+    }
+    if (value.empty()) {
+      labels->erase(key);
+    } else {
+      (*labels)[key] = value;
+    }
+  }
   return out;
 }
 
@@ -67,12 +120,58 @@ void WorkerRegistry::SetLossListener(LossListener listener) {
   listener_ = std::move(listener);
 }
 
-absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
-    const v1::WorkerInfo& worker, const std::string& identity) {
+absl::Status WorkerRegistry::CheckRegistrant(
+    const v1::WorkerInfo& worker, const Registrant& registrant) const {
+  absl::MutexLock lock(&mu_);
+  return CheckRegistrantLocked(worker, registrant);
+}
+
+absl::Status WorkerRegistry::CheckRegistrantLocked(
+    const v1::WorkerInfo& worker, const Registrant& registrant) const {
   if (worker.name().empty()) {
     return absl::InvalidArgumentError("worker.name is required");
   }
   if (absl::Status s = CheckDialAddress(worker.address()); !s.ok()) return s;
+  if (registrant.identity.empty() &&
+      registrant.secret.size() < kMinWorkerSecretSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "worker_secret must be a random string of at least ",
+        kMinWorkerSecretSize, " characters (driftscope-worker sends one), got ",
+        registrant.secret.size(),
+        "; it keeps the name with this worker while its lease lives. Only "
+        "a registration with a client certificate (mTLS) may omit it"));
+  }
+  auto it = workers_.find(worker.name());
+  if (it == workers_.end()) return absl::OkStatus();
+  const Entry& held = it->second;
+  if (held.view.is_static) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker.name \"", worker.name(),
+                     "\" is a worker of the coordinator's --workers list"));
+  }
+  const bool live = !held.lease_id.empty() &&
+                    options_.clock() - held.last_heartbeat <= options_.lease;
+  if (!live) return absl::OkStatus();
+  // A certificate is the stronger proof: the same one may come back with a
+  // new secret (a restarted worker). Without certificates only the secret
+  // the name was registered with proves it is the same worker.
+  const bool same = held.identity == registrant.identity &&
+                    (!registrant.identity.empty() ||
+                     (!held.secret_sha256.empty() &&
+                      held.secret_sha256 == SecretDigest(registrant.secret)));
+  if (same) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat(
+      "worker.name \"", worker.name(), "\" is held by the live lease of ",
+      held.identity != registrant.identity ? "another client certificate"
+                                           : "a worker with another "
+                                             "worker_secret",
+      "; choose another name, or wait until that lease ends (",
+      absl::FormatDuration(options_.lease),
+      " without heartbeats; a restarted worker gets its name back then)"));
+}
+
+absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
+    const v1::WorkerInfo& worker, const Registrant& registrant) {
   if (worker.max_concurrent_runs() < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("worker.max_concurrent_runs must be at least 1, got ",
@@ -80,25 +179,18 @@ absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
   }
   v1::RegisterWorkerResponse response;
   const std::string lease_id = RandomId("lease-", 24);
+  std::vector<std::string> replaced;
+  v1::WorkerInfo info = WithDerivedLabels(worker, &replaced);
   absl::MutexLock lock(&mu_);
-  auto it = workers_.find(worker.name());
-  if (it != workers_.end() && it->second.view.is_static) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("worker.name \"", worker.name(),
-                     "\" is a worker of the coordinator's --workers list"));
-  }
-  if (it != workers_.end() && !it->second.lease_id.empty() &&
-      it->second.identity != identity &&
-      options_.clock() - it->second.last_heartbeat <= options_.lease) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "worker.name \"", worker.name(),
-        "\" is held by the live lease of another credential; choose another "
-        "name, or register with the same certificate"));
+  if (absl::Status s = CheckRegistrantLocked(worker, registrant); !s.ok()) {
+    return s;
   }
   Entry& e = workers_[worker.name()];
   if (!e.lease_id.empty()) lease_to_name_.erase(e.lease_id);
-  e.identity = identity;
-  e.view.info = WithDerivedLabels(worker);
+  e.identity = registrant.identity;
+  e.secret_sha256 = SecretDigest(registrant.secret);
+  e.credential = registrant.credential;
+  e.view.info = std::move(info);
   e.view.state = v1::WORKER_AVAILABLE;
   e.view.is_static = false;
   e.lease_id = lease_id;
@@ -108,6 +200,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
   response.set_lease_id(lease_id);
   response.set_lease_seconds(
       static_cast<int32_t>(absl::ToInt64Seconds(options_.lease)));
+  for (std::string& key : replaced) response.add_replaced_labels(key);
   return response;
 }
 
@@ -154,6 +247,7 @@ void WorkerRegistry::UpdateStatic(const v1::WorkerInfo& info, bool available) {
     e.view.info = WithDerivedLabels(info);
   }
   e.view.is_static = true;
+  e.credential = {WorkerCredential::Kind::kFleet, ""};
   e.view.state = available ? v1::WORKER_AVAILABLE : v1::WORKER_UNAVAILABLE;
   if (available) e.last_heartbeat = options_.clock();
 }
@@ -203,6 +297,16 @@ std::vector<std::string> WorkerRegistry::ExpireLeases() {
     for (const std::string& name : lost) listener(name);
   }
   return lost;
+}
+
+WorkerTarget WorkerRegistry::Target(absl::string_view name,
+                                    std::string address) const {
+  WorkerTarget target;
+  target.address = std::move(address);
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(name);
+  if (it != workers_.end()) target.credential = it->second.credential;
+  return target;
 }
 
 std::optional<WorkerView> WorkerRegistry::Get(absl::string_view name) const {

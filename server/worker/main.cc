@@ -53,7 +53,9 @@ ABSL_FLAG(std::string, coordinator_tls_server_name, "",
 ABSL_FLAG(bool, coordinator_insecure, false,
           "talk plaintext to the coordinator (default: TLS)");
 ABSL_FLAG(std::string, coordinator_token, "",
-          "bearer token sent to the coordinator");
+          "bearer token sent to the coordinator (its --registration_token); "
+          "the coordinator is given a random token of this worker's in "
+          "return, accepted besides --auth_token");
 ABSL_FLAG(std::string, coordinator_token_file, "",
           "file holding the bearer token sent to the coordinator");
 

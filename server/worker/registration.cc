@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "driftscope/v1/coordinator.grpc.pb.h"
 #include "engine/numerics/profile.h"
 #include "proto/lib/status.h"
@@ -188,6 +189,10 @@ absl::StatusOr<std::unique_ptr<WorkerRegistration>> WorkerRegistration::Start(
   if (!info.ok()) return info.status();
   absl::StatusOr<std::string> token = Token(options);
   if (!token.ok()) return token.status();
+  WorkerRegistrationOptions with_secret = options;
+  if (with_secret.worker_secret.empty()) {
+    with_secret.worker_secret = RandomHex(32);  // 128 bits
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
       ChannelCredentials(options);
   if (!creds.ok()) return creds.status();
@@ -204,7 +209,7 @@ absl::StatusOr<std::unique_ptr<WorkerRegistration>> WorkerRegistration::Start(
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
   std::unique_ptr<WorkerRegistration> r(new WorkerRegistration(
-      options, *std::move(info), *std::move(token),
+      with_secret, *std::move(info), *std::move(token),
       grpc::CreateCustomChannel(options.coordinator, *creds, args),
       std::move(running_runs)));
   r->thread_ = std::thread([p = r.get()] { p->Loop(); });
@@ -288,6 +293,12 @@ void WorkerRegistration::Loop() {
       Log(absl::StrCat("registered with coordinator ", options_.coordinator,
                        " as ", info_.name(), " (", info_.address(), "), lease ",
                        lease_seconds, " s"));
+      if (!replaced_labels_.empty()) {
+        Log(absl::StrCat("the coordinator set the labels ",
+                         absl::StrJoin(replaced_labels_, ", "),
+                         " from what this worker reports (Describe) instead "
+                         "of --labels"));
+      }
     } else {
       const absl::Duration deadline = std::clamp(
           HeartbeatInterval(lease_seconds), absl::Seconds(1), absl::Seconds(5));
@@ -334,6 +345,8 @@ absl::Status WorkerRegistration::Register(std::string* lease_id,
   }
   v1::RegisterWorkerRequest request;
   *request.mutable_worker() = info_;
+  request.set_worker_secret(options_.worker_secret);
+  request.set_worker_token(options_.worker_token);
   v1::RegisterWorkerResponse response;
   const grpc::Status s = v1::Coordinator::NewStub(channel_)->RegisterWorker(
       &ctx, request, &response);
@@ -343,6 +356,8 @@ absl::Status WorkerRegistration::Register(std::string* lease_id,
   }
   *lease_id = response.lease_id();
   *lease_seconds = response.lease_seconds();
+  replaced_labels_.assign(response.replaced_labels().begin(),
+                          response.replaced_labels().end());
   return absl::OkStatus();
 }
 

@@ -1,7 +1,9 @@
 // WorkerRegistration: keeps a worker registered with a driftscope
 // coordinator (DESIGN §2, §8).
 //
-// RegisterWorker with this worker's WorkerInfo, then a Heartbeat every
+// RegisterWorker with this worker's WorkerInfo, a secret chosen at start
+// (which keeps its name with it while its lease lives) and the token it
+// accepts from the coordinator, then a Heartbeat every
 // lease_seconds/3 carrying the number of running runs and the draining flag.
 // A lease the coordinator no longer knows (NOT_FOUND) is replaced by
 // registering again; any other failure (the coordinator is down, restarting,
@@ -50,6 +52,11 @@ struct WorkerRegistrationOptions {
   // the two; the file's trailing whitespace is dropped).
   std::string token;
   std::string token_file;
+  // RegisterWorkerRequest.worker_secret; empty: a random one per start.
+  std::string worker_secret;
+  // RegisterWorkerRequest.worker_token: the token this worker accepts from
+  // the coordinator (WorkerServer makes one per start); empty: none sent.
+  std::string worker_token;
   // WorkerInfo.name; empty: "HOSTNAME:PORT".
   std::string name;
   // WorkerInfo.address, the address the coordinator dials; empty: the
@@ -132,6 +139,7 @@ class WorkerRegistration {
   const std::string token_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::function<int()> running_runs_;
+  std::vector<std::string> replaced_labels_;  // registration thread only
 
   absl::Mutex mu_;
   absl::CondVar wake_;

@@ -28,16 +28,18 @@ class WorkerGrpcService final
     : public v1::Worker::WithRawCallbackMethod_Run<v1::Worker::Service> {
  public:
   WorkerGrpcService(WorkerService* service, JobThreads* threads,
-                    std::string token, absl::Duration reader_timeout)
+                    std::string token, std::string coordinator_token,
+                    absl::Duration reader_timeout)
       : service_(service),
         threads_(threads),
         token_(std::move(token)),
+        coordinator_token_(std::move(coordinator_token)),
         reader_timeout_(reader_timeout) {}
 
   grpc::Status Describe(grpc::ServerContext* context,
                         const v1::DescribeRequest*,
                         v1::DescribeResponse* response) override {
-    if (absl::Status s = CheckBearerToken(*context, token_); !s.ok()) {
+    if (absl::Status s = CheckToken(*context); !s.ok()) {
       return ToGrpcStatus(s);
     }
     *response = service_->Describe();
@@ -48,14 +50,26 @@ class WorkerGrpcService final
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override {
     return new RunReactor(context, service_, threads_, *request,
-                          ToGrpcStatus(CheckBearerToken(*context, token_)),
+                          ToGrpcStatus(CheckToken(*context)),
                           reader_timeout_);
   }
 
  private:
+  // --auth_token, or the token this worker gave the coordinator it
+  // registered with (only that coordinator knows it).
+  absl::Status CheckToken(const grpc::ServerContextBase& context) const {
+    absl::Status s = CheckBearerToken(context, token_);
+    if (!s.ok() && !coordinator_token_.empty() &&
+        CheckBearerToken(context, coordinator_token_).ok()) {
+      return absl::OkStatus();
+    }
+    return s;
+  }
+
   WorkerService* const service_;
   JobThreads* const threads_;
   const std::string token_;
+  const std::string coordinator_token_;
   const absl::Duration reader_timeout_;
 };
 
@@ -93,8 +107,15 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
   server->job_threads_ = std::make_unique<JobThreads>();
+  // A registered worker gives the coordinator a token of its own, so the
+  // coordinator never needs a token that opens other workers too.
+  WorkerRegistrationOptions registration = options.registration;
+  if (!registration.coordinator.empty() && registration.worker_token.empty()) {
+    registration.worker_token = RandomHex(32);
+  }
   server->grpc_service_ = std::make_unique<WorkerGrpcService>(
       server->service_.get(), server->job_threads_.get(), std::move(token),
+      registration.coordinator.empty() ? "" : registration.worker_token,
       options.reader_timeout);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -121,12 +142,12 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::BuildAndStart(
   }
   if (!options.registration.coordinator.empty()) {
     WorkerService* service = server->service_.get();
-    absl::StatusOr<std::unique_ptr<WorkerRegistration>> registration =
-        WorkerRegistration::Start(options.registration, server->address_,
+    absl::StatusOr<std::unique_ptr<WorkerRegistration>> started =
+        WorkerRegistration::Start(registration, server->address_,
                                   service->Describe(),
                                   [service] { return service->active_runs(); });
-    if (!registration.ok()) return registration.status();
-    server->registration_ = *std::move(registration);
+    if (!started.ok()) return started.status();
+    server->registration_ = *std::move(started);
   }
   return server;
 }

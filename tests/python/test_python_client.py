@@ -127,3 +127,67 @@ def test_standard_health_service_reports_serving(worker):
         with pytest.raises(grpc.RpcError) as e:
             check(b"\x0a\x03foo", timeout=10)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.fixture
+def mtls_worker(tmp_path):
+    """A worker that requires a client certificate (--tls_client_ca). One
+    self-signed certificate for localhost/127.0.0.1 is its server
+    certificate, the CA it trusts and the client's certificate."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+         "1", "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem")],
+        check=True, capture_output=True, timeout=60)
+    cert, key = str(certs / "cert.pem"), str(certs / "key.pem")
+    proc = subprocess.Popen(
+        [_bin("server", "driftscope-worker"), "--listen=127.0.0.1:0",
+         "--tls_cert=" + cert, "--tls_key=" + key, "--tls_client_ca=" + cert],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline().strip()
+    assert line.startswith("listening on "), line
+    yield line[len("listening on "):], cert, key
+    proc.kill()
+    proc.wait()
+
+
+def _submit(tmp_path, address, *flags):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    return subprocess.run(
+        [sys.executable, os.path.join(CLIENT_PY, "submit_run.py"), str(spec),
+         "--worker", address, "--profile", "fp32", "--out",
+         str(tmp_path / "out"), "--timeout", "60", *flags],
+        capture_output=True, text=True, timeout=120)
+
+
+def test_client_certificate_reaches_an_mtls_worker(tmp_path, mtls_worker):
+    address, cert, key = mtls_worker
+    # Without a client certificate the worker refuses the handshake ...
+    r = _submit(tmp_path, address, "--tls-root", cert)
+    assert r.returncode == 1
+    assert "UNAVAILABLE" in r.stderr
+    assert not (tmp_path / "out" / "outputs.npy").exists()
+    # ... with one (--tls-cert/--tls-key, as the CLI has) the run comes back.
+    r = _submit(tmp_path, address, "--tls-root", cert, "--tls-cert", cert,
+                "--tls-key", key)
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "out" / "outputs.npy").shape == (16, 8, 2)
+
+
+def test_half_a_client_certificate_is_refused_naming_the_flag(tmp_path):
+    # Checked before any connection: the address is never dialled.
+    r = _submit(tmp_path, "127.0.0.1:1", "--tls-cert", "c.pem")
+    assert r.returncode == 2
+    assert "--tls-cert and --tls-key go together" in r.stderr
+    r = _submit(tmp_path, "127.0.0.1:1", "--tls-cert", str(tmp_path / "no"),
+                "--tls-key", str(tmp_path / "no"))
+    assert r.returncode == 2
+    assert "--tls-cert: cannot read" in r.stderr
+    r = _submit(tmp_path, "127.0.0.1:1", "--insecure", "--tls-cert", "c.pem",
+                "--tls-key", "k.pem")
+    assert r.returncode == 2
+    assert "--insecure contradicts" in r.stderr

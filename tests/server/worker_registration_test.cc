@@ -55,6 +55,7 @@ class FakeCoordinator final : public v1::Coordinator::Service {
     absl::MutexLock lock(&mu_);
     if (!Authorized(*context)) return Unauthenticated();
     registrations_.push_back(request->worker());
+    requests_.push_back(*request);
     const std::string lease = absl::StrCat("lease-", registrations_.size());
     leases_.insert(lease);
     response->set_lease_id(lease);
@@ -83,6 +84,10 @@ class FakeCoordinator final : public v1::Coordinator::Service {
     absl::MutexLock lock(&mu_);
     return registrations_;
   }
+  std::vector<v1::RegisterWorkerRequest> requests() {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
   std::vector<v1::HeartbeatRequest> heartbeats() {
     absl::MutexLock lock(&mu_);
     return heartbeats_;
@@ -108,6 +113,7 @@ class FakeCoordinator final : public v1::Coordinator::Service {
 
   const int lease_seconds_;
   const std::string token_;
+  std::vector<v1::RegisterWorkerRequest> requests_ ABSL_GUARDED_BY(mu_);
   absl::Mutex mu_;
   std::vector<v1::WorkerInfo> registrations_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::HeartbeatRequest> heartbeats_ ABSL_GUARDED_BY(mu_);
@@ -193,10 +199,12 @@ std::unique_ptr<WorkerProcess> StartWorker(std::vector<std::string> flags) {
   return w.ok() ? *std::move(w) : nullptr;
 }
 
-std::unique_ptr<WorkerClient> Client(const std::string& address) {
+std::unique_ptr<WorkerClient> Client(const std::string& address,
+                                     const std::string& token = "") {
   WorkerClientOptions o;
   o.address = address;
   o.insecure = true;
+  o.token = token;
   o.max_attempts = 1;
   return *WorkerClient::Create(o);
 }
@@ -270,6 +278,52 @@ TEST(WorkerRegistrationTest, RegistersItselfAndHeartbeatsItsLoad) {
   EXPECT_TRUE(Eventually([&] { return HasHeartbeat(c, "lease-1", 1, false); }));
   EXPECT_TRUE(absl::IsCancelled(run.Cancel()));
   EXPECT_EQ(c.registrations().size(), 1u);
+}
+
+// The worker proves its name with a secret of its own and gives the
+// coordinator a token of its own, which it accepts besides --auth_token:
+// the coordinator needs no token that would open other workers too. Both
+// stay the same when it registers again, and differ between workers.
+TEST(WorkerRegistrationTest, GivesItsOwnSecretAndATokenItAccepts) {
+  FakeCoordinatorServer coordinator({});
+  ASSERT_TRUE(coordinator.ok());
+  auto worker = StartWorker({"--coordinator=" + coordinator.address(),
+                             "--coordinator_insecure", "--auth_token=w-tok"});
+  auto other = StartWorker({"--coordinator=" + coordinator.address(),
+                            "--coordinator_insecure", "--auth_token=w-tok"});
+  ASSERT_TRUE(worker != nullptr && other != nullptr);
+  FakeCoordinator& c = coordinator.service();
+  ASSERT_TRUE(Eventually([&] { return c.requests().size() == 2; }));
+  const std::vector<v1::RegisterWorkerRequest> r = c.requests();
+  const int mine = r[0].worker().address() == worker->address() ? 0 : 1;
+  const v1::RegisterWorkerRequest& first = r[mine];
+  EXPECT_GE(first.worker_secret().size(), 32u);
+  EXPECT_GE(first.worker_token().size(), 32u);
+  EXPECT_NE(first.worker_token(), "w-tok");
+  EXPECT_NE(first.worker_secret(), r[1 - mine].worker_secret());
+  EXPECT_NE(first.worker_token(), r[1 - mine].worker_token());
+
+  EXPECT_TRUE(Client(worker->address(), first.worker_token())->Describe().ok());
+  EXPECT_TRUE(Client(worker->address(), "w-tok")->Describe().ok());
+  EXPECT_EQ(Client(worker->address(), r[1 - mine].worker_token())
+                ->Describe()
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Client(worker->address())->Describe().status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  c.ForgetLeases();  // both register again, with what they sent before
+  ASSERT_TRUE(Eventually([&] { return c.requests().size() == 4; }));
+  const std::vector<v1::RegisterWorkerRequest> all = c.requests();
+  for (size_t i = 2; i < 4; ++i) {
+    const v1::RegisterWorkerRequest& again = all[i];
+    const v1::RegisterWorkerRequest& before =
+        again.worker().address() == first.worker().address() ? first
+                                                             : r[1 - mine];
+    EXPECT_EQ(again.worker_secret(), before.worker_secret());
+    EXPECT_EQ(again.worker_token(), before.worker_token());
+  }
 }
 
 TEST(WorkerRegistrationTest, RegistersAgainWhenTheLeaseIsLost) {

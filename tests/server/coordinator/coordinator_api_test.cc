@@ -137,6 +137,7 @@ TEST_F(CoordinatorApiTest, RetryFindsItsJobAfterTheNamedWorkerVanished) {
   ASSERT_TRUE(c.ok()) << c.status();
   auto stub = CoordinatorStub((*c)->address());
   v1::RegisterWorkerRequest reg;
+  reg.set_worker_secret("a-secret-of-16-chars-or-more");
   reg.mutable_worker()->set_name("registered-1");
   reg.mutable_worker()->set_address(worker_->address());
   reg.mutable_worker()->set_default_profile("fp32");
@@ -386,6 +387,7 @@ TEST_F(CoordinatorApiTest, ClientAndWorkerTokensOpenOnlyTheirOwnMethods) {
   ASSERT_NE(c, nullptr);
   auto stub = CoordinatorStub(c->address());
   v1::RegisterWorkerRequest reg;
+  reg.set_worker_secret("a-secret-of-16-chars-or-more");
   reg.mutable_worker()->set_name("self-registered");
   reg.mutable_worker()->set_address(worker_->address());
   reg.mutable_worker()->set_default_profile("fp32");
@@ -437,6 +439,7 @@ TEST_F(CoordinatorApiTest, NoRegistrationTokenMeansNoSelfRegistration) {
   ASSERT_NE(c, nullptr);
   auto stub = CoordinatorStub(c->address());
   v1::RegisterWorkerRequest reg;
+  reg.set_worker_secret("a-secret-of-16-chars-or-more");
   reg.mutable_worker()->set_name("self-registered");
   reg.mutable_worker()->set_address(worker_->address());
   reg.mutable_worker()->set_max_concurrent_runs(1);

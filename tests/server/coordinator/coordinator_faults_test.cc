@@ -344,6 +344,7 @@ TEST(CoordinatorFaultsTest, WorkerWhoseLeaseRunsOutLosesItsRuns) {
   ASSERT_NE(c, nullptr);
   auto stub = CoordinatorStub(c->address());
   v1::RegisterWorkerRequest reg;
+  reg.set_worker_secret("a-secret-of-16-chars-or-more");
   reg.mutable_worker()->set_name("worker-a");
   reg.mutable_worker()->set_address(a->address());
   reg.mutable_worker()->set_default_profile("fp32");

@@ -47,12 +47,13 @@ class FakeConnector : public WorkerConnector {
     return calls_[address];
   }
 
-  absl::StatusOr<WorkerDescription> Describe(const std::string&) override {
+  absl::StatusOr<WorkerDescription> Describe(const WorkerTarget&) override {
     return absl::UnimplementedError("not used");
   }
-  absl::StatusOr<RunResult> Run(const std::string& address, const JobSpec&,
+  absl::StatusOr<RunResult> Run(const WorkerTarget& target, const JobSpec&,
                                 const std::string&, const RunOptions& options,
                                 const RemoteRunOptions&) override {
+    const std::string& address = target.address;
     RunFn fn;
     {
       absl::MutexLock lock(&mu_);
