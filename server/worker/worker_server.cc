@@ -50,8 +50,7 @@ class WorkerGrpcService final
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override {
     return new RunReactor(context, service_, threads_, *request,
-                          ToGrpcStatus(CheckToken(*context)),
-                          reader_timeout_);
+                          ToGrpcStatus(CheckToken(*context)), reader_timeout_);
   }
 
  private:

@@ -54,10 +54,10 @@ class ResultConnector : public WorkerConnector {
   std::function<void()> before_answer;
   std::atomic<int> calls{0};
 
-  absl::StatusOr<WorkerDescription> Describe(const std::string&) override {
+  absl::StatusOr<WorkerDescription> Describe(const WorkerTarget&) override {
     return absl::UnimplementedError("not used");
   }
-  absl::StatusOr<RunResult> Run(const std::string&, const JobSpec&,
+  absl::StatusOr<RunResult> Run(const WorkerTarget&, const JobSpec&,
                                 const std::string&, const RunOptions&,
                                 const RemoteRunOptions&) override {
     ++calls;
