@@ -134,12 +134,9 @@ absl::Status MapRecurrentCommon(const KerasLayer& l, LayerSpec* s) {
   absl::StatusOr<double> d = l.config.Number("dropout", 0.0);
   if (!d.ok()) return d.status();
   s->dropout = *d;
-  // Mapped when the engine has it: "recurrent_dropout" in the spec.
   absl::StatusOr<double> rd = l.config.Number("recurrent_dropout", 0.0);
   if (!rd.ok()) return rd.status();
-  if (*rd != 0.0) {
-    return Refuse(l, "recurrent_dropout is not supported yet");
-  }
+  s->recurrent_dropout = *rd;
   absl::StatusOr<InitializerSpec> init = MapInitializer(
       l, "kernel_initializer", InitializerSpec::Kind::kGlorotUniform);
   if (!init.ok()) return init.status();
@@ -227,11 +224,118 @@ absl::StatusOr<LayerSpec> MapDense(const KerasLayer& l) {
 }
 
 // Layers the engine is gaining; each becomes a mapper like the ones above
-// once the spec has it ({"bidirectional": {"merge_mode": ..., "layer":
-// {...}}}, {"masking": {"mask_value": ...}}, {"embedding": {"input_dim",
-// "output_dim", "mask_zero"}}).
+// once the spec has it ({"masking": {"mask_value": ...}}, {"embedding":
+// {"input_dim", "output_dim", "mask_zero"}}).
+
+// The LSTM, GRU or SimpleRNN config `key` of a Bidirectional, mapped as a
+// layer of its own; its messages name the wrapper and the wrapped layer.
+absl::StatusOr<LayerSpec> MapWrapped(const KerasLayer& l, const char* key) {
+  const google::protobuf::Value* v = l.config.Get(key);
+  if (v == nullptr) return l.config.Error(key, "is missing");
+  absl::StatusOr<KerasObject> o =
+      ReadKerasObject(*v, absl::StrCat(l.config.where(), ": ", key));
+  if (!o.ok()) return o.status();
+  const std::string& c = o->class_name;
+  if (c != "LSTM" && c != "GRU" && c != "SimpleRNN") {
+    return l.config.Error(key, absl::StrCat("is a ", c,
+                                            "; Bidirectional wraps LSTM, GRU "
+                                            "or SimpleRNN only"));
+  }
+  // ReadKerasObject took a plain string too; a wrapped layer needs its
+  // config, and an empty one reads as Keras' defaults (units then fails).
+  google::protobuf::Struct cfg;
+  if (v->has_struct_value()) {
+    auto it = v->struct_value().fields().find("config");
+    if (it != v->struct_value().fields().end()) cfg = it->second.struct_value();
+  }
+  auto name = cfg.fields().find("name");
+  const std::string inner =
+      name == cfg.fields().end() ? key : name->second.string_value();
+  KerasLayer wrapped{c, inner,
+                     KerasConfig(cfg, absl::StrCat(l.config.where(), ": ", key,
+                                                   " '", inner, "' (", c, ")")),
+                     l.keras2};
+  return MapKerasLayer(wrapped);
+}
+
+// What a backward copy must share with the forward one for driftscope's
+// bidirectional layer (which builds the backward copy from the forward
+// config) to compute what Keras computes.
+bool SameComputation(const LayerSpec& a, const LayerSpec& b) {
+  return a.kind == b.kind && a.units == b.units &&
+         a.return_sequences == b.return_sequences &&
+         a.return_state == b.return_state && a.use_bias == b.use_bias &&
+         a.activation == b.activation &&
+         a.recurrent_activation == b.recurrent_activation &&
+         a.implementation == b.implementation &&
+         a.unit_forget_bias == b.unit_forget_bias &&
+         a.reset_after == b.reset_after && a.dropout == b.dropout &&
+         a.recurrent_dropout == b.recurrent_dropout;
+}
+
+// keras.layers.Bidirectional(layer, merge_mode, backward_layer). Keras 3
+// writes the backward copy it made as "backward_layer"; Keras 2 writes one
+// only when the model was built with its own backward layer.
 absl::StatusOr<LayerSpec> MapBidirectional(const KerasLayer& l) {
-  return Refuse(l, "Bidirectional is not supported yet");
+  if (absl::Status st = RefuseUnsupportedOptions(l); !st.ok()) return st;
+  // Both Keras 2 and Keras 3 always write merge_mode; null is None.
+  absl::StatusOr<std::string> mode = l.config.String("merge_mode", "");
+  if (!mode.ok()) return mode.status();
+  MergeMode merge;
+  if (*mode == "concat") {
+    merge = MergeMode::kConcat;
+  } else if (*mode == "sum") {
+    merge = MergeMode::kSum;
+  } else if (*mode == "mul") {
+    merge = MergeMode::kMul;
+  } else if (*mode == "ave") {
+    merge = MergeMode::kAve;
+  } else if (mode->empty()) {
+    return l.config.Error("merge_mode",
+                          "None is not supported (it returns two tensors, "
+                          "which a chain of layers cannot pass on; use "
+                          "concat, sum, mul or ave)");
+  } else {
+    return l.config.Error("merge_mode",
+                          absl::StrCat("\"", *mode,
+                                       "\" is not supported (supported: "
+                                       "concat, sum, mul, ave)"));
+  }
+  absl::StatusOr<LayerSpec> s = MapWrapped(l, "layer");
+  if (!s.ok()) return s.status();
+  if (s->go_backwards) {
+    return Refuse(l,
+                  "the wrapped layer has go_backwards=True (Keras makes the "
+                  "backward copy itself)");
+  }
+  if (s->return_state) {
+    return Refuse(l,
+                  "return_state=True inside Bidirectional is not supported "
+                  "yet");
+  }
+  if (s->dropout != 0 || s->recurrent_dropout != 0) {
+    return Refuse(l,
+                  "dropout and recurrent_dropout inside Bidirectional are "
+                  "not supported yet (they must be 0)");
+  }
+  if (l.config.Has("backward_layer")) {
+    absl::StatusOr<LayerSpec> b = MapWrapped(l, "backward_layer");
+    if (!b.ok()) return b.status();
+    if (!b->go_backwards) {
+      return l.config.Error("backward_layer",
+                            "must have go_backwards=True (Keras requires it)");
+    }
+    b->go_backwards = false;
+    if (!SameComputation(*s, *b)) {
+      return l.config.Error("backward_layer",
+                            "differs from the forward layer in more than "
+                            "its name and go_backwards; driftscope's "
+                            "Bidirectional runs two copies of one layer");
+    }
+  }
+  s->bidirectional = true;
+  s->merge_mode = merge;
+  return s;
 }
 absl::StatusOr<LayerSpec> MapMasking(const KerasLayer& l) {
   return Refuse(l, "Masking is not supported yet");
@@ -254,7 +358,7 @@ constexpr struct {
     {"GRU", MapGru, true},
     {"SimpleRNN", MapSimpleRnn, true},
     {"Dense", MapDense, true},
-    {"Bidirectional", MapBidirectional, false},
+    {"Bidirectional", MapBidirectional, true},
     {"Masking", MapMasking, false},
     {"Embedding", MapEmbedding, false},
     {"Dropout", MapDropoutLayer, false},

@@ -18,7 +18,7 @@ namespace driftscope {
 // option (Unimplemented-like cases say "not supported yet").
 absl::StatusOr<LayerSpec> MapKerasLayer(const KerasLayer& layer);
 
-// "LSTM, GRU, SimpleRNN, Dense": for messages and docs.
+// "LSTM, GRU, SimpleRNN, Dense, Bidirectional": for messages and docs.
 std::string SupportedKerasLayers();
 
 }  // namespace driftscope

@@ -65,6 +65,37 @@ TEST(ImportCli, ImportWritesASpecAndWeightsThatTrainLikeKerasFloat64) {
             1e-10);
 }
 
+// Bidirectional weights land in the engine's forward/backward files, in
+// Keras' get_weights() order (forward copy, then backward copy).
+TEST(ImportCli, BidirectionalWeightsAreWrittenForwardThenBackward) {
+  const std::string dir = FreshDir();
+  CliResult r = RunCli(
+      {"import", Golden("seq_bidir/model.keras"), "--out", dir + "/imported"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string w = dir + "/imported/init_weights/";
+  EXPECT_EQ(MaxRelDiff(w + "layer0_forward_kernel.npy",
+                       Golden("seq_bidir/init_w0.npy")),
+            0.0);
+  EXPECT_EQ(MaxRelDiff(w + "layer0_backward_kernel.npy",
+                       Golden("seq_bidir/init_w3.npy")),
+            0.0);
+  EXPECT_EQ(MaxRelDiff(w + "layer1_backward_recurrent_kernel.npy",
+                       Golden("seq_bidir/init_w10.npy")),
+            0.0);
+  r = RunCli({"train", dir + "/imported/spec.json", "--init-weights",
+              dir + "/imported/init_weights", "--x", Golden("seq_bidir/x.npy"),
+              "--y", Golden("seq_bidir/y.npy"), "--profile", "ref64", "--out",
+              dir + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LE(
+      MaxRelDiff(dir + "/run/outputs.npy", Golden("seq_bidir/final_out.npy")),
+      1e-10);
+  EXPECT_LE(
+      MaxRelDiff(dir + "/run/weights/layer1_backward_recurrent_kernel.npy",
+                 Golden("seq_bidir/final_w10.npy")),
+      1e-10);
+}
+
 TEST(ImportCli, TrainWithModelMatchesKerasFloat64) {
   const std::string dir = FreshDir();
   CliResult r = RunCli({"train", "--model", Golden("func_rnn_lstm/model.h5"),

@@ -101,6 +101,66 @@ TEST(KerasImport, LegacyH5FunctionalFileTrainsLikeKerasFloat64) {
   ExpectTrainsLikeKeras("func_rnn_lstm", "model.h5", 7);
 }
 
+TEST(KerasImport, Keras3BidirectionalFileTrainsLikeKerasFloat64) {
+  ExpectTrainsLikeKeras("seq_bidir", "model.keras", 14);
+}
+
+TEST(KerasImport, LegacyH5BidirectionalFileTrainsLikeKerasFloat64) {
+  ExpectTrainsLikeKeras("func_bidir", "model.h5", 14);
+}
+
+TEST(KerasImport, BidirectionalSpecCarriesTheWrappedLayerAndMergeMode) {
+  absl::StatusOr<ImportedModel> seq =
+      ImportKerasModel(Golden("seq_bidir/model.keras"));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  const ModelSpec& s = seq->spec.model;
+  ASSERT_EQ(s.layers.size(), 3u);
+  EXPECT_TRUE(s.layers[0].bidirectional);
+  EXPECT_EQ(s.layers[0].kind, LayerKind::kLstm);
+  EXPECT_EQ(s.layers[0].merge_mode, MergeMode::kConcat);
+  EXPECT_EQ(s.layers[0].units, 3);
+  EXPECT_FALSE(s.layers[0].go_backwards);
+  EXPECT_TRUE(s.layers[1].bidirectional);
+  EXPECT_EQ(s.layers[1].kind, LayerKind::kGru);
+  EXPECT_EQ(s.layers[1].merge_mode, MergeMode::kAve);
+  EXPECT_FALSE(s.layers[2].bidirectional);
+  // Forward copy then backward copy: the forward LSTM kernel reads the 2
+  // features, the GRU's the 2·3 concatenated units.
+  ASSERT_EQ(seq->init_weights.size(), 14u);
+  EXPECT_EQ(seq->init_weights[0].shape(), (std::vector<int64_t>{2, 12}));
+  EXPECT_EQ(seq->init_weights[3].shape(), (std::vector<int64_t>{2, 12}));
+  EXPECT_EQ(seq->init_weights[6].shape(), (std::vector<int64_t>{6, 6}));
+
+  absl::StatusOr<ImportedModel> fn =
+      ImportKerasModel(Golden("func_bidir/model.h5"));
+  ASSERT_TRUE(fn.ok()) << fn.status();
+  const ModelSpec& f = fn->spec.model;
+  ASSERT_EQ(f.layers.size(), 3u);
+  EXPECT_EQ(f.layers[0].kind, LayerKind::kSimpleRnn);
+  EXPECT_EQ(f.layers[0].merge_mode, MergeMode::kSum);
+  EXPECT_EQ(f.layers[1].kind, LayerKind::kLstm);
+  EXPECT_EQ(f.layers[1].merge_mode, MergeMode::kMul);
+  EXPECT_FALSE(f.layers[1].return_sequences);
+}
+
+TEST(KerasImport, DropoutRatesAreCarried) {
+  absl::StatusOr<ImportedModel> m = ImportKerasModel(Golden("dropout.keras"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  const ModelSpec& s = m->spec.model;
+  ASSERT_EQ(s.layers.size(), 3u);
+  EXPECT_EQ(s.layers[0].kind, LayerKind::kLstm);
+  EXPECT_DOUBLE_EQ(s.layers[0].dropout, 0.2);
+  EXPECT_EQ(s.layers[0].recurrent_dropout, 0.0);
+  // Built with implementation=1, which Keras 3 leaves out of the config:
+  // the file reloads as implementation 2, in Keras too, and so imports.
+  EXPECT_EQ(s.layers[0].implementation, 2);
+  EXPECT_FALSE(UsesGateMasks(s.layers[0]));
+  EXPECT_EQ(s.layers[1].kind, LayerKind::kGru);
+  EXPECT_EQ(s.layers[1].dropout, 0.0);
+  EXPECT_DOUBLE_EQ(s.layers[1].recurrent_dropout, 0.25);
+  EXPECT_TRUE(UsesGateMasks(s.layers[1]));
+}
+
 TEST(KerasImport, SpecCarriesEveryLayerOptionAndTheCompileConfig) {
   absl::StatusOr<ImportedModel> seq =
       ImportKerasModel(Golden("seq_lstm_gru/model.keras"));
@@ -206,7 +266,9 @@ TEST(KerasImport, BadFilesAreRefusedNamingTheFileAndTheProblem) {
                 "layer 'conv1d' (Conv1D): the layer class Conv1D is not "
                 "supported");
   ExpectRefused(Golden("bad_bidirectional.keras"),
-                "(Bidirectional): Bidirectional is not supported yet");
+                "(Bidirectional): dropout and "
+                "recurrent_dropout inside Bidirectional are not supported "
+                "yet");
   ExpectRefused(Golden("bad_two_inputs.keras"), "only a chain of layers");
   ExpectRefused(Golden("make_goldens.py"), "neither a Keras 3 .keras file");
 }

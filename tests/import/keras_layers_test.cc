@@ -4,6 +4,7 @@
 #include "client/import/keras_layers.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -102,8 +103,6 @@ TEST(KerasLayers, OptionsThatChangeTheComputationAreRefusedByName) {
     const char* to;
     const char* message;
   } cases[] = {
-      {"\"recurrent_dropout\": 0.0", "\"recurrent_dropout\": 0.1",
-       "layer 'l' (LSTM): recurrent_dropout is not supported yet"},
       {"\"stateful\": false", "\"stateful\": true",
        "layer 'l' (LSTM): stateful=True is not supported"},
       {"\"kernel_regularizer\": null",
@@ -131,7 +130,7 @@ TEST(KerasLayers, OptionsThatChangeTheComputationAreRefusedByName) {
 }
 
 TEST(KerasLayers, LayersTheEngineIsGainingAreRefusedAsNotSupportedYet) {
-  for (const char* cls : {"Bidirectional", "Masking", "Embedding"}) {
+  for (const char* cls : {"Masking", "Embedding"}) {
     KerasLayer l{cls, "x",
                  KerasConfig({}, absl::StrCat("layer 'x' (", cls, ")"))};
     absl::StatusOr<LayerSpec> s = MapKerasLayer(l);
@@ -140,6 +139,121 @@ TEST(KerasLayers, LayersTheEngineIsGainingAreRefusedAsNotSupportedYet) {
                 HasSubstr(absl::StrCat("layer 'x' (", cls, "): ", cls,
                                        " is not supported yet")));
   }
+}
+
+TEST(KerasLayers, RecurrentDropoutAndImplementationOneDropoutAreCarried) {
+  absl::StatusOr<KerasModel> m = Parse(absl::StrReplaceAll(
+      kKeras2Sequential,
+      {{"\"recurrent_dropout\": 0.0", "\"recurrent_dropout\": 0.125"}}));
+  ASSERT_TRUE(m.ok()) << m.status();
+  absl::StatusOr<LayerSpec> lstm = MapKerasLayer(m->layers[0]);
+  ASSERT_TRUE(lstm.ok()) << lstm.status();
+  EXPECT_EQ(lstm->recurrent_dropout, 0.125);
+  EXPECT_EQ(lstm->dropout, 0.25);
+  EXPECT_EQ(lstm->implementation, 1);
+  EXPECT_TRUE(UsesGateMasks(*lstm));  // what Keras computes: per-gate masks
+}
+
+// A Keras 2 (tf.keras) Bidirectional: the wrapped layer's config under
+// "layer", no "backward_layer" (Keras 2 writes one only when the model
+// was built with its own).
+constexpr char kKeras2Bidirectional[] = R"({"class_name": "Sequential",
+ "config": {"name": "sequential", "layers": [
+  {"class_name": "InputLayer", "config": {"batch_input_shape": [null, 5, 2],
+   "name": "in"}},
+  {"class_name": "Bidirectional", "config": {"name": "bi",
+   "trainable": true, "merge_mode": "sum", "layer": {"class_name": "GRU",
+   "config": {"name": "gru", "units": 3, "return_sequences": true,
+   "go_backwards": false, "reset_after": false, "dropout": 0.0,
+   "recurrent_dropout": 0.0, "implementation": 2}}}},
+  {"class_name": "Dense", "config": {"name": "d", "units": 1}}]}})";
+
+absl::Status MapChangedBidirectional(const std::string& from,
+                                     const std::string& to) {
+  const std::string json =
+      absl::StrReplaceAll(kKeras2Bidirectional, {{from, to}});
+  EXPECT_NE(json, kKeras2Bidirectional) << from;
+  absl::StatusOr<KerasModel> m = Parse(json);
+  if (!m.ok()) return m.status();
+  return MapKerasLayer(m->layers[0]).status();
+}
+
+TEST(KerasLayers, Keras2BidirectionalMapsTheWrappedLayerAndMergeMode) {
+  for (const auto& [name, mode] :
+       std::vector<std::pair<std::string, MergeMode>>{
+           {"concat", MergeMode::kConcat},
+           {"sum", MergeMode::kSum},
+           {"mul", MergeMode::kMul},
+           {"ave", MergeMode::kAve}}) {
+    absl::StatusOr<KerasModel> m = Parse(absl::StrReplaceAll(
+        kKeras2Bidirectional,
+        {{"\"merge_mode\": \"sum\"", "\"merge_mode\": \"" + name + "\""}}));
+    ASSERT_TRUE(m.ok()) << m.status();
+    absl::StatusOr<LayerSpec> bi = MapKerasLayer(m->layers[0]);
+    ASSERT_TRUE(bi.ok()) << bi.status();
+    EXPECT_TRUE(bi->bidirectional);
+    EXPECT_EQ(bi->merge_mode, mode) << name;
+    EXPECT_EQ(bi->kind, LayerKind::kGru);
+    EXPECT_EQ(bi->units, 3);
+    EXPECT_TRUE(bi->return_sequences);
+    EXPECT_FALSE(bi->reset_after);
+    EXPECT_FALSE(bi->go_backwards);
+  }
+}
+
+TEST(KerasLayers, BidirectionalWhatTheEngineCannotComputeIsRefusedByName) {
+  const struct {
+    const char* from;
+    const char* to;
+    const char* message;
+  } cases[] = {
+      {"\"merge_mode\": \"sum\"", "\"merge_mode\": null",
+       "layer 'bi' (Bidirectional): merge_mode None is not supported"},
+      {"\"merge_mode\": \"sum\"", "\"merge_mode\": \"max\"",
+       "layer 'bi' (Bidirectional): merge_mode \"max\" is not supported"},
+      {"\"recurrent_dropout\": 0.0", "\"recurrent_dropout\": 0.1",
+       "layer 'bi' (Bidirectional): dropout and recurrent_dropout inside "
+       "Bidirectional are not supported yet"},
+      {"\"dropout\": 0.0,", "\"dropout\": 0.2,",
+       "layer 'bi' (Bidirectional): dropout and recurrent_dropout inside "
+       "Bidirectional are not supported yet"},
+      {"\"go_backwards\": false", "\"go_backwards\": true",
+       "layer 'bi' (Bidirectional): the wrapped layer has go_backwards=True"},
+      {"{\"class_name\": \"GRU\"", "{\"class_name\": \"Dense\"",
+       "layer 'bi' (Bidirectional): layer is a Dense; Bidirectional wraps "
+       "LSTM, GRU or SimpleRNN only"},
+      {"\"reset_after\": false", "\"reset_after\": \"no\"",
+       "layer 'bi' (Bidirectional): layer 'gru' (GRU): reset_after must be"},
+      {"\"implementation\": 2}}",
+       "\"implementation\": 2}}, "
+       "\"backward_layer\": {\"class_name\": \"GRU\", \"config\": "
+       "{\"name\": \"b\", \"units\": 4, \"return_sequences\": true, "
+       "\"go_backwards\": true, \"reset_after\": false}}",
+       "layer 'bi' (Bidirectional): backward_layer differs from the forward "
+       "layer"},
+      {"\"implementation\": 2}}",
+       "\"implementation\": 2}}, "
+       "\"backward_layer\": {\"class_name\": \"GRU\", \"config\": "
+       "{\"name\": \"b\", \"units\": 3, \"return_sequences\": true, "
+       "\"reset_after\": false}}",
+       "layer 'bi' (Bidirectional): backward_layer must have "
+       "go_backwards=True"},
+  };
+  for (const auto& c : cases) {
+    absl::Status s = MapChangedBidirectional(c.from, c.to);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.to;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.message)) << c.to;
+  }
+  // A backward_layer that is the forward one going backwards (what Keras 3
+  // writes) is accepted.
+  EXPECT_TRUE(
+      MapChangedBidirectional(
+          "\"implementation\": 2}}",
+          "\"implementation\": 2}}, \"backward_layer\": {\"class_name\": "
+          "\"GRU\", \"config\": {\"name\": \"b\", \"units\": 3, "
+          "\"return_sequences\": true, \"go_backwards\": true, "
+          "\"reset_after\": false}}")
+          .ok());
 }
 
 // A Keras 2 Functional chain (inbound_nodes as nested lists) with a Keras 2

@@ -25,6 +25,16 @@ trains with its import defaults:
                               hard_sigmoid, unit_forget_bias=False,
                               use_bias=False) -> Dense(1);
                               SGD(0.05, momentum=0.9, nesterov), mae
+  seq_bidir/model.keras       Keras 3 format. Sequential:
+                              Bidirectional(LSTM(3, return_sequences))
+                              (concat) -> Bidirectional(GRU(2,
+                              return_sequences), merge_mode="ave") ->
+                              Dense(1); Adam(0.01), mse
+  func_bidir/model.h5         legacy HDF5. Functional chain:
+                              Bidirectional(SimpleRNN(3, return_sequences),
+                              merge_mode="sum") -> Bidirectional(LSTM(2),
+                              merge_mode="mul") -> Dense(1); SGD(0.05,
+                              momentum=0.9), mse
   <case>/x.npy, y.npy         float64 data (float32-exact values)
   <case>/final_w{j}.npy       get_weights() after fit
   <case>/final_out.npy        model.predict(x) after fit
@@ -32,6 +42,13 @@ trains with its import defaults:
 
   uncompiled.keras            SimpleRNN(2) -> Dense(1), float32, saved
                               without compile(): import takes its defaults
+  dropout.keras               LSTM(3, return_sequences, dropout=0.2,
+                              implementation=1) -> GRU(2,
+                              recurrent_dropout=0.25) -> Dense(1), compiled,
+                              not trained: import carries the rates
+                              (Keras 3 does not write `implementation`
+                              into the config: the file reloads as
+                              implementation 2, in Keras as in import)
 
 Files that must be refused (each with a message naming the file):
 
@@ -41,7 +58,8 @@ Files that must be refused (each with a message naming the file):
                               changed from 3 to 5 in model_config (weights no
                               longer fit)
   bad_conv1d.keras            a Conv1D layer (not supported)
-  bad_bidirectional.keras     a Bidirectional(LSTM) (not supported yet)
+  bad_bidirectional.keras     a Bidirectional(LSTM(2, dropout=0.1)) (dropout
+                              inside Bidirectional is not supported yet)
   bad_two_inputs.keras        a Functional model adding two branches
 
 Truncated and byte-flipped copies are made by the C++ tests themselves.
@@ -98,6 +116,29 @@ def func_rnn_lstm():
                                  nesterov=True), "mae", 1, False)
 
 
+def seq_bidir():
+    return keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.Bidirectional(
+            keras.layers.LSTM(3, return_sequences=True)),
+        keras.layers.Bidirectional(
+            keras.layers.GRU(2, return_sequences=True), merge_mode="ave"),
+        keras.layers.Dense(1),
+    ]), keras.optimizers.Adam(learning_rate=0.01), "mse", 1, True
+
+
+def func_bidir():
+    inp = keras.Input((T, F))
+    h = keras.layers.Bidirectional(
+        keras.layers.SimpleRNN(3, return_sequences=True),
+        merge_mode="sum")(inp)
+    h = keras.layers.Bidirectional(keras.layers.LSTM(2), merge_mode="mul")(h)
+    out = keras.layers.Dense(1)(h)
+    return (keras.Model(inp, out),
+            keras.optimizers.SGD(learning_rate=0.05, momentum=0.9), "mse", 1,
+            False)
+
+
 def set_precision(dtype):
     # The layers' dtype policy is fixed the first time it is read, so it is
     # set along with floatx.
@@ -145,6 +186,8 @@ def save(model, name, compile_args=None):
 def main():
     trained_case("seq_lstm_gru", seq_lstm_gru, "model.keras", 3)
     h5 = trained_case("func_rnn_lstm", func_rnn_lstm, "model.h5", 5)
+    trained_case("seq_bidir", seq_bidir, "model.keras", 7)
+    trained_case("func_bidir", func_bidir, "model.h5", 9)
 
     keras.utils.set_random_seed(11)
     save(keras.Sequential([keras.Input((T, F)), keras.layers.SimpleRNN(2),
@@ -153,6 +196,14 @@ def main():
         with z.open("model.weights.h5") as f, h5py.File(f) as w:
             np.save(os.path.join(HERE, "uncompiled_w0.npy"),
                     w["layers/simple_rnn/cell/vars/0"][()])
+
+    save(keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.LSTM(3, return_sequences=True, dropout=0.2,
+                          implementation=1),
+        keras.layers.GRU(2, recurrent_dropout=0.25),
+        keras.layers.Dense(1)]), "dropout.keras",
+        {"optimizer": "adam", "loss": "mse"})
 
     src = os.path.join(HERE, "uncompiled.keras")
     with zipfile.ZipFile(src) as z:
@@ -178,7 +229,8 @@ def main():
                            keras.layers.Conv1D(2, 3),
                            keras.layers.LSTM(2)]), "bad_conv1d.keras")
     save(keras.Sequential([keras.Input((T, F)),
-                           keras.layers.Bidirectional(keras.layers.LSTM(2))]),
+                           keras.layers.Bidirectional(
+                               keras.layers.LSTM(2, dropout=0.1))]),
          "bad_bidirectional.keras")
     inp = keras.Input((T, F))
     a = keras.layers.LSTM(2, return_sequences=True)(inp)
