@@ -377,7 +377,7 @@ def test_job_survives_a_killed_worker_and_a_coordinator_restart(
     time.sleep(1)
     still_running()
     log("restart coordinator")
-    stack.run("restart", "coordinator")
+    stack.run("restart", "-t", "30", "coordinator")
     wait_for("the coordinator back", lambda: job_status(stack, job),
              stack=stack)
     still_running()
