@@ -13,7 +13,8 @@
 #
 # The daemons in the images run as uid 10001, gid 10001: every file they read
 # is made group 10001, mode 0640 (readable by root, by the owner, and by the
-# daemons; nobody else). The CA key stays 0600 and is never mounted.
+# daemons; nobody else), and the directory group 10001, mode 0750. The CA
+# key stays 0600 and is never mounted.
 # Needs openssl; chgrp to 10001 needs root.
 set -euo pipefail
 
@@ -72,10 +73,12 @@ readable=(ca.crt coordinator.crt coordinator.key worker.crt worker.key
           client-token registration-token worker-token)
 chmod 0640 "${readable[@]}"
 chmod 0600 ca.key
-if ! chgrp "$GROUP" "${readable[@]}" 2>/dev/null; then
+# The directory too: mounted whole (plain Docker, -v DIR:/etc/driftscope),
+# the daemons must be able to enter it.
+if ! chgrp "$GROUP" . "${readable[@]}" 2>/dev/null; then
   echo "make-secrets: cannot chgrp $GROUP (not root?); the daemons (uid" \
        "10001, gid 10001) cannot read the files until you run:" >&2
-  echo "  sudo chgrp $GROUP $DIR/{$(IFS=,; echo "${readable[*]}")}" >&2
+  echo "  sudo chgrp $GROUP $DIR $DIR/{$(IFS=,; echo "${readable[*]}")}" >&2
   exit 1
 fi
 echo "make-secrets: $DIR holds ${readable[*]} (group $GROUP, mode 0640) and ca.key (0600)"

@@ -328,11 +328,12 @@ def _san(cert):
 def test_make_secrets_gives_every_compose_secret_readable_by_the_daemons(
         tmp_path):
     """deploy/make-secrets.sh makes each file compose mounts, group-readable
-    (the daemons' gid; here the test's own), certificates for the names
+    (the daemons' gid, or the test's own when not root), certificates for the names
     compose's services dial, and changes nothing on a second run."""
     script = os.path.join(DEPLOY, "make-secrets.sh")
     out = tmp_path / "secrets"
-    gid = str(os.getegid())
+    # The daemons' group where the test may chgrp to it, else its own.
+    gid = "10001" if os.geteuid() == 0 else str(os.getegid())
     p = subprocess.run([script, "--dir", str(out), "--group", gid],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
@@ -343,6 +344,9 @@ def test_make_secrets_gives_every_compose_secret_readable_by_the_daemons(
         assert oct(st.st_mode & 0o777) == "0o640", name
         assert st.st_gid == int(gid), name
     assert oct(os.stat(out / "ca.key").st_mode & 0o777) == "0o600"
+    # Mounted whole (plain Docker), the daemons must be able to enter it.
+    st = os.stat(out)
+    assert st.st_gid == int(gid) and oct(st.st_mode & 0o777) == "0o750"
     services = c["services"]
     coordinator_names = {_host(_flags(s["command"])["coordinator"])
                          for s in services.values()
