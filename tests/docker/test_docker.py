@@ -307,6 +307,8 @@ def test_image_runs_as_the_daemon_user_without_build_tools(image):
         f"the image holds build tools or other programs: {lines[2:6]}")
     env = json.loads("\n".join(lines[5:]))
     assert "fp32-sse2" in env["profiles"]
+    # The image's sources have no .git: the version is the build argument.
+    assert env["engine_version"] == engine_version(), env["engine_version"]
 
 
 def test_unreadable_secret_is_named_with_uid_and_mode(image, tmp_path):
