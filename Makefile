@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench format clean
+.PHONY: all deps configure build test test-docker demo bench format clean
 
 all: build
 
@@ -21,6 +21,16 @@ build: deps configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 900
+	$(MAKE) test-docker
+
+# The images built from source and run with compose (tests/docker): starts
+# dockerd if needed (root). DRIFTSCOPE_SKIP_DOCKER=1 skips it and says so.
+test-docker: build
+	@if [ -n "$$DRIFTSCOPE_SKIP_DOCKER" ]; then \
+	  echo "*** test-docker SKIPPED: DRIFTSCOPE_SKIP_DOCKER is set; no image was built or run ***"; \
+	else \
+	  DRIFTSCOPE_BIN=$(abspath $(BUILD_DIR)) python3 -m pytest -q -s -rs tests/docker; \
+	fi
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)

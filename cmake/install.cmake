@@ -67,6 +67,12 @@ foreach(program driftscope driftscope-worker driftscope-coordinator)
   endif()
 endforeach()
 
+# The CUDA backend is dlopen'ed, not linked: the loader looks for it in
+# ../lib beside the programs (engine/cuda/cuda_backend_loader.cc).
+if(TARGET driftscope_cuda_backend)
+  install(TARGETS driftscope_cuda_backend LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
+
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/driftscope/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/driftscope FILES_MATCHING PATTERN "*.h")
 install(TARGETS ${_ds_targets} EXPORT driftscopeTargets

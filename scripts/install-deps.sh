@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libhdf5-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format python3 python3-pip chromium
-  docker-compose iproute2 openssl
+  docker-compose iproute2 openssl docker.io debootstrap
 )
 PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml kubernetes-validate)
 GOLDEN_PIP_PACKAGES=(tensorflow-cpu torch)

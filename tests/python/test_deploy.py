@@ -142,6 +142,16 @@ def _host(address):
     return address.rsplit(":", 1)[0]
 
 
+def _dockerignore_allows():
+    """What the repository's .dockerignore lets into the build context: it
+    is an allow list (`*`, then `!NAME` per directory or file)."""
+    with open(os.path.join(SOURCE, ".dockerignore")) as f:
+        lines = [ln.strip() for ln in f if ln.strip()
+                 and not ln.startswith("#")]
+    assert lines[0] == "*", ".dockerignore must start by excluding everything"
+    return {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
+
+
 def _dockerfile(name):
     """The instructions, continuation lines joined, comments left out."""
     with open(os.path.join(DEPLOY, name)) as f:
@@ -169,9 +179,19 @@ def test_images_come_from_the_local_base_only(name):
                    "grpc-health-probe", "docker.io/", "nvidia/cuda"):
         assert banned not in text, f"{name}: {banned}"
     # Packages before sources: every apt-get install of the build stage
-    # comes before its COPY of the source tree.
+    # comes before its first COPY of the sources, and it copies only the
+    # directories .dockerignore lets into the context (so an edit to docs,
+    # tests or deploy leaves the build cache valid).
     build = text.split(" AS build", 1)[1].split("\nFROM ", 1)[0]
-    assert build.index("apt-get install") < build.index("COPY . ."), name
+    assert build.rindex("apt-get install") < build.index("\nCOPY "), name
+    copied = {m.group(1).rstrip("/")
+              for m in re.finditer(r"^COPY (\S+) \S+$", build, re.M)}
+    assert copied == _dockerignore_allows(), name
+    # Only the three programs are compiled: no tests, benchmarks, examples.
+    assert "-DDRIFTSCOPE_TESTS=OFF" in build and "-DDRIFTSCOPE_BENCH=OFF" in build
+    assert re.search(r"--target driftscope driftscope-worker "
+                     r"driftscope-coordinator( |$)", build, re.M), name
+    assert '-j "$(nproc)"' in build, name
     # The version is a build argument and a label, not a floating tag.
     assert re.search(r"org\.opencontainers\.image\.version=\"\$\{VERSION\}\"",
                      text), name
@@ -256,12 +276,17 @@ def test_compose_services_hang_together():
     services = c["services"]
     coordinator = _flags(services["coordinator"]["command"])
     assert "store" in c["volumes"]
-    assert services["coordinator"]["ports"] == ["127.0.0.1:7000:7000"]
+    assert services["coordinator"]["ports"] == [
+        "127.0.0.1:${DRIFTSCOPE_PORT:-7000}:7000"]
     profiles = set()
     for name, svc in services.items():
         argv = svc["command"]
         f = _flags(argv)
-        assert svc["image"].startswith("driftscope-cpu:"), name
+        assert svc["image"] == f"driftscope-cpu:{_version()}", name
+        # TLS on every connection, workers require client certificates.
+        assert not {"insecure", "coordinator_insecure",
+                    "worker_insecure"} & set(f), f"{name}: plaintext"
+        assert "--insecure" not in svc["healthcheck"]["test"], name
         for v in svc.get("volumes", []):
             assert v.split(":")[0] in c["volumes"], f"{name}: volume {v}"
         probe = svc["healthcheck"]["test"]
@@ -283,10 +308,68 @@ def test_compose_services_hang_together():
         assert f["name"] == name
         # Registration and the coordinator's calls use different tokens.
         assert f["coordinator_token_file"] != f["auth_token_file"]
+        assert "tls_client_ca" in f, f"{name}: workers require mTLS"
         profiles.add(f["default_profile"])
-    assert profiles == {"ref64", "fp32", "fp32-sse2", "tf32"}
+    assert profiles == {"ref64", "fp32", "fp32-sse2"}
     assert set(c["secrets"]) == {"client_token", "registration_token",
-                                 "worker_token"}
+                                 "worker_token", "ca_crt", "coordinator_crt",
+                                 "coordinator_key", "worker_crt",
+                                 "worker_key"}
+
+
+def _san(cert):
+    p = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout",
+                        "-ext", "subjectAltName"], capture_output=True,
+                       text=True, check=True)
+    return set(re.findall(r"DNS:([^,\s]+)", p.stdout)) | set(
+        re.findall(r"IP Address:([^,\s]+)", p.stdout))
+
+
+def test_make_secrets_gives_every_compose_secret_readable_by_the_daemons(
+        tmp_path):
+    """deploy/make-secrets.sh makes each file compose mounts, group-readable
+    (the daemons' gid, or the test's own when not root), certificates for the names
+    compose's services dial, and changes nothing on a second run."""
+    script = os.path.join(DEPLOY, "make-secrets.sh")
+    out = tmp_path / "secrets"
+    # The daemons' group where the test may chgrp to it, else its own.
+    gid = "10001" if os.geteuid() == 0 else str(os.getegid())
+    p = subprocess.run([script, "--dir", str(out), "--group", gid],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    c = _compose()
+    for name, secret in c["secrets"].items():
+        path = out / os.path.basename(secret["file"])
+        st = os.stat(path)
+        assert oct(st.st_mode & 0o777) == "0o640", name
+        assert st.st_gid == int(gid), name
+    assert oct(os.stat(out / "ca.key").st_mode & 0o777) == "0o600"
+    # Mounted whole (plain Docker), the daemons must be able to enter it.
+    st = os.stat(out)
+    assert st.st_gid == int(gid) and oct(st.st_mode & 0o777) == "0o750"
+    services = c["services"]
+    coordinator_names = {_host(_flags(s["command"])["coordinator"])
+                         for s in services.values()
+                         if s["command"][0] == "driftscope-worker"}
+    assert coordinator_names | {"127.0.0.1"} <= _san(out / "coordinator.crt")
+    worker_names = {_host(_flags(s["command"])["advertise_address"])
+                    for s in services.values()
+                    if s["command"][0] == "driftscope-worker"}
+    assert worker_names | {"127.0.0.1"} <= _san(out / "worker.crt")
+    for cert in ("coordinator.crt", "worker.crt"):
+        v = subprocess.run(["openssl", "verify", "-CAfile", out / "ca.crt",
+                            out / cert], capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    p = subprocess.run([script, "--dir", str(out), "--group", gid],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+    p = subprocess.run([script, "--dir", str(tmp_path / "x"),
+                        "--worker-san", "worker1"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "DNS:name" in p.stderr, p.stderr
+    assert not (tmp_path / "x").exists()
 
 
 # ---- Kubernetes -----------------------------------------------------------
