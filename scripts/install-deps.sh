@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang clang-format python3 python3-pip chromium
+  clang clang-format libclang-rt-14-dev python3 python3-pip chromium
   docker-compose iproute2 openssl
 )
 PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml kubernetes-validate)
