@@ -1,10 +1,12 @@
 # The README's two commands: `make demo` and `make test`. Both install what
 # is missing first. BUILD_DIR and JOBS may be overridden.
 BUILD_DIR ?= build
+# The clang tree with ASan+UBSan and the fuzz targets (scripts/test-sanitize.sh).
+ASAN_BUILD_DIR ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-docker demo bench format clean
+.PHONY: all deps configure build test test-sanitize test-docker demo bench format clean
 
 all: build
 
@@ -21,7 +23,12 @@ build: deps configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 900
-	$(MAKE) test-docker
+	$(MAKE) --no-print-directory test-sanitize
+	$(MAKE) --no-print-directory test-docker
+
+# Unit tests under ASan+UBSan, then each fuzz target briefly (docs/testing.md).
+test-sanitize: deps
+	ASAN_BUILD_DIR=$(ASAN_BUILD_DIR) JOBS=$(JOBS) scripts/test-sanitize.sh
 
 # The images built from source and run with compose (tests/docker): starts
 # dockerd if needed (root). DRIFTSCOPE_SKIP_DOCKER=1 skips it and says so.
@@ -39,7 +46,7 @@ bench: build
 	$(BUILD_DIR)/bench/engine_bench
 
 format:
-	find engine server client tests bench -name '*.cc' -o -name '*.h' -o -name '*.cu' | xargs clang-format -i
+	find engine server client tests bench fuzz -name '*.cc' -o -name '*.h' -o -name '*.cu' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)

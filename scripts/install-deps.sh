@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libsqlite3-dev sqlite3
   libhdf5-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang clang-format python3 python3-pip chromium
+  clang clang-format libclang-rt-14-dev python3 python3-pip chromium
   docker-compose iproute2 openssl docker.io debootstrap
 )
 PIP_PACKAGES=(numpy pytest grpcio grpcio-tools pyyaml kubernetes-validate)

@@ -97,6 +97,9 @@ void ForEachRun(const TA* a, const TR* r, const std::vector<int64_t>& shape,
           fill = 0;
         }
         const int64_t base = (i * T + t) * U;
+        // An empty array's data pointer may be null, which memcpy must not
+        // be given even for no bytes.
+        if (U == 0) continue;
         std::memcpy(stage_a + fill, a + base,
                     static_cast<size_t>(U) * sizeof(TA));
         std::memcpy(stage_r + fill, r + base,

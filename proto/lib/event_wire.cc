@@ -18,10 +18,20 @@ using google::protobuf::io::CodedOutputStream;
 constexpr uint32_t kChunkField = 5;
 constexpr uint32_t kDataField = 6;
 
+// RunEvent's oneof `event` is fields 2 (accepted) to 8 (fingerprints).
+constexpr uint32_t kFirstEventField = 2;
+constexpr uint32_t kLastEventField = 8;
+
+// Protobuf's parser refuses a message nested deeper than this (its default
+// recursion limit), counting groups and message fields alike.
+constexpr int kMaxDepth = 100;
+
 enum WireType : uint32_t {
   kVarint = 0,
   kFixed64 = 1,
   kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
   kFixed32 = 5,
 };
 
@@ -127,9 +137,11 @@ class SliceReader {
 };
 
 // Copies the rest of a field whose tag was read (its payload, after the tag
-// itself re-encoded) to `out`. False for a group or an unknown wire type
-// (neither appears in proto3) and for a field cut short.
-bool CopyField(SliceReader& in, uint64_t tag, std::string* out) {
+// itself re-encoded) to `out`. A group (proto2's, which protobuf still reads
+// as an unknown field) is copied up to its matching end tag, nested at most
+// `depth` deep. False for a wire type protobuf refuses, a group that does
+// not end right, and a field cut short.
+bool CopyField(SliceReader& in, uint64_t tag, std::string* out, int depth) {
   AppendVarint(tag, out);
   switch (tag & 7) {
     case kVarint: {
@@ -148,6 +160,18 @@ bool CopyField(SliceReader& in, uint64_t tag, std::string* out) {
       AppendVarint(len, out);
       return in.Take(len, nullptr, out);
     }
+    case kStartGroup: {
+      if (depth <= 0) return false;
+      while (true) {
+        uint64_t inner = 0;
+        if (!in.ReadTag(&inner)) return false;
+        if ((inner & 7) == kEndGroup) {
+          AppendVarint(inner, out);
+          return (inner >> 3) == (tag >> 3);
+        }
+        if (!CopyField(in, inner, out, depth - 1)) return false;
+      }
+    }
     default:
       return false;
   }
@@ -165,7 +189,7 @@ bool SplitChunk(SliceReader& in, std::string* header,
       if (!in.ReadVarint(&len)) return false;
       data->clear();
       if (!in.Take(len, data, nullptr)) return false;
-    } else if (!CopyField(in, tag, header)) {
+    } else if (!CopyField(in, tag, header, kMaxDepth - 1)) {
       return false;
     }
   }
@@ -219,34 +243,52 @@ absl::Status ParseRunEvent(const grpc::ByteBuffer& buffer, ReceivedEvent* out) {
   if (!buffer.Dump(&out->slices).ok()) return malformed();
   SliceReader in(out->slices);
   const size_t end = in.limit();
-  std::string rest, header;
-  bool has_chunk = false;
+  // The fields outside the oneof `event` (run_id, unknown fields) go to
+  // `rest`; the member of the oneof read last to `member`, or, for a tensor
+  // chunk, its fields but data to `header` and its data to out->data. As in
+  // protobuf, a member replaces the one before it (which must still parse)
+  // and repeated occurrences of one member merge.
+  std::string rest, member, header;
+  uint32_t member_field = 0;  // none yet
   while (in.position() < end) {
     uint64_t tag = 0;
     if (!in.ReadTag(&tag)) return malformed();
-    if (tag == ((uint64_t{kChunkField} << 3) | kLengthDelimited)) {
+    const uint32_t field = static_cast<uint32_t>(tag >> 3);
+    const bool is_member = (tag & 7) == kLengthDelimited &&
+                           field >= kFirstEventField &&
+                           field <= kLastEventField;
+    if (is_member && field != member_field) {
+      if (member_field == kChunkField) {
+        v1::TensorChunk replaced;
+        if (!replaced.ParseFromString(header)) return malformed();
+      } else if (member_field != 0) {
+        v1::RunEvent replaced;
+        if (!replaced.ParseFromString(member)) return malformed();
+      }
+      member.clear();
+      header.clear();
+      out->data.clear();
+      member_field = field;
+    }
+    if (is_member && field == kChunkField) {
       uint64_t len = 0;
       if (!in.ReadVarint(&len) || len > end - in.position()) {
         return malformed();
       }
-      // Repeated occurrences of a message field merge, as in protobuf.
       in.set_limit(in.position() + len);
       if (!SplitChunk(in, &header, &out->data)) return malformed();
       in.set_limit(end);
-      has_chunk = true;
-    } else if (!CopyField(in, tag, &rest)) {
+    } else if (!CopyField(in, tag, is_member ? &member : &rest, kMaxDepth)) {
       return malformed();
     }
   }
   if (!out->event.ParseFromString(rest)) return malformed();
-  if (has_chunk) {
-    if (out->event.event_case() != v1::RunEvent::EVENT_NOT_SET) {
-      return absl::DataLossError(
-          "a Run event carries a tensor chunk and another event");
-    }
+  if (member_field == kChunkField) {
     if (!out->event.mutable_tensor_chunk()->ParseFromString(header)) {
       return malformed();
     }
+  } else if (!out->event.MergeFromString(member)) {
+    return malformed();
   }
   return absl::OkStatus();
 }

@@ -159,9 +159,11 @@ TEST(DeviceGemmTest, TiledKernelPhasesGiveTheElementFunctorsBits) {
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
       for (bool tf32 : {false, true}) {
-        for (const int* shape :
-             {(const int[]){37, 21, 40}, (const int[]){16, 16, 16},
-              (const int[]){3, 50, 5}}) {
+        // std::array, not compound literals: those die at the end of the
+        // range's initializer (clang's ASan: stack-use-after-scope).
+        for (const std::array<int, 3>& shape :
+             {std::array<int, 3>{37, 21, 40}, std::array<int, 3>{16, 16, 16},
+              std::array<int, 3>{3, 50, 5}}) {
           const int m = shape[0], n = shape[1], k = shape[2];
           std::vector<float> a(m * k), b(k * n);
           for (float& v : a) v = static_cast<float>(rng.Next(2.0));
