@@ -59,7 +59,8 @@ void Check(const std::string& bytes) {
   ReceivedEvent whole, cut;
   const absl::Status whole_status = ParseRunEvent(Whole(bytes), &whole);
   const absl::Status cut_status = ParseRunEvent(Cut(bytes), &cut);
-  const std::string input = absl::StrCat(" on \"", absl::CHexEscape(bytes), "\"");
+  const std::string input =
+      absl::StrCat(" on \"", absl::CHexEscape(bytes), "\"");
   if (whole_status.ok() != cut_status.ok()) {
     Fail(absl::StrCat("one slice: ", whole_status.ToString(),
                       "; cut: ", cut_status.ToString(), input));

@@ -91,9 +91,8 @@ void Check(const uint8_t* data, size_t size) {
         ::mkdir(path.c_str(), 0700);
         break;
       default: {  // a well-formed .npy
-        const std::vector<int64_t> shape =
-            PickShape(in, k < layout.size() ? layout[k].shape
-                                            : std::vector<int64_t>{1});
+        const std::vector<int64_t> shape = PickShape(
+            in, k < layout.size() ? layout[k].shape : std::vector<int64_t>{1});
         NdArray a(in.ConsumeBool() ? DType::kFloat32 : DType::kFloat64, shape);
         const std::string values =
             in.ConsumeBytesAsString(static_cast<size_t>(a.nbytes()));

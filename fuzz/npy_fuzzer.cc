@@ -38,7 +38,8 @@ void Check(absl::string_view bytes) {
     }
     return;
   }
-  if (!SameArray(*parsed, *read)) Fail("ParseNpy and ReadNpy read different arrays");
+  if (!SameArray(*parsed, *read))
+    Fail("ParseNpy and ReadNpy read different arrays");
   // The data are the file's last bytes, as they are.
   if (static_cast<size_t>(parsed->nbytes()) > bytes.size() ||
       (parsed->nbytes() > 0 &&
@@ -48,8 +49,9 @@ void Check(absl::string_view bytes) {
     Fail("the array's data are not the file's data");
   }
   const absl::StatusOr<NdArray> again = ParseNpy(SerializeNpy(*parsed));
-  if (!again.ok()) Fail("SerializeNpy wrote what ParseNpy refuses: " +
-                        again.status().ToString());
+  if (!again.ok())
+    Fail("SerializeNpy wrote what ParseNpy refuses: " +
+         again.status().ToString());
   if (!SameArray(*parsed, *again)) Fail("SerializeNpy does not round-trip");
 }
 

@@ -25,8 +25,8 @@ namespace driftscope::fuzz {
 namespace {
 
 // Names that must be quoted in CSV and escaped in HTML, besides plain ones.
-constexpr const char* kNames[] = {"ref64", "fp32", "cpu-a", "<script>x</script>",
-                                  "a,\"b\"\nc", "é"};
+constexpr const char* kNames[] = {
+    "ref64", "fp32", "cpu-a", "<script>x</script>", "a,\"b\"\nc", "é"};
 constexpr const char* kProfiles[] = {"fp64", "fp32", "bf16,isa=v3", ""};
 constexpr const char* kDigests[] = {"d1", "d2"};
 constexpr const char* kHashes[] = {"h0", "h1", "h2"};
@@ -114,9 +114,8 @@ void Check(const uint8_t* data, size_t size) {
   }
   const auto& fields = parsed.struct_value().fields();
   const auto pairs = fields.find("pairs");
-  if (pairs == fields.end() ||
-      pairs->second.list_value().values_size() !=
-          static_cast<int>(report->pairs.size())) {
+  if (pairs == fields.end() || pairs->second.list_value().values_size() !=
+                                   static_cast<int>(report->pairs.size())) {
     Fail("the JSON's pairs are not the report's");
   }
   const std::vector<size_t> rows = CsvRows(ReportToCsv(*report));
