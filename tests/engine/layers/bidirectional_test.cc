@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_training_golden.h"
 #include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
@@ -217,60 +218,14 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-std::vector<NdArray> LoadSeries(const std::string& dir,
-                                const std::string& prefix) {
-  std::vector<NdArray> out;
-  for (int j = 0;; ++j) {
-    absl::StatusOr<NdArray> w = ReadNpy(absl::StrCat(dir, prefix, j, ".npy"));
-    if (!w.ok()) break;
-    out.push_back(*std::move(w));
-  }
-  return out;
-}
-
 class KerasBidirectionalGoldenTest
     : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
 
 TEST_P(KerasBidirectionalGoldenTest, TrainingMatchesKeras) {
   const KerasCase& tc = std::get<0>(GetParam());
-  const bool fp64 = std::get<1>(GetParam());
-  const std::string dir64 = kDir + tc.name + "/f64/";
-  const std::string dir32 = kDir + tc.name + "/f32/";
-  const std::string& dir = fp64 ? dir64 : dir32;
-  ASSERT_TRUE(ValidateJobSpec(tc.spec).ok()) << ValidateJobSpec(tc.spec);
-  RunOptions options;
-  const std::vector<NdArray> init = LoadSeries(dir, "w");
-  ASSERT_FALSE(init.empty());
-  options.init_weights = init;
-  options.x = golden::Load(dir, "x");
-  options.y = golden::Load(dir, "y");
-  options.eval_x = options.x;
-  absl::StatusOr<Profile> profile = Profile::Parse(fp64 ? "fp64" : "fp32");
-  ASSERT_TRUE(profile.ok());
-  const std::string what = tc.name + (fp64 ? " f64" : " f32");
-  const auto check = [&](const NdArray& a, const std::string& name) {
-    if (fp64) {
-      golden::ExpectMatchesKeras(what, a.data<double>(), a.size(), dir64, dir32,
-                                 name);
-    } else {
-      golden::ExpectMatchesKeras(what, a.data<float>(), a.size(), dir64, dir32,
-                                 name);
-    }
-  };
-  JobSpec forward_only = tc.spec;
-  forward_only.training.epochs = 0;
-  absl::StatusOr<RunResult> r0 = RunJob(forward_only, *profile, options);
-  ASSERT_TRUE(r0.ok()) << r0.status();
-  check(r0->outputs, "out0");
-  absl::StatusOr<RunResult> r = RunJob(tc.spec, *profile, options);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->steps, 6);
-  check(r->losses, "losses");
-  check(r->outputs, "final_out");
-  ASSERT_EQ(r->final_weights.size(), init.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    check(r->final_weights[j].array, absl::StrCat("final_w", j));
-  }
+  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
+                                     std::get<1>(GetParam()),
+                                     /*check_initial_outputs=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalGoldenTest,
@@ -291,7 +246,7 @@ class KerasBidirectionalModelTest : public ::testing::TestWithParam<KerasCase> {
 TEST_P(KerasBidirectionalModelTest, KerasSeedModeGivesKerasInitialWeights) {
   const KerasCase& tc = GetParam();
   const std::string dir = kDir + tc.name + "/f32/";
-  const std::vector<NdArray> want = LoadSeries(dir, "w");
+  const std::vector<NdArray> want = golden::LoadSeries(dir, "w");
   JobSpec spec = tc.spec;
   spec.training.epochs = 0;
   spec.data.samples = 4;
@@ -322,8 +277,8 @@ TEST_P(KerasBidirectionalModelTest, KerasSeedModeGivesKerasInitialWeights) {
 TEST_P(KerasBidirectionalModelTest, FirstStepGradientsMatchKeras) {
   const KerasCase& tc = GetParam();
   const std::string dir = kDir + tc.name + "/f64/";
-  const std::vector<NdArray> init = LoadSeries(dir, "w");
-  const std::vector<NdArray> want = LoadSeries(dir, "grads0_w");
+  const std::vector<NdArray> init = golden::LoadSeries(dir, "w");
+  const std::vector<NdArray> want = golden::LoadSeries(dir, "grads0_w");
   ASSERT_EQ(init.size(), want.size());
   const NdArray x = golden::Load(dir, "x");
   const NdArray y = golden::Load(dir, "y");

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_training_golden.h"
 
 namespace driftscope {
 namespace {
@@ -231,43 +232,9 @@ class KerasDropoutGoldenTest
 
 TEST_P(KerasDropoutGoldenTest, TrainingMatchesKeras) {
   const KerasCase& tc = std::get<0>(GetParam());
-  const bool fp64 = std::get<1>(GetParam());
-  const std::string dir64 = kDir + tc.name + "/f64/";
-  const std::string dir32 = kDir + tc.name + "/f32/";
-  const std::string& dir = fp64 ? dir64 : dir32;
-  RunOptions options;
-  std::vector<NdArray> init;
-  for (int j = 0;; ++j) {
-    absl::StatusOr<NdArray> w = ReadNpy(absl::StrCat(dir, "w", j, ".npy"));
-    if (!w.ok()) break;
-    init.push_back(*std::move(w));
-  }
-  ASSERT_FALSE(init.empty());
-  options.init_weights = init;
-  options.x = golden::Load(dir, "x");
-  options.y = golden::Load(dir, "y");
-  options.eval_x = options.x;
-  absl::StatusOr<Profile> profile = Profile::Parse(fp64 ? "fp64" : "fp32");
-  ASSERT_TRUE(profile.ok());
-  absl::StatusOr<RunResult> r = RunJob(tc.spec, *profile, options);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->steps, 6);
-  const std::string what = tc.name + (fp64 ? " f64" : " f32");
-  const auto check = [&](const NdArray& a, const std::string& name) {
-    if (fp64) {
-      golden::ExpectMatchesKeras(what, a.data<double>(), a.size(), dir64, dir32,
-                                 name);
-    } else {
-      golden::ExpectMatchesKeras(what, a.data<float>(), a.size(), dir64, dir32,
-                                 name);
-    }
-  };
-  check(r->losses, "losses");
-  check(r->outputs, "final_out");
-  ASSERT_EQ(r->final_weights.size(), init.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    check(r->final_weights[j].array, absl::StrCat("final_w", j));
-  }
+  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
+                                     std::get<1>(GetParam()),
+                                     /*check_initial_outputs=*/false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasDropoutGoldenTest,
