@@ -41,15 +41,18 @@ PROFILES = {"worker-ref64": "ref64", "worker-fp32": "fp32",
 # The directories the image is built from (.dockerignore lets only these in).
 IMAGE_SOURCES = ["CMakeLists.txt", "cmake", "include", "proto", "engine",
                  "server", "client"]
-# Long enough (tens of seconds of CPU on a 2-core machine) to kill a worker
-# and restart the coordinator while it runs.
+# Long enough to kill a worker and restart the coordinator (which drains for
+# up to 10 s) while it runs: alone on an idle core, its ref64 run takes about
+# 40 s, fp32 8 s, fp32-sse2 20 s, and the three share two cores. At 200
+# epochs (10 s for ref64) the job once ended during the coordinator's drain
+# on an idle CI machine.
 SLOW_SPEC = {"seed": 5,
              "model": {"input": {"timesteps": 20, "features": 1},
                        "layers": [{"gru": {"units": 48,
                                            "return_sequences": True}}]},
              "data": {"synthetic": {"generator": "SINE", "samples": 512,
                                     "eval_samples": 8}},
-             "training": {"epochs": 200, "batch_size": 32}}
+             "training": {"epochs": 800, "batch_size": 32}}
 DOCKER_ENV = dict(os.environ, DOCKER_BUILDKIT="0")
 
 if os.environ.get("DRIFTSCOPE_SKIP_DOCKER"):
