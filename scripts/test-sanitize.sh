@@ -8,7 +8,10 @@
 #   scripts/test-sanitize.sh --no-fuzz  build and unit tests only
 #   scripts/test-sanitize.sh --fuzz-only
 # Environment: ASAN_BUILD_DIR (build-asan), JOBS (nproc), FUZZ_SECONDS (30
-# per target), FUZZ_RUNS (a cap on executions per target, 2000000).
+# per target), FUZZ_RUNS (a cap on executions per target, 2000000),
+# FUZZ_SEED (libFuzzer's -seed, 1: every run tries the same inputs in the
+# same order, so CI's result does not depend on luck; set another seed, or 0
+# for a random one, to explore further by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,7 @@ BUILD=${ASAN_BUILD_DIR:-build-asan}
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 FUZZ_RUNS=${FUZZ_RUNS:-2000000}
+FUZZ_SEED=${FUZZ_SEED:-1}
 FUZZ_TARGETS=(npy init_weights spec_json event_wire report)
 run_tests=1
 run_fuzz=1
@@ -66,7 +70,7 @@ if [ "$run_fuzz" = 1 ]; then
     log="$BUILD/fuzz-work/$t.log"
     echo "test-sanitize: fuzzing $t for at most ${FUZZ_SECONDS}s / ${FUZZ_RUNS} runs"
     if ! "$BUILD/fuzz/fuzz_$t" -max_total_time="$FUZZ_SECONDS" \
-      -runs="$FUZZ_RUNS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -runs="$FUZZ_RUNS" -seed="$FUZZ_SEED" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       "${dict[@]}" -artifact_prefix="$BUILD/fuzz-artifacts/$t-" \
       "$work" "fuzz/corpus/$t" > "$log" 2>&1; then
       tail -n 60 "$log" >&2

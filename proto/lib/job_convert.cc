@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -51,10 +52,11 @@ absl::Status ParseActivation(const std::string& path, const std::string& name,
       return absl::OkStatus();
     }
   }
-  return Invalid(path, absl::StrCat("unknown activation \"", name,
-                                    "\"; valid: tanh, sigmoid, hard_sigmoid "
-                                    "(Keras 3), hard_sigmoid_keras2, relu, "
-                                    "linear"));
+  return Invalid(path,
+                 absl::StrCat("unknown activation \"", absl::CHexEscape(name),
+                              "\"; valid: tanh, sigmoid, hard_sigmoid "
+                              "(Keras 3), hard_sigmoid_keras2, relu, "
+                              "linear"));
 }
 
 // A field that is not set keeps `*out` (the layer's default).
@@ -75,7 +77,8 @@ absl::Status ParseInitializer(const std::string& path, bool has,
       if (!found) {
         return Invalid(
             path + ".name",
-            absl::StrCat("unknown initializer \"", proto.name(),
+            absl::StrCat("unknown initializer \"",
+                         absl::CHexEscape(proto.name()),
                          "\"; valid: glorot_uniform, orthogonal, zeros, ones, "
                          "random_uniform, random_normal"));
       }

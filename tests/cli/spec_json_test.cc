@@ -295,6 +295,19 @@ TEST(SpecJsonTest, BadEnumListsValidValues) {
                        HasSubstr("valid: MSE, MAE")));
 }
 
+// Found by fuzz/spec_json_fuzzer.cc: a name holding a newline (JSON "\n")
+// was echoed raw, so the one-line error became two.
+TEST(SpecJsonTest, UnknownNamesAreEchoedEscapedOnOneLine) {
+  const std::string init = ErrorOf(WithLayer(
+      R"({"dense": {"units": 3, "kernel_initializer": {"name": "gloro\nt_uniform"}}})"));
+  EXPECT_THAT(init, HasSubstr("unknown initializer \"gloro\\nt_uniform\""));
+  EXPECT_EQ(init.find('\n'), std::string::npos) << init;
+  const std::string act =
+      ErrorOf(WithLayer(R"({"lstm": {"units": 3, "activation": "ta\nh"}})"));
+  EXPECT_THAT(act, HasSubstr("unknown activation \"ta\\nh\""));
+  EXPECT_EQ(act.find('\n'), std::string::npos) << act;
+}
+
 TEST(SpecJsonTest, BadActivationAndInitializerNameTheField) {
   EXPECT_THAT(
       ErrorOf(WithLayer(R"({"lstm": {"units": 3, "activation": "gelu"}})")),
