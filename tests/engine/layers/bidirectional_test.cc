@@ -102,24 +102,7 @@ TEST_P(BidirectionalLayerTest, ReferenceGradientsMatchFiniteDifferences) {
     for (size_t i = 0; i < y.size(); ++i) l += dy[i] * y[i];
     return l;
   };
-  const double h = 1e-6;
-  for (size_t k = 0; k < w.size(); ++k) {
-    for (size_t i = 0; i < w[k].size(); ++i) {
-      RefWeights wp = w, wm = w;
-      wp[k][i] += h;
-      wm[k][i] -= h;
-      const double fd = (loss(wp, x) - loss(wm, x)) / (2 * h);
-      EXPECT_NEAR(g.dweights[k][i], fd, 1e-7 * std::max(1.0, std::fabs(fd)))
-          << "weight " << k << "[" << i << "]";
-    }
-  }
-  for (size_t i = 0; i < x.size(); ++i) {
-    std::vector<double> xp = x, xm = x;
-    xp[i] += h;
-    xm[i] -= h;
-    const double fd = (loss(w, xp) - loss(w, xm)) / (2 * h);
-    EXPECT_NEAR(g.dx[i], fd, 1e-7 * std::max(1.0, std::fabs(fd))) << "x" << i;
-  }
+  testing_util::ExpectGradientsMatchFiniteDifferences(w, x, g, loss);
 }
 
 TEST_P(BidirectionalLayerTest, EngineMatchesTheReference) {

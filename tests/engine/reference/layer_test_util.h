@@ -4,6 +4,8 @@
 #ifndef DRIFTSCOPE_TESTS_ENGINE_REFERENCE_LAYER_TEST_UTIL_H_
 #define DRIFTSCOPE_TESTS_ENGINE_REFERENCE_LAYER_TEST_UTIL_H_
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "engine/job/job_spec.h"
 #include "engine/numerics/activations.h"
 #include "engine/reference/reference.h"
+#include "gtest/gtest.h"
 
 namespace driftscope {
 namespace testing_util {
@@ -128,6 +131,34 @@ inline std::vector<LayerSpec> AllLayerConfigs(int units) {
     }
   }
   return out;
+}
+
+// Expects the reference gradients g (of loss(w, x) with respect to every
+// weight and input element) to equal central finite differences with step
+// 1e-6, within 1e-7 relative (absolute below 1).
+template <typename Loss>
+void ExpectGradientsMatchFiniteDifferences(const RefWeights& w,
+                                           const std::vector<double>& x,
+                                           const RefLayerGrads& g,
+                                           const Loss& loss) {
+  const double h = 1e-6;
+  for (size_t k = 0; k < w.size(); ++k) {
+    for (size_t i = 0; i < w[k].size(); ++i) {
+      RefWeights wp = w, wm = w;
+      wp[k][i] += h;
+      wm[k][i] -= h;
+      const double fd = (loss(wp, x) - loss(wm, x)) / (2 * h);
+      EXPECT_NEAR(g.dweights[k][i], fd, 1e-7 * std::max(1.0, std::fabs(fd)))
+          << "weight " << k << "[" << i << "]";
+    }
+  }
+  for (size_t i = 0; i < x.size(); ++i) {
+    std::vector<double> xp = x, xm = x;
+    xp[i] += h;
+    xm[i] -= h;
+    const double fd = (loss(w, xp) - loss(w, xm)) / (2 * h);
+    EXPECT_NEAR(g.dx[i], fd, 1e-7 * std::max(1.0, std::fabs(fd))) << "x" << i;
+  }
 }
 
 }  // namespace testing_util
