@@ -68,6 +68,7 @@ std::vector<LayerSeeds> ModelInitSeeds(const JobSpec& spec) {
       const LayerSeeds backward = KerasLayerSeeds(DirectionSpec(l, true), &rng);
       both.weights.insert(both.weights.end(), backward.weights.begin(),
                           backward.weights.end());
+      both.backward_dropout = backward.dropout;
       out.push_back(std::move(both));
     }
     return out;

@@ -26,6 +26,9 @@ struct LayerSeeds {
   // kKeras, RNN layers: the first word g of the layer's dropout
   // SeedGenerator (its k-th mask uses [g, k]); unset otherwise.
   std::optional<uint64_t> dropout;
+  // kKeras, Bidirectional layers: `dropout` is the forward copy's word and
+  // this the backward copy's (each copy has its own SeedGenerator).
+  std::optional<uint64_t> backward_dropout;
 };
 
 // For every layer of spec.model, in order:

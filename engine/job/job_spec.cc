@@ -253,12 +253,6 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
           "the backward copy itself and refuses a wrapped layer that goes "
           "backwards)"));
     }
-    if (l.dropout != 0 || l.recurrent_dropout != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          f,
-          ": dropout and recurrent_dropout in a bidirectional layer are not "
-          "supported yet; set them to 0"));
-    }
   }
   if (l.return_state && index != num_layers - 1) {
     return absl::InvalidArgumentError(absl::StrCat(

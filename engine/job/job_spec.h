@@ -73,7 +73,9 @@ struct LayerSpec {
   // describe the wrapped layer (go_backwards must be false); Keras runs a
   // forward copy and a backward copy (go_backwards true), the backward
   // output sequence flipped back to time order, and merges them. Weights: the
-  // forward copy's, then the backward copy's (get_weights() order).
+  // forward copy's, then the backward copy's (get_weights() order). Each copy
+  // has the wrapped layer's dropout and recurrent_dropout and draws its own
+  // masks (engine/train/dropout.h).
   bool bidirectional = false;
   MergeMode merge_mode = MergeMode::kConcat;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};

@@ -3,8 +3,10 @@
 // the same input; with return_sequences the backward copy's output, which
 // is in its processing order, is flipped along time; then the merge: concat
 // [forward | backward] on the last axis, sum, mul, or ave = (f + b) / 2.
-// Parameters: the forward copy's block, then the backward copy's. One thread
-// at a time.
+// Parameters: the forward copy's block, then the backward copy's. While
+// training, each copy applies its own dropout masks (SetDirectionMasks): a
+// shared input mask is applied here to the copy's own masked input, per-gate
+// masks are handed to the copy. One thread at a time.
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -34,6 +36,9 @@ class BidirectionalLayer final : public Layer<T> {
                T* y) override;
   void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                 T* dparams) override;
+  void SetDirectionMasks(const DirectionMasks<T>* masks) override {
+    masks_ = masks;
+  }
   std::vector<const T*> final_states() const override {
     std::vector<const T*> s = forward_->final_states();
     for (const T* b : backward_->final_states()) s.push_back(b);
@@ -54,6 +59,27 @@ class BidirectionalLayer final : public Layer<T> {
                     sizeof(T) * U);
   }
 
+  // y[n, t, d] = x[n, t, d] · mask[n, d] over the input's timesteps (a
+  // copy's input dropout; the same for its input gradient).
+  void MaskInput(const T* x, const T* mask, int batch, T* y) const {
+    const int S = in_.sequence ? in_.timesteps : 1, D = in_.dim;
+    for (int n = 0; n < batch; ++n) {
+      const T* m = mask + static_cast<int64_t>(n) * D;
+      for (int t = 0; t < S; ++t) {
+        const int64_t row = (static_cast<int64_t>(n) * S + t) * D;
+        for (int d = 0; d < D; ++d) y[row + d] = x[row + d] * m[d];
+      }
+    }
+  }
+  // The copy's input in Forward: x, or x times its shared mask in *buf.
+  const T* CopyInput(int copy, const T* x, int batch, Buffer<T>* buf) {
+    const T* mask = used_ != nullptr ? used_[copy].input : nullptr;
+    if (mask == nullptr) return x;
+    Reserve(buf, static_cast<int64_t>(batch) * in_.per_sample());
+    MaskInput(x, mask, batch, buf->data());
+    return buf->data();
+  }
+
   const LayerSpec spec_;
   const ActivationShape in_, out_;
   const std::vector<WeightShape> weights_;
@@ -62,6 +88,11 @@ class BidirectionalLayer final : public Layer<T> {
   // yb_: the backward copy's output in time order; scratch_ its raw output
   // and later gradients.
   Buffer<T> yf_, yb_, scratch_, dyf_, dyb_, dxb_;
+  // masks_: set for the next Forward; used_: the last Forward's. xf_, xb_:
+  // each copy's masked input.
+  const DirectionMasks<T>* masks_ = nullptr;
+  const DirectionMasks<T>* used_ = nullptr;
+  Buffer<T> xf_, xb_;
 };
 
 template <typename T>
@@ -74,9 +105,13 @@ void BidirectionalLayer<T>::Forward(const Context& ctx, const T* params,
   Reserve(&yf_, n);
   Reserve(&yb_, n);
   Reserve(&scratch_, n);
-  forward_->Forward(ctx, params, x, batch, yf_.data());
-  backward_->Forward(ctx, params + forward_->num_params(), x, batch,
-                     scratch_.data());
+  used_ = masks_;
+  forward_->SetGateMasks(used_ != nullptr ? used_[0].gates : nullptr);
+  backward_->SetGateMasks(used_ != nullptr ? used_[1].gates : nullptr);
+  forward_->Forward(ctx, params, CopyInput(0, x, batch, &xf_), batch,
+                    yf_.data());
+  backward_->Forward(ctx, params + forward_->num_params(),
+                     CopyInput(1, x, batch, &xb_), batch, scratch_.data());
   Flip(scratch_.data(), batch, yb_.data());
   const T* f = yf_.data();
   const T* b = yb_.data();
@@ -141,6 +176,11 @@ void BidirectionalLayer<T>::Backward(const Context& ctx, const T* params,
   const int64_t nf = forward_->num_params();
   backward_->Backward(ctx, params + nf, dyb_.data(), dxb, dparams + nf);
   if (dx != nullptr) {
+    // d(x·m)/dx = m for each copy's own input mask.
+    if (used_ != nullptr && used_[0].input != nullptr)
+      MaskInput(dx, used_[0].input, batch, dx);
+    if (used_ != nullptr && used_[1].input != nullptr)
+      MaskInput(dxb, used_[1].input, batch, dxb);
     const int64_t m = static_cast<int64_t>(batch) * in_.per_sample();
     for (int64_t i = 0; i < m; ++i) dx[i] = dx[i] + dxb[i];
   }

@@ -52,6 +52,17 @@ struct GateMasks {
   const T* recurrent = nullptr;
 };
 
+// The dropout masks of one training step of the two copies of a
+// Bidirectional layer, [0] the forward copy's and [1] the backward copy's:
+// `input` the copy's one input mask shared by all gates ((batch, input dim);
+// null when it has none or uses per-gate masks), `gates` its per-gate
+// masks (null when it does not use them). Owned by the caller.
+template <typename T>
+struct DirectionMasks {
+  const T* input = nullptr;
+  const GateMasks<T>* gates = nullptr;
+};
+
 template <typename T>
 class Layer {
  public:
@@ -77,6 +88,12 @@ class Layer {
   // applies (null: none, as in evaluation); they must stay valid until
   // Backward returns. Other layers ignore it.
   virtual void SetGateMasks(const GateMasks<T>* masks) { (void)masks; }
+  // For Bidirectional layers: the masks of both copies (an array of two)
+  // the next Forward applies, or null (none, as in evaluation); they must
+  // stay valid until Backward returns. Other layers ignore it.
+  virtual void SetDirectionMasks(const DirectionMasks<T>* masks) {
+    (void)masks;
+  }
   // After Forward, for RNN layers: the final states, each (batch, units):
   // LSTM {h, c}; GRU and SimpleRNN {h}. Empty for Dense.
   virtual std::vector<const T*> final_states() const { return {}; }

@@ -590,17 +590,40 @@ std::vector<double> FlipTime(const std::vector<double>& a, int batch, int steps,
   return b;
 }
 
+// Each copy's masks of a Bidirectional layer's RefGateMasks (empty: none).
+struct BiMasks {
+  RefGateMasks fwd, bwd;
+  const RefGateMasks* Of(bool backward) const {
+    const RefGateMasks& m = backward ? bwd : fwd;
+    return m.input.empty() && m.recurrent.empty() ? nullptr : &m;
+  }
+};
+
+BiMasks SplitMasks(const RefGateMasks* gm) {
+  BiMasks m;
+  if (gm == nullptr) return m;
+  m.fwd.input = gm->input;
+  m.fwd.recurrent = gm->recurrent;
+  m.bwd.input = gm->backward_input;
+  m.bwd.recurrent = gm->backward_recurrent;
+  return m;
+}
+
 std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
                               const RefWeights& w, const std::vector<double>& x,
                               int batch, std::vector<double>* yf_out,
                               std::vector<double>* yb_out,
-                              std::vector<std::vector<double>>* states) {
+                              std::vector<std::vector<double>>* states,
+                              const RefGateMasks* gate_masks) {
   const BiParts p = SplitBidirectional(spec, in, w);
+  const BiMasks m = SplitMasks(gate_masks);
   const int U = spec.units;
   std::vector<std::vector<double>> sf, sb;
-  const std::vector<double> yf = RefForward(p.fwd, in, p.wf, x, batch, &sf);
+  const std::vector<double> yf =
+      RefForward(p.fwd, in, p.wf, x, batch, &sf, m.Of(false));
   const std::vector<double> yb =
-      FlipTime(RefForward(p.bwd, in, p.wb, x, batch, &sb), batch, p.steps, U);
+      FlipTime(RefForward(p.bwd, in, p.wb, x, batch, &sb, m.Of(true)), batch,
+               p.steps, U);
   if (states != nullptr) {
     *states = sf;
     states->insert(states->end(), sb.begin(), sb.end());
@@ -637,11 +660,13 @@ std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
 
 RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
                          const RefWeights& w, const std::vector<double>& x,
-                         int batch, const std::vector<double>& dy) {
+                         int batch, const std::vector<double>& dy,
+                         const RefGateMasks* gate_masks) {
   const BiParts p = SplitBidirectional(spec, in, w);
+  const BiMasks m = SplitMasks(gate_masks);
   const int U = spec.units;
   std::vector<double> yf, yb;
-  BiForward(spec, in, w, x, batch, &yf, &yb, nullptr);
+  BiForward(spec, in, w, x, batch, &yf, &yb, nullptr, gate_masks);
   std::vector<double> df(yf.size()), db(yf.size());
   for (size_t r = 0; r < yf.size() / U; ++r)
     for (int u = 0; u < U; ++u) {
@@ -663,9 +688,9 @@ RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
           break;
       }
     }
-  RefLayerGrads g = RefBackward(p.fwd, in, p.wf, x, batch, df);
-  const RefLayerGrads gb =
-      RefBackward(p.bwd, in, p.wb, x, batch, FlipTime(db, batch, p.steps, U));
+  RefLayerGrads g = RefBackward(p.fwd, in, p.wf, x, batch, df, m.Of(false));
+  const RefLayerGrads gb = RefBackward(
+      p.bwd, in, p.wb, x, batch, FlipTime(db, batch, p.steps, U), m.Of(true));
   g.dweights.insert(g.dweights.end(), gb.dweights.begin(), gb.dweights.end());
   for (size_t i = 0; i < g.dx.size(); ++i) g.dx[i] += gb.dx[i];
   return g;
@@ -680,7 +705,7 @@ std::vector<double> RefForward(const LayerSpec& spec, const ActivationShape& in,
                                const RefGateMasks* gate_masks) {
   if (spec.bidirectional)
     return BiForward(spec, in, weights, x, batch, nullptr, nullptr,
-                     final_states);
+                     final_states, gate_masks);
   Outputs o = Run(Args{spec, in, weights, x, batch, nullptr, gate_masks});
   if (final_states != nullptr) *final_states = std::move(o.states);
   return o.y;
@@ -691,7 +716,8 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const std::vector<double>& x, int batch,
                           const std::vector<double>& dy,
                           const RefGateMasks* gate_masks) {
-  if (spec.bidirectional) return BiBackward(spec, in, weights, x, batch, dy);
+  if (spec.bidirectional)
+    return BiBackward(spec, in, weights, x, batch, dy, gate_masks);
   return Run(Args{spec, in, weights, x, batch, &dy, gate_masks}).grads;
 }
 
@@ -722,7 +748,10 @@ const RefGateMasks* GateMasksOf(const std::vector<RefGateMasks>* masks,
                                 size_t i) {
   if (masks == nullptr || i >= masks->size()) return nullptr;
   const RefGateMasks& m = (*masks)[i];
-  return m.input.empty() && m.recurrent.empty() ? nullptr : &m;
+  return m.input.empty() && m.recurrent.empty() && m.backward_input.empty() &&
+                 m.backward_recurrent.empty()
+             ? nullptr
+             : &m;
 }
 
 }  // namespace

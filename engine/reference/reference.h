@@ -55,8 +55,12 @@ ActivationShape RefOutputShape(const LayerSpec& spec,
 // SimpleRNN 1); the same masks at every timestep; either may be empty (no
 // mask). GRU's update z ⊙ h_{t-1} and LSTM's carry use the unmasked state.
 // With masks, an LSTM adds in implementation 1's order.
+// For a Bidirectional layer, input and recurrent are the forward copy's
+// masks and backward_input, backward_recurrent the backward copy's (a copy
+// with one input mask shared by all gates passes it once per gate).
 struct RefGateMasks {
   std::vector<std::vector<double>> input, recurrent;
+  std::vector<std::vector<double>> backward_input, backward_recurrent;
 };
 
 // Forward pass. When final_states is not null it receives the RNN final

@@ -69,6 +69,11 @@ constexpr uint64_t Dropout(int layer, int64_t step) {
   return (uint64_t{1} << 63) | (static_cast<uint64_t>(layer) << 48) |
          static_cast<uint64_t>(step);
 }
+// The backward copy's masks of a Bidirectional layer `layer` (< 2^14; its
+// forward copy uses Dropout(layer, step)): bit 62 set as well.
+constexpr uint64_t BackwardDropout(int layer, int64_t step) {
+  return Dropout(layer, step) | (uint64_t{1} << 62);
+}
 }  // namespace streams
 
 }  // namespace driftscope

@@ -37,7 +37,8 @@ absl::StatusOr<std::unique_ptr<Model<T>>> Model<T>::Create(
     if (i > 0) max_grad = std::max(max_grad, in.per_sample());
     m->inputs_.push_back(in);
     m->dropped_.emplace_back(
-        spec.layers[i].dropout > 0 && !UsesGateMasks(spec.layers[i])
+        spec.layers[i].dropout > 0 && !UsesGateMasks(spec.layers[i]) &&
+                !spec.layers[i].bidirectional
             ? static_cast<size_t>(max_batch * in.per_sample())
             : 0);
     in = (*layer)->output_shape();
@@ -90,6 +91,9 @@ const T* Model<T>::Forward(const Context& ctx, const T* x, int batch,
     layers_[i]->SetGateMasks(dropout != nullptr
                                  ? dropout->gate_masks(static_cast<int>(i))
                                  : nullptr);
+    layers_[i]->SetDirectionMasks(
+        dropout != nullptr ? dropout->direction_masks(static_cast<int>(i))
+                           : nullptr);
     if (mask != nullptr && !dropped_[i].empty()) {
       ApplyMask(in, mask, batch, inputs_[i], dropped_[i].data());
       in = dropped_[i].data();

@@ -79,7 +79,8 @@ class Model {
   std::vector<ModelWeight> weights_;
   std::vector<T> params_, grads_;
   std::vector<std::vector<T>> acts_;  // acts_[i]: output of layer i
-  // dropped_[i]: layer i's masked input (layers with dropout only).
+  // dropped_[i]: layer i's masked input (layers with one shared input mask
+  // only; a Bidirectional layer masks its copies' inputs itself).
   std::vector<std::vector<T>> dropped_;
   std::vector<ActivationShape> inputs_;  // input shape of each layer
   const DropoutMasks<T>* last_dropout_ = nullptr;

@@ -335,12 +335,6 @@ TEST(BidirectionalSpecTest, BadCombinationsAreRefusedNamingTheField) {
   EXPECT_THAT(std::string(ValidateJobSpec(dense).message()),
               HasSubstr("model.layers[2]: bidirectional wraps LSTM, GRU or "
                         "SimpleRNN only"));
-  JobSpec drop = DefaultJobSpec();
-  drop.model.layers[0].bidirectional = true;
-  drop.model.layers[0].dropout = 0.2;
-  EXPECT_THAT(std::string(ValidateJobSpec(drop).message()),
-              HasSubstr("model.layers[0]: dropout and recurrent_dropout in a "
-                        "bidirectional layer are not supported yet"));
   JobSpec back = DefaultJobSpec();
   back.model.layers[0].bidirectional = true;
   back.model.layers[0].go_backwards = true;

@@ -19,6 +19,14 @@ What this writes (under the directory of this script):
       final_w{j}.npy         weights after the 6 steps
       final_out.npy          model(x) at the end
   manifest.json        every case's configuration and the library versions
+                       (for a case with dropout: each Bidirectional copy's
+                       SeedGenerator word, forward then backward)
+
+Dropout inside Bidirectional: each copy (forward_layer, backward_layer) is
+an RNN with its own cell SeedGenerator, so each draws its own masks; the
+script checks that every copy's generator advanced by (masks per call) x
+(steps). As in ../recurrent_dropout, the f64 runs draw float32 uniforms (as
+driftscope does in every precision); the f32 runs use Keras' own dropout.
 
 How to run (needs tensorflow-cpu and keras; CI reads the committed files):
 
@@ -42,6 +50,8 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.config.experimental.enable_op_determinism()
 
 import keras  # noqa: E402
+from keras.src import backend as keras_backend  # noqa: E402
+from keras.src.backend.tensorflow import random as tf_random  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 N, T, D, BATCH, EPOCHS = 10, 5, 3, 4, 2
@@ -63,7 +73,83 @@ CASES = {
          ("GRU", dict(units=3, reset_after=False))),
         ("Dense", dict(units=2)),
     ], dict(kind="SGD", learning_rate=2.0**-3)),
+    # Dropout inside Bidirectional: per-gate masks (recurrent dropout) in
+    # the LSTM, one shared input mask (implementation 2) in the GRU.
+    "lstm_dropouts_concat_gru_dropout_sum_adam_s42": (42, [
+        ("Bidirectional", "concat",
+         ("LSTM", dict(units=4, return_sequences=True, dropout=0.25,
+                       recurrent_dropout=0.1))),
+        ("Bidirectional", "sum",
+         ("GRU", dict(units=3, return_sequences=True, dropout=0.2))),
+        ("Dense", dict(units=2)),
+    ], dict(kind="Adam", learning_rate=2.0**-5)),
+    # Shared input masks in SimpleRNN and LSTM (last state only), recurrent
+    # dropout in a reset_before GRU.
+    "simple_rnn_dropout_ave_gru_recurrent_mul_lstm_dropout_sgd_s7": (7, [
+        ("Bidirectional", "ave",
+         ("SimpleRNN", dict(units=3, return_sequences=True, dropout=0.3))),
+        ("Bidirectional", "mul",
+         ("GRU", dict(units=3, return_sequences=True, reset_after=False,
+                      recurrent_dropout=0.3))),
+        ("Bidirectional", "concat",
+         ("LSTM", dict(units=2, dropout=0.2))),
+        ("Dense", dict(units=2)),
+    ], dict(kind="SGD", learning_rate=2.0**-3)),
 }
+GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
+
+
+def masks_per_call(cls, kw):
+    rec = kw.get("recurrent_dropout", 0.0)
+    impl = 1 if rec > 0 else kw.get("implementation", 2)
+    count = GATES[cls] if (impl == 1 and cls != "SimpleRNN") else 1
+    return (count if kw.get("dropout", 0.0) > 0 else 0) + (
+        count if rec > 0 else 0)
+
+
+def has_dropout(layers):
+    return any(e[0] == "Bidirectional" and (
+        e[2][1].get("dropout", 0) or e[2][1].get("recurrent_dropout", 0))
+        for e in layers)
+
+
+def dropout_f32_uniform(inputs, rate, noise_shape=None, seed=None):
+    """Keras' TF dropout with the uniforms always drawn in float32."""
+    assert noise_shape is None
+    if rate == 0.0:
+        return inputs
+    seed = tf_random._cast_seed(tf_random.draw_seed(seed))
+    u = tf.random.stateless_uniform(tf.shape(inputs), seed=seed,
+                                    dtype=tf.float32)
+    keep = u >= tf.constant(rate, tf.float32)
+    scale = tf.constant(1.0 / (1.0 - rate), inputs.dtype)
+    return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+
+
+NATIVE_DROPOUT = keras_backend.random.dropout
+
+
+def check_replacement_is_native_in_float32():
+    ones = tf.ones((6, 9), tf.float32)
+    for g, k, rate in [(686579304, 0, 0.3), (26855093, 5, 0.5)]:
+        native = keras.random.SeedGenerator(g)
+        mine = keras.random.SeedGenerator(g)
+        for _ in range(k + 1):  # the (k+1)-th draw uses [g, k]
+            a = NATIVE_DROPOUT(ones, rate, seed=native).numpy()
+            b = dropout_f32_uniform(ones, rate, seed=mine).numpy()
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), (g, k)
+
+
+def copies(model):
+    """(cell SeedGenerator, masks per call) of every Bidirectional copy."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            cls = type(layer.forward_layer).__name__
+            n = masks_per_call(cls, layer.forward_layer.get_config())
+            for c in (layer.forward_layer, layer.backward_layer):
+                out.append((c.cell.seed_generator, n))
+    return out
 
 
 def save(path, a, dtype=None):
@@ -88,9 +174,15 @@ def build(seed, layers, dtype):
 
 
 def train(seed, layers, opt, dtype, init, x, y):
-    model = build(seed, layers, dtype)
+    # With dropout, out0 comes from a model of its own: Keras advances a
+    # dropout layer's SeedGenerator in inference calls too, which would
+    # shift the masks of the training steps.
+    first = build(seed, layers, dtype)
+    first.set_weights([w.astype(dtype) for w in init])
+    out0 = first(tf.constant(x, dtype=dtype)).numpy()
+    model = build(seed, layers, dtype) if has_dropout(layers) else first
+    starts = [int(g.state.numpy()[0]) for g, _ in copies(model)]
     model.set_weights([w.astype(dtype) for w in init])
-    out0 = model(tf.constant(x, dtype=dtype)).numpy()
     kw = dict(opt)
     optimizer = getattr(keras.optimizers, kw.pop("kind"))(**kw)
     loss_fn = keras.losses.MeanSquaredError()
@@ -106,10 +198,13 @@ def train(seed, layers, opt, dtype, init, x, y):
                 grads0 = [g.numpy() for g in grads]
             optimizer.apply_gradients(zip(grads, model.trainable_weights))
             losses.append(loss.numpy())
+    for (g, n), s in zip(copies(model), starts):
+        assert g.state.numpy().tolist() == [s, len(losses) * n], (
+            g.state.numpy(), s, n)
     final_out = model(tf.constant(x, dtype=dtype), training=False).numpy()
     keras.backend.set_floatx("float32")
     return (out0, np.array(losses), grads0,
-            [w.numpy() for w in model.trainable_weights], final_out)
+            [w.numpy() for w in model.trainable_weights], final_out, starts)
 
 
 def describe(entry):
@@ -130,8 +225,13 @@ def make_case(index, name, seed, layers, opt):
     # backward copy, per Bidirectional layer).
     assert len(init) == len(probe.trainable_weights)
     for tag, dtype in (("f32", "float32"), ("f64", "float64")):
-        out0, losses, grads0, final, out = train(seed, layers, opt, dtype,
-                                                 init, x, y)
+        if dtype == "float64":
+            keras_backend.random.dropout = dropout_f32_uniform
+        try:
+            out0, losses, grads0, final, out, starts = train(
+                seed, layers, opt, dtype, init, x, y)
+        finally:
+            keras_backend.random.dropout = NATIVE_DROPOUT
         d = os.path.join(ROOT, name, tag)
         save(os.path.join(d, "x.npy"), x, dtype)
         save(os.path.join(d, "y.npy"), y, dtype)
@@ -142,10 +242,14 @@ def make_case(index, name, seed, layers, opt):
             save(os.path.join(d, f"w{j}.npy"), w0, dtype)
             save(os.path.join(d, f"grads0_w{j}.npy"), g0, dtype)
             save(os.path.join(d, f"final_w{j}.npy"), w1, dtype)
-    return {"seed": seed, "layers": [describe(e) for e in layers],
-            "optimizer": opt, "samples": N, "timesteps": T, "features": D,
-            "batch_size": BATCH, "epochs": EPOCHS, "loss": "mse",
-            "weights": [w.path for w in probe.trainable_weights]}
+    entry = {"seed": seed, "layers": [describe(e) for e in layers],
+             "optimizer": opt, "samples": N, "timesteps": T, "features": D,
+             "batch_size": BATCH, "epochs": EPOCHS, "loss": "mse",
+             "weights": [w.path for w in probe.trainable_weights]}
+    if has_dropout(layers):
+        entry["dropout_seed_words"] = starts
+        entry["masks_per_step"] = [n for _, n in copies(probe)]
+    return entry
 
 
 def main():
@@ -157,6 +261,7 @@ def main():
                              "keras": keras.__version__,
                              "numpy": np.__version__},
                 "cases": {}}
+    check_replacement_is_native_in_float32()
     for index, (name, (seed, layers, opt)) in enumerate(CASES.items()):
         manifest["cases"][name] = make_case(index, name, seed, layers, opt)
     with open(os.path.join(ROOT, "manifest.json"), "w") as fh:
