@@ -313,11 +313,6 @@ absl::StatusOr<LayerSpec> MapBidirectional(const KerasLayer& l) {
                   "return_state=True inside Bidirectional is not supported "
                   "yet");
   }
-  if (s->dropout != 0 || s->recurrent_dropout != 0) {
-    return Refuse(l,
-                  "dropout and recurrent_dropout inside Bidirectional are "
-                  "not supported yet (they must be 0)");
-  }
   if (l.config.Has("backward_layer")) {
     absl::StatusOr<LayerSpec> b = MapWrapped(l, "backward_layer");
     if (!b.ok()) return b.status();

@@ -201,6 +201,21 @@ TEST(KerasLayers, Keras2BidirectionalMapsTheWrappedLayerAndMergeMode) {
   }
 }
 
+// dropout and recurrent_dropout inside a Bidirectional are carried to the
+// wrapped layer's spec (each copy draws its own masks in the engine).
+TEST(KerasLayers, BidirectionalCarriesDropoutRates) {
+  absl::StatusOr<KerasModel> m = Parse(absl::StrReplaceAll(
+      kKeras2Bidirectional,
+      {{"\"dropout\": 0.0,", "\"dropout\": 0.2,"},
+       {"\"recurrent_dropout\": 0.0", "\"recurrent_dropout\": 0.1"}}));
+  ASSERT_TRUE(m.ok()) << m.status();
+  absl::StatusOr<LayerSpec> bi = MapKerasLayer(m->layers[0]);
+  ASSERT_TRUE(bi.ok()) << bi.status();
+  EXPECT_TRUE(bi->bidirectional);
+  EXPECT_EQ(bi->dropout, 0.2);
+  EXPECT_EQ(bi->recurrent_dropout, 0.1);
+}
+
 TEST(KerasLayers, BidirectionalWhatTheEngineCannotComputeIsRefusedByName) {
   const struct {
     const char* from;
@@ -211,12 +226,6 @@ TEST(KerasLayers, BidirectionalWhatTheEngineCannotComputeIsRefusedByName) {
        "layer 'bi' (Bidirectional): merge_mode None is not supported"},
       {"\"merge_mode\": \"sum\"", "\"merge_mode\": \"max\"",
        "layer 'bi' (Bidirectional): merge_mode \"max\" is not supported"},
-      {"\"recurrent_dropout\": 0.0", "\"recurrent_dropout\": 0.1",
-       "layer 'bi' (Bidirectional): dropout and recurrent_dropout inside "
-       "Bidirectional are not supported yet"},
-      {"\"dropout\": 0.0,", "\"dropout\": 0.2,",
-       "layer 'bi' (Bidirectional): dropout and recurrent_dropout inside "
-       "Bidirectional are not supported yet"},
       {"\"go_backwards\": false", "\"go_backwards\": true",
        "layer 'bi' (Bidirectional): the wrapped layer has go_backwards=True"},
       {"{\"class_name\": \"GRU\"", "{\"class_name\": \"Dense\"",

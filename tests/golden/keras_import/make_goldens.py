@@ -35,6 +35,16 @@ trains with its import defaults:
                               merge_mode="sum") -> Bidirectional(LSTM(2),
                               merge_mode="mul") -> Dense(1); SGD(0.05,
                               momentum=0.9), mse
+  seq_bidir_dropout/model.keras  Keras 3 format. Sequential:
+                              Bidirectional(LSTM(3, return_sequences,
+                              dropout=0.2, recurrent_dropout=0.1)) (concat)
+                              -> Dense(1); Adam(0.01), mse; built after
+                              keras.utils.set_random_seed(13), trained with
+                              float32 dropout uniforms (as driftscope draws
+                              them in every precision; see
+                              ../bidirectional/make_bidirectional_golden.py):
+                              imported with seed_mode KERAS and seed 13 it
+                              trains with Keras' masks
   <case>/x.npy, y.npy         float64 data (float32-exact values)
   <case>/final_w{j}.npy       get_weights() after fit
   <case>/final_out.npy        model.predict(x) after fit
@@ -58,15 +68,21 @@ Files that must be refused (each with a message naming the file):
                               changed from 3 to 5 in model_config (weights no
                               longer fit)
   bad_conv1d.keras            a Conv1D layer (not supported)
-  bad_bidirectional.keras     a Bidirectional(LSTM(2, dropout=0.1)) (dropout
-                              inside Bidirectional is not supported yet)
+  bad_bidirectional.keras     a Bidirectional(LSTM(2, dropout=0.1)): refused
+                              while dropout inside Bidirectional was not
+                              supported; now imported with its rate
   bad_two_inputs.keras        a Functional model adding two branches
 
 Truncated and byte-flipped copies are made by the C++ tests themselves.
+
+`make_goldens.py NAME...` regenerates only the named trained cases (a
+.keras zip records the time it was saved, so a full run rewrites every
+file).
 """
 import json
 import os
 import shutil
+import sys
 import zipfile
 
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
@@ -139,6 +155,57 @@ def func_bidir():
             False)
 
 
+def seq_bidir_dropout():
+    return keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.Bidirectional(
+            keras.layers.LSTM(3, return_sequences=True, dropout=0.2,
+                              recurrent_dropout=0.1)),
+        keras.layers.Dense(1),
+    ]), keras.optimizers.Adam(learning_rate=0.01), "mse", 1, True
+
+
+def dropout_f32_uniform(inputs, rate, noise_shape=None, seed=None):
+    """Keras' TF dropout with the uniforms always drawn in float32."""
+    from keras.src.backend.tensorflow import random as tf_random
+    assert noise_shape is None
+    if rate == 0.0:
+        return inputs
+    seed = tf_random._cast_seed(tf_random.draw_seed(seed))
+    u = tf.random.stateless_uniform(tf.shape(inputs), seed=seed,
+                                    dtype=tf.float32)
+    keep = u >= tf.constant(rate, tf.float32)
+    scale = tf.constant(1.0 / (1.0 - rate), inputs.dtype)
+    return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+
+
+def dropout_case(name, build, file_name, seed):
+    """trained_case with float32 dropout uniforms; checks that fit() moved
+    each copy's SeedGenerator by one mask per gate and kind per step (LSTM
+    with recurrent dropout: 4 input + 4 recurrent masks)."""
+    from keras.src import backend as keras_backend
+    native = keras_backend.random.dropout
+    keras_backend.random.dropout = dropout_f32_uniform
+    try:
+        words = []
+
+        def after_fit(model):
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.Bidirectional):
+                    for c in (layer.forward_layer, layer.backward_layer):
+                        g, k = c.cell.seed_generator.state.numpy().tolist()
+                        assert k == 6 * 8, k  # 6 steps, 8 masks each
+                        words.append(g)
+
+        path = trained_case(name, build, file_name, seed, after_fit)
+    finally:
+        keras_backend.random.dropout = native
+    with open(os.path.join(HERE, name, "dropout_seed_words.json"), "w") as f:
+        json.dump(words, f)
+        f.write("\n")
+    return path
+
+
 def set_precision(dtype):
     # The layers' dtype policy is fixed the first time it is read, so it is
     # set along with floatx.
@@ -146,7 +213,7 @@ def set_precision(dtype):
     keras.config.set_dtype_policy(dtype)
 
 
-def trained_case(name, build, file_name, seed):
+def trained_case(name, build, file_name, seed, after_fit=None):
     d = os.path.join(HERE, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -162,6 +229,8 @@ def trained_case(name, build, file_name, seed):
     np.save(os.path.join(d, "x.npy"), x)
     np.save(os.path.join(d, "y.npy"), y)
     model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    if after_fit is not None:
+        after_fit(model)
     for j, w in enumerate(model.get_weights()):
         assert w.dtype == np.float64
         np.save(os.path.join(d, f"final_w{j}.npy"), w)
@@ -184,10 +253,19 @@ def save(model, name, compile_args=None):
 
 
 def main():
+    only = sys.argv[1:]
+    if only:
+        for name in only:
+            if name == "seq_bidir_dropout":
+                dropout_case(name, seq_bidir_dropout, "model.keras", 13)
+            else:
+                raise SystemExit(f"no case {name} to regenerate alone")
+        return
     trained_case("seq_lstm_gru", seq_lstm_gru, "model.keras", 3)
     h5 = trained_case("func_rnn_lstm", func_rnn_lstm, "model.h5", 5)
     trained_case("seq_bidir", seq_bidir, "model.keras", 7)
     trained_case("func_bidir", func_bidir, "model.h5", 9)
+    dropout_case("seq_bidir_dropout", seq_bidir_dropout, "model.keras", 13)
 
     keras.utils.set_random_seed(11)
     save(keras.Sequential([keras.Input((T, F)), keras.layers.SimpleRNN(2),
