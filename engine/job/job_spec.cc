@@ -100,7 +100,7 @@ bool IsRnn(LayerKind k) { return k != LayerKind::kDense; }
 
 bool ValidMergeMode(MergeMode m) {
   return m == MergeMode::kConcat || m == MergeMode::kSum ||
-         m == MergeMode::kMul || m == MergeMode::kAve;
+         m == MergeMode::kMul || m == MergeMode::kAve || m == MergeMode::kNone;
 }
 
 std::string Num(double v) { return absl::StrFormat("%g", v); }
@@ -239,8 +239,18 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
       return absl::InvalidArgumentError(
           absl::StrCat(f,
                        ".merge_mode must be one of concat, sum, mul, ave, "
+                       "none, "
                        "got ",
                        static_cast<int>(l.merge_mode)));
+    }
+    if (l.merge_mode == MergeMode::kNone && index != num_layers - 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f,
+          ".merge_mode none gives two outputs (forward and backward) and is "
+          "only supported on the last layer, but model.layers[",
+          index + 1,
+          "] comes after it; remove that layer or use concat, sum, mul or "
+          "ave"));
     }
     if (l.return_state) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -527,6 +537,8 @@ const char* MergeModeName(MergeMode mode) {
       return "mul";
     case MergeMode::kAve:
       return "ave";
+    case MergeMode::kNone:
+      return "none";
   }
   return "unknown";
 }
@@ -561,6 +573,13 @@ int InputMasksPerStep(const LayerSpec& layer) {
 int RecurrentMasksPerStep(const LayerSpec& layer) {
   return IsRnn(layer.kind) && layer.recurrent_dropout > 0 ? GateMaskCount(layer)
                                                           : 0;
+}
+
+int ModelOutputCount(const ModelSpec& model) {
+  return !model.layers.empty() && model.layers.back().bidirectional &&
+                 model.layers.back().merge_mode == MergeMode::kNone
+             ? 2
+             : 1;
 }
 
 int ModelOutputUnits(const ModelSpec& model) {

@@ -41,9 +41,12 @@ struct InitializerSpec {
   double gain = 1.0;                     // orthogonal
 };
 
-// keras.layers.Bidirectional's merge_mode (None, two outputs, is refused:
-// a Sequential model with one target cannot use it).
-enum class MergeMode { kConcat, kSum, kMul, kAve };
+// keras.layers.Bidirectional's merge_mode. kNone is Keras' None: the
+// forward and backward outputs are two model outputs (last layer only);
+// driftscope keeps them side by side on the feature axis, [forward |
+// backward] as kConcat does, and the loss is the sum of the two outputs'
+// losses (ModelOutputCount).
+enum class MergeMode { kConcat, kSum, kMul, kAve, kNone };
 
 struct LayerSpec {
   LayerKind kind = LayerKind::kLstm;
@@ -190,18 +193,23 @@ inline LayerSpec DirectionSpec(const LayerSpec& layer, bool backward) {
   return d;
 }
 // A layer's output width: units, or 2·units for a concatenating
-// Bidirectional.
+// Bidirectional (and for merge_mode none: both outputs side by side).
 inline int LayerOutputUnits(const LayerSpec& layer) {
-  return layer.bidirectional && layer.merge_mode == MergeMode::kConcat
+  return layer.bidirectional && (layer.merge_mode == MergeMode::kConcat ||
+                                 layer.merge_mode == MergeMode::kNone)
              ? 2 * layer.units
              : layer.units;
 }
-// "concat", "sum", "mul", "ave": Keras' spelling.
+// "concat", "sum", "mul", "ave", "none": Keras' spelling (none for None).
 const char* MergeModeName(MergeMode mode);
 
 // Output width of the model's last layer (the target's last dimension) and
 // whether the model output is a sequence (B,T,U) or a vector (B,U).
 int ModelOutputUnits(const ModelSpec& model);
+// How many Keras outputs the model has: 2 when the last layer is a
+// Bidirectional with merge_mode none (the first and second halves of the
+// last axis: forward, backward), else 1.
+int ModelOutputCount(const ModelSpec& model);
 bool ModelOutputIsSequence(const ModelSpec& model);
 
 // Keras class names ("LSTM", "GRU", "SimpleRNN", "Dense"), as the canonical

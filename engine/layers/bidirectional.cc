@@ -2,7 +2,8 @@
 // forward copy and the backward copy (go_backwards true) of one RNN read
 // the same input; with return_sequences the backward copy's output, which
 // is in its processing order, is flipped along time; then the merge: concat
-// [forward | backward] on the last axis, sum, mul, or ave = (f + b) / 2.
+// [forward | backward] on the last axis, sum, mul, or ave = (f + b) / 2;
+// merge_mode None (two Keras outputs) is laid out as concat.
 // Parameters: the forward copy's block, then the backward copy's. While
 // training, each copy applies its own dropout masks (SetDirectionMasks): a
 // shared input mask is applied here to the copy's own masked input, per-gate
@@ -117,6 +118,7 @@ void BidirectionalLayer<T>::Forward(const Context& ctx, const T* params,
   const T* b = yb_.data();
   switch (spec_.merge_mode) {
     case MergeMode::kConcat:
+    case MergeMode::kNone:  // two outputs, kept side by side
       for (int64_t r = 0; r < rows; ++r) {
         std::memcpy(y + r * 2 * U, f + r * U, sizeof(T) * U);
         std::memcpy(y + r * 2 * U + U, b + r * U, sizeof(T) * U);
@@ -147,6 +149,7 @@ void BidirectionalLayer<T>::Backward(const Context& ctx, const T* params,
   T* db = scratch_.data();  // the backward copy's, in time order
   switch (spec_.merge_mode) {
     case MergeMode::kConcat:
+    case MergeMode::kNone:
       for (int64_t r = 0; r < rows; ++r) {
         std::memcpy(df + r * U, dy + r * 2 * U, sizeof(T) * U);
         std::memcpy(db + r * U, dy + r * 2 * U + U, sizeof(T) * U);

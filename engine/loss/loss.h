@@ -11,15 +11,19 @@
 namespace driftscope {
 
 // Keras' two stages: mean over the last axis, then sum over rows / rows.
+// With `outputs` > 1 (a model with several Keras outputs kept side by side,
+// ModelOutputCount), the last axis holds that many equal parts, each one
+// output: the loss is the sum of the parts' losses, in order, as Keras sums
+// the losses of a multi-output model.
 template <typename T>
 T LossForward(LossKind kind, const T* pred, const T* target, int64_t rows,
-              int last_dim);
+              int last_dim, int outputs = 1);
 
 // dpred = ∂loss/∂pred in TF's backward op order (MSE: (1/rows)/last_dim
-// times 2·(pred − target)).
+// times 2·(pred − target); with several outputs, last_dim is a part's).
 template <typename T>
 void LossBackward(LossKind kind, const T* pred, const T* target, int64_t rows,
-                  int last_dim, T* dpred);
+                  int last_dim, T* dpred, int outputs = 1);
 
 }  // namespace driftscope
 

@@ -545,7 +545,8 @@ std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
 ActivationShape RefOutputShape(const LayerSpec& spec,
                                const ActivationShape& in) {
   ActivationShape out;
-  out.dim = spec.bidirectional && spec.merge_mode == MergeMode::kConcat
+  out.dim = spec.bidirectional && (spec.merge_mode == MergeMode::kConcat ||
+                                   spec.merge_mode == MergeMode::kNone)
                 ? 2 * spec.units
                 : spec.units;
   if (spec.kind == LayerKind::kDense) {
@@ -630,7 +631,8 @@ std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
   }
   const size_t rows = static_cast<size_t>(batch) * p.steps;
   std::vector<double> y;
-  if (spec.merge_mode == MergeMode::kConcat) {
+  if (spec.merge_mode == MergeMode::kConcat ||
+      spec.merge_mode == MergeMode::kNone) {
     y.resize(rows * 2 * U);
     for (size_t r = 0; r < rows; ++r)
       for (int u = 0; u < U; ++u) {
@@ -673,6 +675,7 @@ RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
       const size_t i = r * U + u;
       switch (spec.merge_mode) {
         case MergeMode::kConcat:
+        case MergeMode::kNone:
           df[i] = dy[r * 2 * U + u];
           db[i] = dy[r * 2 * U + U + u];
           break;

@@ -91,6 +91,9 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
 
   const bool sequence = ModelOutputIsSequence(spec.model);
   const int units = ModelOutputUnits(spec.model);
+  // Keras outputs side by side (Bidirectional merge_mode none: 2); the
+  // loss adds theirs.
+  const int outputs = ModelOutputCount(spec.model);
   const int64_t in_size = model.input_shape().per_sample();
   const int64_t out_size = model.output_shape().per_sample();
   const int64_t n = data.n;
@@ -141,8 +144,10 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
       const T* pred =
           model.Forward(ctx, xb.data(), b, dropout.any() ? &dropout : nullptr);
       const int64_t rows = sequence ? int64_t{b} * spec.model.timesteps : b;
-      losses[step] = LossForward<T>(spec.loss, pred, yb.data(), rows, units);
-      LossBackward<T>(spec.loss, pred, yb.data(), rows, units, dout.data());
+      losses[step] =
+          LossForward<T>(spec.loss, pred, yb.data(), rows, units, outputs);
+      LossBackward<T>(spec.loss, pred, yb.data(), rows, units, dout.data(),
+                      outputs);
       if (loss_scale != 1.0) {
         const T scale = static_cast<T>(loss_scale);
         for (int64_t i = 0; i < rows * units; ++i) dout[i] *= scale;

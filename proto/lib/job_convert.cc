@@ -222,16 +222,13 @@ absl::StatusOr<LayerSpec> ParseLayer(const std::string& path,
         l.merge_mode = MergeMode::kMul;
       } else if (mode == "ave") {
         l.merge_mode = MergeMode::kAve;
-      } else if (mode == "none" || mode == "None") {
-        return Invalid(p + ".merge_mode",
-                       "none is not supported: Keras then returns the two "
-                       "directions as two outputs, which a model with one "
-                       "target cannot use; use concat, sum, mul or ave");
+      } else if (mode == "none") {
+        l.merge_mode = MergeMode::kNone;
       } else {
         return Invalid(
             p + ".merge_mode",
-            absl::StrCat("must be one of concat, sum, mul, ave, got \"", mode,
-                         "\""));
+            absl::StrCat("must be one of concat, sum, mul, ave, none, got \"",
+                         mode, "\""));
       }
       break;
     }

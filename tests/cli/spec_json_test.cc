@@ -204,15 +204,25 @@ TEST(SpecJsonTest, BidirectionalAndRecurrentDropoutRoundTrip) {
   EXPECT_EQ(concat->model.layers[0].merge_mode, MergeMode::kConcat);
   EXPECT_EQ(ModelOutputUnits(concat->model), 6);
 
+  // merge_mode none: two outputs side by side, on the last layer only.
+  absl::StatusOr<JobSpec> none = ParseSpecJson(
+      WithLayer(
+          R"({"bidirectional": {"merge_mode": "none", "layer": {"lstm": {"units": 3}}}})"),
+      "spec.json");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->model.layers[0].merge_mode, MergeMode::kNone);
+  EXPECT_EQ(ModelOutputUnits(none->model), 6);
+  EXPECT_EQ(ModelOutputCount(none->model), 2);
   EXPECT_THAT(
       ErrorOf(WithLayer(
-          R"({"bidirectional": {"merge_mode": "none", "layer": {"lstm": {"units": 3}}}})")),
-      HasSubstr("spec.json: model.layers[0].bidirectional.merge_mode: none is "
-                "not supported"));
+          R"({"bidirectional": {"merge_mode": "none", "layer": {"lstm": {"units": 3, "return_sequences": true}}}}, {"dense": {"units": 1}})")),
+      HasSubstr("merge_mode none gives two outputs (forward and backward) "
+                "and is only supported on the last layer, but "
+                "model.layers[1] comes after it"));
   EXPECT_THAT(
       ErrorOf(WithLayer(
           R"({"bidirectional": {"merge_mode": "avg", "layer": {"lstm": {"units": 3}}}})")),
-      HasSubstr("must be one of concat, sum, mul, ave, got \"avg\""));
+      HasSubstr("must be one of concat, sum, mul, ave, none, got \"avg\""));
   EXPECT_THAT(
       ErrorOf(WithLayer(
           R"({"bidirectional": {"layer": {"dense": {"units": 3}}}})")),

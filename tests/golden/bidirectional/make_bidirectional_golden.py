@@ -95,8 +95,37 @@ CASES = {
          ("LSTM", dict(units=2, dropout=0.2))),
         ("Dense", dict(units=2)),
     ], dict(kind="SGD", learning_rate=2.0**-3)),
+    # merge_mode=None on the last layer: two outputs, forward and backward.
+    # The files hold them side by side on the last axis ([forward |
+    # backward], driftscope's layout: y, out0, final_out); the loss is the
+    # sum of the two outputs' MSE, as fit() computes it for y=[y_f, y_b].
+    "lstm_concat_gru_none_adam_s11": (11, [
+        ("Bidirectional", "concat",
+         ("LSTM", dict(units=3, return_sequences=True))),
+        ("Bidirectional", None,
+         ("GRU", dict(units=2, return_sequences=True))),
+    ], dict(kind="Adam", learning_rate=2.0**-5)),
+    "lstm_dropout_none_last_sgd_s5": (5, [
+        ("Bidirectional", None,
+         ("LSTM", dict(units=2, dropout=0.25))),
+    ], dict(kind="SGD", learning_rate=2.0**-3)),
 }
 GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
+
+
+def joined(out):
+    """A model output; merge_mode None's two outputs side by side."""
+    if isinstance(out, (list, tuple)):
+        return np.concatenate([np.asarray(o) for o in out], axis=-1)
+    return np.asarray(out)
+
+
+def batch_loss(loss_fn, y, pred):
+    """MSE; for two outputs, the sum of each output's loss (fit()'s total)."""
+    if not isinstance(pred, (list, tuple)):
+        return loss_fn(y, pred)
+    half = y.shape[-1] // 2
+    return loss_fn(y[..., :half], pred[0]) + loss_fn(y[..., half:], pred[1])
 
 
 def masks_per_call(cls, kw):
@@ -179,7 +208,7 @@ def train(seed, layers, opt, dtype, init, x, y):
     # shift the masks of the training steps.
     first = build(seed, layers, dtype)
     first.set_weights([w.astype(dtype) for w in init])
-    out0 = first(tf.constant(x, dtype=dtype)).numpy()
+    out0 = joined(first(tf.constant(x, dtype=dtype)))
     model = build(seed, layers, dtype) if has_dropout(layers) else first
     starts = [int(g.state.numpy()[0]) for g, _ in copies(model)]
     model.set_weights([w.astype(dtype) for w in init])
@@ -192,7 +221,7 @@ def train(seed, layers, opt, dtype, init, x, y):
             xb = tf.constant(x[start:start + BATCH], dtype=dtype)
             yb = tf.constant(y[start:start + BATCH], dtype=dtype)
             with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
+                loss = batch_loss(loss_fn, yb, model(xb, training=True))
             grads = tape.gradient(loss, model.trainable_weights)
             if grads0 is None:
                 grads0 = [g.numpy() for g in grads]
@@ -201,7 +230,7 @@ def train(seed, layers, opt, dtype, init, x, y):
     for (g, n), s in zip(copies(model), starts):
         assert g.state.numpy().tolist() == [s, len(losses) * n], (
             g.state.numpy(), s, n)
-    final_out = model(tf.constant(x, dtype=dtype), training=False).numpy()
+    final_out = joined(model(tf.constant(x, dtype=dtype), training=False))
     keras.backend.set_floatx("float32")
     return (out0, np.array(losses), grads0,
             [w.numpy() for w in model.trainable_weights], final_out, starts)
@@ -219,8 +248,10 @@ def make_case(index, name, seed, layers, opt):
     x = rs.uniform(-1, 1, (N, T, D)).astype(np.float32)
     probe = build(seed, layers, "float32")
     init = probe.get_weights()
-    y = rs.uniform(-1, 1, (N,) + tuple(probe.output_shape[1:])).astype(
-        np.float32)
+    shape = probe.output_shape
+    if isinstance(shape, list):  # merge_mode None: two outputs
+        shape = tuple(shape[0][:-1]) + (2 * shape[0][-1],)
+    y = rs.uniform(-1, 1, (N,) + tuple(shape[1:])).astype(np.float32)
     # get_weights() is the trainable weights' order (forward copy, then
     # backward copy, per Bidirectional layer).
     assert len(init) == len(probe.trainable_weights)
