@@ -177,6 +177,28 @@ absl::StatusOr<std::vector<const Struct*>> FunctionalChain(
   return chain;
 }
 
+// "output_layers": one [name, node, tensor] or a list of them.
+void ReadOutputLayers(const Struct& config,
+                      std::vector<std::pair<std::string, int>>* out) {
+  const Value* v = Field(config, "output_layers");
+  if (v == nullptr || !v->has_list_value()) return;
+  const auto one = [out](const ListValue& ref) {
+    if (ref.values_size() == 3 && ref.values(0).has_string_value() &&
+        ref.values(2).has_number_value()) {
+      out->emplace_back(ref.values(0).string_value(),
+                        static_cast<int>(ref.values(2).number_value()));
+    }
+  };
+  const ListValue& list = v->list_value();
+  if (list.values_size() > 0 && list.values(0).has_string_value()) {
+    one(list);
+    return;
+  }
+  for (const Value& ref : list.values()) {
+    if (ref.has_list_value()) one(ref.list_value());
+  }
+}
+
 }  // namespace
 
 bool KerasConfig::Has(const std::string& key) const {
@@ -292,6 +314,7 @@ absl::StatusOr<KerasModel> ParseKerasModel(const std::string& config_json,
       if (c != nullptr && IsInputLayer(c->string_value())) order.push_back(l);
     }
     order.insert(order.end(), chain->begin(), chain->end());
+    ReadOutputLayers(mc, &model.outputs);
   }
   const bool keras2 = absl::StartsWith(keras_version, "2.");
   bool have_shape = false;

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +66,9 @@ struct KerasModel {
   std::string class_name;  // "Sequential" or "Functional"/"Model"
   int timesteps = 0, features = 0;
   std::vector<KerasLayer> layers;  // input layer left out
+  // A Functional model's outputs (config "output_layers"): the layer's name
+  // and which of its output tensors, in order. Empty for Sequential.
+  std::vector<std::pair<std::string, int>> outputs;
   // The compile_config (.keras) or training_config (.h5); nullopt when the
   // model was saved uncompiled.
   std::optional<KerasConfig> compile;

@@ -225,6 +225,41 @@ absl::Status MatchWeights(const KerasModel& keras, const KerasFile& file,
   return absl::OkStatus();
 }
 
+// A Bidirectional with merge_mode None gives two outputs: driftscope takes
+// it as the last layer only, and in a Functional model only when the
+// model's outputs are exactly its two, forward then backward.
+absl::Status CheckTwoOutputs(const KerasModel& keras, const ModelSpec& model) {
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerSpec& s = model.layers[i];
+    if (!s.bidirectional || s.merge_mode != MergeMode::kNone) continue;
+    const KerasLayer& l = keras.layers[i];
+    const std::string what =
+        absl::StrCat("layer '", l.name, "' (", l.class_name,
+                     "): merge_mode None gives two outputs (forward, "
+                     "backward); driftscope supports it only on the last "
+                     "layer, with its two outputs as the model's outputs");
+    if (i + 1 != model.layers.size()) {
+      const KerasLayer& next = keras.layers[i + 1];
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ", but layer '", next.name, "' (", next.class_name,
+                       ") comes after it"));
+    }
+    if (keras.class_name == "Sequential") continue;
+    const std::vector<std::pair<std::string, int>> want = {{l.name, 0},
+                                                           {l.name, 1}};
+    if (keras.outputs != want) {
+      std::vector<std::string> got;
+      for (const auto& [name, k] : keras.outputs) {
+        got.push_back(absl::StrCat(name, "[", k, "]"));
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " in this order, got the outputs [", absl::StrJoin(got, ", "),
+          "] (want [", l.name, "[0], ", l.name, "[1]])"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 JobSpec ImportDefaults() {
@@ -252,6 +287,9 @@ absl::StatusOr<ImportedModel> ImportKerasFile(const KerasFile& file,
     absl::StatusOr<LayerSpec> layer = MapKerasLayer(l);
     if (!layer.ok()) return Prefixed(source, layer.status());
     out.spec.model.layers.push_back(*std::move(layer));
+  }
+  if (absl::Status s = CheckTwoOutputs(*keras, out.spec.model); !s.ok()) {
+    return Prefixed(source, s);
   }
   if (keras->compile.has_value()) {
     if (absl::Status s = MapCompile(*keras->compile, &out.spec); !s.ok()) {

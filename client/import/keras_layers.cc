@@ -291,10 +291,9 @@ absl::StatusOr<LayerSpec> MapBidirectional(const KerasLayer& l) {
   } else if (*mode == "ave") {
     merge = MergeMode::kAve;
   } else if (mode->empty()) {
-    return l.config.Error("merge_mode",
-                          "None is not supported (it returns two tensors, "
-                          "which a chain of layers cannot pass on; use "
-                          "concat, sum, mul or ave)");
+    // None: two outputs; only as the model's last layer, whose two outputs
+    // are the model's (CheckTwoOutputs in keras_import.cc).
+    merge = MergeMode::kNone;
   } else {
     return l.config.Error("merge_mode",
                           absl::StrCat("\"", *mode,

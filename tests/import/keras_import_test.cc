@@ -150,6 +150,20 @@ TEST(KerasImport, BidirectionalWithDropoutTrainsLikeKerasWithItsSeed) {
   EXPECT_GT(diff, 1e-6);
 }
 
+// A Functional model whose two outputs are a Bidirectional(merge_mode=None)
+// last layer's: one output side by side ([forward | backward]), the loss
+// the two outputs' MSE added, trained like Keras' fit(x, [y_f, y_b]).
+TEST(KerasImport, BidirectionalMergeModeNoneTrainsLikeKerasFloat64) {
+  absl::StatusOr<ImportedModel> m =
+      ImportKerasModel(Golden("func_bidir_none/model.keras"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->spec.model.layers.size(), 2u);
+  EXPECT_EQ(m->spec.model.layers[1].merge_mode, MergeMode::kNone);
+  EXPECT_EQ(ModelOutputCount(m->spec.model), 2);
+  EXPECT_EQ(ModelOutputUnits(m->spec.model), 4);
+  ExpectTrainsLikeKeras("func_bidir_none", "model.keras", 12);
+}
+
 // Once refused (dropout inside Bidirectional), now imported with its rate.
 TEST(KerasImport, BidirectionalDropoutFileImports) {
   absl::StatusOr<ImportedModel> m =
@@ -321,6 +335,19 @@ TEST(KerasImport, BadFilesAreRefusedNamingTheFileAndTheProblem) {
                 "supported");
   ExpectRefused(Golden("bad_two_inputs.keras"), "only a chain of layers");
   ExpectRefused(Golden("make_goldens.py"), "neither a Keras 3 .keras file");
+}
+
+TEST(KerasImport, BidirectionalMergeModeNoneElsewhereIsRefused) {
+  ExpectRefused(Golden("bad_bidir_none_one_output.keras"),
+                "(Bidirectional): merge_mode None gives two outputs "
+                "(forward, backward); driftscope supports it only on the "
+                "last layer, with its two outputs as the model's outputs in "
+                "this order, got the outputs [bi[0]] (want [bi[0], bi[1]])");
+  ExpectRefused(Golden("bad_bidir_none_swapped.keras"),
+                "got the outputs [bi[1], bi[0]]");
+  ExpectRefused(Golden("bad_bidir_none_then_dense.keras"),
+                "only on the last layer, with its two outputs as the "
+                "model's outputs, but layer 'dense' (Dense) comes after it");
 }
 
 TEST(KerasImport, TruncatedAndCorruptFilesAreRefused) {

@@ -216,14 +216,24 @@ TEST(KerasLayers, BidirectionalCarriesDropoutRates) {
   EXPECT_EQ(bi->recurrent_dropout, 0.1);
 }
 
+// merge_mode null (None) maps to MergeMode::kNone; whether the model may
+// have it (last layer, its two outputs the model's) is import's check.
+TEST(KerasLayers, BidirectionalMergeModeNoneMaps) {
+  absl::StatusOr<KerasModel> m = Parse(absl::StrReplaceAll(
+      kKeras2Bidirectional,
+      {{"\"merge_mode\": \"sum\"", "\"merge_mode\": null"}}));
+  ASSERT_TRUE(m.ok()) << m.status();
+  absl::StatusOr<LayerSpec> bi = MapKerasLayer(m->layers[0]);
+  ASSERT_TRUE(bi.ok()) << bi.status();
+  EXPECT_EQ(bi->merge_mode, MergeMode::kNone);
+}
+
 TEST(KerasLayers, BidirectionalWhatTheEngineCannotComputeIsRefusedByName) {
   const struct {
     const char* from;
     const char* to;
     const char* message;
   } cases[] = {
-      {"\"merge_mode\": \"sum\"", "\"merge_mode\": null",
-       "layer 'bi' (Bidirectional): merge_mode None is not supported"},
       {"\"merge_mode\": \"sum\"", "\"merge_mode\": \"max\"",
        "layer 'bi' (Bidirectional): merge_mode \"max\" is not supported"},
       {"\"go_backwards\": false", "\"go_backwards\": true",

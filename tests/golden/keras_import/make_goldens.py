@@ -45,6 +45,15 @@ trains with its import defaults:
                               ../bidirectional/make_bidirectional_golden.py):
                               imported with seed_mode KERAS and seed 13 it
                               trains with Keras' masks
+  func_bidir_none/model.keras  Keras 3 format. Functional:
+                              Bidirectional(LSTM(3, return_sequences))
+                              (concat) -> Bidirectional(GRU(2,
+                              return_sequences), merge_mode=None), whose two
+                              outputs [forward, backward] are the model's;
+                              Adam(0.01), mse; fit(x, [y_f, y_b]) (the loss
+                              is the sum of the two). y.npy and
+                              final_out.npy hold the two side by side on the
+                              last axis, as driftscope lays them out
   <case>/x.npy, y.npy         float64 data (float32-exact values)
   <case>/final_w{j}.npy       get_weights() after fit
   <case>/final_out.npy        model.predict(x) after fit
@@ -72,6 +81,10 @@ Files that must be refused (each with a message naming the file):
                               while dropout inside Bidirectional was not
                               supported; now imported with its rate
   bad_two_inputs.keras        a Functional model adding two branches
+  bad_bidir_none_one_output.keras   a Bidirectional(merge_mode=None) whose
+                              forward output alone is the model's output
+  bad_bidir_none_swapped.keras      its two outputs as [backward, forward]
+  bad_bidir_none_then_dense.keras   a Dense on its forward output
 
 Truncated and byte-flipped copies are made by the C++ tests themselves.
 
@@ -163,6 +176,62 @@ def seq_bidir_dropout():
                               recurrent_dropout=0.1)),
         keras.layers.Dense(1),
     ]), keras.optimizers.Adam(learning_rate=0.01), "mse", 1, True
+
+
+def func_bidir_none():
+    inp = keras.Input((T, F))
+    h = keras.layers.Bidirectional(
+        keras.layers.LSTM(3, return_sequences=True))(inp)
+    f, b = keras.layers.Bidirectional(
+        keras.layers.GRU(2, return_sequences=True), merge_mode=None)(h)
+    return (keras.Model(inp, [f, b]),
+            keras.optimizers.Adam(learning_rate=0.01), "mse", 4, True)
+
+
+def none_case(name, build, file_name, seed):
+    """trained_case for a model whose two outputs are a Bidirectional's
+    (merge_mode=None): fit() takes [y_f, y_b]; the files hold them side by
+    side on the last axis."""
+    d = os.path.join(HERE, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    set_precision("float64")
+    keras.utils.set_random_seed(seed)
+    model, optimizer, loss, units, sequence = build()
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=False)
+    path = os.path.join(d, file_name)
+    model.save(path)
+    for j, w in enumerate(model.get_weights()):
+        np.save(os.path.join(d, f"init_w{j}.npy"), w)
+    x, y = data(seed, units, sequence)
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "y.npy"), y)
+    half = units // 2
+    history = model.fit(x, [y[..., :half], y[..., half:]], batch_size=32,
+                        epochs=3, shuffle=False, verbose=0)
+    # fit's loss: the two outputs' MSE added (checked on the final weights).
+    pred = model.predict(x, batch_size=N, verbose=0)
+    total = sum(float(np.mean((y[..., k * half:(k + 1) * half] - p) ** 2))
+                for k, p in enumerate(pred))
+    assert abs(model.evaluate(x, [y[..., :half], y[..., half:]],
+                              batch_size=N, verbose=0)[0] - total) < 1e-12
+    assert len(history.history["loss"]) == 3
+    for j, w in enumerate(model.get_weights()):
+        np.save(os.path.join(d, f"final_w{j}.npy"), w)
+    np.save(os.path.join(d, "final_out.npy"), np.concatenate(pred, axis=-1))
+    set_precision("float32")
+    return path
+
+
+def bad_bidir_none():
+    inp = keras.Input((T, F))
+    f, b = keras.layers.Bidirectional(
+        keras.layers.GRU(2, return_sequences=True), merge_mode=None,
+        name="bi")(inp)
+    save(keras.Model(inp, f), "bad_bidir_none_one_output.keras")
+    save(keras.Model(inp, [b, f]), "bad_bidir_none_swapped.keras")
+    save(keras.Model(inp, keras.layers.Dense(1, name="dense")(f)),
+         "bad_bidir_none_then_dense.keras")
 
 
 def dropout_f32_uniform(inputs, rate, noise_shape=None, seed=None):
@@ -258,6 +327,10 @@ def main():
         for name in only:
             if name == "seq_bidir_dropout":
                 dropout_case(name, seq_bidir_dropout, "model.keras", 13)
+            elif name == "func_bidir_none":
+                none_case(name, func_bidir_none, "model.keras", 15)
+            elif name == "bad_bidir_none":
+                bad_bidir_none()
             else:
                 raise SystemExit(f"no case {name} to regenerate alone")
         return
@@ -266,6 +339,7 @@ def main():
     trained_case("seq_bidir", seq_bidir, "model.keras", 7)
     trained_case("func_bidir", func_bidir, "model.h5", 9)
     dropout_case("seq_bidir_dropout", seq_bidir_dropout, "model.keras", 13)
+    none_case("func_bidir_none", func_bidir_none, "model.keras", 15)
 
     keras.utils.set_random_seed(11)
     save(keras.Sequential([keras.Input((T, F)), keras.layers.SimpleRNN(2),
@@ -314,6 +388,7 @@ def main():
     a = keras.layers.LSTM(2, return_sequences=True)(inp)
     b = keras.layers.GRU(2, return_sequences=True)(inp)
     save(keras.Model(inp, keras.layers.Add()([a, b])), "bad_two_inputs.keras")
+    bad_bidir_none()
 
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump({"keras": keras.__version__, "tensorflow": tf.__version__,
