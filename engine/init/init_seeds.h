@@ -43,7 +43,9 @@ struct LayerSeeds {
 //     Dense:      kernel, bias
 //   and the weight is drawn with [g, 0]. A Bidirectional layer replays the
 //   wrapped layer's draws (unused), then its forward copy's, then its
-//   backward copy's; its weights are the two copies' seeds in that order.
+//   backward copy's; its weights are the two copies' seeds in that order,
+//   `dropout` the forward copy's SeedGenerator word and `backward_dropout`
+//   the backward copy's.
 //   (kStreams: weights 0..2n-1 of the layer.)
 // The spec is assumed valid (ValidateJobSpec).
 std::vector<LayerSeeds> ModelInitSeeds(const JobSpec& spec);

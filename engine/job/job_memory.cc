@@ -49,7 +49,10 @@ LayerCost CostOf(const LayerSpec& l, bool sequence_in, int timesteps,
                  double width, double batch) {
   if (l.bidirectional) {
     // Two copies, plus both outputs, the raw backward output and their
-    // gradients (engine/layers/bidirectional.cc) and the second dx.
+    // gradients (engine/layers/bidirectional.cc) and the second dx. Each
+    // copy carries the wrapped layer's dropout, so the doubled caches count
+    // both copies' masks and masked inputs (the model keeps none for a
+    // Bidirectional layer).
     LayerCost c =
         CostOf(DirectionSpec(l, false), sequence_in, timesteps, width, batch);
     const double out_rows =
