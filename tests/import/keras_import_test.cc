@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/import/keras_config.h"
 #include "client/import/keras_layers.h"
+#include "engine/init/init_seeds.h"
 #include "engine/io/npy.h"
 #include "engine/numerics/profile.h"
 #include "engine/train/trainer.h"
@@ -129,6 +131,11 @@ TEST(KerasImport, BidirectionalWithDropoutTrainsLikeKerasWithItsSeed) {
   JobSpec spec = m->spec;
   spec.seed_mode = SeedMode::kKeras;
   spec.seed = 13;
+  // The copies' SeedGenerator words Keras had
+  // (seq_bidir_dropout/dropout_seed_words.json).
+  const std::vector<LayerSeeds> seeds = ModelInitSeeds(spec);
+  EXPECT_EQ(seeds[0].dropout, std::optional<uint64_t>(861145937));
+  EXPECT_EQ(seeds[0].backward_dropout, std::optional<uint64_t>(199419816));
   absl::StatusOr<RunResult> r = RunJob(spec, ref64, options);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->losses.size(), 6);
