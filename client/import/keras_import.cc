@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/import/keras_config.h"
@@ -74,7 +75,13 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
           ? *o->config
           : KerasConfig({}, absl::StrCat(where, " (", o->class_name, ")"));
   OptimizerSpec s;
-  const std::string& k = o->class_name;
+  // tf.keras 2 (2.11 and later) writes its own optimizers into the
+  // training_config as "Custom>Adam", "Custom>SGD", ...: the name they are
+  // registered under, not a user's class (an unknown name is refused below
+  // either way).
+  const std::string k = absl::StartsWith(o->class_name, "Custom>")
+                            ? o->class_name.substr(7)
+                            : o->class_name;
   absl::StatusOr<double> d = 0.0;
   absl::StatusOr<bool> b = false;
   if (k == "Adam" || k == "adam" || k == "AdamW" || k == "adamw") {
