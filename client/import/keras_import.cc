@@ -24,6 +24,10 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
                       shape.size() == 1 ? ",)" : ")");
 }
 
+double ThroughFloat32(double v) {
+  return static_cast<double>(static_cast<float>(v));
+}
+
 // Keras' base optimizer options; `o` is {"class_name", "config"}.
 absl::Status MapOptimizerCommon(const KerasConfig& c, OptimizerSpec* s) {
   if (const google::protobuf::Value* lr = c.Get("learning_rate");
@@ -82,15 +86,23 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
   const std::string k = absl::StartsWith(o->class_name, "Custom>")
                             ? o->class_name.substr(7)
                             : o->class_name;
+  // tf.keras' OptimizerV2 (every tf.keras optimizer before 2.11, and
+  // tf.keras.optimizers.legacy.* since; only its config has "decay") keeps
+  // its hyper-parameters as Python floats and casts them to the variable's
+  // dtype through a float32 tensor, then computes 1 - beta from the cast
+  // value: it trains with the float32 roundings of lr, beta_1 and beta_2,
+  // which the spec then holds (the engine does the rest as that optimizer
+  // does). Its RMSprop adds epsilon outside the square root, Keras 3 inside.
+  const bool legacy = c.Has("decay");
   absl::StatusOr<double> d = 0.0;
   absl::StatusOr<bool> b = false;
   if (k == "Adam" || k == "adam" || k == "AdamW" || k == "adamw") {
     s.kind = OptimizerKind::kAdam;
     if (k == "AdamW" || k == "adamw") s.weight_decay = 0.004;
     if (!(d = c.Number("beta_1", s.beta_1)).ok()) return d.status();
-    s.beta_1 = *d;
+    s.beta_1 = legacy ? ThroughFloat32(*d) : *d;
     if (!(d = c.Number("beta_2", s.beta_2)).ok()) return d.status();
-    s.beta_2 = *d;
+    s.beta_2 = legacy ? ThroughFloat32(*d) : *d;
     if (!(d = c.Number("epsilon", s.epsilon)).ok()) return d.status();
     s.epsilon = *d;
     if (!(b = c.Bool("amsgrad", false)).ok()) return b.status();
@@ -102,6 +114,12 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
     s.momentum = *d;
     if (!(b = c.Bool("nesterov", false)).ok()) return b.status();
     s.nesterov = *b;
+  } else if (legacy && (k == "RMSprop" || k == "rmsprop")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        c.where(),
+        ": tf.keras' legacy RMSprop (OptimizerV2: epsilon added outside "
+        "the square root) is not supported; driftscope computes Keras 3's "
+        "RMSprop (tf.keras 2.11 and later: tf.keras.optimizers.RMSprop)"));
   } else if (k == "RMSprop" || k == "rmsprop") {
     s.kind = OptimizerKind::kRmsprop;
     if (!(d = c.Number("rho", s.rho)).ok()) return d.status();
@@ -118,6 +136,7 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
         " is not supported (supported: Adam, AdamW, SGD, RMSprop)"));
   }
   if (absl::Status st = MapOptimizerCommon(c, &s); !st.ok()) return st;
+  if (legacy) s.learning_rate = ThroughFloat32(s.learning_rate);
   return s;
 }
 

@@ -48,11 +48,9 @@ struct Keras2Case {
 void PrintTo(const Keras2Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Keras2Case> Cases() {
-  return {{"seq_lstm_dense", 5},
-          {"func_gru_rnn", 11},
-          {"seq_bidir", 14},
-          {"seq_impl1", 8},
-          {"uncompiled", 5}};
+  return {{"seq_lstm_dense", 5}, {"func_gru_rnn", 11}, {"seq_bidir", 14},
+          {"seq_impl1", 8},      {"uncompiled", 5},    {"legacy_adam", 5},
+          {"legacy_sgd", 5}};
 }
 
 class TfKeras2ImportTest : public ::testing::TestWithParam<Keras2Case> {
@@ -206,6 +204,73 @@ TEST_P(TfKeras2ImportTest, TrainingMatchesKeras2Float64) {
       << e.ref;
 }
 
+double Float32(double v) { return static_cast<float>(v); }
+
+TEST(TfKeras2Import, SpecCarriesTheKeras2ConfigAndCompileSettings) {
+  absl::StatusOr<ImportedModel> seq =
+      ImportKerasModel(CaseDir("seq_lstm_dense") + "model.h5");
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(seq->spec.model.timesteps, 6);  // batch_input_shape
+  EXPECT_EQ(seq->spec.model.features, 2);
+  EXPECT_TRUE(seq->compiled);
+  EXPECT_EQ(seq->spec.optimizer.kind, OptimizerKind::kAdam);  // Custom>Adam
+  EXPECT_EQ(seq->spec.optimizer.learning_rate, 0.01);
+  ASSERT_TRUE(seq->spec.optimizer.clipnorm.has_value());
+  EXPECT_EQ(*seq->spec.optimizer.clipnorm, 1.0);
+  EXPECT_EQ(seq->spec.loss, LossKind::kMse);
+
+  absl::StatusOr<ImportedModel> fn =
+      ImportKerasModel(CaseDir("func_gru_rnn") + "model.h5");
+  ASSERT_TRUE(fn.ok()) << fn.status();
+  const ModelSpec& f = fn->spec.model;
+  ASSERT_EQ(f.layers.size(), 4u);
+  EXPECT_EQ(f.layers[0].kind, LayerKind::kGru);
+  EXPECT_TRUE(f.layers[0].reset_after);
+  EXPECT_FALSE(f.layers[1].reset_after);
+  EXPECT_EQ(f.layers[2].kind, LayerKind::kSimpleRnn);
+  EXPECT_EQ(f.layers[2].activation, Activation::kRelu);
+  EXPECT_EQ(fn->spec.optimizer.kind, OptimizerKind::kSgd);  // Custom>SGD
+  EXPECT_EQ(fn->spec.optimizer.momentum, 0.9);
+  EXPECT_FALSE(fn->spec.optimizer.nesterov);
+  EXPECT_EQ(fn->spec.loss, LossKind::kMae);
+
+  absl::StatusOr<ImportedModel> impl1 =
+      ImportKerasModel(CaseDir("seq_impl1") + "model.h5");
+  ASSERT_TRUE(impl1.ok()) << impl1.status();
+  const ModelSpec& i = impl1->spec.model;
+  // Keras 2 writes `implementation`; its hard_sigmoid is 0.2x + 0.5.
+  EXPECT_EQ(i.layers[0].implementation, 1);
+  EXPECT_EQ(i.layers[0].recurrent_activation, Activation::kHardSigmoidKeras2);
+  EXPECT_EQ(i.layers[1].implementation, 1);
+  EXPECT_TRUE(impl1->spec.optimizer.nesterov);
+}
+
+// OptimizerV2 (tf.keras before 2.11, tf.keras.optimizers.legacy) trains
+// with float32 roundings of its hyper-parameters; the spec holds them, and
+// TrainingMatchesKeras2Float64/legacy_* shows that this is what it computes.
+TEST(TfKeras2Import, LegacyOptimizersCarryTheirFloat32HyperParameters) {
+  absl::StatusOr<ImportedModel> adam =
+      ImportKerasModel(CaseDir("legacy_adam") + "model.h5");
+  ASSERT_TRUE(adam.ok()) << adam.status();
+  EXPECT_EQ(adam->spec.optimizer.kind, OptimizerKind::kAdam);
+  EXPECT_EQ(adam->spec.optimizer.learning_rate, Float32(0.01));
+  EXPECT_EQ(adam->spec.optimizer.beta_1, Float32(0.9));
+  EXPECT_EQ(adam->spec.optimizer.beta_2, Float32(0.999));
+  EXPECT_EQ(adam->spec.optimizer.epsilon, 1e-7);  // cast directly
+  absl::StatusOr<ImportedModel> sgd =
+      ImportKerasModel(CaseDir("legacy_sgd") + "model.h5");
+  ASSERT_TRUE(sgd.ok()) << sgd.status();
+  EXPECT_EQ(sgd->spec.optimizer.kind, OptimizerKind::kSgd);
+  EXPECT_EQ(sgd->spec.optimizer.learning_rate, Float32(0.05));
+  EXPECT_TRUE(sgd->spec.optimizer.nesterov);
+  // The new (2.11+) optimizers keep the Python float.
+  absl::StatusOr<ImportedModel> fresh =
+      ImportKerasModel(CaseDir("seq_bidir") + "model.h5");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->spec.optimizer.learning_rate, 0.01);
+  EXPECT_EQ(fresh->spec.optimizer.beta_1, 0.9);
+}
+
 void ExpectRefused(const std::string& path, const std::string& what) {
   absl::StatusOr<ImportedModel> m = ImportKerasModel(path);
   ASSERT_FALSE(m.ok()) << path << " was imported";
@@ -225,6 +290,10 @@ TEST(TfKeras2Import, BadFilesAreRefusedNamingTheFileAndTheProblem) {
                 "weight model_weights/dense/dense/bias:0 is missing");
   ExpectRefused(Golden("tfk2_weights_only.h5"),
                 "no model_config attribute: the file holds weights only");
+  ExpectRefused(Golden("tfk2_bad_legacy_rmsprop.h5"),
+                "training_config: optimizer (RMSprop): tf.keras' legacy "
+                "RMSprop (OptimizerV2: epsilon added outside the square "
+                "root) is not supported");
 }
 
 TEST(TfKeras2Import, TruncatedFilesAreRefused) {

@@ -42,8 +42,11 @@ Cases (directory tfk2_<name>/, the model file model.h5):
                     Adam() (learning rate 1e-3), mse
   legacy_adam       Sequential GRU(3) -> Dense(1) compiled with
                     tf_keras.optimizers.legacy.Adam(0.01), mse: the
-                    pre-2.11 optimizer, written as class "Adam" with "lr"
-                    and "decay" keys
+                    optimizer every tf.keras before 2.11 had (OptimizerV2),
+                    written as class "Adam" with a "decay" key
+  legacy_sgd        Sequential LSTM(3, return_sequences) -> Dense(1) with
+                    tf_keras.optimizers.legacy.SGD(0.05, momentum=0.9,
+                    nesterov=True), mae
 
 Each case directory holds:
 
@@ -67,6 +70,9 @@ Files import must refuse (each written from a real Keras 2 file):
                            model config
   tfk2_bad_missing_weight.h5  tfk2_seq_lstm_dense/model.h5 with the Dense
                            bias dataset deleted (weight_names still lists it)
+  tfk2_bad_legacy_rmsprop.h5  an LSTM(2) -> Dense(1) compiled with
+                           tf_keras.optimizers.legacy.RMSprop() (it adds
+                           epsilon outside the square root, Keras 3 inside)
 
 Truncated copies are made by the C++ tests themselves.
 """
@@ -170,6 +176,17 @@ def legacy_adam():
     return model, 1, False, "model.save"
 
 
+def legacy_sgd():
+    model = keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.LSTM(3, return_sequences=True),
+        keras.layers.Dense(1),
+    ])
+    model.compile(optimizer=keras.optimizers.legacy.SGD(
+        learning_rate=0.05, momentum=0.9, nesterov=True), loss="mae")
+    return model, 1, True, "model.save"
+
+
 CASES = [
     ("seq_lstm_dense", seq_lstm_dense, 3),
     ("func_gru_rnn", func_gru_rnn, 5),
@@ -177,6 +194,7 @@ CASES = [
     ("seq_impl1", seq_impl1, 9),
     ("uncompiled", uncompiled, 11),
     ("legacy_adam", legacy_adam, 13),
+    ("legacy_sgd", legacy_sgd, 15),
 ]
 
 
@@ -273,6 +291,12 @@ def bad_files():
 
     model = keras.models.load_model(src, compile=False)
     model.save_weights(os.path.join(HERE, "tfk2_weights_only.h5"))
+
+    keras.utils.set_random_seed(17)
+    model = keras.Sequential([keras.Input((T, F)), keras.layers.LSTM(2),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.legacy.RMSprop(), loss="mse")
+    model.save(os.path.join(HERE, "tfk2_bad_legacy_rmsprop.h5"))
 
 
 def main():
