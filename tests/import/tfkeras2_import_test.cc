@@ -1,9 +1,10 @@
-// `driftscope import` on `.h5` files written by a real Keras 2 (tf_keras
-// 2.21.0, tests/golden/keras_import/make_tfkeras2_goldens.py): each file
-// imported, its weights read bit for bit, and the imported model's float64
-// forward pass, first-step gradients (engine and float64 reference) and
-// 6-step training compared with what Keras 2 computed from the same file;
-// and the Keras 2 files import must refuse.
+// `driftscope import` on `.h5` (and one `.keras`) files written by a real
+// Keras 2 (tf_keras 2.21.0,
+// tests/golden/keras_import/make_tfkeras2_goldens.py): each file imported, its
+// weights read bit for bit, and the imported model's float64 forward pass,
+// first-step gradients (engine and float64 reference) and 6-step training
+// compared with what Keras 2 computed from the same file; and the Keras 2 files
+// import must refuse.
 #include <fstream>
 #include <memory>
 #include <ostream>
@@ -43,21 +44,23 @@ std::string Golden(const std::string& file) {
 struct Keras2Case {
   std::string name;
   int weights;  // get_weights() arrays
+  std::string file = "model.h5";
 };
 
 void PrintTo(const Keras2Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Keras2Case> Cases() {
-  return {{"seq_lstm_dense", 5}, {"func_gru_rnn", 11}, {"seq_bidir", 14},
-          {"seq_impl1", 8},      {"uncompiled", 5},    {"legacy_adam", 5},
-          {"legacy_sgd", 5}};
+  return {{"seq_lstm_dense", 5}, {"func_gru_rnn", 11},
+          {"seq_bidir", 14},     {"seq_impl1", 8},
+          {"uncompiled", 5},     {"legacy_adam", 5},
+          {"legacy_sgd", 5},     {"keras_format", 14, "model.keras"}};
 }
 
 class TfKeras2ImportTest : public ::testing::TestWithParam<Keras2Case> {
  protected:
   void SetUp() override {
     dir_ = CaseDir(GetParam().name);
-    absl::StatusOr<ImportedModel> m = ImportKerasModel(dir_ + "model.h5");
+    absl::StatusOr<ImportedModel> m = ImportKerasModel(dir_ + GetParam().file);
     ASSERT_TRUE(m.ok()) << m.status();
     model_ = *std::move(m);
     x_ = golden::Load(dir_, "x");

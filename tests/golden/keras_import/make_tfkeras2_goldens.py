@@ -19,7 +19,7 @@ batch 32, 3 epochs, no shuffle (2 steps per epoch, the second a partial
 batch of 8: 6 steps), which is what `driftscope train --model FILE --x
 --y` does with its import defaults.
 
-Cases (directory tfk2_<name>/, the model file model.h5):
+Cases (directory tfk2_<name>/, the model file model.h5, or model.keras):
 
   seq_lstm_dense    Sequential LSTM(4, return_sequences) -> Dense(2, tanh);
                     Adam(0.01, clipnorm=1.0), mse; model.save("model.h5")
@@ -47,6 +47,16 @@ Cases (directory tfk2_<name>/, the model file model.h5):
   legacy_sgd        Sequential LSTM(3, return_sequences) -> Dense(1) with
                     tf_keras.optimizers.legacy.SGD(0.05, momentum=0.9,
                     nesterov=True), mae
+  keras_format      tf.keras 2's own zip format (model.save("model.keras"),
+                    metadata.json says keras_version 2.21.0): Functional
+                    LSTM(3, return_sequences, name="encoder") -> LSTM(3,
+                    return_sequences, name="a_second") ->
+                    Bidirectional(GRU(2), name="both_ways") -> Dense(1,
+                    name="head"); Adam(0.01), mse. Its model.weights.h5
+                    names each layer's group after the layer's class
+                    (layers/lstm, layers/lstm_1, layers/bidirectional,
+                    layers/dense), not after the layer, and records no
+                    layer name
 
 Each case directory holds:
 
@@ -187,6 +197,18 @@ def legacy_sgd():
     return model, 1, True, "model.save"
 
 
+def keras_format():
+    inp = keras.Input((T, F))
+    h = keras.layers.LSTM(3, return_sequences=True, name="encoder")(inp)
+    h = keras.layers.LSTM(3, return_sequences=True, name="a_second")(h)
+    h = keras.layers.Bidirectional(keras.layers.GRU(2), name="both_ways")(h)
+    out = keras.layers.Dense(1, name="head")(h)
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+                  loss="mse")
+    return model, 1, False, "model.save .keras"
+
+
 CASES = [
     ("seq_lstm_dense", seq_lstm_dense, 3),
     ("func_gru_rnn", func_gru_rnn, 5),
@@ -195,6 +217,7 @@ CASES = [
     ("uncompiled", uncompiled, 11),
     ("legacy_adam", legacy_adam, 13),
     ("legacy_sgd", legacy_sgd, 15),
+    ("keras_format", keras_format, 19),
 ]
 
 
@@ -217,8 +240,9 @@ def case(name, build, seed):
     os.makedirs(d)
     keras.utils.set_random_seed(seed)
     model, units, sequence, how = build()
-    path = os.path.join(d, "model.h5")
-    if how == "model.save":
+    file_name = "model.keras" if how.endswith(".keras") else "model.h5"
+    path = os.path.join(d, file_name)
+    if how.startswith("model.save"):
         model.save(path)
     else:
         keras.models.save_model(model, path, save_format="h5")
@@ -268,7 +292,7 @@ def case(name, build, seed):
         optimizer = {"class": type(m.optimizer).__module__ + "." +
                      type(m.optimizer).__name__,
                      "learning_rate": float(cfg["learning_rate"])}
-    return {"file": f"tfk2_{name}/model.h5", "saved_with": how,
+    return {"file": f"tfk2_{name}/{file_name}", "saved_with": how,
             "seed": seed, "weights": len(init), "compiled": compiled,
             "optimizer": optimizer}
 
