@@ -53,7 +53,8 @@ std::vector<Keras2Case> Cases() {
   return {{"seq_lstm_dense", 5}, {"func_gru_rnn", 11},
           {"seq_bidir", 14},     {"seq_impl1", 8},
           {"uncompiled", 5},     {"legacy_adam", 5},
-          {"legacy_sgd", 5},     {"keras_format", 14, "model.keras"}};
+          {"legacy_sgd", 5},     {"keras_format", 14, "model.keras"},
+          {"rmsprop", 5},        {"adamw", 5}};
 }
 
 class TfKeras2ImportTest : public ::testing::TestWithParam<Keras2Case> {

@@ -47,6 +47,10 @@ Cases (directory tfk2_<name>/, the model file model.h5, or model.keras):
   legacy_sgd        Sequential LSTM(3, return_sequences) -> Dense(1) with
                     tf_keras.optimizers.legacy.SGD(0.05, momentum=0.9,
                     nesterov=True), mae
+  rmsprop           Sequential SimpleRNN(3, return_sequences) -> Dense(1);
+                    RMSprop(0.01, momentum=0.5), mse
+  adamw             Sequential GRU(3) -> Dense(1); AdamW(0.01,
+                    weight_decay=0.05, clipvalue=0.05), mae
   keras_format      tf.keras 2's own zip format (model.save("model.keras"),
                     metadata.json says keras_version 2.21.0): Functional
                     LSTM(3, return_sequences, name="encoder") -> LSTM(3,
@@ -209,6 +213,31 @@ def keras_format():
     return model, 1, False, "model.save .keras"
 
 
+def rmsprop():
+    model = keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.SimpleRNN(3, return_sequences=True),
+        keras.layers.Dense(1),
+    ])
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.01,
+                                                     momentum=0.5),
+                  loss="mse")
+    return model, 1, True, "model.save"
+
+
+def adamw():
+    model = keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.GRU(3),
+        keras.layers.Dense(1),
+    ])
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=0.01,
+                                                   weight_decay=0.05,
+                                                   clipvalue=0.05),
+                  loss="mae")
+    return model, 1, False, "model.save"
+
+
 CASES = [
     ("seq_lstm_dense", seq_lstm_dense, 3),
     ("func_gru_rnn", func_gru_rnn, 5),
@@ -218,6 +247,8 @@ CASES = [
     ("legacy_adam", legacy_adam, 13),
     ("legacy_sgd", legacy_sgd, 15),
     ("keras_format", keras_format, 19),
+    ("rmsprop", rmsprop, 21),
+    ("adamw", adamw, 23),
 ]
 
 
