@@ -275,6 +275,22 @@ TEST(TfKeras2Import, LegacyOptimizersCarryTheirFloat32HyperParameters) {
   EXPECT_EQ(fresh->spec.optimizer.beta_1, 0.9);
 }
 
+// Keras 2 writes `implementation`, so a dropout LSTM saved with
+// implementation=1 imports with its per-gate masks (a Keras 3 file loses it).
+TEST(TfKeras2Import, DropoutRatesAndImplementationAreCarried) {
+  absl::StatusOr<ImportedModel> m = ImportKerasModel(Golden("tfk2_dropout.h5"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  const ModelSpec& s = m->spec.model;
+  ASSERT_EQ(s.layers.size(), 3u);
+  EXPECT_EQ(s.layers[0].kind, LayerKind::kLstm);
+  EXPECT_DOUBLE_EQ(s.layers[0].dropout, 0.2);
+  EXPECT_EQ(s.layers[0].implementation, 1);
+  EXPECT_TRUE(UsesGateMasks(s.layers[0]));
+  EXPECT_EQ(s.layers[1].kind, LayerKind::kGru);
+  EXPECT_DOUBLE_EQ(s.layers[1].recurrent_dropout, 0.25);
+  EXPECT_TRUE(UsesGateMasks(s.layers[1]));
+}
+
 void ExpectRefused(const std::string& path, const std::string& what) {
   absl::StatusOr<ImportedModel> m = ImportKerasModel(path);
   ASSERT_FALSE(m.ok()) << path << " was imported";
@@ -294,6 +310,8 @@ TEST(TfKeras2Import, BadFilesAreRefusedNamingTheFileAndTheProblem) {
                 "weight model_weights/dense/dense/bias:0 is missing");
   ExpectRefused(Golden("tfk2_weights_only.h5"),
                 "no model_config attribute: the file holds weights only");
+  ExpectRefused(Golden("tfk2_bad_time_major.h5"),
+                "(LSTM): time_major=True is not supported");
   ExpectRefused(Golden("tfk2_bad_legacy_rmsprop.h5"),
                 "training_config: optimizer (RMSprop): tf.keras' legacy "
                 "RMSprop (OptimizerV2: epsilon added outside the square "

@@ -88,6 +88,15 @@ Files import must refuse (each written from a real Keras 2 file):
                            tf_keras.optimizers.legacy.RMSprop() (it adds
                            epsilon outside the square root, Keras 3 inside)
 
+  tfk2_bad_time_major.h5   an LSTM(2, time_major=True) (not supported)
+
+and one import must accept, carrying what Keras 2 wrote:
+
+  tfk2_dropout.h5          LSTM(3, return_sequences, dropout=0.2,
+                           implementation=1) -> GRU(2,
+                           recurrent_dropout=0.25) -> Dense(1), compiled,
+                           not trained
+
 Truncated copies are made by the C++ tests themselves.
 """
 import json
@@ -352,6 +361,21 @@ def bad_files():
                               keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.legacy.RMSprop(), loss="mse")
     model.save(os.path.join(HERE, "tfk2_bad_legacy_rmsprop.h5"))
+
+    # Not refused: the rates, and implementation 1 (which Keras 2 writes).
+    model = keras.Sequential([
+        keras.Input((T, F)),
+        keras.layers.LSTM(3, return_sequences=True, dropout=0.2,
+                          implementation=1),
+        keras.layers.GRU(2, recurrent_dropout=0.25),
+        keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(os.path.join(HERE, "tfk2_dropout.h5"))
+
+    model = keras.Sequential([keras.Input((T, F)),
+                              keras.layers.LSTM(2, time_major=True),
+                              keras.layers.Dense(1)])
+    model.save(os.path.join(HERE, "tfk2_bad_time_major.h5"))
 
 
 def main():
