@@ -253,9 +253,10 @@ absl::Status ReadKeras3Weights(hid_t file, KerasFile* out) {
   for (const std::string& key : *keys) {
     Hid layer(H5Gopen2(layers.get(), key.c_str(), H5P_DEFAULT), H5Gclose);
     if (!layer.ok()) continue;
-    // The group is named after the layer's class (lstm, lstm_1, ...); the
-    // layer's own name is an attribute of its vars group.
-    std::string name = key;
+    // The group is named after the layer's class (lstm, lstm_1, ...); Keras
+    // 3 writes the layer's own name as an attribute of its vars group,
+    // tf.keras 2 does not (its weights stay under "layers/<group>").
+    std::string name = "layers/" + key;
     if (IsGroup(layer.get(), "vars")) {
       Hid vars(H5Gopen2(layer.get(), "vars", H5P_DEFAULT), H5Gclose);
       bool present = false;

@@ -30,7 +30,10 @@ struct KerasFile {
   std::string training_config;
   // Every layer's weights by layer name (the config's "name"), in the
   // layer's get_weights() order, with the dtype stored in the file. Layers
-  // without weights may be absent.
+  // without weights may be absent. A .keras file that does not record the
+  // layer names (tf.keras 2's) keys them by their group instead:
+  // "layers/lstm", "layers/lstm_1", ... (the class in snake case, numbered
+  // in the order of the model's layers).
   std::map<std::string, std::vector<NdArray>> weights;
 };
 

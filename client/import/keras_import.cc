@@ -1,9 +1,11 @@
 #include "client/import/keras_import.h"
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/import/keras_config.h"
@@ -21,6 +23,10 @@ absl::Status Prefixed(const std::string& source, const absl::Status& s) {
 std::string ShapeText(const std::vector<int64_t>& shape) {
   return absl::StrCat("(", absl::StrJoin(shape, ", "),
                       shape.size() == 1 ? ",)" : ")");
+}
+
+double ThroughFloat32(double v) {
+  return static_cast<double>(static_cast<float>(v));
 }
 
 // Keras' base optimizer options; `o` is {"class_name", "config"}.
@@ -74,16 +80,30 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
           ? *o->config
           : KerasConfig({}, absl::StrCat(where, " (", o->class_name, ")"));
   OptimizerSpec s;
-  const std::string& k = o->class_name;
+  // tf.keras 2 (2.11 and later) writes its own optimizers into the
+  // training_config as "Custom>Adam", "Custom>SGD", ...: the name they are
+  // registered under, not a user's class (an unknown name is refused below
+  // either way).
+  const std::string k = absl::StartsWith(o->class_name, "Custom>")
+                            ? o->class_name.substr(7)
+                            : o->class_name;
+  // tf.keras' OptimizerV2 (every tf.keras optimizer before 2.11, and
+  // tf.keras.optimizers.legacy.* since; only its config has "decay") keeps
+  // its hyper-parameters as Python floats and casts them to the variable's
+  // dtype through a float32 tensor, then computes 1 - beta from the cast
+  // value: it trains with the float32 roundings of lr, beta_1 and beta_2,
+  // which the spec then holds (the engine does the rest as that optimizer
+  // does). Its RMSprop adds epsilon outside the square root, Keras 3 inside.
+  const bool legacy = c.Has("decay");
   absl::StatusOr<double> d = 0.0;
   absl::StatusOr<bool> b = false;
   if (k == "Adam" || k == "adam" || k == "AdamW" || k == "adamw") {
     s.kind = OptimizerKind::kAdam;
     if (k == "AdamW" || k == "adamw") s.weight_decay = 0.004;
     if (!(d = c.Number("beta_1", s.beta_1)).ok()) return d.status();
-    s.beta_1 = *d;
+    s.beta_1 = legacy ? ThroughFloat32(*d) : *d;
     if (!(d = c.Number("beta_2", s.beta_2)).ok()) return d.status();
-    s.beta_2 = *d;
+    s.beta_2 = legacy ? ThroughFloat32(*d) : *d;
     if (!(d = c.Number("epsilon", s.epsilon)).ok()) return d.status();
     s.epsilon = *d;
     if (!(b = c.Bool("amsgrad", false)).ok()) return b.status();
@@ -95,6 +115,12 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
     s.momentum = *d;
     if (!(b = c.Bool("nesterov", false)).ok()) return b.status();
     s.nesterov = *b;
+  } else if (legacy && (k == "RMSprop" || k == "rmsprop")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        c.where(),
+        ": tf.keras' legacy RMSprop (OptimizerV2: epsilon added outside "
+        "the square root) is not supported; driftscope computes Keras 3's "
+        "RMSprop (tf.keras 2.11 and later: tf.keras.optimizers.RMSprop)"));
   } else if (k == "RMSprop" || k == "rmsprop") {
     s.kind = OptimizerKind::kRmsprop;
     if (!(d = c.Number("rho", s.rho)).ok()) return d.status();
@@ -111,6 +137,7 @@ absl::StatusOr<OptimizerSpec> MapOptimizer(const google::protobuf::Value& v,
         " is not supported (supported: Adam, AdamW, SGD, RMSprop)"));
   }
   if (absl::Status st = MapOptimizerCommon(c, &s); !st.ok()) return st;
+  if (legacy) s.learning_rate = ThroughFloat32(s.learning_rate);
   return s;
 }
 
@@ -177,16 +204,73 @@ std::vector<KerasWeight> LayerLayout(const ModelSpec& model, size_t index) {
   return b;
 }
 
+// Keras' generic_utils.to_snake_case: "SimpleRNN" -> "simple_rnn",
+// "LSTM" -> "lstm" (its two regular expressions, applied left to right).
+std::string SnakeCase(const std::string& name) {
+  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::string a;  // (.)([A-Z][a-z0-9]+) -> \1_\2
+  for (size_t i = 0; i < name.size();) {
+    if (i + 2 < name.size() && upper(name[i + 1]) &&
+        (lower(name[i + 2]) || digit(name[i + 2]))) {
+      a += name[i];
+      a += '_';
+      a += name[i + 1];
+      i += 2;
+      while (i < name.size() && (lower(name[i]) || digit(name[i]))) {
+        a += name[i++];
+      }
+    } else {
+      a += name[i++];
+    }
+  }
+  std::string b;  // ([a-z])([A-Z]) -> \1_\2
+  for (size_t i = 0; i < a.size();) {
+    if (i + 1 < a.size() && lower(a[i]) && upper(a[i + 1])) {
+      b += a[i];
+      b += '_';
+      b += a[i + 1];
+      i += 2;
+    } else {
+      b += a[i++];
+    }
+  }
+  for (char& c : b) {
+    if (upper(c)) c = static_cast<char>(c - 'A' + 'a');
+  }
+  return !b.empty() && b[0] == '_' ? "private" + b : b;
+}
+
+// Where the file keeps layer i's weights: under its name, or, in a .keras
+// file that does not record names (tf.keras 2), under the group Keras'
+// saver named after its class: the k-th layer of a class is "<class>" for
+// k = 0, "<class>_k" after it.
+std::string WeightsKey(const KerasModel& keras, const KerasFile& file,
+                       size_t i) {
+  const KerasLayer& l = keras.layers[i];
+  if (file.format != KerasFile::Format::kKeras3 ||
+      file.weights.count(l.name) > 0) {
+    return l.name;
+  }
+  int k = 0;
+  for (size_t j = 0; j < i; ++j)
+    k += keras.layers[j].class_name == l.class_name;
+  const std::string base = "layers/" + SnakeCase(l.class_name);
+  return k == 0 ? base : absl::StrCat(base, "_", k);
+}
+
 // Every weight of the file in layout order, each checked against the shape
 // the config gives it.
 absl::Status MatchWeights(const KerasModel& keras, const KerasFile& file,
                           ImportedModel* out) {
   const ModelSpec& model = out->spec.model;
-  size_t used = 0;
+  std::set<std::string> used;
   for (size_t i = 0; i < keras.layers.size(); ++i) {
     const KerasLayer& l = keras.layers[i];
     const std::vector<KerasWeight> layout = LayerLayout(model, i);
-    auto it = file.weights.find(l.name);
+    const std::string key = WeightsKey(keras, file, i);
+    auto it = file.weights.find(key);
     const size_t have = it == file.weights.end() ? 0 : it->second.size();
     if (have != layout.size()) {
       return absl::InvalidArgumentError(
@@ -196,7 +280,7 @@ absl::Status MatchWeights(const KerasModel& keras, const KerasFile& file,
                        "config needs ",
                        layout.size()));
     }
-    if (have > 0) ++used;
+    if (have > 0) used.insert(key);
     for (size_t w = 0; w < layout.size(); ++w) {
       const NdArray& a = it->second[w];
       if (a.shape() != layout[w].shape) {
@@ -210,12 +294,10 @@ absl::Status MatchWeights(const KerasModel& keras, const KerasFile& file,
       out->init_weights.push_back(a);
     }
   }
-  if (used != file.weights.size()) {
+  if (used.size() != file.weights.size()) {
     std::vector<std::string> extra;
     for (const auto& [name, w] : file.weights) {
-      bool known = false;
-      for (const KerasLayer& l : keras.layers) known |= l.name == name;
-      if (!known) extra.push_back(name);
+      if (used.count(name) == 0) extra.push_back(name);
     }
     return absl::InvalidArgumentError(absl::StrCat(
         "the weights do not fit the config: the file has weights of layers "

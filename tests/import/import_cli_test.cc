@@ -207,6 +207,37 @@ TEST(ImportCli, ATruncatedFileIsRefused) {
   ExpectRefusedEverywhere(cut, "truncated or corrupt");
 }
 
+// A file written by a real tf.keras 2 (make_tfkeras2_goldens.py), its
+// optimizer written as "Custom>Adam": `train --model` trains it as Keras 2
+// trained the same file.
+TEST(ImportCli, TrainWithARealTfKeras2FileMatchesKeras2Float64) {
+  const std::string dir = FreshDir();
+  const std::string c = "tfk2_seq_lstm_dense/";
+  CliResult r = RunCli({"train", "--model", Golden(c + "model.h5"), "--x",
+                        Golden(c + "x.npy"), "--y", Golden(c + "y.npy"),
+                        "--profile", "ref64", "--out", dir + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LE(MaxRelDiff(dir + "/run/outputs.npy", Golden(c + "final_out.npy")),
+            1e-10);
+  EXPECT_LE(MaxRelDiff(dir + "/run/weights/layer0_recurrent_kernel.npy",
+                       Golden(c + "final_w1.npy")),
+            1e-10);
+}
+
+TEST(ImportCli, BadTfKeras2FilesAreRefused) {
+  ExpectRefusedEverywhere(Golden("tfk2_bad_shapes.h5"),
+                          "layer 'lstm' (LSTM) kernel is (2, 12) in the "
+                          "file, its config needs (2, 16)");
+  ExpectRefusedEverywhere(Golden("tfk2_weights_only.h5"),
+                          "the file holds weights only");
+  ExpectRefusedEverywhere(Golden("tfk2_bad_legacy_rmsprop.h5"),
+                          "legacy RMSprop");
+  const std::string bytes = ReadFile(Golden("tfk2_seq_lstm_dense/model.h5"));
+  const std::string cut = ::testing::TempDir() + "/import_cli_tfk2_cut.h5";
+  WriteFile(cut, bytes.substr(0, bytes.size() * 3 / 4));
+  ExpectRefusedEverywhere(cut, "truncated or corrupt");
+}
+
 TEST(ImportCli, ModelFlagExcludesASpecAndInitWeights) {
   const std::string dir = FreshDir();
   WriteFile(dir + "/spec.json", "{}");
