@@ -34,6 +34,12 @@ class BidirectionalLayer final : public Layer<T> {
                T* y) override;
   void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                 T* dparams) override;
+  // Both copies see the mask in time order; the backward copy (go_backwards)
+  // reads it reversed, as Keras reverses it with the input.
+  void SetTimestepMask(const uint8_t* keep) override {
+    forward_->SetTimestepMask(keep);
+    backward_->SetTimestepMask(keep);
+  }
   std::vector<const T*> final_states() const override {
     std::vector<const T*> s = forward_->final_states();
     for (const T* b : backward_->final_states()) s.push_back(b);

@@ -17,12 +17,21 @@ T Sign(T x) {  // tf.sign: NaN stays NaN, ±0 gives 0
   return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
 }
 
+// Keras' apply_mask weight of a kept row: total / valid (divide_no_nan).
+template <typename T>
+T KeptRowWeight(const uint8_t* keep, int64_t rows) {
+  int64_t valid = 0;
+  for (int64_t r = 0; r < rows; ++r) valid += keep[r] != 0 ? 1 : 0;
+  return valid == 0 ? T(0) : static_cast<T>(rows) / static_cast<T>(valid);
+}
+
 }  // namespace
 
 template <typename T>
 T LossForward(LossKind kind, const T* pred, const T* target, int64_t rows,
-              int last_dim) {
+              int last_dim, const uint8_t* keep) {
   const T dim = static_cast<T>(last_dim);
+  const T weight = keep == nullptr ? T(1) : KeptRowWeight<T>(keep, rows);
   T total = T(0);
   for (int64_t r = 0; r < rows; ++r) {
     const T* p = pred + r * last_dim;
@@ -32,32 +41,42 @@ T LossForward(LossKind kind, const T* pred, const T* target, int64_t rows,
       const T e = y[j] - p[j];
       row += kind == LossKind::kMse ? e * e : std::fabs(e);
     }
-    total += row / dim;
+    if (keep == nullptr) {
+      total += row / dim;
+    } else {
+      total += (row / dim) * (keep[r] != 0 ? weight : T(0));
+    }
   }
   return rows == 0 ? T(0) : total / static_cast<T>(rows);
 }
 
 template <typename T>
 void LossBackward(LossKind kind, const T* pred, const T* target, int64_t rows,
-                  int last_dim, T* dpred) {
+                  int last_dim, T* dpred, const uint8_t* keep) {
   // divide_no_nan's gradient: 0 when there are no rows.
   const T g_row = rows == 0 ? T(0) : T(1) / static_cast<T>(rows);
-  const T g = g_row / static_cast<T>(last_dim);
-  const int64_t n = rows * last_dim;
-  for (int64_t i = 0; i < n; ++i) {
-    const T e = target[i] - pred[i];
-    const T de = kind == LossKind::kMse ? g * (e * T(2)) : g * Sign(e);
-    dpred[i] = -de;
+  const T weight = keep == nullptr ? T(1) : KeptRowWeight<T>(keep, rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    T g = g_row / static_cast<T>(last_dim);
+    if (keep != nullptr) {
+      g = (g_row * (keep[r] != 0 ? weight : T(0))) / static_cast<T>(last_dim);
+    }
+    for (int j = 0; j < last_dim; ++j) {
+      const int64_t i = r * last_dim + j;
+      const T e = target[i] - pred[i];
+      const T de = kind == LossKind::kMse ? g * (e * T(2)) : g * Sign(e);
+      dpred[i] = -de;
+    }
   }
 }
 
 template float LossForward<float>(LossKind, const float*, const float*, int64_t,
-                                  int);
+                                  int, const uint8_t*);
 template double LossForward<double>(LossKind, const double*, const double*,
-                                    int64_t, int);
+                                    int64_t, int, const uint8_t*);
 template void LossBackward<float>(LossKind, const float*, const float*, int64_t,
-                                  int, float*);
+                                  int, float*, const uint8_t*);
 template void LossBackward<double>(LossKind, const double*, const double*,
-                                   int64_t, int, double*);
+                                   int64_t, int, double*, const uint8_t*);
 
 }  // namespace driftscope

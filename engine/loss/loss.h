@@ -11,15 +11,19 @@
 namespace driftscope {
 
 // Keras' two stages: mean over the last axis, then sum over rows / rows.
+// With a timestep mask `keep` (one byte per row, 0 = skipped; the model's
+// output_mask()), Keras' apply_mask: kept rows weigh total/valid
+// (divide_no_nan: 0 when no row is kept), skipped rows 0, so the loss is the
+// mean over the kept rows, and 0 when none is kept.
 template <typename T>
 T LossForward(LossKind kind, const T* pred, const T* target, int64_t rows,
-              int last_dim);
+              int last_dim, const uint8_t* keep = nullptr);
 
 // dpred = ∂loss/∂pred in TF's backward op order (MSE: (1/rows)/last_dim
-// times 2·(pred − target)).
+// times 2·(pred − target); with `keep`, (1/rows)·weight instead of 1/rows).
 template <typename T>
 void LossBackward(LossKind kind, const T* pred, const T* target, int64_t rows,
-                  int last_dim, T* dpred);
+                  int last_dim, T* dpred, const uint8_t* keep = nullptr);
 
 }  // namespace driftscope
 
