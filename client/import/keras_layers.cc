@@ -2,6 +2,7 @@
 // new engine layer is one function and one table row.
 #include "client/import/keras_layers.h"
 
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -337,8 +338,11 @@ absl::StatusOr<LayerSpec> MapBidirectional(const KerasLayer& l) {
   s->merge_mode = merge;
   return s;
 }
+// A Masking layer that is not the first (MapKerasMasking maps the first).
 absl::StatusOr<LayerSpec> MapMasking(const KerasLayer& l) {
-  return Refuse(l, "Masking is not supported yet");
+  return Refuse(l,
+                "Masking is supported only as the model's first layer, "
+                "once");
 }
 absl::StatusOr<LayerSpec> MapEmbedding(const KerasLayer& l) {
   return Refuse(l, "Embedding is not supported yet");
@@ -359,7 +363,7 @@ constexpr struct {
     {"SimpleRNN", MapSimpleRnn, true},
     {"Dense", MapDense, true},
     {"Bidirectional", MapBidirectional, true},
-    {"Masking", MapMasking, false},
+    {"Masking", MapMasking, true},
     {"Embedding", MapEmbedding, false},
     {"Dropout", MapDropoutLayer, false},
 };
@@ -372,6 +376,15 @@ std::string SupportedKerasLayers() {
     if (m.supported) names.push_back(m.keras_class);
   }
   return absl::StrJoin(names, ", ");
+}
+
+absl::StatusOr<double> MapKerasMasking(const KerasLayer& layer) {
+  absl::StatusOr<double> v = layer.config.Number("mask_value", 0.0);
+  if (!v.ok()) return v.status();
+  if (!std::isfinite(*v)) {
+    return layer.config.Error("mask_value", "must be a finite number");
+  }
+  return *v;
 }
 
 absl::StatusOr<LayerSpec> MapKerasLayer(const KerasLayer& layer) {
