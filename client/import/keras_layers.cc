@@ -249,6 +249,9 @@ absl::StatusOr<LayerSpec> MapWrapped(const KerasLayer& l, const char* key) {
     auto it = v->struct_value().fields().find("config");
     if (it != v->struct_value().fields().end()) cfg = it->second.struct_value();
   }
+  // Keras' Bidirectional sets zero_output_for_mask on both copies itself,
+  // so the saved copies carry it; DirectionSpec does the same.
+  cfg.mutable_fields()->erase("zero_output_for_mask");
   auto name = cfg.fields().find("name");
   const std::string inner =
       name == cfg.fields().end() ? key : name->second.string_value();
@@ -388,6 +391,20 @@ absl::StatusOr<double> MapKerasMasking(const KerasLayer& layer) {
 }
 
 absl::StatusOr<LayerSpec> MapKerasLayer(const KerasLayer& layer) {
+  // Keras' Bidirectional sets zero_output_for_mask on its two copies itself
+  // (to return_sequences, as DirectionSpec does); a plain RNN layer with it
+  // set would output zeros at masked steps, which no spec field says.
+  const std::string& c = layer.class_name;
+  if (c == "LSTM" || c == "GRU" || c == "SimpleRNN") {
+    absl::StatusOr<bool> zero =
+        layer.config.Bool("zero_output_for_mask", false);
+    if (!zero.ok()) return zero.status();
+    if (*zero) {
+      return Refuse(layer,
+                    "zero_output_for_mask=True is not supported outside a "
+                    "Bidirectional");
+    }
+  }
   for (const auto& m : kLayerMappers) {
     if (layer.class_name == m.keras_class) return m.map(layer);
   }

@@ -89,5 +89,22 @@ TEST(KerasMaskingImport, MaskingAfterTheFirstLayerIsRefusedNamingIt) {
                         "first layer"));
 }
 
+// Keras' Bidirectional saves its copies with zero_output_for_mask=True
+// (imported as Bidirectional above); a plain RNN layer with it is refused.
+TEST(KerasMaskingImport, PlainZeroOutputForMaskIsRefused) {
+  google::protobuf::Struct cfg;
+  (*cfg.mutable_fields())["units"].set_number_value(3);
+  (*cfg.mutable_fields())["zero_output_for_mask"].set_bool_value(true);
+  KerasLayer l{"LSTM", "l", KerasConfig(cfg, "layer 'l' (LSTM)")};
+  absl::StatusOr<LayerSpec> s = MapKerasLayer(l);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("layer 'l' (LSTM): zero_output_for_mask=True is not "
+                        "supported outside a Bidirectional"));
+  (*cfg.mutable_fields())["zero_output_for_mask"].set_bool_value(false);
+  KerasLayer ok{"LSTM", "l", KerasConfig(cfg, "layer 'l' (LSTM)")};
+  EXPECT_TRUE(MapKerasLayer(ok).ok()) << MapKerasLayer(ok).status();
+}
+
 }  // namespace
 }  // namespace driftscope
