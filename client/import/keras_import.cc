@@ -368,6 +368,14 @@ absl::StatusOr<ImportedModel> ImportKerasFile(const KerasFile& file,
   if (!keras.ok()) return Prefixed(source, keras.status());
   ImportedModel out;
   out.spec = ImportDefaults();
+  // A first Masking layer is the model's mask_value, not an engine layer
+  // (it has no weights either).
+  if (!keras->layers.empty() && keras->layers[0].class_name == "Masking") {
+    absl::StatusOr<double> mask_value = MapKerasMasking(keras->layers[0]);
+    if (!mask_value.ok()) return Prefixed(source, mask_value.status());
+    out.spec.model.mask_value = *mask_value;
+    keras->layers.erase(keras->layers.begin());
+  }
   out.spec.model.timesteps = keras->timesteps;
   out.spec.model.features = keras->features;
   for (const KerasLayer& l : keras->layers) {

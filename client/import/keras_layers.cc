@@ -2,6 +2,7 @@
 // new engine layer is one function and one table row.
 #include "client/import/keras_layers.h"
 
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -248,6 +249,9 @@ absl::StatusOr<LayerSpec> MapWrapped(const KerasLayer& l, const char* key) {
     auto it = v->struct_value().fields().find("config");
     if (it != v->struct_value().fields().end()) cfg = it->second.struct_value();
   }
+  // Keras' Bidirectional sets zero_output_for_mask on both copies itself,
+  // so the saved copies carry it; DirectionSpec does the same.
+  cfg.mutable_fields()->erase("zero_output_for_mask");
   auto name = cfg.fields().find("name");
   const std::string inner =
       name == cfg.fields().end() ? key : name->second.string_value();
@@ -331,8 +335,11 @@ absl::StatusOr<LayerSpec> MapBidirectional(const KerasLayer& l) {
   s->merge_mode = merge;
   return s;
 }
+// A Masking layer that is not the first (MapKerasMasking maps the first).
 absl::StatusOr<LayerSpec> MapMasking(const KerasLayer& l) {
-  return Refuse(l, "Masking is not supported yet");
+  return Refuse(l,
+                "Masking is supported only as the model's first layer, "
+                "once");
 }
 absl::StatusOr<LayerSpec> MapEmbedding(const KerasLayer& l) {
   return Refuse(l, "Embedding is not supported yet");
@@ -353,7 +360,7 @@ constexpr struct {
     {"SimpleRNN", MapSimpleRnn, true},
     {"Dense", MapDense, true},
     {"Bidirectional", MapBidirectional, true},
-    {"Masking", MapMasking, false},
+    {"Masking", MapMasking, true},
     {"Embedding", MapEmbedding, false},
     {"Dropout", MapDropoutLayer, false},
 };
@@ -368,7 +375,30 @@ std::string SupportedKerasLayers() {
   return absl::StrJoin(names, ", ");
 }
 
+absl::StatusOr<double> MapKerasMasking(const KerasLayer& layer) {
+  absl::StatusOr<double> v = layer.config.Number("mask_value", 0.0);
+  if (!v.ok()) return v.status();
+  if (!std::isfinite(*v)) {
+    return layer.config.Error("mask_value", "must be a finite number");
+  }
+  return *v;
+}
+
 absl::StatusOr<LayerSpec> MapKerasLayer(const KerasLayer& layer) {
+  // Keras' Bidirectional sets zero_output_for_mask on its two copies itself
+  // (to return_sequences, as DirectionSpec does); a plain RNN layer with it
+  // set would output zeros at masked steps, which no spec field says.
+  const std::string& c = layer.class_name;
+  if (c == "LSTM" || c == "GRU" || c == "SimpleRNN") {
+    absl::StatusOr<bool> zero =
+        layer.config.Bool("zero_output_for_mask", false);
+    if (!zero.ok()) return zero.status();
+    if (*zero) {
+      return Refuse(layer,
+                    "zero_output_for_mask=True is not supported outside a "
+                    "Bidirectional");
+    }
+  }
   for (const auto& m : kLayerMappers) {
     if (layer.class_name == m.keras_class) return m.map(layer);
   }

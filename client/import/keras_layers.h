@@ -18,6 +18,11 @@ namespace driftscope {
 // option (Unimplemented-like cases say "not supported yet").
 absl::StatusOr<LayerSpec> MapKerasLayer(const KerasLayer& layer);
 
+// keras.layers.Masking as the model's first layer: its mask_value (absent:
+// 0.0), for ModelSpec::mask_value. A later Masking is refused by
+// MapKerasLayer.
+absl::StatusOr<double> MapKerasMasking(const KerasLayer& layer);
+
 // "LSTM, GRU, SimpleRNN, Dense, Bidirectional": for messages and docs.
 std::string SupportedKerasLayers();
 

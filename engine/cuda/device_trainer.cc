@@ -82,6 +82,12 @@ absl::StatusOr<float*> UploadNew(dev::DeviceOps* ops, DeviceArena* arena,
 // What the CPU engine runs but the device path does not yet: refused with
 // the field's name, never ignored.
 absl::Status CheckDeviceSupports(const JobSpec& spec, const Profile& profile) {
+  if (spec.model.mask_value.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.layers[0].masking: the GPU path (", profile.ToString(),
+        ") does not support Masking yet; run this job on a CPU profile "
+        "(fp32, ref64, ...)"));
+  }
   for (size_t i = 0; i < spec.model.layers.size(); ++i) {
     const LayerSpec& l = spec.model.layers[i];
     if (l.bidirectional) {

@@ -208,6 +208,20 @@ absl::StatusOr<Dataset> GenerateDataset(const JobSpec& spec, DataSplit split) {
                        "got ",
                        static_cast<int>(spec.data.generator)));
   }
+  if (spec.data.pad_tail_max > 0 && m.mask_value.has_value()) {
+    PhiloxStream pad(spec.seed, split == DataSplit::kTrain
+                                    ? streams::kTrainPadding
+                                    : streams::kEvalPadding);
+    const float value = static_cast<float>(*m.mask_value);
+    const uint64_t choices = static_cast<uint64_t>(spec.data.pad_tail_max) + 1;
+    for (int64_t n = 0; n < s.n; ++n) {
+      // p = ⌊u·choices⌋ with u = word·2⁻³²: exact integer arithmetic.
+      const int64_t p =
+          static_cast<int64_t>((uint64_t{pad.NextUint32()} * choices) >> 32);
+      for (int64_t t = s.t - p; t < s.t; ++t)
+        for (int64_t f = 0; f < s.f; ++f) x[(n * s.t + t) * s.f + f] = value;
+    }
+  }
   return data;
 }
 

@@ -26,6 +26,11 @@
 //    Target unit u copies feature f = u mod F from d = delay + (u/F) mod 4
 //    steps earlier: y_u(t) = x_f(t−d), 0 when t < d.
 // Vector outputs (N,U) take the sequence target at the last step t = T−1.
+// Padding (data.synthetic.pad_tail_max = P > 0, with Masking): after
+// generation, sample n's last p_n steps hold mask_value (as float32) in
+// every feature, p_n = ⌊w·(P+1)/2³²⌋ for the n-th word w of
+// PhiloxStream(seed, kTrainPadding or kEvalPadding); targets are kept (the
+// masked loss skips padded steps of sequence targets).
 // Pure functions; safe to call concurrently.
 #ifndef DRIFTSCOPE_ENGINE_DATA_SYNTHETIC_H_
 #define DRIFTSCOPE_ENGINE_DATA_SYNTHETIC_H_

@@ -177,6 +177,13 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
     params += c.params;
     packed += c.packed;
     caches += c.caches;
+    if (m.mask_value.has_value() && sequence && l.kind != LayerKind::kDense) {
+      // Timestep mask (engine/layers/timestep_mask.h): the δh a skipped step
+      // passes on, and the output gradient with zero_output_for_mask's
+      // outputs zeroed, per direction.
+      caches += (l.bidirectional ? 2 : 1) * batch * l.units *
+                (1 + (l.return_sequences ? m.timesteps : 1));
+    }
     scratch = std::max(scratch, c.scratch);
     gemm_out = std::max(gemm_out, c.gemm_out);
     if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
@@ -185,6 +192,9 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
   }
   const double in = static_cast<double>(m.timesteps) * m.features;
   const double out = (sequence ? m.timesteps : 1) * width;
+  // The model's mask bytes (batch, T) and the Masking layer's output.
+  const double mask_bytes = m.mask_value.has_value() ? batch * m.timesteps : 0;
+  if (m.mask_value.has_value()) caches += batch * in;
   const double units = width;
   const double steps_per_epoch =
       std::ceil(n / std::max(spec.training.batch_size, 1));
@@ -219,7 +229,7 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
   // to 5% over the listed buffers.
   r.activations = Bytes(1.1 * (value * (caches + acts + 2 * batch * max_grad +
                                         batch * (in + 2 * out)) +
-                               gemm) +
+                               gemm + mask_bytes) +
                         8 * n);
   // x, y and eval x in run precision; the float32 generator output they
   // are converted from lives only before the model exists (see total()).

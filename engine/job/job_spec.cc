@@ -482,6 +482,13 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
         absl::StrCat("model.layers must hold 1 to ", kMaxLayers,
                      " layers, got ", m.layers.size()));
   }
+  // Any finite value, as Keras' Masking takes it (NaN would mask nothing:
+  // NaN != NaN).
+  if (m.mask_value.has_value() && !std::isfinite(*m.mask_value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.layers[0].masking.mask_value must be finite, got ",
+                     *m.mask_value));
+  }
   bool sequence = true;
   int64_t width = m.features;
   int64_t params = 0;
@@ -508,6 +515,27 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
         "loss must be one of mse, mae, got ", static_cast<int>(spec.loss)));
   }
   if (absl::Status s = ValidateData(spec.data, m.timesteps); !s.ok()) return s;
+  if (spec.data.pad_tail_max != 0) {
+    if (absl::Status s = CheckRange("data.synthetic.pad_tail_max",
+                                    spec.data.pad_tail_max, 0, m.timesteps);
+        !s.ok()) {
+      return s;
+    }
+    if (!m.mask_value.has_value()) {
+      return absl::InvalidArgumentError(
+          "data.synthetic.pad_tail_max pads with the Masking layer's "
+          "mask_value: add {\"masking\": {\"mask_value\": ...}} as the "
+          "first layer, or set pad_tail_max to 0");
+    }
+    // The data are float32 values; fp64 runs must see the same mask.
+    if (static_cast<double>(static_cast<float>(*m.mask_value)) !=
+        *m.mask_value) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.layers[0].masking.mask_value must be a float32 value when "
+          "data.synthetic.pad_tail_max pads with it, got ",
+          *m.mask_value));
+    }
+  }
   const int64_t per_sample = int64_t{m.timesteps} * m.features;
   for (const auto& [field, samples] :
        {std::pair<const char*, int>{"data.synthetic.samples",
@@ -623,6 +651,9 @@ std::string CanonicalText(const JobSpec& spec) {
   }
   put("model.timesteps", absl::StrCat(spec.model.timesteps));
   put("model.features", absl::StrCat(spec.model.features));
+  // Written only when set: digests of jobs without masking stay as they were.
+  if (spec.model.mask_value.has_value())
+    put("model.mask_value", hex(*spec.model.mask_value));
   put("model.layers.size", absl::StrCat(spec.model.layers.size()));
   for (size_t i = 0; i < spec.model.layers.size(); ++i) {
     const LayerSpec& l = spec.model.layers[i];
@@ -672,6 +703,8 @@ std::string CanonicalText(const JobSpec& spec) {
   put("data.synthetic.eval_samples", absl::StrCat(spec.data.eval_samples));
   put("data.synthetic.noise", hex(spec.data.noise));
   put("data.synthetic.delay", absl::StrCat(spec.data.delay));
+  if (spec.data.pad_tail_max != 0)
+    put("data.synthetic.pad_tail_max", absl::StrCat(spec.data.pad_tail_max));
   put("training.epochs", absl::StrCat(spec.training.epochs));
   put("training.batch_size", absl::StrCat(spec.training.batch_size));
   put("training.shuffle", b(spec.training.shuffle));

@@ -81,6 +81,11 @@ struct LayerSpec {
   // masks (engine/train/dropout.h).
   bool bidirectional = false;
   MergeMode merge_mode = MergeMode::kConcat;
+  // RNN layers, Keras' zero_output_for_mask: a step the timestep mask
+  // skips outputs zeros instead of the previous output. Not in the JSON
+  // form: Keras' Bidirectional sets it on both copies to return_sequences
+  // (DirectionSpec does the same), plain layers keep Keras' default false.
+  bool zero_output_for_mask = false;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
   InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};
@@ -89,6 +94,12 @@ struct LayerSpec {
 struct ModelSpec {
   int timesteps = 10;
   int features = 1;
+  // keras.layers.Masking(mask_value) in front of layers[0] (the JSON form's
+  // {"masking": {"mask_value": v}} as the first layer): a timestep of a
+  // sample is skipped where every feature equals mask_value; its input
+  // becomes zeros, RNN layers keep their state there, and the loss averages
+  // over the steps that are kept (docs/keras.md). Unset: no mask.
+  std::optional<double> mask_value;
   std::vector<LayerSpec> layers;
 };
 
@@ -126,6 +137,10 @@ struct DataSpec {
   int eval_samples = 128;
   double noise = 0.05;  // sine: stddev of the added noise
   int delay = 2;        // delayed copy: y_t = x_{t-delay}
+  // Padding for a model with Masking (engine/data/synthetic.h): each
+  // sample's last p timesteps, p uniform in [0, pad_tail_max], hold
+  // mask_value in every feature. 0: no padding.
+  int pad_tail_max = 0;
 };
 
 struct TrainingSpec {
@@ -190,6 +205,7 @@ inline LayerSpec DirectionSpec(const LayerSpec& layer, bool backward) {
   d.bidirectional = false;
   d.merge_mode = MergeMode::kConcat;
   if (backward) d.go_backwards = true;
+  d.zero_output_for_mask = layer.return_sequences;
   return d;
 }
 // A layer's output width: units, or 2·units for a concatenating

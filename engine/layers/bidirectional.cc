@@ -40,6 +40,12 @@ class BidirectionalLayer final : public Layer<T> {
   void SetDirectionMasks(const DirectionMasks<T>* masks) override {
     masks_ = masks;
   }
+  // Both copies see the mask in time order; the backward copy (go_backwards)
+  // reads it reversed, as Keras reverses it with the input.
+  void SetTimestepMask(const uint8_t* keep) override {
+    forward_->SetTimestepMask(keep);
+    backward_->SetTimestepMask(keep);
+  }
   std::vector<const T*> final_states() const override {
     std::vector<const T*> s = forward_->final_states();
     for (const T* b : backward_->final_states()) s.push_back(b);

@@ -51,6 +51,7 @@ class GateMaskedRnnLayer final : public Layer<T> {
                T* y) override;
   void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                 T* dparams) override;
+  void SetTimestepMask(const uint8_t* keep) override { keep_ = keep; }
   std::vector<const T*> final_states() const override {
     const int64_t block = static_cast<int64_t>(batch_) * units_;
     if (lstm_)
@@ -91,11 +92,13 @@ class GateMaskedRnnLayer final : public Layer<T> {
   ActivationKernels<T> act_, ract_;  // chosen by the last Forward's Context
   GateMasks<T> next_masks_, masks_;  // masks_: those of the last Forward
   int batch_ = 0;
+  const uint8_t* keep_ = nullptr;  // timestep mask (layer.h), or null
   // Time-major, processing order. gates_: activated gate values per step
   // (LSTM [i|f|g|o], GRU [z|r|n]; SimpleRNN unused); aux_: LSTM τ = a(c),
   // GRU mh_h = (h⊙r_h)·R_h + bh_h (reset_after) or q = r ⊙ (h⊙r_h).
   Buffer<T> xp_, xm_, gates_, hs_, cs_, hm_, aux_, rec_;
   Buffer<T> da_, dhm_, dc_, dh_, dht_, tmp_, dq_, dxp_, dxg_, scratch_;
+  Buffer<T> dy_masked_;  // dy with zero_output_for_mask's outputs zeroed
 };
 
 template <typename T>
@@ -141,9 +144,18 @@ void GateMaskedRnnLayer<T>::Forward(const Context& ctx, const T* params,
   std::memset(hs_.data(), 0, sizeof(T) * hb);
   if (lstm_) std::memset(cs_.data(), 0, sizeof(T) * hb);
   T* rec = rec_.data();
+  const bool back = spec_.go_backwards;
   for (int k = 0; k < S; ++k) {
     const T* hp = hs_.data() + k * hb;
     T* h = hs_.data() + (k + 1) * hb;
+    // A skipped step keeps the state (Keras' rnn(): where(mask, new, old)).
+    const auto keep_states = [&] {
+      CopySkippedRows(keep_, batch, S, k, back, U, hp, h);
+      if (lstm_) {
+        CopySkippedRows(keep_, batch, S, k, back, U, cs_.data() + k * hb,
+                        cs_.data() + (k + 1) * hb);
+      }
+    };
     if (masks_.recurrent != nullptr) {
       for (int g = 0; g < NG; ++g) {
         T* hm = hm_.data() + g * R_ * U + k * hb;
@@ -161,6 +173,7 @@ void GateMaskedRnnLayer<T>::Forward(const Context& ctx, const T* params,
       for (int64_t e = 0; e < hb; ++e) h[e] = z[e] + rec[e];
       act_.forward(h, h, hb);
       ctx.RoundActivations(h, hb);
+      keep_states();
       continue;
     }
     if (lstm_) {
@@ -183,6 +196,7 @@ void GateMaskedRnnLayer<T>::Forward(const Context& ctx, const T* params,
         for (int u = 0; u < U; ++u) h[o + u] = row[3 * U + u] * aux[o + u];
         ctx.RoundActivations(h + o, U);
       }
+      keep_states();
       continue;
     }
     // GRU.
@@ -229,8 +243,12 @@ void GateMaskedRnnLayer<T>::Forward(const Context& ctx, const T* params,
       }
     }
     ctx.RoundActivations(h, hb);
+    keep_states();
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
+  if (spec_.zero_output_for_mask) {
+    ZeroSkippedOutputs(keep_, batch, S, U, back, spec_.return_sequences, y);
+  }
 }
 
 template <typename T>
@@ -257,6 +275,9 @@ void GateMaskedRnnLayer<T>::Backward(const Context& ctx, const T* params,
   // reset_after's [δa_z | δa_r | δa_n ⊙ r].
   T* dhm_all = ra ? dhm_.data() : da_.data();
   std::memset(dh_.data(), 0, sizeof(T) * hb);
+  const bool back = spec_.go_backwards;
+  dy = MaskedOutputGrad(keep_, spec_.zero_output_for_mask, batch, S, U, back,
+                        spec_.return_sequences, dy, &dy_masked_);
   T* dc = nullptr;  // LSTM carried δc
   if (lstm_) {
     Reserve(&dc_, hb);
@@ -276,6 +297,11 @@ void GateMaskedRnnLayer<T>::Backward(const Context& ctx, const T* params,
         const T* row = gate + static_cast<int64_t>(b) * G;
         T* drow = da + static_cast<int64_t>(b) * G;
         const int64_t o = static_cast<int64_t>(b) * U;
+        if (!StepKept(keep_, b, S, k, back)) {
+          // Skipped: δA = 0 and δc carries on unchanged.
+          std::memset(drow, 0, sizeof(T) * G);
+          continue;
+        }
         T* t = tmp_.data() + o;
         for (int u = 0; u < U; ++u) t[u] = dht[o + u] * row[3 * U + u];
         act_.backward(aux + o, t, t, U);  // (δh ⊙ o) ⊙ a'(c)
@@ -303,6 +329,8 @@ void GateMaskedRnnLayer<T>::Backward(const Context& ctx, const T* params,
         ract_.backward(row, drow, drow, U);
         act_.backward(row + 2 * U, drow + 2 * U, drow + 2 * U, U);
       }
+      // Skipped steps: δA = 0 (δr and the recurrent rows follow from it).
+      ZeroSkippedRows(keep_, batch, S, k, back, G, G, da);
       if (ra) {
         T* dhm = dhm_.data() + k * gb;
         for (int b = 0; b < batch; ++b) {
@@ -332,6 +360,7 @@ void GateMaskedRnnLayer<T>::Backward(const Context& ctx, const T* params,
     } else {  // SimpleRNN
       for (int64_t e = 0; e < hb; ++e) da[e] = dht[e];
       act_.backward(hs_.data() + (k + 1) * hb, da, da, hb);
+      ZeroSkippedRows(keep_, batch, S, k, back, U, U, da);
     }
     if (k == 0) continue;
     // δh_{t-1} = Σ_g (δHm_g·R_gᵀ) ⊙ r_g (+ δh ⊙ z and GRU reset_before's
@@ -364,6 +393,8 @@ void GateMaskedRnnLayer<T>::Backward(const Context& ctx, const T* params,
           tmp_.data());
       for (int64_t e = 0; e < hb; ++e) dh[e] = dh[e] + tmp_[e];
     }
+    // A skipped step passes δh to the previous step unchanged.
+    CopySkippedRows(keep_, batch, S, k, back, U, dht, dh);
   }
   // Weight gradients, one GEMM per gate over all steps (h_{-1} = 0 adds
   // nothing).

@@ -32,6 +32,7 @@ class GruLayer final : public Layer<T> {
                T* y) override;
   void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                 T* dparams) override;
+  void SetTimestepMask(const uint8_t* keep) override { keep_ = keep; }
 
   std::vector<const T*> final_states() const override {
     return {hs_.data() + steps_ * static_cast<int64_t>(batch_) * units_};
@@ -63,11 +64,13 @@ class GruLayer final : public Layer<T> {
   ActivationKernels<T> act_, ract_;
   bool mode1_ = false;
   int batch_ = 0;
+  const uint8_t* keep_ = nullptr;  // timestep mask (layer.h), or null
   // Time-major, processing order. gates_: activated [z|r|n] per step;
   // aux_: mh_h = h·R_h + b_h (reset_after) or q = r ⊙ h_{t-1} (otherwise).
   Buffer<T> xp_, gates_, hs_, aux_, mh_, qr_;
   Buffer<T> dxg_, dhm_, dh_, dht_, tmp_, dq_, dxp_, scratch_;
-  Buffer<T> rt_;  // Rᵀ, (3U, U)
+  Buffer<T> rt_;         // Rᵀ, (3U, U)
+  Buffer<T> dy_masked_;  // dy with zero_output_for_mask's outputs zeroed
   // Packed once per Forward/Backward for the per-step products (same bits
   // as unpacked): R's z,r(,h) columns (per gate in mode 1), R_h for
   // reset_before's q·R_h, and the Rᵀ row blocks of the backward products.
@@ -174,8 +177,14 @@ void GruLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       }
     }
     ctx.RoundActivations(h, hblock);
+    // A skipped step keeps the state (Keras' rnn(): where(mask, new, old)).
+    CopySkippedRows(keep_, batch, S, k, spec_.go_backwards, U, hp, h);
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
+  if (spec_.zero_output_for_mask) {
+    ZeroSkippedOutputs(keep_, batch, S, U, spec_.go_backwards,
+                       spec_.return_sequences, y);
+  }
 }
 
 template <typename T>
@@ -210,6 +219,10 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   T* dR = dW + static_cast<int64_t>(D) * G;
   T* dbx = spec_.use_bias ? dR + static_cast<int64_t>(U) * G : nullptr;
 
+  dy = MaskedOutputGrad(keep_, spec_.zero_output_for_mask, batch, S, U,
+                        spec_.go_backwards, spec_.return_sequences, dy,
+                        &dy_masked_);
+  const bool back = spec_.go_backwards;
   std::memset(dh_.data(), 0, sizeof(T) * hblock);
   for (int k = S - 1; k >= 0; --k) {
     T* dht = dht_.data();
@@ -229,6 +242,10 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       ract_.backward(row, drow, drow, U);
       act_.backward(row + 2 * U, drow + 2 * U, drow + 2 * U, U);
     }
+    // A skipped step computed nothing the loss sees: its δ rows are zero
+    // (so are δr and the recurrent rows derived from them below), and δh
+    // goes to the previous step unchanged (after the products).
+    ZeroSkippedRows(keep_, batch, S, k, back, G, G, dxg);
     if (reset_after) {
       T* dhm = dhm_.data() + k * gblock;
       for (int b = 0; b < batch; ++b) {
@@ -251,6 +268,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
           for (int u = 0; u < U; ++u)
             dh_[o + u] = dht[o + u] * row[u] + tmp_[o + u];
         }
+        CopySkippedRows(keep_, batch, S, k, back, U, dht, dh_.data());
       }
     } else {
       // δq = δa_n·R_hᵀ ; δr = δq ⊙ h_{t-1}
@@ -273,6 +291,7 @@ void GruLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
             dh_[o + u] =
                 (dht[o + u] * row[u] + tmp_[o + u]) + dq[o + u] * row[U + u];
         }
+        CopySkippedRows(keep_, batch, S, k, back, U, dht, dh_.data());
       }
     }
   }

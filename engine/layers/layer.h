@@ -94,6 +94,14 @@ class Layer {
   virtual void SetDirectionMasks(const DirectionMasks<T>* masks) {
     (void)masks;
   }
+  // Keras' timestep mask for the next Forward (engine/layers/
+  // timestep_mask.h): keep[b·T + t] is 0 where time t of sample b is
+  // skipped, 1 where it is used (batch-major, time order, T = this layer's
+  // input timesteps); null: no mask. RNN layers keep their state at a
+  // skipped step and output the previous output there (zeros with
+  // zero_output_for_mask); Dense ignores it (Keras passes the mask on
+  // unchanged). Must stay valid until Backward returns.
+  virtual void SetTimestepMask(const uint8_t* keep) { (void)keep; }
   // After Forward, for RNN layers: the final states, each (batch, units):
   // LSTM {h, c}; GRU and SimpleRNN {h}. Empty for Dense.
   virtual std::vector<const T*> final_states() const { return {}; }

@@ -240,6 +240,74 @@ void AddOutputGrad(const T* dy, int batch, int steps, int units,
   }
 }
 
+// Timestep masks (Layer::SetTimestepMask). keep is (batch, steps) in time
+// order; the layers walk processing steps k, so the time read is that of
+// GatherTimeMajor. Every helper is a no-op without a mask (keep null).
+//
+// Whether sample b's processing step k is used.
+inline bool StepKept(const uint8_t* keep, int b, int steps, int k,
+                     bool backwards) {
+  if (keep == nullptr) return true;
+  const int t = backwards ? steps - 1 - k : k;
+  return keep[static_cast<int64_t>(b) * steps + t] != 0;
+}
+
+// For every sample whose step k is skipped: dst row b ← src row b (width n,
+// contiguous rows). Keras keeps the state there: new state ← previous one.
+template <typename T>
+void CopySkippedRows(const uint8_t* keep, int batch, int steps, int k,
+                     bool backwards, int n, const T* src, T* dst) {
+  if (keep == nullptr) return;
+  for (int b = 0; b < batch; ++b) {
+    if (StepKept(keep, b, steps, k, backwards)) continue;
+    std::memcpy(dst + static_cast<int64_t>(b) * n,
+                src + static_cast<int64_t>(b) * n, sizeof(T) * n);
+  }
+}
+
+// For every sample whose step k is skipped: row b (width n, row stride ld)
+// of m ← 0. Used on pre-activation gradients: a skipped step computes
+// nothing that reaches the loss.
+template <typename T>
+void ZeroSkippedRows(const uint8_t* keep, int batch, int steps, int k,
+                     bool backwards, int n, int64_t ld, T* m) {
+  if (keep == nullptr) return;
+  for (int b = 0; b < batch; ++b) {
+    if (StepKept(keep, b, steps, k, backwards)) continue;
+    std::memset(m + static_cast<int64_t>(b) * ld, 0, sizeof(T) * n);
+  }
+}
+
+// zero_output_for_mask: the outputs of skipped steps (y as WriteRnnOutput
+// writes it; without return_sequences the last processing step's) are
+// zeros. With `dy`, the same positions of an output gradient are zeroed
+// into `out` (those outputs are constants) and out is returned; else dy.
+template <typename T>
+void ZeroSkippedOutputs(const uint8_t* keep, int batch, int steps, int units,
+                        bool backwards, bool return_sequences, T* y) {
+  if (keep == nullptr) return;
+  for (int b = 0; b < batch; ++b) {
+    for (int k = return_sequences ? 0 : steps - 1; k < steps; ++k) {
+      if (StepKept(keep, b, steps, k, backwards)) continue;
+      const int64_t row = return_sequences ? int64_t{b} * steps + k : b;
+      std::memset(y + row * units, 0, sizeof(T) * units);
+    }
+  }
+}
+template <typename T>
+const T* MaskedOutputGrad(const uint8_t* keep, bool zero_output, int batch,
+                          int steps, int units, bool backwards,
+                          bool return_sequences, const T* dy, Buffer<T>* out) {
+  if (keep == nullptr || !zero_output) return dy;
+  const int64_t n = int64_t{batch} * (return_sequences ? steps : 1) *
+                    static_cast<int64_t>(units);
+  Reserve(out, n);
+  std::memcpy(out->data(), dy, sizeof(T) * n);
+  ZeroSkippedOutputs(keep, batch, steps, units, backwards, return_sequences,
+                     out->data());
+  return out->data();
+}
+
 }  // namespace driftscope
 
 #endif  // DRIFTSCOPE_ENGINE_LAYERS_LAYER_INTERNAL_H_

@@ -92,6 +92,7 @@ class LstmLayer final : public Layer<T> {
                T* y) override;
   void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                 T* dparams) override;
+  void SetTimestepMask(const uint8_t* keep) override { keep_ = keep; }
 
   std::vector<const T*> final_states() const override {
     const int64_t block = static_cast<int64_t>(batch_) * units_;
@@ -108,11 +109,15 @@ class LstmLayer final : public Layer<T> {
   ActivationKernels<T> act_, ract_;
   bool mode1_ = false;
   int batch_ = 0;
+  const uint8_t* keep_ = nullptr;  // timestep mask (layer.h), or null
   // Time-major, processing order (layer_internal.h). gates_ holds the
   // activated [i|f|g|o] per step; hs_/cs_ have T+1 blocks (block 0 = zeros).
   Buffer<T> xp_, gates_, hs_, cs_, tau_, hr_;
   // Backward scratch.
   Buffer<T> da_, dh_, dc_, dht_, tmp_, dxp_;
+  // Skipped steps: δh passed on unchanged (batch, U); the output gradient
+  // with zero_output_for_mask's constant outputs zeroed.
+  Buffer<T> pass_, dy_masked_;
   Buffer<T> rt_;  // Rᵀ, (4U, U)
   // R (per gate in mode 1) and Rᵀ packed once per Forward/Backward for the
   // per-step products (Context::Pack: same bits as unpacked).
@@ -204,15 +209,30 @@ void LstmLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
       ctx.RoundActivations(tau + o, U);
       HiddenState(U, row + 3 * U, tau + o, h + o);
       ctx.RoundActivations(h + o, U);
+      // A step the mask skips keeps the state (Keras' rnn(): where(mask,
+      // new, old)); the output there is the previous output, which is h.
+      const bool kept = StepKept(keep_, b, S, k, spec_.go_backwards);
+      if (!kept) {
+        std::memcpy(c + o, cp + o, sizeof(T) * U);
+        std::memcpy(h + o, hp + o, sizeof(T) * U);
+      }
       // The output sequence is written while h is in L1, not in a later
       // pass over all of hs_.
-      if (spec_.return_sequences)
-        std::memcpy(y + (static_cast<int64_t>(b) * S + k) * U, h + o,
-                    sizeof(T) * U);
+      if (spec_.return_sequences) {
+        T* out = y + (static_cast<int64_t>(b) * S + k) * U;
+        if (!kept && spec_.zero_output_for_mask) {
+          std::memset(out, 0, sizeof(T) * U);
+        } else {
+          std::memcpy(out, h + o, sizeof(T) * U);
+        }
+      }
     }
   }
-  if (!spec_.return_sequences)
+  if (!spec_.return_sequences) {
     std::memcpy(y, hs_.data() + S * hblock, sizeof(T) * hblock);
+    if (spec_.zero_output_for_mask)
+      ZeroSkippedOutputs(keep_, batch, S, U, spec_.go_backwards, false, y);
+  }
 }
 
 template <typename T>
@@ -234,6 +254,10 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
   Reserve(&tmp_, U);
   Reserve(&rt_, static_cast<int64_t>(G) * U);
   if (db != nullptr) Reserve(&dbs_, static_cast<int64_t>(S) * G);
+  if (keep_ != nullptr) Reserve(&pass_, hblock);
+  dy = MaskedOutputGrad(keep_, spec_.zero_output_for_mask, batch, S, U,
+                        spec_.go_backwards, spec_.return_sequences, dy,
+                        &dy_masked_);
   // δh·Rᵀ runs every step: with Rᵀ stored once, the GEMM packs a plain
   // matrix instead of transposing R while packing, T times. The packed
   // panels, hence the bits, are the same.
@@ -270,6 +294,14 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
           PrefetchRow(g + (spec_.return_sequences ? S * U : U), U);
       }
       OutputGrad(U, g, dh_.data() + o, row + 3 * U, dht, t);
+      if (!StepKept(keep_, b, S, k, spec_.go_backwards)) {
+        // The step computed nothing the loss sees: δA = 0, δc carries on
+        // unchanged and δh goes to the previous step as it is.
+        std::memcpy(pass_.data() + o, dht, sizeof(T) * U);
+        std::memset(drow, 0, sizeof(T) * G);
+        if (db != nullptr) AccumulateRow(G, b == 0, drow, dbs_.data() + k * G);
+        continue;
+      }
       // δc = δc + (δh ⊙ o) ⊙ a'(c), a' taken from τ = a(c).
       act_.backward(tau, t, t, U);
       for (int u = 0; u < U; ++u) dc[u] = dc[u] + t[u];
@@ -280,7 +312,11 @@ void LstmLayer<T>::Backward(const Context& ctx, const T* params, const T* dy,
       // db's per-step sum over the batch, while δA is in L1.
       if (db != nullptr) AccumulateRow(G, b == 0, drow, dbs_.data() + k * G);
     }
-    if (k > 0) ctx.GemmPacked<T>(da, G, rt_packed_, dh_.data(), U);
+    if (k > 0) {
+      ctx.GemmPacked<T>(da, G, rt_packed_, dh_.data(), U);
+      CopySkippedRows(keep_, batch, S, k, spec_.go_backwards, U, pass_.data(),
+                      dh_.data());
+    }
   }
   // Weight gradients as single GEMMs over all T·B rows. Step 0's h_{-1} is
   // zero, so dR starts at step 1.

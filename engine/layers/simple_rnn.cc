@@ -29,6 +29,7 @@ class SimpleRnnLayer final : public Layer<T> {
                T* y) override;
   void Backward(const Context& ctx, const T* params, const T* dy, T* dx,
                 T* dparams) override;
+  void SetTimestepMask(const uint8_t* keep) override { keep_ = keep; }
   std::vector<const T*> final_states() const override {
     return {hs_.data() + steps_ * static_cast<int64_t>(batch_) * units_};
   }
@@ -40,9 +41,13 @@ class SimpleRnnLayer final : public Layer<T> {
   const int steps_, dim_, units_;
   ActivationKernels<T> act_;  // chosen by the last Forward's Context
   int batch_ = 0;
+  const uint8_t* keep_ = nullptr;  // timestep mask (layer.h), or null
   // Time-major, processing order; pre_ holds x·W + b, hs_ T+1 blocks.
   Buffer<T> xp_, pre_, hs_, hr_;
   Buffer<T> da_, dh_, dxp_, scratch_;
+  // Skipped steps: δh passed on unchanged; dy with zero_output_for_mask's
+  // outputs zeroed.
+  Buffer<T> pass_, dy_masked_;
   Buffer<T> rt_;  // Rᵀ, (U, U)
   // R and Rᵀ packed once per Forward/Backward for the per-step products.
   PackedB<T> r_packed_, rt_packed_;
@@ -80,8 +85,15 @@ void SimpleRnnLayer<T>::Forward(const Context& ctx, const T* params, const T* x,
     }
     act_.forward(h, h, hblock);
     ctx.RoundActivations(h, hblock);
+    // A skipped step keeps the state (Keras' rnn(): where(mask, new, old)).
+    CopySkippedRows(keep_, batch, S, k, spec_.go_backwards, U,
+                    hs_.data() + k * hblock, h);
   }
   WriteRnnOutput(hs_.data(), batch, S, U, spec_.return_sequences, y);
+  if (spec_.zero_output_for_mask) {
+    ZeroSkippedOutputs(keep_, batch, S, U, spec_.go_backwards,
+                       spec_.return_sequences, y);
+  }
 }
 
 template <typename T>
@@ -103,12 +115,23 @@ void SimpleRnnLayer<T>::Backward(const Context& ctx, const T* params,
   T* dW = dparams;
   T* dR = dW + static_cast<int64_t>(D) * U;
   T* db = spec_.use_bias ? dR + static_cast<int64_t>(U) * U : nullptr;
+  if (keep_ != nullptr) Reserve(&pass_, hblock);
+  dy = MaskedOutputGrad(keep_, spec_.zero_output_for_mask, batch, S, U,
+                        spec_.go_backwards, spec_.return_sequences, dy,
+                        &dy_masked_);
+  const bool back = spec_.go_backwards;
   std::memset(dh_.data(), 0, sizeof(T) * hblock);
   for (int k = S - 1; k >= 0; --k) {
     T* da = da_.data() + k * hblock;
     AddOutputGrad(dy, batch, S, U, spec_.return_sequences, k, dh_.data(), da);
+    // A skipped step: δh goes to the previous step unchanged, δa = 0.
+    CopySkippedRows(keep_, batch, S, k, back, U, da, pass_.data());
     act_.backward(hs_.data() + (k + 1) * hblock, da, da, hblock);
-    if (k > 0) ctx.GemmPacked<T>(da, U, rt_packed_, dh_.data(), U);
+    ZeroSkippedRows(keep_, batch, S, k, back, U, U, da);
+    if (k > 0) {
+      ctx.GemmPacked<T>(da, U, rt_packed_, dh_.data(), U);
+      CopySkippedRows(keep_, batch, S, k, back, U, pass_.data(), dh_.data());
+    }
   }
   const int nrows = static_cast<int>(rows);
   ctx.Gemm<T>(true, false, D, U, nrows, xp_.data(), D, da_.data(), U, T(0), dW,

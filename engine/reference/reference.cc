@@ -13,8 +13,9 @@ struct Args {
   const RefWeights& w;
   const std::vector<double>& x;
   int batch;
-  const std::vector<double>* dy;  // null: forward only
-  const RefGateMasks* gm;         // null: no per-gate masks
+  const std::vector<double>* dy;     // null: forward only
+  const RefGateMasks* gm;            // null: no per-gate masks
+  const std::vector<uint8_t>* keep;  // null: no timestep mask
 };
 
 // Gate g's input mask (rows of width n) of sample b, or null.
@@ -66,17 +67,28 @@ void PrepareGrads(const Args& a, Outputs* o) {
 struct Seq {
   int T, D, U;
   bool backwards, ret_seq;
+  const std::vector<uint8_t>* keep;  // timestep mask (batch, T), or null
+  bool zero_output;                  // zero_output_for_mask
   // Input time index consumed at processing step k.
   int TimeOf(int k) const { return backwards ? T - 1 - k : k; }
+  // Whether sample b's step k is used; a skipped step keeps the states and
+  // outputs the previous output (zeros with zero_output).
+  bool Kept(int b, int k) const {
+    return keep == nullptr ||
+           (*keep)[static_cast<size_t>(b) * T + TimeOf(k)] != 0;
+  }
   const double* XAt(const std::vector<double>& x, int b, int k) const {
     return &x[(static_cast<size_t>(b) * T + TimeOf(k)) * D];
   }
   // Output gradient arriving at processing step k (0 when none).
   double DyAt(const std::vector<double>& dy, int b, int k, int u) const {
+    if (zero_output && !Kept(b, k)) return 0.0;  // the output is a constant
     if (ret_seq) return dy[(static_cast<size_t>(b) * T + k) * U + u];
     return k == T - 1 ? dy[static_cast<size_t>(b) * U + u] : 0.0;
   }
   void WriteOut(std::vector<double>* y, int b, int k, const double* h) const {
+    const std::vector<double> zeros(U, 0.0);
+    if (zero_output && !Kept(b, k)) h = zeros.data();
     if (ret_seq) {
       for (int u = 0; u < U; ++u)
         (*y)[(static_cast<size_t>(b) * T + k) * U + u] = h[u];
@@ -87,8 +99,13 @@ struct Seq {
 };
 
 Seq MakeSeq(const Args& a) {
-  return Seq{a.in.timesteps, a.in.dim, a.spec.units, a.spec.go_backwards,
-             a.spec.return_sequences};
+  return Seq{a.in.timesteps,
+             a.in.dim,
+             a.spec.units,
+             a.spec.go_backwards,
+             a.spec.return_sequences,
+             a.keep,
+             a.spec.zero_output_for_mask};
 }
 
 // Row vector times matrix: out[j] = Σ_i v[i]·M[i·ld + col0 + j], j < n.
@@ -165,6 +182,10 @@ void RunLstm(const Args& a, Outputs* o) {
         c[k + 1][u] = f * c[k][u] + i * g;
         h[k + 1][u] = og * RefActivation(act, c[k + 1][u]);
       }
+      if (!s.Kept(b, k)) {
+        h[k + 1] = h[k];
+        c[k + 1] = c[k];
+      }
       s.WriteOut(&o->y, b, k, h[k + 1].data());
     }
     for (int u = 0; u < U; ++u) {
@@ -174,6 +195,10 @@ void RunLstm(const Args& a, Outputs* o) {
     if (a.dy == nullptr) continue;
     std::vector<double> dh(U, 0.0), dc(U, 0.0), dA(G);
     for (int k = T - 1; k >= 0; --k) {
+      if (!s.Kept(b, k)) {  // h_k = h_{k-1}, c_k = c_{k-1}: pass δ through
+        for (int u = 0; u < U; ++u) dh[u] += s.DyAt(*a.dy, b, k, u);
+        continue;
+      }
       for (int u = 0; u < U; ++u) {
         const double dht = dh[u] + s.DyAt(*a.dy, b, k, u);
         const double i = gate[k][u], f = gate[k][U + u], g = gate[k][2 * U + u],
@@ -277,6 +302,7 @@ void RunGru(const Args& a, Outputs* o) {
         const double z = zrn[k][u];
         h[k + 1][u] = z * hp[u] + (1.0 - z) * n;
       }
+      if (!s.Kept(b, k)) h[k + 1] = h[k];
       s.WriteOut(&o->y, b, k, h[k + 1].data());
     }
     for (int u = 0; u < U; ++u)
@@ -284,6 +310,10 @@ void RunGru(const Args& a, Outputs* o) {
     if (a.dy == nullptr) continue;
     std::vector<double> dh(U, 0.0), dX(G), dHm(G), dq(U), dzr(U);
     for (int k = T - 1; k >= 0; --k) {
+      if (!s.Kept(b, k)) {  // h_k = h_{k-1}: pass δh through
+        for (int u = 0; u < U; ++u) dh[u] += s.DyAt(*a.dy, b, k, u);
+        continue;
+      }
       const double* hp = h[k].data();
       std::vector<double> dht(U);
       for (int u = 0; u < U; ++u) {
@@ -388,6 +418,7 @@ void RunSimpleRnn(const Args& a, Outputs* o) {
         pre[k][u] = (zx[u] + (bias ? bias[u] : 0.0)) + zh[u];
         h[k + 1][u] = RefActivation(act, pre[k][u]);
       }
+      if (!s.Kept(b, k)) h[k + 1] = h[k];
       s.WriteOut(&o->y, b, k, h[k + 1].data());
     }
     for (int u = 0; u < U; ++u)
@@ -395,6 +426,10 @@ void RunSimpleRnn(const Args& a, Outputs* o) {
     if (a.dy == nullptr) continue;
     std::vector<double> dh(U, 0.0), da(U);
     for (int k = T - 1; k >= 0; --k) {
+      if (!s.Kept(b, k)) {  // h_k = h_{k-1}: pass δh through
+        for (int u = 0; u < U; ++u) dh[u] += s.DyAt(*a.dy, b, k, u);
+        continue;
+      }
       for (int u = 0; u < U; ++u)
         da[u] = (dh[u] + s.DyAt(*a.dy, b, k, u)) *
                 RefActivationDerivative(act, pre[k][u]);
@@ -615,16 +650,17 @@ std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
                               int batch, std::vector<double>* yf_out,
                               std::vector<double>* yb_out,
                               std::vector<std::vector<double>>* states,
-                              const RefGateMasks* gate_masks) {
+                              const RefGateMasks* gate_masks,
+                              const std::vector<uint8_t>* keep) {
   const BiParts p = SplitBidirectional(spec, in, w);
   const BiMasks m = SplitMasks(gate_masks);
   const int U = spec.units;
   std::vector<std::vector<double>> sf, sb;
   const std::vector<double> yf =
-      RefForward(p.fwd, in, p.wf, x, batch, &sf, m.Of(false));
+      RefForward(p.fwd, in, p.wf, x, batch, &sf, m.Of(false), keep);
   const std::vector<double> yb =
-      FlipTime(RefForward(p.bwd, in, p.wb, x, batch, &sb, m.Of(true)), batch,
-               p.steps, U);
+      FlipTime(RefForward(p.bwd, in, p.wb, x, batch, &sb, m.Of(true), keep),
+               batch, p.steps, U);
   if (states != nullptr) {
     *states = sf;
     states->insert(states->end(), sb.begin(), sb.end());
@@ -663,12 +699,13 @@ std::vector<double> BiForward(const LayerSpec& spec, const ActivationShape& in,
 RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
                          const RefWeights& w, const std::vector<double>& x,
                          int batch, const std::vector<double>& dy,
-                         const RefGateMasks* gate_masks) {
+                         const RefGateMasks* gate_masks,
+                         const std::vector<uint8_t>* keep) {
   const BiParts p = SplitBidirectional(spec, in, w);
   const BiMasks m = SplitMasks(gate_masks);
   const int U = spec.units;
   std::vector<double> yf, yb;
-  BiForward(spec, in, w, x, batch, &yf, &yb, nullptr, gate_masks);
+  BiForward(spec, in, w, x, batch, &yf, &yb, nullptr, gate_masks, keep);
   std::vector<double> df(yf.size()), db(yf.size());
   for (size_t r = 0; r < yf.size() / U; ++r)
     for (int u = 0; u < U; ++u) {
@@ -691,9 +728,11 @@ RefLayerGrads BiBackward(const LayerSpec& spec, const ActivationShape& in,
           break;
       }
     }
-  RefLayerGrads g = RefBackward(p.fwd, in, p.wf, x, batch, df, m.Of(false));
-  const RefLayerGrads gb = RefBackward(
-      p.bwd, in, p.wb, x, batch, FlipTime(db, batch, p.steps, U), m.Of(true));
+  RefLayerGrads g =
+      RefBackward(p.fwd, in, p.wf, x, batch, df, m.Of(false), keep);
+  const RefLayerGrads gb =
+      RefBackward(p.bwd, in, p.wb, x, batch, FlipTime(db, batch, p.steps, U),
+                  m.Of(true), keep);
   g.dweights.insert(g.dweights.end(), gb.dweights.begin(), gb.dweights.end());
   for (size_t i = 0; i < g.dx.size(); ++i) g.dx[i] += gb.dx[i];
   return g;
@@ -705,11 +744,12 @@ std::vector<double> RefForward(const LayerSpec& spec, const ActivationShape& in,
                                const RefWeights& weights,
                                const std::vector<double>& x, int batch,
                                std::vector<std::vector<double>>* final_states,
-                               const RefGateMasks* gate_masks) {
+                               const RefGateMasks* gate_masks,
+                               const std::vector<uint8_t>* keep) {
   if (spec.bidirectional)
     return BiForward(spec, in, weights, x, batch, nullptr, nullptr,
-                     final_states, gate_masks);
-  Outputs o = Run(Args{spec, in, weights, x, batch, nullptr, gate_masks});
+                     final_states, gate_masks, keep);
+  Outputs o = Run(Args{spec, in, weights, x, batch, nullptr, gate_masks, keep});
   if (final_states != nullptr) *final_states = std::move(o.states);
   return o.y;
 }
@@ -718,10 +758,20 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const RefWeights& weights,
                           const std::vector<double>& x, int batch,
                           const std::vector<double>& dy,
-                          const RefGateMasks* gate_masks) {
+                          const RefGateMasks* gate_masks,
+                          const std::vector<uint8_t>* keep) {
   if (spec.bidirectional)
-    return BiBackward(spec, in, weights, x, batch, dy, gate_masks);
-  return Run(Args{spec, in, weights, x, batch, &dy, gate_masks}).grads;
+    return BiBackward(spec, in, weights, x, batch, dy, gate_masks, keep);
+  return Run(Args{spec, in, weights, x, batch, &dy, gate_masks, keep}).grads;
+}
+
+std::vector<uint8_t> RefMaskingKeep(const std::vector<double>& x, int batch,
+                                    int steps, int dim, double mask_value) {
+  std::vector<uint8_t> keep(static_cast<size_t>(batch) * steps, 0);
+  for (size_t r = 0; r < keep.size(); ++r)
+    for (int d = 0; d < dim; ++d)
+      if (x[r * dim + d] != mask_value) keep[r] = 1;
+  return keep;
 }
 
 namespace {
@@ -757,6 +807,21 @@ const RefGateMasks* GateMasksOf(const std::vector<RefGateMasks>* masks,
              : &m;
 }
 
+// Masking's output: steps the mask skips become zeros (no-op without one).
+void RefZeroSkipped(const std::vector<uint8_t>* keep, int dim,
+                    std::vector<double>* a) {
+  if (keep == nullptr) return;
+  for (size_t r = 0; r < keep->size(); ++r)
+    if ((*keep)[r] == 0)
+      for (int d = 0; d < dim; ++d) (*a)[r * dim + d] = 0.0;
+}
+
+// The mask reaches a layer while the activations are sequences.
+const std::vector<uint8_t>* KeepFor(const std::vector<uint8_t>* keep,
+                                    const ActivationShape& shape) {
+  return shape.sequence ? keep : nullptr;
+}
+
 }  // namespace
 
 std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
@@ -764,13 +829,15 @@ std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
                                     const std::vector<RefWeights>& weights,
                                     const std::vector<double>& x, int batch,
                                     const RefMasks* masks,
-                                    const std::vector<RefGateMasks>* gates) {
+                                    const std::vector<RefGateMasks>* gates,
+                                    const std::vector<uint8_t>* keep) {
   std::vector<double> act = x;
   ActivationShape shape = in;
+  RefZeroSkipped(keep, in.dim, &act);
   for (size_t i = 0; i < layers.size(); ++i) {
     RefApplyMask(shape, batch, MaskOf(masks, i), &act);
     act = RefForward(layers[i], shape, weights[i], act, batch, nullptr,
-                     GateMasksOf(gates, i));
+                     GateMasksOf(gates, i), KeepFor(keep, shape));
     shape = RefOutputShape(layers[i], shape);
   }
   return act;
@@ -780,14 +847,16 @@ std::vector<RefLayerGrads> RefModelBackward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
     int batch, const std::vector<double>& dy, const RefMasks* masks,
-    const std::vector<RefGateMasks>* gates) {
+    const std::vector<RefGateMasks>* gates, const std::vector<uint8_t>* keep) {
   // inputs[i]: what layer i sees, after its mask.
   std::vector<std::vector<double>> inputs = {x};
   std::vector<ActivationShape> shapes = {in};
+  RefZeroSkipped(keep, in.dim, &inputs[0]);
   RefApplyMask(in, batch, MaskOf(masks, 0), &inputs[0]);
   for (size_t i = 0; i + 1 < layers.size(); ++i) {
     inputs.push_back(RefForward(layers[i], shapes[i], weights[i], inputs[i],
-                                batch, nullptr, GateMasksOf(gates, i)));
+                                batch, nullptr, GateMasksOf(gates, i),
+                                KeepFor(keep, shapes[i])));
     shapes.push_back(RefOutputShape(layers[i], shapes[i]));
     RefApplyMask(shapes[i + 1], batch, MaskOf(masks, i + 1), &inputs[i + 1]);
   }
@@ -795,7 +864,7 @@ std::vector<RefLayerGrads> RefModelBackward(
   std::vector<double> g = dy;
   for (size_t i = layers.size(); i-- > 0;) {
     grads[i] = RefBackward(layers[i], shapes[i], weights[i], inputs[i], batch,
-                           g, GateMasksOf(gates, i));
+                           g, GateMasksOf(gates, i), KeepFor(keep, shapes[i]));
     // d(x·m)/dx = m: the gradient w.r.t. the unmasked input.
     RefApplyMask(shapes[i], batch, MaskOf(masks, i), &grads[i].dx);
     g = grads[i].dx;

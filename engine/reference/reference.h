@@ -22,6 +22,10 @@
 //  - go_backwards: the time axis of x is consumed from T-1 down to 0 and a
 //    returned sequence is in processing order (§1.7).
 //  - initial states are zero; final states get no gradient.
+//  - keep, when given, is Keras' timestep mask (batch, T) in time order
+//    (0 = the step is skipped): an RNN keeps its states at a skipped step
+//    and outputs the previous output there (zeros when the spec's
+//    zero_output_for_mask is set), so δ passes through it unchanged.
 // Preconditions (not checked; the oracle trusts its caller): the spec is one
 // MakeLayer accepts for `in`, weights have RefWeightShapes' sizes, x has
 // batch·in.per_sample() values, dy has batch·output per_sample() values.
@@ -70,7 +74,8 @@ std::vector<double> RefForward(
     const LayerSpec& spec, const ActivationShape& in, const RefWeights& weights,
     const std::vector<double>& x, int batch,
     std::vector<std::vector<double>>* final_states = nullptr,
-    const RefGateMasks* gate_masks = nullptr);
+    const RefGateMasks* gate_masks = nullptr,
+    const std::vector<uint8_t>* keep = nullptr);
 
 // Gradients of L = Σ dy ⊙ y(x, weights), i.e. back-propagation of the output
 // gradient dy through the layer (full BPTT over all timesteps).
@@ -82,7 +87,13 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
                           const RefWeights& weights,
                           const std::vector<double>& x, int batch,
                           const std::vector<double>& dy,
-                          const RefGateMasks* gate_masks = nullptr);
+                          const RefGateMasks* gate_masks = nullptr,
+                          const std::vector<uint8_t>* keep = nullptr);
+
+// keras.layers.Masking(mask_value)'s mask of x (batch, steps, dim): 1 where
+// any feature of the step differs from mask_value.
+std::vector<uint8_t> RefMaskingKeep(const std::vector<double>& x, int batch,
+                                    int steps, int dim, double mask_value);
 
 // Input dropout masks of a stack: masks[i] is empty when layer i does not
 // drop, else (batch, input dim of layer i) row-major; layer i then sees
@@ -91,12 +102,15 @@ using RefMasks = std::vector<std::vector<double>>;
 
 // A stack of layers, layer i feeding layer i+1 (the model's input shape is
 // `in`). weights[i] are layer i's weights; gates[i], when given and not
-// empty, layer i's per-gate masks.
+// empty, layer i's per-gate masks. keep: a Masking layer in front (its
+// mask, from RefMaskingKeep): the input's skipped steps become zeros and
+// every layer whose input is a sequence gets the mask.
 std::vector<double> RefModelForward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
     int batch, const RefMasks* masks = nullptr,
-    const std::vector<RefGateMasks>* gates = nullptr);
+    const std::vector<RefGateMasks>* gates = nullptr,
+    const std::vector<uint8_t>* keep = nullptr);
 // Back-propagates dy (the gradient w.r.t. the last layer's output) through
 // the whole stack: element i holds layer i's weight gradients and the
 // gradient w.r.t. layer i's input (element 0's dx is d/d(model input)).
@@ -104,7 +118,8 @@ std::vector<RefLayerGrads> RefModelBackward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,
     int batch, const std::vector<double>& dy, const RefMasks* masks = nullptr,
-    const std::vector<RefGateMasks>* gates = nullptr);
+    const std::vector<RefGateMasks>* gates = nullptr,
+    const std::vector<uint8_t>* keep = nullptr);
 
 // The activation and its derivative at pre-activation x, in double.
 double RefActivation(Activation a, double x);

@@ -57,6 +57,8 @@ constexpr uint64_t kShuffle = 1;
 constexpr uint64_t kTrainData = 2;
 constexpr uint64_t kEvalData = 3;
 constexpr uint64_t kPerturb = 4;
+constexpr uint64_t kTrainPadding = 5;  // data.synthetic.pad_tail_max
+constexpr uint64_t kEvalPadding = 6;
 // Initializer of weight `weight` (Layer::weights() index) of layer `layer`.
 constexpr uint64_t Init(int layer, int weight) {
   return 1000 + 16 * static_cast<uint64_t>(layer) +

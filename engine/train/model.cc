@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "engine/layers/timestep_mask.h"
 
 namespace driftscope {
 
@@ -19,6 +20,15 @@ absl::StatusOr<std::unique_ptr<Model<T>>> Model<T>::Create(
   }
   std::unique_ptr<Model<T>> m(new Model<T>());
   m->max_batch_ = max_batch;
+  m->spec_ = spec;
+  if (ModelHasTimestepMask(spec)) {
+    m->keep_.assign(static_cast<size_t>(max_batch) * spec.timesteps, 0);
+    if (spec.mask_value.has_value()) {
+      m->masked_x_.assign(
+          static_cast<size_t>(max_batch) * spec.timesteps * spec.features,
+          T(0));
+    }
+  }
   ActivationShape in{true, spec.timesteps, spec.features};
   int64_t offset = 0;
   int64_t max_grad = 0;
@@ -85,7 +95,20 @@ const T* Model<T>::Forward(const Context& ctx, const T* x, int batch,
   last_dropout_ = dropout;
   last_batch_ = batch;
   const T* in = x;
+  const uint8_t* keep = nullptr;
+  if (!keep_.empty()) {
+    keep = keep_.data();
+    ComputeTimestepMask(spec_, x, batch, keep_.data());
+    if (!masked_x_.empty()) {  // the Masking layer's own output
+      ApplyMasking(x, keep, batch, spec_.timesteps, spec_.features,
+                   masked_x_.data());
+      in = masked_x_.data();
+    }
+  }
   for (size_t i = 0; i < layers_.size(); ++i) {
+    // Keras passes the mask on while the activations stay sequences (Dense
+    // keeps it; an RNN without return_sequences ends it).
+    layers_[i]->SetTimestepMask(inputs_[i].sequence ? keep : nullptr);
     const T* mask =
         dropout != nullptr ? dropout->mask(static_cast<int>(i)) : nullptr;
     layers_[i]->SetGateMasks(dropout != nullptr

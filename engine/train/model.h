@@ -70,6 +70,12 @@ class Model {
   // Back-propagates dy (gradient w.r.t. the last Forward's output) and
   // overwrites grads() with the parameter gradients.
   void Backward(const Context& ctx, const T* dy);
+  // The last Forward's timestep mask as it reaches the output ((batch, T),
+  // layer.h's layout), for the loss to average over the kept steps; null
+  // when the model has no mask or its output is not a sequence.
+  const uint8_t* output_mask() const {
+    return !keep_.empty() && output_shape().sequence ? keep_.data() : nullptr;
+  }
 
  private:
   Model() = default;
@@ -83,6 +89,11 @@ class Model {
   // only; a Bidirectional layer masks its copies' inputs itself).
   std::vector<std::vector<T>> dropped_;
   std::vector<ActivationShape> inputs_;  // input shape of each layer
+  // With a timestep mask (engine/layers/timestep_mask.h): the spec that
+  // makes it, the mask of the last Forward, and the Masking layer's output.
+  ModelSpec spec_;
+  std::vector<uint8_t> keep_;
+  std::vector<T> masked_x_;
   const DropoutMasks<T>* last_dropout_ = nullptr;
   int last_batch_ = 0;
   std::vector<T> dbuf_[2];  // ping-pong input gradients

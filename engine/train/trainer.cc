@@ -144,10 +144,11 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
       const T* pred =
           model.Forward(ctx, xb.data(), b, dropout.any() ? &dropout : nullptr);
       const int64_t rows = sequence ? int64_t{b} * spec.model.timesteps : b;
-      losses[step] =
-          LossForward<T>(spec.loss, pred, yb.data(), rows, units, outputs);
+      const uint8_t* keep = model.output_mask();
+      losses[step] = LossForward<T>(spec.loss, pred, yb.data(), rows, units,
+                                    outputs, keep);
       LossBackward<T>(spec.loss, pred, yb.data(), rows, units, dout.data(),
-                      outputs);
+                      outputs, keep);
       if (loss_scale != 1.0) {
         const T scale = static_cast<T>(loss_scale);
         for (int64_t i = 0; i < rows * units; ++i) dout[i] *= scale;

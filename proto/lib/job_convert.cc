@@ -232,6 +232,10 @@ absl::StatusOr<LayerSpec> ParseLayer(const std::string& path,
       }
       break;
     }
+    case v1::Layer::kMasking:
+      return Invalid(path + ".masking",
+                     "Masking is supported only as the model's first layer "
+                     "(layers[0]), once");
     case v1::Layer::KIND_NOT_SET:
       return Invalid(path,
                      "exactly one of lstm, gru, simple_rnn, dense, "
@@ -313,6 +317,7 @@ absl::Status ParseData(const v1::Data& p, DataSpec* d,
       if (s.has_eval_samples()) d->eval_samples = s.eval_samples();
       if (s.has_noise()) d->noise = s.noise();
       if (s.has_delay()) d->delay = s.delay();
+      d->pad_tail_max = s.pad_tail_max();
       return absl::OkStatus();
     }
     case v1::Data::kSupplied: {
@@ -451,6 +456,15 @@ absl::StatusOr<JobSpec> JobSpecFromProto(const v1::JobSpec& proto,
     return Invalid("model.layers", "at least one layer is required");
   }
   for (int i = 0; i < model.layers_size(); ++i) {
+    if (i == 0 && model.layers(0).has_masking()) {
+      // keras.layers.Masking: the model's mask_value, not an engine layer.
+      spec.model.mask_value = model.layers(0).masking().mask_value();
+      if (model.layers_size() == 1) {
+        return Invalid("model.layers",
+                       "at least one layer is required after masking");
+      }
+      continue;
+    }
     absl::StatusOr<LayerSpec> layer =
         ParseLayer(absl::StrCat("model.layers[", i, "]"), model.layers(i));
     if (!layer.ok()) return layer.status();
@@ -493,6 +507,10 @@ v1::JobSpec JobSpecToProto(const JobSpec& spec) {
   v1::Model* model = p.mutable_model();
   model->mutable_input()->set_timesteps(spec.model.timesteps);
   model->mutable_input()->set_features(spec.model.features);
+  if (spec.model.mask_value.has_value()) {
+    model->add_layers()->mutable_masking()->set_mask_value(
+        *spec.model.mask_value);
+  }
   for (const LayerSpec& l : spec.model.layers) {
     LayerToProto(l, model->add_layers());
   }
@@ -549,6 +567,7 @@ v1::JobSpec JobSpecToProto(const JobSpec& spec) {
   data->set_eval_samples(spec.data.eval_samples);
   data->set_noise(spec.data.noise);
   data->set_delay(spec.data.delay);
+  data->set_pad_tail_max(spec.data.pad_tail_max);
 
   v1::Training* t = p.mutable_training();
   t->set_epochs(spec.training.epochs);

@@ -230,5 +230,20 @@ TEST(JobMemoryTest, AvailableMemoryIsThisMachinesOrItsCgroups) {
                        sysconf(_SC_PAGE_SIZE));
 }
 
+// A masked model needs more: the mask, Masking's output, and the RNN
+// layers' skipped-step buffers.
+TEST(JobMemoryTest, MaskingCountsTheMaskBuffers) {
+  JobSpec spec = DefaultJobSpec();
+  const Profile profile = *Profile::Parse("fp32");
+  const JobMemory plain = EstimateJobMemory(spec, profile, 1024, 128);
+  spec.model.mask_value = 0.0;
+  const JobMemory masked = EstimateJobMemory(spec, profile, 1024, 128);
+  // Two LSTM layers (64, 32 units) on 10 steps, batch 32, in float32: at
+  // least their passed-on δh and zeroed dy, Masking's input copy, the mask.
+  const int64_t least = 4 * 32 * ((64 + 32) * 11 + 10) + 32 * 10;
+  EXPECT_GE(masked.activations - plain.activations, least);
+  EXPECT_EQ(masked.data, plain.data);
+}
+
 }  // namespace
 }  // namespace driftscope
