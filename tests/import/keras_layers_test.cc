@@ -130,7 +130,7 @@ TEST(KerasLayers, OptionsThatChangeTheComputationAreRefusedByName) {
 }
 
 TEST(KerasLayers, LayersTheEngineIsGainingAreRefusedAsNotSupportedYet) {
-  for (const char* cls : {"Masking", "Embedding"}) {
+  for (const char* cls : {"Masking"}) {
     KerasLayer l{cls, "x",
                  KerasConfig({}, absl::StrCat("layer 'x' (", cls, ")"))};
     absl::StatusOr<LayerSpec> s = MapKerasLayer(l);
