@@ -151,6 +151,34 @@ absl::StatusOr<NdArray> ReadDataTensor(const std::string& flag,
   return a;
 }
 
+// The token ids of a model that starts with an Embedding: an int32, int64
+// (or integer-valued float) .npy of shape (N, T) or (N, T, 1), every value
+// in [0, input_dim); returned as (N, T, 1) float64, the engine's input.
+absl::StatusOr<NdArray> ReadTokenIds(const std::string& flag,
+                                     const std::string& path,
+                                     const ModelSpec& m) {
+  absl::StatusOr<NdArray> a = ReadNpyIntegers(path);
+  if (!a.ok()) {
+    return absl::Status(a.status().code(),
+                        absl::StrCat(flag, ": ", a.status().message()));
+  }
+  const std::vector<int64_t>& shape = a->shape();
+  if ((shape.size() != 2 && !(shape.size() == 3 && shape[2] == 1)) ||
+      shape[0] < 1 || shape[1] != m.timesteps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", path, ": shape ", a->ShapeString(), " does not match (N, ",
+        m.timesteps, ") token ids (model.input.timesteps ", m.timesteps,
+        "; model.layers[0] is an embedding)"));
+  }
+  NdArray ids(DType::kFloat64, {shape[0], shape[1], 1});
+  for (int64_t i = 0; i < ids.size(); ++i) ids.data<double>()[i] = a->at(i);
+  if (absl::Status s = CheckTokenIds(absl::StrCat(flag, " ", path), ids, m);
+      !s.ok()) {
+    return s;
+  }
+  return ids;
+}
+
 absl::Status LoadData(const TrainOptions& o, const SuppliedDataPaths& from_spec,
                       PreparedRun* run) {
   // Flags override the spec's data.supplied; x and y always come together.
@@ -183,8 +211,12 @@ absl::Status LoadData(const TrainOptions& o, const SuppliedDataPaths& from_spec,
   const std::string input_text = absl::StrCat(
       "(N, ", m.timesteps, ", ", m.features, ") from model.input (timesteps ",
       m.timesteps, ", features ", m.features, ")");
+  const bool tokens =
+      !m.layers.empty() && m.layers.front().kind == LayerKind::kEmbedding;
   absl::StatusOr<NdArray> xa =
-      ReadDataTensor(x_flag, x, {m.timesteps, m.features}, input_text, -1);
+      tokens ? ReadTokenIds(x_flag, x, m)
+             : ReadDataTensor(x_flag, x, {m.timesteps, m.features}, input_text,
+                              -1);
   if (!xa.ok()) return xa.status();
   const int64_t n = xa->shape()[0];
   const int units = ModelOutputUnits(m);
@@ -201,8 +233,10 @@ absl::Status LoadData(const TrainOptions& o, const SuppliedDataPaths& from_spec,
   run->options.y = *std::move(ya);
   std::vector<std::pair<std::string, std::string>> files = {{"x", x}, {"y", y}};
   if (!eval_x.empty()) {
-    absl::StatusOr<NdArray> ea = ReadDataTensor(
-        eval_flag, eval_x, {m.timesteps, m.features}, input_text, -1);
+    absl::StatusOr<NdArray> ea =
+        tokens ? ReadTokenIds(eval_flag, eval_x, m)
+               : ReadDataTensor(eval_flag, eval_x, {m.timesteps, m.features},
+                                input_text, -1);
     if (!ea.ok()) return ea.status();
     run->options.eval_x = *std::move(ea);
     files.emplace_back("eval_x", eval_x);

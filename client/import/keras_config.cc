@@ -87,7 +87,9 @@ absl::StatusOr<std::vector<std::string>> InboundLayers(
   return inbound;
 }
 
-// [null, T, F] from an input layer's batch_shape / batch_input_shape.
+// [null, T, F] from an input layer's batch_shape / batch_input_shape;
+// [null, T] (token ids, for a model that starts with an Embedding) is
+// F = 1.
 absl::Status ReadInputShape(const Struct& config, const std::string& where,
                             KerasModel* model, bool* found) {
   const Value* shape = Field(config, "batch_shape");
@@ -95,6 +97,19 @@ absl::Status ReadInputShape(const Struct& config, const std::string& where,
   if (shape == nullptr) shape = Field(config, "build_input_shape");
   *found = shape != nullptr;
   if (shape == nullptr) return absl::OkStatus();
+  if (shape->has_list_value() && shape->list_value().values_size() == 2) {
+    const Value& t = shape->list_value().values(1);
+    if (!t.has_number_value() || t.number_value() < 1) {
+      return ModelError(absl::StrCat(
+          where,
+          ": the input's timesteps is not fixed; build the model with "
+          "keras.Input((timesteps,)) (driftscope needs a fixed sequence "
+          "length)"));
+    }
+    model->timesteps = static_cast<int>(t.number_value());
+    model->features = 1;
+    return absl::OkStatus();
+  }
   if (!shape->has_list_value() || shape->list_value().values_size() != 3) {
     return ModelError(
         absl::StrCat(where,

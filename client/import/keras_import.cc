@@ -381,10 +381,26 @@ absl::StatusOr<ImportedModel> ImportKerasFile(const KerasFile& file,
   for (const KerasLayer& l : keras->layers) {
     absl::StatusOr<LayerSpec> layer = MapKerasLayer(l);
     if (!layer.ok()) return Prefixed(source, layer.status());
+    // Keras 2's Embedding(input_length=...) states the sequence length.
+    if (const google::protobuf::Value* len = l.config.Get("input_length");
+        layer->kind == LayerKind::kEmbedding && len != nullptr &&
+        len->has_number_value() && len->number_value() != keras->timesteps) {
+      return Prefixed(
+          source, l.config.Error("input_length",
+                                 absl::StrCat("is ", len->number_value(),
+                                              " but the model's input has ",
+                                              keras->timesteps, " timesteps")));
+    }
     out.spec.model.layers.push_back(*std::move(layer));
   }
   if (absl::Status s = CheckTwoOutputs(*keras, out.spec.model); !s.ok()) {
     return Prefixed(source, s);
+  }
+  // A model of token ids trains on the token generator unless data are
+  // supplied.
+  if (!out.spec.model.layers.empty() &&
+      out.spec.model.layers.front().kind == LayerKind::kEmbedding) {
+    out.spec.data.generator = DataSpec::Generator::kTokens;
   }
   if (keras->compile.has_value()) {
     if (absl::Status s = MapCompile(*keras->compile, &out.spec); !s.ok()) {

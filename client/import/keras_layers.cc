@@ -225,8 +225,7 @@ absl::StatusOr<LayerSpec> MapDense(const KerasLayer& l) {
 }
 
 // Layers the engine is gaining; each becomes a mapper like the ones above
-// once the spec has it ({"masking": {"mask_value": ...}}, {"embedding":
-// {"input_dim", "output_dim", "mask_zero"}}).
+// once the spec has it ({"masking": {"mask_value": ...}}).
 
 // The LSTM, GRU or SimpleRNN config `key` of a Bidirectional, mapped as a
 // layer of its own; its messages name the wrapper and the wrapped layer.
@@ -341,8 +340,64 @@ absl::StatusOr<LayerSpec> MapMasking(const KerasLayer& l) {
                 "Masking is supported only as the model's first layer, "
                 "once");
 }
+// keras.layers.Embedding(input_dim, output_dim, embeddings_initializer,
+// mask_zero). The spec checks that it is the first layer.
 absl::StatusOr<LayerSpec> MapEmbedding(const KerasLayer& l) {
-  return Refuse(l, "Embedding is not supported yet");
+  for (const char* key : {"embeddings_regularizer", "activity_regularizer",
+                          "embeddings_constraint"}) {
+    if (l.config.Has(key)) {
+      return l.config.Error(key, "is not supported (it must be None)");
+    }
+  }
+  absl::StatusOr<bool> b = l.config.Bool("trainable", true);
+  if (!b.ok()) return b.status();
+  if (!*b) {
+    return Refuse(l,
+                  "trainable=False is not supported (driftscope trains every "
+                  "weight)");
+  }
+  if (!(b = l.config.Bool("sparse", false)).ok()) return b.status();
+  if (*b) {
+    return Refuse(l,
+                  "sparse=True is not supported (driftscope's embedding "
+                  "outputs dense rows)");
+  }
+  for (const char* key : {"lora_rank", "quantization_config"}) {
+    if (l.config.Has(key)) {
+      return l.config.Error(key, "is not supported (it must be None)");
+    }
+  }
+  absl::StatusOr<int> input_dim = l.config.Int("input_dim", 0);
+  if (!input_dim.ok()) return input_dim.status();
+  absl::StatusOr<int> output_dim = l.config.Int("output_dim", 0);
+  if (!output_dim.ok()) return output_dim.status();
+  // Keras requires both (positive integers).
+  if (*input_dim < 1) {
+    return l.config.Error("input_dim", "must be given and at least 1");
+  }
+  if (*output_dim < 1) {
+    return l.config.Error("output_dim", "must be given and at least 1");
+  }
+  LayerSpec s = EmbeddingLayerSpec(*input_dim, *output_dim);
+  if (!(b = l.config.Bool("mask_zero", false)).ok()) return b.status();
+  s.mask_zero = *b;
+  if (s.mask_zero) {
+    // Until masks flow between layers (ValidateJobSpec refuses it too).
+    return Refuse(l,
+                  "mask_zero=True is not supported yet (masks do not flow "
+                  "between layers yet)");
+  }
+  // Keras' default "uniform" is RandomUniform(-0.05, 0.05), which
+  // EmbeddingLayerSpec already holds.
+  const google::protobuf::Value* v = l.config.Get("embeddings_initializer");
+  if (v != nullptr &&
+      !(v->has_string_value() && v->string_value() == "uniform")) {
+    absl::StatusOr<InitializerSpec> init = MapInitializer(
+        l, "embeddings_initializer", InitializerSpec::Kind::kRandomUniform);
+    if (!init.ok()) return init.status();
+    s.kernel_initializer = *init;
+  }
+  return s;
 }
 absl::StatusOr<LayerSpec> MapDropoutLayer(const KerasLayer& l) {
   return Refuse(l,
@@ -361,7 +416,7 @@ constexpr struct {
     {"Dense", MapDense, true},
     {"Bidirectional", MapBidirectional, true},
     {"Masking", MapMasking, true},
-    {"Embedding", MapEmbedding, false},
+    {"Embedding", MapEmbedding, true},
     {"Dropout", MapDropoutLayer, false},
 };
 

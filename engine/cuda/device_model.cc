@@ -84,6 +84,7 @@ std::unique_ptr<DeviceLayer> NewDeviceLayer(dev::DeviceOps* ops,
     case LayerKind::kSimpleRnn:
       return NewDeviceSimpleRnn(ops, spec, in, tf32);
     case LayerKind::kDense:
+    case LayerKind::kEmbedding:  // refused before (CheckDeviceSupports)
       break;
   }
   return NewDeviceDense(ops, spec, in, tf32);

@@ -90,6 +90,12 @@ absl::Status CheckDeviceSupports(const JobSpec& spec, const Profile& profile) {
   }
   for (size_t i = 0; i < spec.model.layers.size(); ++i) {
     const LayerSpec& l = spec.model.layers[i];
+    if (l.kind == LayerKind::kEmbedding) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.layers[", i, "].embedding: the GPU path (", profile.ToString(),
+          ") does not support Embedding layers yet; run this job on a CPU "
+          "profile (fp32, ref64, ...)"));
+    }
     if (l.bidirectional) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model.layers[", i, "].bidirectional: the GPU path (",

@@ -128,6 +128,35 @@ void GenerateDelayedCopy(const Shape& s, int delay, PhiloxStream& rng, float* x,
   }
 }
 
+// Token ids uniform in [0, vocab): the high 32 bits of word·vocab, exact
+// integer arithmetic. The id is stored as a float32 value (exact below 2^24,
+// which ValidateJobSpec guarantees for input_dim).
+void GenerateTokens(const Shape& s, int64_t vocab, PhiloxStream& rng, float* x,
+                    float* y) {
+  std::vector<double> level(static_cast<size_t>(s.t));
+  for (int64_t n = 0; n < s.n; ++n) {
+    float* xn = x + n * s.t;
+    for (int t = 0; t < s.t; ++t) {
+      const int64_t id = static_cast<int64_t>(
+          (uint64_t{rng.NextUint32()} * static_cast<uint64_t>(vocab)) >> 32);
+      xn[t] = static_cast<float>(id);
+      level[t] = vocab > 1 ? 2.0 * static_cast<double>(id) /
+                                     static_cast<double>(vocab - 1) -
+                                 1.0
+                           : 0.0;
+    }
+    for (int t = 0; t < s.t; ++t) {
+      for (int u = 0; u < s.u; ++u) {
+        const int w = 1 + u % 4;
+        const int first = std::max(0, t - w + 1);
+        double sum = 0;
+        for (int j = first; j <= t; ++j) sum += level[j];
+        PutTarget(s, y, n, t, u, sum / (t - first + 1));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 double SinTurns(double turns) {
@@ -171,6 +200,20 @@ absl::StatusOr<Dataset> GenerateDataset(const JobSpec& spec, DataSplit split) {
         m.timesteps, ", features ", m.features, ", ", m.layers.size(),
         " layers"));
   }
+  const bool embedding = m.layers.front().kind == LayerKind::kEmbedding;
+  if (embedding != (spec.data.generator == DataSpec::Generator::kTokens)) {
+    return absl::InvalidArgumentError(
+        embedding ? "data.synthetic.generator must be TOKENS when "
+                    "model.layers[0] is an embedding (its input is token ids)"
+                  : "data.synthetic.generator TOKENS needs an embedding as "
+                    "model.layers[0]");
+  }
+  if (embedding && (m.features != 1 || m.layers.front().input_dim < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data: a TOKENS model needs features 1 and input_dim >= 1, got "
+        "features ",
+        m.features, ", input_dim ", m.layers.front().input_dim));
+  }
   const Shape s{samples, m.timesteps, m.features, ModelOutputUnits(m),
                 ModelOutputIsSequence(m)};
   Dataset data;
@@ -201,6 +244,9 @@ absl::StatusOr<Dataset> GenerateDataset(const JobSpec& spec, DataSplit split) {
                          "], got ", spec.data.delay));
       }
       GenerateDelayedCopy(s, spec.data.delay, rng, x, y);
+      break;
+    case DataSpec::Generator::kTokens:
+      GenerateTokens(s, m.layers.front().input_dim, rng, x, y);
       break;
     default:
       return absl::InvalidArgumentError(

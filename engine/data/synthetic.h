@@ -25,6 +25,12 @@
 //  DELAYED_COPY — x_f(t) = 2u−1 uniform in [−1,1).
 //    Target unit u copies feature f = u mod F from d = delay + (u/F) mod 4
 //    steps earlier: y_u(t) = x_f(t−d), 0 when t < d.
+//  TOKENS — for a model whose first layer is an Embedding (F = 1): token
+//    ids x(t) uniform in [0, V), V = that layer's input_dim, stored as
+//    float32 values (exact: V ≤ 2^24); id = (word·V) >> 32 for one 32-bit
+//    Philox word per token. With level s(t) = 2·x(t)/(V−1) − 1 (0 when
+//    V = 1), target unit u is the moving average of s over the last
+//    w = 1 + u mod 4 tokens (fewer at the start).
 // Vector outputs (N,U) take the sequence target at the last step t = T−1.
 // Padding (data.synthetic.pad_tail_max = P > 0, with Masking): after
 // generation, sample n's last p_n steps hold mask_value (as float32) in

@@ -28,6 +28,12 @@ SeedPair SlotSeed(const InitializerSpec& init, PythonRandom* rng) {
 
 LayerSeeds KerasLayerSeeds(const LayerSpec& l, PythonRandom* rng) {
   LayerSeeds out;
+  if (l.kind == LayerKind::kEmbedding) {
+    // Embedding.__init__: its embeddings_initializer is its only draw (no
+    // SeedGenerator: the layer has no dropout).
+    out.weights.push_back(SlotSeed(l.kernel_initializer, rng));
+    return out;
+  }
   if (l.kind == LayerKind::kDense) {
     out.weights.push_back(SlotSeed(l.kernel_initializer, rng));
     const SeedPair bias = SlotSeed(l.bias_initializer, rng);
@@ -76,8 +82,10 @@ std::vector<LayerSeeds> ModelInitSeeds(const JobSpec& spec) {
   for (size_t k = 0; k < spec.model.layers.size(); ++k) {
     const LayerSpec& l = spec.model.layers[k];
     const int n =
-        ((l.kind == LayerKind::kDense ? 1 : 2) + (l.use_bias ? 1 : 0)) *
-        (l.bidirectional ? 2 : 1);
+        l.kind == LayerKind::kEmbedding
+            ? 1
+            : ((l.kind == LayerKind::kDense ? 1 : 2) + (l.use_bias ? 1 : 0)) *
+                  (l.bidirectional ? 2 : 1);
     LayerSeeds seeds;
     for (int w = 0; w < n; ++w) {
       seeds.weights.push_back(

@@ -41,6 +41,7 @@ struct LayerSeeds {
 //     LSTM, GRU:  kernel, recurrent kernel, bias, SeedGenerator
 //     SimpleRNN:  SeedGenerator, kernel, recurrent kernel, bias
 //     Dense:      kernel, bias
+//     Embedding:  embeddings (no SeedGenerator)
 //   and the weight is drawn with [g, 0]. A Bidirectional layer replays the
 //   wrapped layer's draws (unused), then its forward copy's, then its
 //   backward copy's; its weights are the two copies' seeds in that order,

@@ -183,6 +183,8 @@ const char* KindName(LayerKind kind) {
       return "SimpleRNN";
     case LayerKind::kDense:
       return "Dense";
+    case LayerKind::kEmbedding:
+      return "Embedding";
   }
   return "?";
 }
@@ -235,7 +237,27 @@ absl::Status InitializeLayer(const LayerSpec& spec,
   const int64_t u = spec.units;
   const std::string where = absl::StrCat(
       "layer ", layer_index, " (", KindName(spec.kind), ", units=", u, ")");
-  const bool rnn = spec.kind != LayerKind::kDense;
+  if (spec.kind == LayerKind::kEmbedding) {
+    // One weight, "embeddings" (input_dim, output_dim), drawn by the
+    // embeddings_initializer (kernel_initializer) like any 2-D weight.
+    const std::vector<int64_t> want = {spec.input_dim, u};
+    if (shapes.size() != 1 || shapes[0] != want || seeds.weights.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": expected one weight of shape ",
+                       ShapeText(want), " and one seed, got ", shapes.size(),
+                       " shapes and ", seeds.weights.size(), " seeds"));
+    }
+    out->assign(static_cast<size_t>(spec.input_dim * u), 0.0f);
+    absl::Status s =
+        InitializeTensor(spec.kernel_initializer, want, seeds.weights[0].s0,
+                         seeds.weights[0].s1, out->data());
+    if (!s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat(where, ": embeddings: ", s.message()));
+    }
+    return absl::OkStatus();
+  }
+  const bool rnn = IsRecurrentKind(spec.kind);
   const int64_t gates = spec.kind == LayerKind::kLstm  ? 4
                         : spec.kind == LayerKind::kGru ? 3
                                                        : 1;

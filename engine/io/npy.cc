@@ -179,6 +179,9 @@ absl::StatusOr<DType> DTypeFromDescr(const std::string& descr) {
 // where its data starts and how many bytes it has.
 struct NpyLayout {
   DType dtype;
+  // 4 or 8 for a little-endian int32/int64 file read by ReadNpyIntegers
+  // (dtype is then the float64 it is converted to); 0 for float files.
+  int int_bytes = 0;
   std::vector<int64_t> shape;
   uint64_t data_offset = 0;
   uint64_t data_bytes = 0;
@@ -186,7 +189,8 @@ struct NpyLayout {
 
 // Reads the preamble and header from `bytes`, which may stop anywhere after
 // the header (ReadNpy passes only the file's first bytes).
-absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view bytes) {
+absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view bytes,
+                                         bool integers = false) {
   if (bytes.size() < kMagic.size() + 2 ||
       bytes.substr(0, kMagic.size()) != kMagic) {
     return Invalid(
@@ -227,8 +231,19 @@ absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view bytes) {
   if (absl::Status s = parser.Parse(&descr, &fortran_order, &shape); !s.ok()) {
     return s;
   }
-  absl::StatusOr<DType> dtype = DTypeFromDescr(descr);
-  if (!dtype.ok()) return dtype.status();
+  const int int_bytes = !integers        ? 0
+                        : descr == "<i4" ? 4
+                        : descr == "<i8" ? 8
+                                         : 0;
+  absl::StatusOr<DType> dtype =
+      int_bytes > 0 ? DType::kFloat64 : DTypeFromDescr(descr);
+  if (!dtype.ok()) {
+    if (!integers) return dtype.status();
+    return Invalid(absl::StrCat(
+        "dtype '", descr,
+        "' is not supported; save int32 or int64 (or float32/float64 "
+        "holding integers) in little-endian byte order"));
+  }
   int64_t count = 1;
   int non_unit_dims = 0;
   for (int64_t d : shape) {
@@ -249,9 +264,11 @@ absl::StatusOr<NpyLayout> ParseNpyLayout(absl::string_view bytes) {
   }
   NpyLayout layout;
   layout.dtype = *dtype;
+  layout.int_bytes = int_bytes;
   layout.shape = std::move(shape);
   layout.data_offset = prefix + header_len;
-  layout.data_bytes = static_cast<uint64_t>(count * DTypeSize(*dtype));
+  layout.data_bytes = static_cast<uint64_t>(
+      count * (int_bytes > 0 ? int_bytes : DTypeSize(*dtype)));
   return layout;
 }
 
@@ -259,8 +276,11 @@ absl::Status CheckDataSize(const NpyLayout& l, uint64_t actual) {
   if (actual == l.data_bytes) return absl::OkStatus();
   return Invalid(absl::StrCat(
       actual < l.data_bytes ? "truncated: " : "size mismatch: ", "shape ",
-      NumpyShapeText(l.shape), " of ", DTypeName(l.dtype), " needs ",
-      l.data_bytes, " data bytes but the file has ", actual));
+      NumpyShapeText(l.shape), " of ",
+      l.int_bytes == 4   ? "int32"
+      : l.int_bytes == 8 ? "int64"
+                         : DTypeName(l.dtype),
+      " needs ", l.data_bytes, " data bytes but the file has ", actual));
 }
 
 }  // namespace
@@ -307,7 +327,9 @@ std::string SerializeNpy(const NdArray& array) {
   return out;
 }
 
-absl::StatusOr<NdArray> ReadNpy(const std::string& path) {
+namespace {
+
+absl::StatusOr<NdArray> ReadNpyFile(const std::string& path, bool integers) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
   // below like any file that is not a regular one.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -358,14 +380,17 @@ absl::StatusOr<NdArray> ReadNpy(const std::string& path) {
   if (!read_all(head.data(), head.size())) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": read error"));
   }
-  absl::StatusOr<NpyLayout> layout = ParseNpyLayout(head);
+  absl::StatusOr<NpyLayout> layout = ParseNpyLayout(head, integers);
   if (!layout.ok()) return named(layout.status());
   if (absl::Status s = CheckDataSize(*layout, size - layout->data_offset);
       !s.ok()) {
     return named(s);
   }
   NdArray array(layout->dtype, layout->shape);
-  char* data = reinterpret_cast<char*>(array.raw());
+  std::string ints;
+  if (layout->int_bytes > 0) ints.resize(layout->data_bytes);
+  char* data = layout->int_bytes > 0 ? ints.data()
+                                     : reinterpret_cast<char*>(array.raw());
   const uint64_t in_head = head.size() - layout->data_offset;
   if (in_head > 0)
     std::memcpy(data, head.data() + layout->data_offset, in_head);
@@ -373,7 +398,32 @@ absl::StatusOr<NdArray> ReadNpy(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": read error (the file changed while read?)"));
   }
+  if (layout->int_bytes > 0) {
+    // Exact for |v| < 2^53; larger values are no valid id anyway.
+    double* out = array.data<double>();
+    for (int64_t i = 0; i < array.size(); ++i) {
+      if (layout->int_bytes == 4) {
+        int32_t v;
+        std::memcpy(&v, data + 4 * i, 4);
+        out[i] = static_cast<double>(v);
+      } else {
+        int64_t v;
+        std::memcpy(&v, data + 8 * i, 8);
+        out[i] = static_cast<double>(v);
+      }
+    }
+  }
   return array;
+}
+
+}  // namespace
+
+absl::StatusOr<NdArray> ReadNpy(const std::string& path) {
+  return ReadNpyFile(path, /*integers=*/false);
+}
+
+absl::StatusOr<NdArray> ReadNpyIntegers(const std::string& path) {
+  return ReadNpyFile(path, /*integers=*/true);
 }
 
 absl::Status WriteNpy(const std::string& path, const NdArray& array) {

@@ -18,6 +18,10 @@ std::string SerializeNpy(const NdArray& array);  // format 1.0
 // NotFound for a missing file; InvalidArgument (with the path) for bad
 // content.
 absl::StatusOr<NdArray> ReadNpy(const std::string& path);
+// ReadNpy that also takes little-endian int32 and int64 files (token ids),
+// converted to float64 (exact below 2^53); float files read as ReadNpy
+// reads them.
+absl::StatusOr<NdArray> ReadNpyIntegers(const std::string& path);
 // Writes to path + ".tmp" then renames, so readers never see half a file.
 absl::Status WriteNpy(const std::string& path, const NdArray& array);
 

@@ -28,10 +28,13 @@ double ForwardFlopsPerSample(const ModelSpec& model) {
       case LayerKind::kDense:
         layer = steps * 2 * width * u;
         break;
+      case LayerKind::kEmbedding:  // a row copy per token
+        layer = steps * u;
+        break;
     }
     // A Bidirectional layer runs its RNN twice.
     flops += l.bidirectional ? 2 * layer : layer;
-    if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
+    if (IsRecurrentKind(l.kind)) sequence = l.return_sequences;
     width = LayerOutputUnits(l);
   }
   return flops;

@@ -97,6 +97,12 @@ LayerCost CostOf(const LayerSpec& l, bool sequence_in, int timesteps,
       c.scratch = 2 * rows * std::max(d, u) + d * u;
       c.gemm_out = rows * u;
       break;
+    case LayerKind::kEmbedding:
+      // The (input_dim, output_dim) table (with its gradient and optimizer
+      // state, counted per parameter); the ids of a batch are its cache.
+      c.params = static_cast<double>(l.input_dim) * u;
+      c.caches = rows;
+      break;
   }
   if (UsesGateMasks(l)) {
     // Per-gate masks (engine/layers/gate_masked_rnn.cc): the input and the
@@ -186,7 +192,7 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
     }
     scratch = std::max(scratch, c.scratch);
     gemm_out = std::max(gemm_out, c.gemm_out);
-    if (l.kind != LayerKind::kDense) sequence = l.return_sequences;
+    if (IsRecurrentKind(l.kind)) sequence = l.return_sequences;
     width = LayerOutputUnits(l);
     acts += batch * (sequence ? m.timesteps : 1) * width;
   }

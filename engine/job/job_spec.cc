@@ -24,10 +24,14 @@ constexpr int kMaxBatch = 1 << 20;
 constexpr int64_t kMaxParams = 200000000;
 // Elements of x for one split: keeps a job's data under ~4 GiB in fp64.
 constexpr int64_t kMaxDataElements = int64_t{1} << 29;
+// Token ids travel as float32 values (engine/data/synthetic.h), exact up to
+// 2^24.
+constexpr int kMaxInputDim = 1 << 24;
 
 bool ValidLayerKind(LayerKind k) {
   return k == LayerKind::kLstm || k == LayerKind::kGru ||
-         k == LayerKind::kSimpleRnn || k == LayerKind::kDense;
+         k == LayerKind::kSimpleRnn || k == LayerKind::kDense ||
+         k == LayerKind::kEmbedding;
 }
 
 const char* ActivationName(Activation a) {
@@ -92,11 +96,13 @@ const char* GeneratorName(DataSpec::Generator g) {
       return "random_walk";
     case DataSpec::Generator::kDelayedCopy:
       return "delayed_copy";
+    case DataSpec::Generator::kTokens:
+      return "tokens";
   }
   return "unknown";
 }
 
-bool IsRnn(LayerKind k) { return k != LayerKind::kDense; }
+bool IsRnn(LayerKind k) { return IsRecurrentKind(k); }
 
 bool ValidMergeMode(MergeMode m) {
   return m == MergeMode::kConcat || m == MergeMode::kSum ||
@@ -200,8 +206,45 @@ int64_t LayerParams(const LayerSpec& l, int64_t in) {
       return in * u + u * u + bias * u;
     case LayerKind::kDense:
       return in * u + bias * u;
+    case LayerKind::kEmbedding:
+      return int64_t{l.input_dim} * u;
   }
   return 0;
+}
+
+// keras.layers.Embedding: first layer only (its input is token ids).
+absl::Status ValidateEmbedding(const std::string& f, const LayerSpec& l,
+                               int index) {
+  if (index != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ": embedding must be the first layer (model.layers[0]); its "
+        "input is the model's token ids"));
+  }
+  if (absl::Status s =
+          CheckRange(f + ".input_dim", l.input_dim, 1, kMaxInputDim);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckRange(f + ".output_dim", l.units, 1, kMaxUnits);
+      !s.ok()) {
+    return s;
+  }
+  if (l.mask_zero) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ".mask_zero is not supported yet (masks do not flow between layers "
+        "yet); set it to false"));
+  }
+  if (l.bidirectional || l.dropout != 0 || l.recurrent_dropout != 0 ||
+      l.return_sequences || l.return_state || l.go_backwards) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        f,
+        ": bidirectional, dropout, recurrent_dropout, return_sequences, "
+        "return_state and go_backwards do not apply to an embedding"));
+  }
+  return ValidateInitializer(f + ".embeddings_initializer",
+                             l.kernel_initializer);
 }
 
 absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
@@ -212,6 +255,9 @@ absl::Status ValidateLayer(const std::string& f, const LayerSpec& l, int index,
         static_cast<int>(l.kind)));
   }
   const char* kind = LayerKindName(l.kind);
+  if (l.kind == LayerKind::kEmbedding) {
+    return ValidateEmbedding(f, l, index);
+  }
   if (absl::Status s = CheckRange(f + ".units", l.units, 1, kMaxUnits);
       !s.ok()) {
     return s;
@@ -397,10 +443,11 @@ absl::Status ValidateData(const DataSpec& d, int timesteps) {
   const DataSpec::Generator g = d.generator;
   if (g != DataSpec::Generator::kSine &&
       g != DataSpec::Generator::kRandomWalk &&
-      g != DataSpec::Generator::kDelayedCopy) {
+      g != DataSpec::Generator::kDelayedCopy &&
+      g != DataSpec::Generator::kTokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data.synthetic.generator must be one of sine, random_walk, "
-        "delayed_copy, got ",
+        "delayed_copy, tokens, got ",
         static_cast<int>(g)));
   }
   if (absl::Status s =
@@ -425,6 +472,17 @@ absl::Status ValidateData(const DataSpec& d, int timesteps) {
 }
 
 }  // namespace
+
+LayerSpec EmbeddingLayerSpec(int input_dim, int output_dim) {
+  LayerSpec l;
+  l.kind = LayerKind::kEmbedding;
+  l.input_dim = input_dim;
+  l.units = output_dim;
+  l.activation = Activation::kLinear;
+  l.use_bias = false;
+  l.kernel_initializer.kind = InitializerSpec::Kind::kRandomUniform;
+  return l;
+}
 
 JobSpec DefaultJobSpec() {
   JobSpec spec;
@@ -489,6 +547,20 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
         absl::StrCat("model.layers[0].masking.mask_value must be finite, got ",
                      *m.mask_value));
   }
+  const bool embedding = m.layers.front().kind == LayerKind::kEmbedding;
+  if (embedding && m.features != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.features must be 1 (or absent) when model.layers[0] is an "
+        "embedding: the input is one token id per timestep, got ",
+        m.features));
+  }
+  // (An embedding model with another generator is refused by the generator:
+  // supplied data leave the generator field at its default.)
+  if (!embedding && spec.data.generator == DataSpec::Generator::kTokens) {
+    return absl::InvalidArgumentError(
+        "data.synthetic.generator tokens needs an embedding as "
+        "model.layers[0]");
+  }
   bool sequence = true;
   int64_t width = m.features;
   int64_t params = 0;
@@ -510,6 +582,17 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
                                                    kMaxParams, " are allowed"));
   }
   if (absl::Status s = ValidateOptimizer(spec.optimizer); !s.ok()) return s;
+  if (embedding && (spec.optimizer.global_clipnorm.has_value() ||
+                    spec.optimizer.clipvalue.has_value())) {
+    // Keras clips an embedding's IndexedSlices gradient per token
+    // occurrence (clipvalue) or makes it dense first (global_clipnorm);
+    // neither is reproduced yet.
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.",
+                     spec.optimizer.clipvalue ? "clipvalue" : "global_clipnorm",
+                     " with an embedding layer is not supported yet; use "
+                     "clipnorm or no clipping"));
+  }
   if (spec.loss != LossKind::kMse && spec.loss != LossKind::kMae) {
     return absl::InvalidArgumentError(absl::StrCat(
         "loss must be one of mse, mae, got ", static_cast<int>(spec.loss)));
@@ -588,6 +671,7 @@ int GateMaskCount(const LayerSpec& layer) {
     case LayerKind::kSimpleRnn:
       return 1;
     case LayerKind::kDense:
+    case LayerKind::kEmbedding:
       break;
   }
   return 0;
@@ -675,6 +759,10 @@ std::string CanonicalText(const JobSpec& spec) {
     if (l.recurrent_dropout != 0)
       put(p + ".recurrent_dropout", hex(l.recurrent_dropout));
     if (l.bidirectional) put(p + ".bidirectional", MergeModeName(l.merge_mode));
+    if (l.kind == LayerKind::kEmbedding) {
+      put(p + ".input_dim", absl::StrCat(l.input_dim));
+      put(p + ".mask_zero", b(l.mask_zero));
+    }
     init(p + ".kernel_initializer", l.kernel_initializer);
     init(p + ".recurrent_initializer", l.recurrent_initializer);
     init(p + ".bias_initializer", l.bias_initializer);
@@ -728,6 +816,8 @@ const char* LayerKindName(LayerKind k) {
       return "SimpleRNN";
     case LayerKind::kDense:
       return "Dense";
+    case LayerKind::kEmbedding:
+      return "Embedding";
   }
   return "unknown";
 }

@@ -15,7 +15,16 @@
 
 namespace driftscope {
 
-enum class LayerKind { kLstm, kGru, kSimpleRnn, kDense };
+// kEmbedding (keras.layers.Embedding) only as the first layer: the model
+// input is then (B, T) token ids, carried as (B, T, 1) values of the run
+// precision (exact: ids stay below 2^24).
+enum class LayerKind { kLstm, kGru, kSimpleRnn, kDense, kEmbedding };
+
+// LSTM, GRU, SimpleRNN (not Dense, not Embedding).
+inline bool IsRecurrentKind(LayerKind kind) {
+  return kind == LayerKind::kLstm || kind == LayerKind::kGru ||
+         kind == LayerKind::kSimpleRnn;
+}
 
 enum class Activation {
   kTanh,
@@ -86,10 +95,22 @@ struct LayerSpec {
   // form: Keras' Bidirectional sets it on both copies to return_sequences
   // (DirectionSpec does the same), plain layers keep Keras' default false.
   bool zero_output_for_mask = false;
+  // Embedding: the vocabulary size (token ids are in [0, input_dim));
+  // `units` is Keras' output_dim and `kernel_initializer` its
+  // embeddings_initializer (Keras default: random_uniform(-0.05, 0.05)).
+  // The one weight is "embeddings" (input_dim, units); activation, use_bias
+  // and the RNN fields do not apply. mask_zero (Keras: token 0 is padding)
+  // is refused for now.
+  int input_dim = 0;
+  bool mask_zero = false;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};
   InitializerSpec recurrent_initializer{InitializerSpec::Kind::kOrthogonal};
   InitializerSpec bias_initializer{InitializerSpec::Kind::kZeros};
 };
+
+// An Embedding layer with Keras' defaults (embeddings_initializer
+// random_uniform(-0.05, 0.05), no mask).
+LayerSpec EmbeddingLayerSpec(int input_dim, int output_dim);
 
 struct ModelSpec {
   int timesteps = 10;
@@ -131,7 +152,9 @@ struct OptimizerSpec {
 enum class LossKind { kMse, kMae };
 
 struct DataSpec {
-  enum class Generator { kSine, kRandomWalk, kDelayedCopy };
+  // kTokens: integer token ids for a model that starts with an Embedding
+  // (engine/data/synthetic.h).
+  enum class Generator { kSine, kRandomWalk, kDelayedCopy, kTokens };
   Generator generator = Generator::kSine;
   int samples = 1024;
   int eval_samples = 128;
@@ -244,6 +267,8 @@ inline const char* LayerJsonKey(LayerKind kind) {
       return "simple_rnn";
     case LayerKind::kDense:
       return "dense";
+    case LayerKind::kEmbedding:
+      return "embedding";
   }
   return "unknown";
 }

@@ -19,6 +19,16 @@ absl::Status CheckSpec(const LayerSpec& spec, const ActivationShape& in,
         field, ": input must have dim >= 1 and timesteps >= 1, got dim ",
         in.dim, ", timesteps ", in.timesteps));
   }
+  if (spec.kind == LayerKind::kEmbedding) {
+    if (spec.input_dim < 1 || in.dim != 1 || !in.sequence) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field,
+          ": embedding needs input_dim >= 1 and the model's token ids "
+          "(features 1) as its input, got input_dim ",
+          spec.input_dim, ", input dim ", in.dim));
+    }
+    return absl::OkStatus();
+  }
   if (spec.kind == LayerKind::kDense) return absl::OkStatus();
   if (!in.sequence) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -43,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Layer<T>>> MakeLayer(const LayerSpec& spec,
   absl::Status s = CheckSpec(spec, in, field);
   if (!s.ok()) return s;
   if (spec.bidirectional) {
-    if (spec.kind == LayerKind::kDense) {
+    if (!IsRecurrentKind(spec.kind)) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": bidirectional wraps RNN layers only"));
     }
@@ -64,6 +74,8 @@ absl::StatusOr<std::unique_ptr<Layer<T>>> MakeLayer(const LayerSpec& spec,
       return NewGruLayer<T>(spec, in);
     case LayerKind::kSimpleRnn:
       return NewSimpleRnnLayer<T>(spec, in);
+    case LayerKind::kEmbedding:
+      return NewEmbeddingLayer<T>(spec, in);
     case LayerKind::kDense:
       break;
   }

@@ -105,6 +105,11 @@ class Layer {
   // After Forward, for RNN layers: the final states, each (batch, units):
   // LSTM {h, c}; GRU and SimpleRNN {h}. Empty for Dense.
   virtual std::vector<const T*> final_states() const { return {}; }
+  // After Backward, for a layer whose Keras gradient is IndexedSlices
+  // (Embedding): per parameter, the sum over token occurrences of the
+  // squared gradient (Optimizer::SetOccurrenceSquares); null for others.
+  // The buffer belongs to the layer and is rewritten by every Backward.
+  virtual T* occurrence_squares() { return nullptr; }
 };
 
 // Builds the layer for `spec` taking inputs of shape `in`. Fails with

@@ -41,6 +41,10 @@ std::unique_ptr<Layer<T>> NewBidirectionalLayer(
 template <typename T>
 std::unique_ptr<Layer<T>> NewDenseLayer(const LayerSpec& spec,
                                         const ActivationShape& in);
+// keras.layers.Embedding (embedding.cc): input (B, T, 1) token ids.
+template <typename T>
+std::unique_ptr<Layer<T>> NewEmbeddingLayer(const LayerSpec& spec,
+                                            const ActivationShape& in);
 
 // Keras weight shapes of `spec` on input `in`, get_weights() order.
 std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,

@@ -22,6 +22,10 @@ std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
   }
   const int64_t d = in.dim, u = spec.units;
   std::vector<WeightShape> w;
+  if (spec.kind == LayerKind::kEmbedding) {
+    w.push_back({"embeddings", {spec.input_dim, u}});
+    return w;
+  }
   int64_t gates = 1;
   switch (spec.kind) {
     case LayerKind::kLstm:
@@ -32,6 +36,7 @@ std::vector<WeightShape> LayerWeightShapes(const LayerSpec& spec,
       break;
     case LayerKind::kSimpleRnn:
       break;
+    case LayerKind::kEmbedding:  // handled above
     case LayerKind::kDense:
       w.push_back({"kernel", {d, u}});
       if (spec.use_bias) w.push_back({"bias", {u}});
@@ -54,7 +59,7 @@ ActivationShape LayerOutputShape(const LayerSpec& spec,
   ActivationShape out;
   out.dim = LayerOutputUnits(spec);
   out.sequence =
-      spec.kind == LayerKind::kDense ? in.sequence : spec.return_sequences;
+      IsRecurrentKind(spec.kind) ? spec.return_sequences : in.sequence;
   out.timesteps = out.sequence ? in.timesteps : 1;
   return out;
 }

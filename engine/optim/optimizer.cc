@@ -135,7 +135,8 @@ class KerasOptimizer : public Optimizer<T> {
 
   void Apply(T* params, T* grads) final {
     if (spec_.clipnorm) {
-      ClipByNormPerVariable(vars_, *spec_.clipnorm, grads);
+      ClipSparseByNorm(grads);
+      ClipByNormPerVariable(dense_vars_, *spec_.clipnorm, grads);
     } else if (spec_.global_clipnorm) {
       ClipByGlobalNorm(vars_, *spec_.global_clipnorm, grads);
     } else if (spec_.clipvalue) {
@@ -143,9 +144,11 @@ class KerasOptimizer : public Optimizer<T> {
     }
     if (spec_.weight_decay) ApplyWeightDecay(params);
     BeginStep();
-    for (const VariableSlice& v : vars_) {
-      Update(v.offset, v.size, params, grads);
+    for (size_t k = 0; k < vars_.size(); ++k) {
+      sq_ = this->squares(k);
+      Update(vars_[k].offset, vars_[k].size, params, grads);
     }
+    sq_ = nullptr;
     ++this->iterations_;
   }
 
@@ -154,10 +157,42 @@ class KerasOptimizer : public Optimizer<T> {
   // Scalars that depend on the step (Adam's bias correction).
   virtual void BeginStep() {}
   virtual void Update(int64_t off, int64_t n, T* params, const T* g) = 0;
+  // g², or for a variable with occurrence squares (SetOccurrenceSquares)
+  // their sum Σ_k g_k², element i of the variable being updated.
+  T Square(const T* g, int64_t i) const {
+    return sq_ != nullptr ? sq_[i] : g[i] * g[i];
+  }
 
   const OptimizerSpec spec_;
 
  private:
+  // tf.clip_by_norm of an IndexedSlices: the norm of the occurrence rows,
+  // each row scaled by c / max(norm, c); the dense sum and the squares
+  // scale with it. Records the variables without squares for the dense
+  // clip.
+  void ClipSparseByNorm(T* grads) {
+    dense_vars_.clear();
+    const T c = static_cast<T>(*spec_.clipnorm);
+    for (size_t k = 0; k < vars_.size(); ++k) {
+      T* q = this->squares(k);
+      if (q == nullptr) {
+        dense_vars_.push_back(vars_[k]);
+        continue;
+      }
+      const VariableSlice& v = vars_[k];
+      T l2sum = T(0);
+      for (int64_t i = 0; i < v.size; ++i) l2sum += q[i];
+      const T l2norm = l2sum > T(0) ? std::sqrt(l2sum) : l2sum;
+      const T denom = MaxNan(l2norm, c);
+      const T f = c / denom;
+      T* g = grads + v.offset;
+      for (int64_t i = 0; i < v.size; ++i) {
+        g[i] = (g[i] * c) / denom;
+        q[i] = q[i] * f * f;
+      }
+    }
+  }
+
   // Keras' TF backend: variable.assign_sub(variable * wd * lr), with wd cast
   // from the Python float (through float32) and lr the floatx variable.
   void ApplyWeightDecay(T* params) const {
@@ -170,7 +205,9 @@ class KerasOptimizer : public Optimizer<T> {
   }
 
   const std::vector<VariableSlice> vars_;
+  std::vector<VariableSlice> dense_vars_;
   const int64_t extent_;
+  const T* sq_ = nullptr;  // the squares of the variable being updated
 };
 
 template <typename T>
@@ -204,7 +241,7 @@ class Adam final : public KerasOptimizer<T> {
     g += off;
     for (int64_t i = 0; i < n; ++i) {
       m[i] = m[i] + (g[i] - m[i]) * one_minus_beta_1_;
-      v[i] = v[i] + (g[i] * g[i] - v[i]) * one_minus_beta_2_;
+      v[i] = v[i] + (this->Square(g, i) - v[i]) * one_minus_beta_2_;
       T vi = v[i];
       if (v_hat != nullptr) vi = v_hat[i] = MaxNan(v_hat[i], v[i]);
       p[i] = p[i] - (m[i] * alpha_) / (std::sqrt(vi) + epsilon_);
@@ -270,7 +307,7 @@ class Rmsprop final : public KerasOptimizer<T> {
     T* p = params + off;
     g += off;
     for (int64_t i = 0; i < n; ++i) {
-      vel[i] = rho_ * vel[i] + one_minus_rho_ * (g[i] * g[i]);
+      vel[i] = rho_ * vel[i] + one_minus_rho_ * this->Square(g, i);
       T denom;
       if (avg != nullptr) {
         avg[i] = rho_ * avg[i] + one_minus_rho_ * g[i];

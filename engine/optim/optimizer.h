@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,8 +38,28 @@ class Optimizer {
   virtual void Apply(T* params, T* grads) = 0;
   int64_t iterations() const { return iterations_; }
 
+  // Keras hands its optimizers an Embedding's gradient as IndexedSlices:
+  // one row per token occurrence. Linear uses sum the rows (the dense
+  // gradient in `grads`), but squares are taken per occurrence: Adam's and
+  // RMSprop's second moments add Σ_k g_k², and clipnorm's norm is
+  // sqrt(Σ_k ‖g_k‖²). squares[v], when not null, holds that Σ_k g_k² per
+  // element of variable v (the layer writes it in Backward) and is used,
+  // and scaled with the gradient by clipnorm, in the next Apply. Set once;
+  // the buffers must outlive the optimizer's use of them.
+  void SetOccurrenceSquares(std::vector<T*> squares) {
+    squares_ = std::move(squares);
+  }
+
  protected:
+  // The occurrence squares of variable v, or null.
+  T* squares(size_t v) const {
+    return v < squares_.size() ? squares_[v] : nullptr;
+  }
+
   int64_t iterations_ = 0;
+
+ private:
+  std::vector<T*> squares_;
 };
 
 }  // namespace driftscope

@@ -480,6 +480,25 @@ void RunDense(const Args& a, Outputs* o) {
   }
 }
 
+// Embedding (ops.take): one row of the table per (sample, timestep); its
+// gradient adds dy into the row of each id. No gradient w.r.t. the ids.
+void RunEmbedding(const Args& a, Outputs* o) {
+  PrepareGrads(a, o);
+  const int U = a.spec.units;
+  const int rows = a.batch * a.in.timesteps;
+  const std::vector<double>& table = a.w[0];
+  o->y.assign(static_cast<size_t>(rows) * U, 0.0);
+  for (int r = 0; r < rows; ++r) {
+    const size_t id = static_cast<size_t>(a.x[r]);
+    for (int u = 0; u < U; ++u) {
+      o->y[static_cast<size_t>(r) * U + u] = table[id * U + u];
+      if (a.dy != nullptr)
+        o->grads.dweights[0][id * U + u] +=
+            (*a.dy)[static_cast<size_t>(r) * U + u];
+    }
+  }
+}
+
 Outputs Run(const Args& a) {
   Outputs o;
   switch (a.spec.kind) {
@@ -494,6 +513,9 @@ Outputs Run(const Args& a) {
       break;
     case LayerKind::kDense:
       RunDense(a, &o);
+      break;
+    case LayerKind::kEmbedding:
+      RunEmbedding(a, &o);
       break;
   }
   return o;
@@ -552,6 +574,8 @@ std::vector<std::vector<int64_t>> RefWeightShapes(const LayerSpec& spec,
   }
   const int64_t D = in.dim, U = spec.units;
   switch (spec.kind) {
+    case LayerKind::kEmbedding:
+      return {{spec.input_dim, U}};
     case LayerKind::kLstm: {
       std::vector<std::vector<int64_t>> s = {{D, 4 * U}, {U, 4 * U}};
       if (spec.use_bias) s.push_back({4 * U});
@@ -584,7 +608,7 @@ ActivationShape RefOutputShape(const LayerSpec& spec,
                                    spec.merge_mode == MergeMode::kNone)
                 ? 2 * spec.units
                 : spec.units;
-  if (spec.kind == LayerKind::kDense) {
+  if (!IsRecurrentKind(spec.kind)) {
     out.sequence = in.sequence;
     out.timesteps = in.sequence ? in.timesteps : 1;
   } else {

@@ -18,7 +18,9 @@
 //    (U,4U), bias (4U) if use_bias; GRU kernel (D,3U) [z|r|h],
 //    recurrent_kernel (U,3U), bias (2,3U) when reset_after (row 0 input
 //    bias, row 1 recurrent bias) else (3U); SimpleRNN kernel (D,U),
-//    recurrent_kernel (U,U), bias (U); Dense kernel (D,U), bias (U).
+//    recurrent_kernel (U,U), bias (U); Dense kernel (D,U), bias (U);
+//    Embedding embeddings (input_dim, U), its x (batch, T, 1) token ids
+//    (dx is all zeros: ids have no gradient).
 //  - go_backwards: the time axis of x is consumed from T-1 down to 0 and a
 //    returned sequence is in processing order (§1.7).
 //  - initial states are zero; final states get no gradient.

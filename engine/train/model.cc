@@ -64,6 +64,18 @@ absl::StatusOr<std::unique_ptr<Model<T>>> Model<T>::Create(
 }
 
 template <typename T>
+std::vector<T*> Model<T>::occurrence_squares() {
+  std::vector<T*> out;
+  out.reserve(weights_.size());
+  for (const ModelWeight& w : weights_) {
+    T* q = layers_[w.layer]->occurrence_squares();
+    out.push_back(q == nullptr ? nullptr
+                               : q + (w.offset - layer_offsets_[w.layer]));
+  }
+  return out;
+}
+
+template <typename T>
 std::vector<VariableSlice> Model<T>::variables() const {
   std::vector<VariableSlice> v;
   v.reserve(weights_.size());

@@ -52,6 +52,9 @@ class Model {
   // Every weight in get_weights() order, and the same as optimizer slices.
   const std::vector<ModelWeight>& weights() const { return weights_; }
   std::vector<VariableSlice> variables() const;
+  // Per variable (variables() order), the layer's occurrence squares
+  // (Layer::occurrence_squares) or null; valid after a Backward.
+  std::vector<T*> occurrence_squares();
   // Offset of layer i's block in the flat buffers.
   int64_t layer_offset(int i) const { return layer_offsets_[i]; }
   Layer<T>& layer(int i) { return *layers_[i]; }

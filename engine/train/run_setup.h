@@ -59,6 +59,29 @@ inline absl::Status CheckFinite(const std::string& what, const NdArray& a) {
   return absl::OkStatus();
 }
 
+// For a model that starts with an Embedding: every value of x (N, T, 1) is
+// a token id, an integer in [0, input_dim). The error names the tensor, the
+// sample, the timestep and the value, before any training.
+inline absl::Status CheckTokenIds(const char* flag, const NdArray& a,
+                                  const ModelSpec& m) {
+  if (m.layers.empty() || m.layers.front().kind != LayerKind::kEmbedding) {
+    return absl::OkStatus();
+  }
+  const int64_t vocab = m.layers.front().input_dim;
+  const int64_t steps = a.ndim() >= 2 ? a.shape()[1] : 1;
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const double v = a.at(i);
+    if (v >= 0 && v < static_cast<double>(vocab) && v == std::floor(v)) {
+      continue;
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": sample ", i / steps, ", timestep ", i % steps,
+                     ": token id ", v, " is not an integer in [0, ", vocab,
+                     ") (model.layers[0].embedding.input_dim is ", vocab, ")"));
+  }
+  return absl::OkStatus();
+}
+
 // A supplied input tensor: rank 3, N ≥ 1, (T, F) equal to the model's.
 inline absl::Status CheckInput(const char* flag, const NdArray& a,
                                const ModelSpec& m) {
@@ -83,7 +106,8 @@ inline absl::Status CheckInput(const char* flag, const NdArray& a,
         absl::StrCat(flag, " has features ", a.shape()[2],
                      " but model.input.features is ", m.features));
   }
-  return CheckFinite(flag, a);
+  if (absl::Status s = CheckFinite(flag, a); !s.ok()) return s;
+  return CheckTokenIds(flag, a, m);
 }
 
 inline std::vector<int64_t> OutputShape(const ModelSpec& m, int64_t n) {

@@ -57,6 +57,15 @@ void Evaluate(const Context& ctx, Model<T>& model, const std::vector<T>& x,
   }
 }
 
+}  // namespace
+
+absl::Status CheckTokenIds(const std::string& name, const NdArray& x,
+                           const ModelSpec& model) {
+  return train_internal::CheckTokenIds(name.c_str(), x, model);
+}
+
+namespace {
+
 template <typename T>
 absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
                               const RunOptions& options) {
@@ -69,8 +78,7 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
   ModelSpec model_spec = spec.model;
   if (profile.implementation != 0) {
     for (LayerSpec& l : model_spec.layers) {
-      if (l.kind != LayerKind::kDense)
-        l.implementation = profile.implementation;
+      if (IsRecurrentKind(l.kind)) l.implementation = profile.implementation;
     }
   }
   absl::StatusOr<std::unique_ptr<Model<T>>> created =
@@ -120,6 +128,7 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
   std::vector<int64_t> order(static_cast<size_t>(n));
   DropoutMasks<T> dropout(spec, ModelInitSeeds(spec), tr.batch_size);
   PhiloxStream shuffle_rng(spec.seed, streams::kShuffle);
+  std::vector<T*> squares;
   const Clock::time_point t1 = Clock::now();
   double eval_seconds = 0;
 
@@ -154,10 +163,22 @@ absl::StatusOr<RunResult> Run(const JobSpec& spec, const Profile& profile,
         for (int64_t i = 0; i < rows * units; ++i) dout[i] *= scale;
       }
       model.Backward(ctx, dout.data());
+      // An embedding's per-occurrence squares (Optimizer::
+      // SetOccurrenceSquares): the layer's buffer exists from the first
+      // Backward on and keeps its address.
+      if (step == 0) {
+        squares = model.occurrence_squares();
+        (*optimizer)->SetOccurrenceSquares(squares);
+      }
       if (loss_scale != 1.0) {
         const T scale = static_cast<T>(loss_scale);
         T* g = model.grads();
         for (int64_t i = 0; i < num_params; ++i) g[i] /= scale;
+        for (size_t v = 0; v < squares.size(); ++v) {
+          if (squares[v] == nullptr) continue;
+          for (int64_t i = 0; i < model.weights()[v].size; ++i)
+            squares[v][i] = squares[v][i] / scale / scale;
+        }
       }
       (*optimizer)->Apply(model.params(), model.grads());
       ++step;

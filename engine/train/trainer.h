@@ -52,6 +52,12 @@ struct RunInputNames {
 absl::Status CheckRunInputs(const JobSpec& spec, const RunOptions& options,
                             const RunInputNames& names = {});
 
+// For a model that starts with an Embedding: every value of x (N, T, 1) is
+// an integer token id in [0, input_dim); InvalidArgument naming `name`, the
+// sample, the timestep and the value otherwise. OK for other models.
+absl::Status CheckTokenIds(const std::string& name, const NdArray& x,
+                           const ModelSpec& model);
+
 // InvalidArgument (naming the field) for a bad spec or bad supplied tensors;
 // Cancelled when *cancel became true. Never partially fills a result.
 absl::StatusOr<RunResult> RunJob(const JobSpec& spec, const Profile& profile,

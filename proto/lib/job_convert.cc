@@ -199,13 +199,23 @@ absl::StatusOr<LayerSpec> ParseLayer(const std::string& path,
       }
       break;
     }
+    case v1::Layer::kEmbedding: {
+      const v1::Embedding& e = proto.embedding();
+      l = EmbeddingLayerSpec(e.input_dim(), e.output_dim());
+      l.mask_zero = e.mask_zero();
+      s = ParseInitializer(path + ".embedding.embeddings_initializer",
+                           e.has_embeddings_initializer(),
+                           e.embeddings_initializer(), &l.kernel_initializer);
+      break;
+    }
     case v1::Layer::kBidirectional: {
       const v1::Bidirectional& b = proto.bidirectional();
       const std::string p = path + ".bidirectional";
       const std::string& mode = b.merge_mode();
       if (!b.has_layer()) return Invalid(p + ".layer", "must be set");
       const v1::Layer::KindCase inner = b.layer().kind_case();
-      if (inner == v1::Layer::kDense || inner == v1::Layer::kBidirectional) {
+      if (inner == v1::Layer::kDense || inner == v1::Layer::kBidirectional ||
+          inner == v1::Layer::kEmbedding) {
         return Invalid(p + ".layer",
                        "must be one of lstm, gru, simple_rnn (Keras' "
                        "Bidirectional wraps an RNN layer)");
@@ -239,7 +249,7 @@ absl::StatusOr<LayerSpec> ParseLayer(const std::string& path,
     case v1::Layer::KIND_NOT_SET:
       return Invalid(path,
                      "exactly one of lstm, gru, simple_rnn, dense, "
-                     "bidirectional must be set");
+                     "bidirectional, embedding must be set");
   }
   if (!s.ok()) return s;
   return l;
@@ -307,11 +317,14 @@ absl::Status ParseData(const v1::Data& p, DataSpec* d,
         case v1::SyntheticData::DELAYED_COPY:
           d->generator = DataSpec::Generator::kDelayedCopy;
           break;
+        case v1::SyntheticData::TOKENS:
+          d->generator = DataSpec::Generator::kTokens;
+          break;
         default:
           return Invalid("data.synthetic.generator",
                          absl::StrCat("unknown generator ", s.generator(),
                                       "; valid: SINE, RANDOM_WALK, "
-                                      "DELAYED_COPY"));
+                                      "DELAYED_COPY, TOKENS"));
       }
       if (s.has_samples()) d->samples = s.samples();
       if (s.has_eval_samples()) d->eval_samples = s.eval_samples();
@@ -401,6 +414,15 @@ void LayerToProto(const LayerSpec& l, v1::Layer* layer) {
     case LayerKind::kSimpleRnn:
       RnnCommonToProto(l, layer->mutable_simple_rnn());
       break;
+    case LayerKind::kEmbedding: {
+      v1::Embedding* e = layer->mutable_embedding();
+      e->set_input_dim(l.input_dim);
+      e->set_output_dim(l.units);
+      e->set_mask_zero(l.mask_zero);
+      InitializerToProto(l.kernel_initializer,
+                         e->mutable_embeddings_initializer());
+      break;
+    }
     case LayerKind::kDense: {
       v1::Dense* d = layer->mutable_dense();
       d->set_units(l.units);
@@ -469,6 +491,12 @@ absl::StatusOr<JobSpec> JobSpecFromProto(const v1::JobSpec& proto,
         ParseLayer(absl::StrCat("model.layers[", i, "]"), model.layers(i));
     if (!layer.ok()) return layer.status();
     spec.model.layers.push_back(*std::move(layer));
+  }
+  // An embedding's input is one token id per timestep: features may be
+  // left out (ValidateJobSpec refuses any value other than 1).
+  if (spec.model.layers.front().kind == LayerKind::kEmbedding &&
+      spec.model.features == 0) {
+    spec.model.features = 1;
   }
 
   if (absl::Status s = ParseOptimizer(proto.optimizer(), &spec.optimizer);
@@ -561,6 +589,9 @@ v1::JobSpec JobSpecToProto(const JobSpec& spec) {
       break;
     case DataSpec::Generator::kDelayedCopy:
       data->set_generator(v1::SyntheticData::DELAYED_COPY);
+      break;
+    case DataSpec::Generator::kTokens:
+      data->set_generator(v1::SyntheticData::TOKENS);
       break;
   }
   data->set_samples(spec.data.samples);

@@ -261,7 +261,7 @@ TEST(SpecJsonTest, AdamwIsAdamWithKerasDefaultWeightDecay) {
 TEST(SpecJsonTest, LayerWithoutKindNamesTheLayer) {
   EXPECT_EQ(ErrorOf(WithLayer(R"({"lstm": {"units": 3}}, {})")),
             "spec.json: model.layers[1]: exactly one of lstm, gru, "
-            "simple_rnn, dense, bidirectional must be set");
+            "simple_rnn, dense, bidirectional, embedding must be set");
 }
 
 TEST(SpecJsonTest, UnknownFieldNamesFieldAndFile) {
