@@ -380,13 +380,7 @@ absl::StatusOr<LayerSpec> MapEmbedding(const KerasLayer& l) {
   }
   LayerSpec s = EmbeddingLayerSpec(*input_dim, *output_dim);
   if (!(b = l.config.Bool("mask_zero", false)).ok()) return b.status();
-  s.mask_zero = *b;
-  if (s.mask_zero) {
-    // Until masks flow between layers (ValidateJobSpec refuses it too).
-    return Refuse(l,
-                  "mask_zero=True is not supported yet (masks do not flow "
-                  "between layers yet)");
-  }
+  s.mask_zero = *b;  // token id 0 is padding: the model's timestep mask
   // Keras' default "uniform" is RandomUniform(-0.05, 0.05), which
   // EmbeddingLayerSpec already holds.
   const google::protobuf::Value* v = l.config.Get("embeddings_initializer");

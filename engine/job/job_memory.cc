@@ -174,6 +174,11 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
   double params = 0, packed = 0, caches = 0, scratch = 0, gemm_out = 0;
   double acts = 0, max_grad = 0;
   double width = m.features;
+  // A timestep mask: Masking's, or an embedding's with mask_zero.
+  const bool timestep_mask =
+      m.mask_value.has_value() ||
+      (!m.layers.empty() && m.layers.front().kind == LayerKind::kEmbedding &&
+       m.layers.front().mask_zero);
   bool sequence = true;
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerSpec& l = m.layers[i];
@@ -183,7 +188,7 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
     params += c.params;
     packed += c.packed;
     caches += c.caches;
-    if (m.mask_value.has_value() && sequence && l.kind != LayerKind::kDense) {
+    if (timestep_mask && sequence && IsRecurrentKind(l.kind)) {
       // Timestep mask (engine/layers/timestep_mask.h): the δh a skipped step
       // passes on, and the output gradient with zero_output_for_mask's
       // outputs zeroed, per direction.
@@ -199,7 +204,7 @@ JobMemory EstimateJobMemory(const JobSpec& spec, const Profile& profile,
   const double in = static_cast<double>(m.timesteps) * m.features;
   const double out = (sequence ? m.timesteps : 1) * width;
   // The model's mask bytes (batch, T) and the Masking layer's output.
-  const double mask_bytes = m.mask_value.has_value() ? batch * m.timesteps : 0;
+  const double mask_bytes = timestep_mask ? batch * m.timesteps : 0;
   if (m.mask_value.has_value()) caches += batch * in;
   const double units = width;
   const double steps_per_epoch =

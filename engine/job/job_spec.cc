@@ -230,12 +230,6 @@ absl::Status ValidateEmbedding(const std::string& f, const LayerSpec& l,
       !s.ok()) {
     return s;
   }
-  if (l.mask_zero) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f,
-        ".mask_zero is not supported yet (masks do not flow between layers "
-        "yet); set it to false"));
-  }
   if (l.bidirectional || l.dropout != 0 || l.recurrent_dropout != 0 ||
       l.return_sequences || l.return_state || l.go_backwards) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -548,6 +542,14 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
                      *m.mask_value));
   }
   const bool embedding = m.layers.front().kind == LayerKind::kEmbedding;
+  // Keras would combine the two masks (Masking zeroes the ids it skips,
+  // then mask_zero skips every 0); one mask per model is reproduced.
+  if (embedding && m.layers.front().mask_zero && m.mask_value.has_value()) {
+    return absl::InvalidArgumentError(
+        "model.layers[0]: a Masking layer and an embedding with mask_zero "
+        "cannot be combined; drop the masking layer (mask_zero already "
+        "skips the steps whose token id is 0) or set mask_zero to false");
+  }
   if (embedding && m.features != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.features must be 1 (or absent) when model.layers[0] is an "

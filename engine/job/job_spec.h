@@ -99,8 +99,10 @@ struct LayerSpec {
   // `units` is Keras' output_dim and `kernel_initializer` its
   // embeddings_initializer (Keras default: random_uniform(-0.05, 0.05)).
   // The one weight is "embeddings" (input_dim, units); activation, use_bias
-  // and the RNN fields do not apply. mask_zero (Keras: token 0 is padding)
-  // is refused for now.
+  // and the RNN fields do not apply. mask_zero (Keras: token 0 is padding):
+  // the model's timestep mask skips every step whose id is 0, as Masking's
+  // does (engine/layers/timestep_mask.h), and the embedding still outputs
+  // row 0 there; not combined with mask_value.
   int input_dim = 0;
   bool mask_zero = false;
   InitializerSpec kernel_initializer{InitializerSpec::Kind::kGlorotUniform};

@@ -5,13 +5,24 @@
 namespace driftscope {
 
 bool ModelHasTimestepMask(const ModelSpec& model) {
-  return model.mask_value.has_value();
+  return model.mask_value.has_value() || EmbeddingMasksZero(model);
+}
+
+bool EmbeddingMasksZero(const ModelSpec& model) {
+  return !model.layers.empty() &&
+         model.layers.front().kind == LayerKind::kEmbedding &&
+         model.layers.front().mask_zero;
 }
 
 template <typename T>
 void ComputeTimestepMask(const ModelSpec& model, const T* x, int batch,
                          uint8_t* keep) {
   const int steps = model.timesteps, dim = model.features;
+  if (EmbeddingMasksZero(model)) {  // Embedding: ops.not_equal(ids, 0)
+    for (int64_t r = 0; r < int64_t{batch} * steps; ++r)
+      keep[r] = x[r * dim] != T(0) ? 1 : 0;
+    return;
+  }
   const T mask_value = static_cast<T>(*model.mask_value);
   for (int64_t r = 0; r < int64_t{batch} * steps; ++r) {
     const T* row = x + r * dim;

@@ -11,7 +11,9 @@
 //
 // Where a new mask-making first layer plugs in: ModelHasTimestepMask and
 // ComputeTimestepMask (one branch each), plus what the layer outputs at
-// skipped steps (ApplyMasking for Masking). Pure functions; thread-safe.
+// skipped steps (ApplyMasking for Masking; Embedding(mask_zero) outputs its
+// table's row 0 there, as Keras does, so it needs nothing more). Pure
+// functions; thread-safe.
 #ifndef DRIFTSCOPE_ENGINE_LAYERS_TIMESTEP_MASK_H_
 #define DRIFTSCOPE_ENGINE_LAYERS_TIMESTEP_MASK_H_
 
@@ -23,11 +25,14 @@ namespace driftscope {
 
 // Whether `model` computes with a timestep mask.
 bool ModelHasTimestepMask(const ModelSpec& model);
+// Whether layers[0] is an Embedding with mask_zero (token id 0 is padding).
+bool EmbeddingMasksZero(const ModelSpec& model);
 
 // keep[b·T + t] for the model input x (batch, T, F), batch-major: with
 // Masking, 1 where any feature of step t differs from mask_value (compared
-// in T, as Keras compares in the layer's dtype), else 0. Needs
-// ModelHasTimestepMask(model).
+// in T, as Keras compares in the layer's dtype), else 0; with
+// Embedding(mask_zero), x holds token ids (F = 1) and a step is kept where
+// its id is not 0. Needs ModelHasTimestepMask(model).
 template <typename T>
 void ComputeTimestepMask(const ModelSpec& model, const T* x, int batch,
                          uint8_t* keep);

@@ -798,6 +798,12 @@ std::vector<uint8_t> RefMaskingKeep(const std::vector<double>& x, int batch,
   return keep;
 }
 
+std::vector<uint8_t> RefMaskZeroKeep(const std::vector<double>& ids) {
+  std::vector<uint8_t> keep(ids.size(), 0);
+  for (size_t r = 0; r < ids.size(); ++r) keep[r] = ids[r] != 0.0 ? 1 : 0;
+  return keep;
+}
+
 namespace {
 
 // Multiplies every timestep of sample b, feature d, by mask[b, d] (no-op for
@@ -832,9 +838,12 @@ const RefGateMasks* GateMasksOf(const std::vector<RefGateMasks>* masks,
 }
 
 // Masking's output: steps the mask skips become zeros (no-op without one).
-void RefZeroSkipped(const std::vector<uint8_t>* keep, int dim,
+// An embedding first makes the mask itself (mask_zero) and outputs row 0 at
+// the skipped steps: its ids stay as they are.
+void RefZeroSkipped(const std::vector<LayerSpec>& layers,
+                    const std::vector<uint8_t>* keep, int dim,
                     std::vector<double>* a) {
-  if (keep == nullptr) return;
+  if (keep == nullptr || layers.front().kind == LayerKind::kEmbedding) return;
   for (size_t r = 0; r < keep->size(); ++r)
     if ((*keep)[r] == 0)
       for (int d = 0; d < dim; ++d) (*a)[r * dim + d] = 0.0;
@@ -857,7 +866,7 @@ std::vector<double> RefModelForward(const std::vector<LayerSpec>& layers,
                                     const std::vector<uint8_t>* keep) {
   std::vector<double> act = x;
   ActivationShape shape = in;
-  RefZeroSkipped(keep, in.dim, &act);
+  RefZeroSkipped(layers, keep, in.dim, &act);
   for (size_t i = 0; i < layers.size(); ++i) {
     RefApplyMask(shape, batch, MaskOf(masks, i), &act);
     act = RefForward(layers[i], shape, weights[i], act, batch, nullptr,
@@ -875,7 +884,7 @@ std::vector<RefLayerGrads> RefModelBackward(
   // inputs[i]: what layer i sees, after its mask.
   std::vector<std::vector<double>> inputs = {x};
   std::vector<ActivationShape> shapes = {in};
-  RefZeroSkipped(keep, in.dim, &inputs[0]);
+  RefZeroSkipped(layers, keep, in.dim, &inputs[0]);
   RefApplyMask(in, batch, MaskOf(masks, 0), &inputs[0]);
   for (size_t i = 0; i + 1 < layers.size(); ++i) {
     inputs.push_back(RefForward(layers[i], shapes[i], weights[i], inputs[i],

@@ -97,6 +97,10 @@ RefLayerGrads RefBackward(const LayerSpec& spec, const ActivationShape& in,
 std::vector<uint8_t> RefMaskingKeep(const std::vector<double>& x, int batch,
                                     int steps, int dim, double mask_value);
 
+// keras.layers.Embedding(mask_zero=True)'s mask of token ids (batch, steps)
+// (given as values): 1 where the id is not 0.
+std::vector<uint8_t> RefMaskZeroKeep(const std::vector<double>& ids);
+
 // Input dropout masks of a stack: masks[i] is empty when layer i does not
 // drop, else (batch, input dim of layer i) row-major; layer i then sees
 // x[b, t, d] · masks[i][b, d] (the same mask at every timestep).
@@ -106,7 +110,9 @@ using RefMasks = std::vector<std::vector<double>>;
 // `in`). weights[i] are layer i's weights; gates[i], when given and not
 // empty, layer i's per-gate masks. keep: a Masking layer in front (its
 // mask, from RefMaskingKeep): the input's skipped steps become zeros and
-// every layer whose input is a sequence gets the mask.
+// every layer whose input is a sequence gets the mask; or, when layers[0]
+// is an Embedding, its mask_zero mask (RefMaskZeroKeep): the ids stay, and
+// the layers after the embedding get the mask.
 std::vector<double> RefModelForward(
     const std::vector<LayerSpec>& layers, const ActivationShape& in,
     const std::vector<RefWeights>& weights, const std::vector<double>& x,

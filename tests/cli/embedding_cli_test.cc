@@ -52,14 +52,25 @@ TEST(EmbeddingSpecJson, ParsesAndRoundTrips) {
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(CanonicalText(*back), CanonicalText(*spec));
 
-  std::string bad = kTokenSpec;
-  bad.replace(bad.find("\"output_dim\": 4"), 15,
-              "\"output_dim\": 4, \"mask_zero\": true");
-  absl::StatusOr<JobSpec> masked = ParseSpecJson(bad, "spec.json");
-  ASSERT_FALSE(masked.ok());
-  EXPECT_THAT(masked.status().message(),
-              HasSubstr("model.layers[0].embedding.mask_zero is not "
-                        "supported yet"));
+  std::string mask_zero = kTokenSpec;
+  mask_zero.replace(mask_zero.find("\"output_dim\": 4"), 15,
+                    "\"output_dim\": 4, \"mask_zero\": true");
+  absl::StatusOr<JobSpec> masked = ParseSpecJson(mask_zero, "spec.json");
+  ASSERT_TRUE(masked.ok()) << masked.status();
+  EXPECT_TRUE(masked->model.layers[0].mask_zero);
+  back = ParseSpecJson(SpecToJson(*masked, /*indent=*/false), "rt.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->model.layers[0].mask_zero);
+  EXPECT_NE(CanonicalText(*masked), CanonicalText(*spec));
+
+  // Masking in front of an embedding with mask_zero: refused.
+  std::string both = mask_zero;
+  both.replace(both.find("\"layers\": ["), 11,
+               "\"layers\": [{\"masking\": {\"mask_value\": 0}}, ");
+  absl::StatusOr<JobSpec> refused = ParseSpecJson(both, "spec.json");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("a Masking layer and an embedding with mask_zero"));
 }
 
 TEST(EmbeddingTrainCli, TrainsOnTokensFromJson) {
@@ -77,31 +88,35 @@ TEST(EmbeddingTrainCli, TrainsOnTokensFromJson) {
 }
 
 // The Keras file trained on Keras' own int32 ids (N, T) ends where Keras'
-// float64 fit() ended.
+// float64 fit() ended; also with mask_zero=True on ids padded with 0.
 TEST(EmbeddingTrainCli, KerasFileWithIntIdsTrainsLikeKeras) {
-  const std::string dir = FreshDir();
-  CliResult r = RunCli({"train", "--model", kGolden + "model.keras", "--x",
-                        kGolden + "ids.npy", "--y", kGolden + "y.npy",
-                        "--profile", "ref64", "--out", dir + "/out"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  absl::StatusOr<NdArray> got = ReadNpy(dir + "/out/outputs.npy");
-  absl::StatusOr<NdArray> want = ReadNpy(kGolden + "final_out.npy");
-  ASSERT_TRUE(got.ok() && want.ok());
-  ASSERT_EQ(got->shape(), want->shape());
-  double worst = 0;
-  for (int64_t i = 0; i < want->size(); ++i)
-    worst = std::max(worst, std::fabs(got->at(i) - want->at(i)) /
-                                std::max(1.0, std::fabs(want->at(i))));
-  EXPECT_LE(worst, 1e-10);
-  absl::StatusOr<NdArray> table =
-      ReadNpy(dir + "/out/weights/layer0_embeddings.npy");
-  absl::StatusOr<NdArray> table_want = ReadNpy(kGolden + "final_w0.npy");
-  ASSERT_TRUE(table.ok() && table_want.ok());
-  ASSERT_EQ(table->shape(), table_want->shape());
-  worst = 0;
-  for (int64_t i = 0; i < table->size(); ++i)
-    worst = std::max(worst, std::fabs(table->at(i) - table_want->at(i)));
-  EXPECT_LE(worst, 1e-10);
+  for (const std::string& golden :
+       {kGolden, kGolden + "../import_mask_zero/"}) {
+    SCOPED_TRACE(golden);
+    const std::string dir = FreshDir();
+    CliResult r = RunCli({"train", "--model", golden + "model.keras", "--x",
+                          golden + "ids.npy", "--y", golden + "y.npy",
+                          "--profile", "ref64", "--out", dir + "/out"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    absl::StatusOr<NdArray> got = ReadNpy(dir + "/out/outputs.npy");
+    absl::StatusOr<NdArray> want = ReadNpy(golden + "final_out.npy");
+    ASSERT_TRUE(got.ok() && want.ok());
+    ASSERT_EQ(got->shape(), want->shape());
+    double worst = 0;
+    for (int64_t i = 0; i < want->size(); ++i)
+      worst = std::max(worst, std::fabs(got->at(i) - want->at(i)) /
+                                  std::max(1.0, std::fabs(want->at(i))));
+    EXPECT_LE(worst, 1e-10);
+    absl::StatusOr<NdArray> table =
+        ReadNpy(dir + "/out/weights/layer0_embeddings.npy");
+    absl::StatusOr<NdArray> table_want = ReadNpy(golden + "final_w0.npy");
+    ASSERT_TRUE(table.ok() && table_want.ok());
+    ASSERT_EQ(table->shape(), table_want->shape());
+    worst = 0;
+    for (int64_t i = 0; i < table->size(); ++i)
+      worst = std::max(worst, std::fabs(table->at(i) - table_want->at(i)));
+    EXPECT_LE(worst, 1e-10);
+  }
 }
 
 // An int32 .npy of the given shape and values.

@@ -94,16 +94,44 @@ INSTANTIATE_TEST_SUITE_P(Keras315, EmbeddingImportTest,
                                                               : "LegacyH5";
                          });
 
+// Embedding(mask_zero=True): token id 0 is padding. Trained on ids padded
+// with 0 (right, left, and fully padded samples), ref64 ends where Keras'
+// float64 fit() ended, with row 0 of the table untouched.
+TEST(EmbeddingImport, MaskZeroFileTrainsLikeKerasFloat64) {
+  absl::StatusOr<ImportedModel> m =
+      ImportKerasModel(Golden("import_mask_zero/model.keras"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  const ModelSpec& s = m->spec.model;
+  ASSERT_EQ(s.layers.size(), 3u);
+  EXPECT_EQ(s.layers[0].kind, LayerKind::kEmbedding);
+  EXPECT_TRUE(s.layers[0].mask_zero);
+  EXPECT_FALSE(s.mask_value.has_value());
+  ASSERT_EQ(m->init_weights.size(), 6u);
+  absl::StatusOr<Profile> ref64 = Profile::Parse("ref64");
+  ASSERT_TRUE(ref64.ok());
+  RunOptions options;
+  options.x = Npy("import_mask_zero/x.npy");
+  options.y = Npy("import_mask_zero/y.npy");
+  options.init_weights = m->init_weights;
+  absl::StatusOr<RunResult> r = RunJob(m->spec, *ref64, options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->final_weights.size(), 6u);
+  for (int j = 0; j < 6; ++j) {
+    ExpectClose(r->final_weights[j].array,
+                Npy(absl::StrCat("import_mask_zero/final_w", j, ".npy")),
+                absl::StrCat("mask_zero final weight ", j));
+  }
+  ExpectClose(r->outputs, Npy("import_mask_zero/final_out.npy"), "outputs");
+  const NdArray& table = r->final_weights[0].array;
+  for (int u = 0; u < 4; ++u)
+    EXPECT_EQ(table.at(u), m->init_weights[0].at(u)) << "row 0, unit " << u;
+}
+
 TEST(EmbeddingImport, UnsupportedOptionsAreRefusedNamingTheLayer) {
   absl::StatusOr<ImportedModel> m =
-      ImportKerasModel(Golden("bad_mask_zero.keras"));
+      ImportKerasModel(Golden("bad_regularizer.keras"));
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(m.status().message(), HasSubstr("bad_mask_zero.keras"));
-  EXPECT_THAT(m.status().message(),
-              HasSubstr("(Embedding): mask_zero=True is not supported yet"));
-  m = ImportKerasModel(Golden("bad_regularizer.keras"));
-  ASSERT_FALSE(m.ok());
   EXPECT_THAT(m.status().message(), HasSubstr("(Embedding)"));
   EXPECT_THAT(m.status().message(), HasSubstr("embeddings_regularizer"));
 }

@@ -1,9 +1,11 @@
 // keras.layers.Embedding: the reference's gradients against finite
-// differences, the engine's layer against the reference (fp64 and fp32), the
-// spec's checks, the TOKENS generator, supplied token ids, the device
-// refusal, and real Keras 3 goldens
-// (tests/golden/embedding/make_embedding_golden.py): initial weights of
-// seed_mode KERAS, outputs, first-step gradients and 6-step training runs.
+// differences (with mask_zero's timestep mask too), the engine's layer and
+// model against the reference (fp64 and fp32), the spec's checks, the
+// TOKENS generator, supplied token ids, the device refusal, and real Keras 3
+// goldens (tests/golden/embedding/make_embedding_golden.py): initial weights
+// of seed_mode KERAS, outputs, first-step gradients and 6-step training
+// runs, mask_zero=True included.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -18,6 +20,7 @@
 #include "engine/job/job_memory.h"
 #include "engine/job/job_spec.h"
 #include "engine/layers/layer.h"
+#include "engine/loss/loss.h"
 #include "engine/numerics/context.h"
 #include "engine/numerics/profile.h"
 #include "engine/reference/reference.h"
@@ -115,6 +118,138 @@ TEST(EmbeddingReferenceTest, GradientsOfAStackMatchFiniteDifferences) {
   }
 }
 
+// Ids with zeros in them (left- and right-padded, one 0 inside, one sample
+// all zeros), kBatch + 1 samples of kSteps.
+std::vector<double> PaddedIds() {
+  return {3, 1, 4, 0,   //
+          0, 0, 2, 2,   //
+          0, 0, 0, 0,   //
+          1, 0, 3, 1};  //
+}
+
+// Embedding(mask_zero) -> LSTM(return_sequences) -> Dense: the mask is
+// id != 0, the reference's gradients (mask included) match finite
+// differences, and row 0 (selected only at skipped steps) gets no gradient.
+TEST(EmbeddingReferenceTest, MaskZeroGradientsMatchFiniteDifferences) {
+  LayerSpec e = EmbeddingLayerSpec(kVocab, 3);
+  e.mask_zero = true;
+  for (bool sequences : {true, false}) {
+    const std::vector<LayerSpec> layers = {
+        e, Rnn(LayerKind::kLstm, 3, sequences), Dense(2)};
+    const int batch = kBatch + 1;
+    const ActivationShape in{true, kSteps, 1};
+    Lcg rng(21);
+    std::vector<RefWeights> w;
+    ActivationShape shape = in;
+    for (const LayerSpec& l : layers) {
+      w.push_back(RandomWeights(l, shape, &rng, 0.6));
+      shape = RefOutputShape(l, shape);
+    }
+    const std::vector<double> x = PaddedIds();
+    const std::vector<uint8_t> keep = RefMaskZeroKeep(x);
+    for (size_t r = 0; r < x.size(); ++r) ASSERT_EQ(keep[r], x[r] != 0 ? 1 : 0);
+    const std::vector<double> y0 =
+        RefModelForward(layers, in, w, x, batch, nullptr, nullptr, &keep);
+    // Unlike Masking, the mask does change the result: without it, the
+    // padded steps would feed row 0 into the LSTM.
+    EXPECT_NE(y0, RefModelForward(layers, in, w, x, batch));
+    const std::vector<double> dy =
+        rng.Vec(static_cast<int64_t>(y0.size()), 1.0);
+    const std::vector<RefLayerGrads> g =
+        RefModelBackward(layers, in, w, x, batch, dy, nullptr, nullptr, &keep);
+    auto loss = [&](const std::vector<RefWeights>& ww) {
+      const std::vector<double> y =
+          RefModelForward(layers, in, ww, x, batch, nullptr, nullptr, &keep);
+      double l = 0;
+      for (size_t i = 0; i < y.size(); ++i) l += dy[i] * y[i];
+      return l;
+    };
+    const double h = 1e-6;
+    for (size_t k = 0; k < w.size(); ++k) {
+      for (size_t j = 0; j < w[k].size(); ++j) {
+        for (size_t i = 0; i < w[k][j].size(); ++i) {
+          std::vector<RefWeights> wp = w, wm = w;
+          wp[k][j][i] += h;
+          wm[k][j][i] -= h;
+          const double fd = (loss(wp) - loss(wm)) / (2 * h);
+          EXPECT_NEAR(g[k].dweights[j][i], fd,
+                      1e-7 * std::max(1.0, std::fabs(fd)))
+              << "sequences " << sequences << " layer " << k << " weight " << j
+              << "[" << i << "]";
+        }
+      }
+    }
+    for (int u = 0; u < 3; ++u) EXPECT_EQ(g[0].dweights[0][u], 0.0) << u;
+  }
+}
+
+// The engine's model with mask_zero against the reference model, fp64:
+// its mask is id != 0, it reaches the output (for the masked loss), and
+// the outputs and every weight's gradient match.
+TEST(EmbeddingModelTest, MaskZeroModelMatchesTheReference) {
+  ModelSpec m;
+  m.timesteps = kSteps;
+  m.features = 1;
+  m.layers = {EmbeddingLayerSpec(kVocab, 3), Rnn(LayerKind::kGru, 3, true),
+              Rnn(LayerKind::kSimpleRnn, 2, true), Dense(2)};
+  m.layers[0].mask_zero = true;
+  const int batch = kBatch + 1;
+  const ActivationShape in{true, kSteps, 1};
+  Lcg rng(5);
+  std::vector<RefWeights> w;
+  ActivationShape shape = in;
+  for (const LayerSpec& l : m.layers) {
+    w.push_back(RandomWeights(l, shape, &rng, 0.6));
+    shape = RefOutputShape(l, shape);
+  }
+  const std::vector<double> x = PaddedIds();
+  const std::vector<uint8_t> keep = RefMaskZeroKeep(x);
+  const std::vector<double> y_ref =
+      RefModelForward(m.layers, in, w, x, batch, nullptr, nullptr, &keep);
+  const std::vector<double> dy =
+      rng.Vec(static_cast<int64_t>(y_ref.size()), 1.0);
+  const std::vector<RefLayerGrads> g =
+      RefModelBackward(m.layers, in, w, x, batch, dy, nullptr, nullptr, &keep);
+
+  absl::StatusOr<std::unique_ptr<Model<double>>> model =
+      Model<double>::Create(m, batch);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<double> dp_ref;
+  {
+    size_t j = 0;
+    for (size_t l = 0; l < w.size(); ++l) {
+      for (size_t k = 0; k < w[l].size(); ++k, ++j) {
+        const ModelWeight& mw = (*model)->weights()[j];
+        ASSERT_EQ(mw.size, static_cast<int64_t>(w[l][k].size())) << mw.name;
+        std::copy(w[l][k].begin(), w[l][k].end(),
+                  (*model)->params() + mw.offset);
+      }
+    }
+  }
+  Profile profile;
+  profile.precision = Precision::kFp64;
+  const Context ctx(profile);
+  const double* y = (*model)->Forward(ctx, x.data(), batch);
+  ASSERT_NE((*model)->output_mask(), nullptr);
+  EXPECT_EQ(std::vector<uint8_t>((*model)->output_mask(),
+                                 (*model)->output_mask() + keep.size()),
+            keep);
+  for (size_t i = 0; i < y_ref.size(); ++i)
+    EXPECT_NEAR(y[i], y_ref[i], 1e-13) << "y[" << i << "]";
+  (*model)->Backward(ctx, dy.data());
+  size_t j = 0;
+  for (size_t l = 0; l < w.size(); ++l) {
+    for (size_t k = 0; k < w[l].size(); ++k, ++j) {
+      const ModelWeight& mw = (*model)->weights()[j];
+      for (int64_t i = 0; i < mw.size; ++i)
+        EXPECT_NEAR((*model)->grads()[mw.offset + i], g[l].dweights[k][i],
+                    1e-12 * std::max(1.0, std::fabs(g[l].dweights[k][i])))
+            << mw.name << "[" << i << "]";
+    }
+  }
+  for (int u = 0; u < 3; ++u) EXPECT_EQ((*model)->grads()[u], 0.0) << u;
+}
+
 TEST(EmbeddingLayerTest, EngineMatchesTheReference) {
   const LayerSpec spec = EmbeddingLayerSpec(kVocab, 4);
   const ActivationShape in{true, kSteps, 1};
@@ -208,7 +343,8 @@ TEST(EmbeddingSpecTest, BadSpecsAreRefusedNamingTheField) {
   {
     JobSpec s = TokenJob();
     s.model.layers[0].mask_zero = true;
-    bad.push_back({"model.layers[0].mask_zero is not supported yet", s});
+    s.model.mask_value = 0.0;
+    bad.push_back({"a Masking layer and an embedding with mask_zero", s});
   }
   {
     JobSpec s = TokenJob();
@@ -276,6 +412,10 @@ TEST(EmbeddingSpecTest, MemoryAdmissionCountsTheTable) {
   EXPECT_GE(static_cast<double>(b.weights - a.weights), 2 * extra);
   EXPECT_GE(static_cast<double>(b.optimizer - a.optimizer), 2 * extra);
   EXPECT_GT(b.total(), a.total());
+  // mask_zero's timestep mask costs memory too.
+  JobSpec masked = small;
+  masked.model.layers[0].mask_zero = true;
+  EXPECT_GT(EstimateJobMemory(masked, fp32, 64, 8).total(), a.total());
 }
 
 TEST(TokensGeneratorTest, IdsAreIntegersInRangeAndTargetsFollowThem) {
@@ -331,6 +471,63 @@ TEST(TokensGeneratorTest, TrainingOnTokensLowersTheLoss) {
   absl::StatusOr<RunResult> again = RunJob(spec, *Profile::Parse("fp32"));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->fingerprints.back().sha256, r->fingerprints.back().sha256);
+}
+
+// With mask_zero, TOKENS' id 0 (drawn like any other id) is padding: the
+// run's first loss is the masked one, the mean squared error over the
+// steps whose id is not 0 of the initial model's outputs.
+TEST(TokensGeneratorTest, MaskZeroTreatsDrawnZerosAsPadding) {
+  JobSpec spec = TokenJob();
+  spec.model.layers[0].mask_zero = true;
+  ASSERT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  spec.training.shuffle = false;
+  spec.training.epochs = 1;
+  const Profile fp64 = *Profile::Parse("fp64");
+  absl::StatusOr<Dataset> d = GenerateDataset(spec, DataSplit::kTrain);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const int batch = spec.training.batch_size, steps = spec.model.timesteps;
+  const int units = ModelOutputUnits(spec.model);
+  std::vector<double> x(static_cast<size_t>(batch) * steps);
+  int zeros = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = d->x.at(static_cast<int64_t>(i));
+    zeros += x[i] == 0 ? 1 : 0;
+  }
+  ASSERT_GT(zeros, 0) << "the first batch draws no id 0";
+  absl::StatusOr<RunResult> r = RunJob(spec, fp64);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // The same initial weights, through the float64 reference.
+  JobSpec init = spec;
+  init.training.epochs = 0;
+  absl::StatusOr<RunResult> r0 = RunJob(init, fp64);
+  ASSERT_TRUE(r0.ok()) << r0.status();
+  std::vector<RefWeights> w(spec.model.layers.size());
+  absl::StatusOr<std::unique_ptr<Model<double>>> probe =
+      Model<double>::Create(spec.model, batch);
+  ASSERT_TRUE(probe.ok());
+  for (size_t j = 0; j < r0->final_weights.size(); ++j) {
+    const NdArray& a = r0->final_weights[j].array;
+    std::vector<double> v(static_cast<size_t>(a.size()));
+    for (int64_t i = 0; i < a.size(); ++i) v[i] = a.at(i);
+    w[(*probe)->weights()[j].layer].push_back(v);
+  }
+  const std::vector<uint8_t> keep = RefMaskZeroKeep(x);
+  const std::vector<double> pred =
+      RefModelForward(spec.model.layers, ActivationShape{true, steps, 1}, w, x,
+                      batch, nullptr, nullptr, &keep);
+  double sum = 0;
+  int kept = 0;
+  for (size_t row = 0; row < keep.size(); ++row) {
+    if (!keep[row]) continue;
+    ++kept;
+    double e = 0;
+    for (int u = 0; u < units; ++u) {
+      const double diff = pred[row * units + u] - d->y.at(row * units + u);
+      e += diff * diff;
+    }
+    sum += e / units;
+  }
+  EXPECT_NEAR(r->losses.at(0), sum / kept, 1e-12);
 }
 
 TEST(EmbeddingDataTest, SuppliedIdOutOfRangeIsRefusedNamingSampleAndStep) {
@@ -417,6 +614,16 @@ std::vector<KerasCase> KerasCases() {
     s.optimizer.learning_rate = 0x1p-4;
     s.optimizer.clipnorm = 0.05;
     c.push_back({"embedding_simple_rnn_rmsprop_clipnorm_s3", s});
+  }
+  {
+    JobSpec s = base;
+    s.seed = 21;
+    LayerSpec e = EmbeddingLayerSpec(12, 3);
+    e.mask_zero = true;
+    s.model.layers = {e, Rnn(LayerKind::kLstm, 4, true), Dense(2)};
+    s.optimizer.kind = OptimizerKind::kAdam;
+    s.optimizer.learning_rate = 0x1p-5;
+    c.push_back({"embedding_mask_zero_lstm_dense_adam_s21", s});
   }
   return c;
 }
@@ -512,12 +719,26 @@ TEST_P(KerasEmbeddingModelTest, FirstStepGradientsMatchKeras) {
   const double* pred = (*model)->Forward(ctx, xb.data(), batch);
   const int64_t n = batch * per_y;
   std::vector<double> dy(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(n);
+  const bool mask_zero = tc.spec.model.layers[0].mask_zero;
+  const std::vector<uint8_t> keep = RefMaskZeroKeep(xb);
+  if (mask_zero) {  // Keras' masked loss: the mean over the kept steps
+    ASSERT_NE((*model)->output_mask(), nullptr);
+    EXPECT_EQ(std::vector<uint8_t>((*model)->output_mask(),
+                                   (*model)->output_mask() + keep.size()),
+              keep);
+    LossBackward<double>(LossKind::kMse, pred, y.data<double>(),
+                         int64_t{batch} * tc.spec.model.timesteps,
+                         ModelOutputUnits(tc.spec.model), dy.data(), 1,
+                         (*model)->output_mask());
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(n);
+  }
   (*model)->Backward(ctx, dy.data());
   const ActivationShape in{true, tc.spec.model.timesteps, 1};
   const std::vector<RefLayerGrads> g =
-      RefModelBackward(tc.spec.model.layers, in, w, xb, batch, dy);
+      RefModelBackward(tc.spec.model.layers, in, w, xb, batch, dy, nullptr,
+                       nullptr, mask_zero ? &keep : nullptr);
   std::vector<int> index_in_layer(tc.spec.model.layers.size(), 0);
   for (size_t j = 0; j < want.size(); ++j) {
     const ModelWeight& mw = (*model)->weights()[j];
