@@ -76,8 +76,12 @@ int ImportCommand(const std::vector<std::string>& args, std::FILE* out,
   if (s.ok()) s = staged->Commit();
   if (!s.ok()) return ReportError(err, s);
 
+  // The Keras layers the spec holds: a Masking layer is a field of the
+  // model, not one of its engine layers.
+  const size_t layers = model->spec.model.layers.size() +
+                        (model->spec.model.mask_value.has_value() ? 1 : 0);
   std::fprintf(out, "imported %s: %zu layers, %zu weight arrays\n",
-               path.c_str(), model->spec.model.layers.size(), layout.size());
+               path.c_str(), layers, layout.size());
   std::fprintf(out, "  spec         %s/spec.json (%s)\n", dir->c_str(),
                model->compiled ? "optimizer and loss from the file"
                                : "not compiled: Adam() and MSE");

@@ -259,5 +259,21 @@ TEST(ImportCli, ImportRefusesToReplaceADirectoryItDidNotWrite) {
   EXPECT_FALSE(Exists(dir + "/mine/spec.json"));
 }
 
+// The summary counts the file's Keras layers, Masking included (it is a field
+// of the spec's model, not an engine layer, so it owns no weight file), and
+// the first weight file is the layer after it.
+TEST(ImportCli, MaskingIsCountedAndTheWeightsStartAfterIt) {
+  const std::string dir = FreshDir();
+  const std::string model = std::string(DRIFTSCOPE_SOURCE_DIR) +
+                            "/tests/golden/masking/import_masked/model.keras";
+  CliResult r = RunCli({"import", model, "--out", dir + "/imported"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(": 4 layers, 11 weight arrays"));
+  EXPECT_EQ(MaxRelDiff(dir + "/imported/init_weights/layer0_kernel.npy",
+                       std::string(DRIFTSCOPE_SOURCE_DIR) +
+                           "/tests/golden/masking/import_masked/init_w0.npy"),
+            0.0);
+}
+
 }  // namespace
 }  // namespace driftscope
