@@ -26,12 +26,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
 #include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
+using golden::KerasCase;
 using ::testing::HasSubstr;
 using testing_util::Lcg;
 
@@ -184,26 +186,10 @@ TEST(BidirectionalNoneLayerTest, EngineAndReferenceAgree) {
     EXPECT_NEAR(dx[i], g.dx[i], 1e-12 * std::max(1.0, std::fabs(g.dx[i])));
 }
 
-struct KerasCase {
-  std::string name;
-  JobSpec spec;
-};
-
-void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
-
 // Mirrors the merge_mode None cases of make_bidirectional_golden.py.
 std::vector<KerasCase> KerasCases() {
   std::vector<KerasCase> c;
-  JobSpec base;
-  base.seed_mode = SeedMode::kKeras;
-  base.model.timesteps = 5;
-  base.model.features = 3;
-  base.loss = LossKind::kMse;
-  base.training.epochs = 2;
-  base.training.batch_size = 4;
-  base.training.shuffle = false;
-  base.optimizer.kind = OptimizerKind::kAdam;
-  base.optimizer.learning_rate = 0x1p-5;
+  JobSpec base = golden::KerasGoldenBaseSpec(5, 3);
   {
     JobSpec s = base;
     s.seed = 11;
@@ -237,10 +223,7 @@ TEST_P(KerasBidirectionalNoneGoldenTest, TrainingMatchesKeras) {
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalNoneGoldenTest,
                          ::testing::Combine(::testing::ValuesIn(KerasCases()),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_f64" : "_f32");
-                         });
+                         golden::KerasCasePrecisionName());
 
 class KerasBidirectionalNoneModelTest
     : public ::testing::TestWithParam<KerasCase> {};
@@ -249,84 +232,34 @@ class KerasBidirectionalNoneModelTest
 // engine's model and the reference, against Keras float64's GradientTape.
 TEST_P(KerasBidirectionalNoneModelTest, FirstStepGradientsMatchKeras) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f64/";
-  const std::vector<NdArray> init = golden::LoadSeries(dir, "w");
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "grads0_w");
-  ASSERT_EQ(init.size(), want.size());
-  const NdArray x = golden::Load(dir, "x");
-  const NdArray y = golden::Load(dir, "y");
-  const int batch = tc.spec.training.batch_size;
-  absl::StatusOr<std::unique_ptr<Model<double>>> model =
-      Model<double>::Create(tc.spec.model, batch);
-  ASSERT_TRUE(model.ok()) << model.status();
-  ASSERT_EQ((*model)->weights().size(), init.size());
-  const size_t n_layers = tc.spec.model.layers.size();
-  std::vector<RefWeights> w(n_layers);
-  for (size_t j = 0; j < init.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    ASSERT_EQ(mw.size, init[j].size()) << mw.name;
-    for (int64_t i = 0; i < mw.size; ++i)
-      (*model)->params()[mw.offset + i] = init[j].at(i);
-    w[mw.layer].emplace_back(init[j].data<double>(),
-                             init[j].data<double>() + init[j].size());
-  }
-  DropoutMasks<double> masks(tc.spec, ModelInitSeeds(tc.spec), batch);
-  masks.Draw(0, batch);
-  const int64_t per_x = x.size() / x.shape()[0];
-  const int64_t per_y = y.size() / y.shape()[0];
-  const std::vector<double> xb(x.data<double>(),
-                               x.data<double>() + batch * per_x);
-  Profile profile;
-  profile.precision = Precision::kFp64;
-  const Context ctx(profile);
-  const double* pred = (*model)->Forward(ctx, xb.data(), batch, &masks);
+  golden::FirstStepGolden s;
+  ASSERT_NO_FATAL_FAILURE(
+      golden::LoadFirstStep(tc.name, kDir + tc.name + "/f64/", tc.spec, &s));
+  DropoutMasks<double> masks(tc.spec, ModelInitSeeds(tc.spec), s.batch);
+  masks.Draw(0, s.batch);
+  const double* pred = s.model->Forward(*s.ctx, s.xb.data(), s.batch, &masks);
   // Each output's MSE gradient: 2 (p − y) / (rows · units of one output).
   const int units = ModelOutputUnits(tc.spec.model);
-  const int64_t n = batch * per_y;
-  const int64_t rows = n / units;
-  std::vector<double> dy(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(rows * units / 2);
-  (*model)->Backward(ctx, dy.data());
+  const int64_t rows = golden::FirstBatchOutputs(s) / units;
+  const std::vector<double> dy = golden::MseGradient(s, pred, rows * units / 2);
+  s.model->Backward(*s.ctx, dy.data());
   // The reference with the same masks (a shared mask once per gate).
-  std::vector<RefGateMasks> gates(n_layers);
-  int width = tc.spec.model.features;
-  for (size_t i = 0; i < n_layers; ++i) {
-    const LayerSpec& l = tc.spec.model.layers[i];
+  for (size_t i = 0; i < tc.spec.model.layers.size(); ++i) {
     const DirectionMasks<double>* dm =
         masks.direction_masks(static_cast<int>(i));
-    for (int k = 0; dm != nullptr && k < 2; ++k) {
+    for (int k = 0; dm != nullptr && k < 2; ++k)
       ASSERT_EQ(dm[k].gates, nullptr);  // the cases use shared masks only
-      if (dm[k].input == nullptr) continue;
-      (k == 0 ? gates[i].input : gates[i].backward_input)
-          .assign(GateMaskCount(l),
-                  std::vector<double>(dm[k].input,
-                                      dm[k].input + int64_t{batch} * width));
-    }
-    width = LayerOutputUnits(l);
   }
-  const ActivationShape in{true, tc.spec.model.timesteps,
-                           tc.spec.model.features};
-  const std::vector<RefLayerGrads> g = RefModelBackward(
-      tc.spec.model.layers, in, w, xb, batch, dy, nullptr, &gates);
-  std::vector<int> index_in_layer(n_layers, 0);
-  for (size_t j = 0; j < want.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    const golden::RelError e =
-        golden::MaxRel((*model)->grads() + mw.offset, want[j]);
-    EXPECT_LE(e.max_rel, golden::kF64RelTol)
-        << tc.name << " engine grads of " << mw.name << " at " << e.worst
-        << ": " << e.actual << " vs Keras " << e.ref;
-    const golden::RelError r = golden::MaxRel(
-        g[mw.layer].dweights[index_in_layer[mw.layer]++].data(), want[j]);
-    EXPECT_LE(r.max_rel, golden::kF64RelTol)
-        << tc.name << " reference grads of " << mw.name;
-  }
+  const std::vector<RefGateMasks> gates =
+      golden::RefDirectionGateMasks(tc.spec, masks, s.batch);
+  golden::ExpectFirstStepGradientsMatchKeras(
+      s, RefModelBackward(tc.spec.model.layers, s.input_shape, s.ref_weights,
+                          s.xb, s.batch, dy, nullptr, &gates));
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalNoneModelTest,
                          ::testing::ValuesIn(KerasCases()),
-                         [](const auto& info) { return info.param.name; });
+                         golden::KerasCaseName());
 
 }  // namespace
 }  // namespace driftscope

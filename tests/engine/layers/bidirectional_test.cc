@@ -23,12 +23,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
 #include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
+using golden::KerasCase;
 using ::testing::HasSubstr;
 using testing_util::Flatten;
 using testing_util::Lcg;
@@ -160,26 +162,10 @@ INSTANTIATE_TEST_SUITE_P(AllModes, BidirectionalLayerTest,
                          ::testing::ValuesIn(BiCases()),
                          [](const auto& info) { return info.param.name; });
 
-struct KerasCase {
-  std::string name;
-  JobSpec spec;
-};
-
-void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
-
 // Mirrors CASES in make_bidirectional_golden.py.
 std::vector<KerasCase> KerasCases() {
   std::vector<KerasCase> c;
-  JobSpec base;
-  base.seed_mode = SeedMode::kKeras;
-  base.model.timesteps = 5;
-  base.model.features = 3;
-  base.loss = LossKind::kMse;
-  base.training.epochs = 2;
-  base.training.batch_size = 4;
-  base.training.shuffle = false;
-  base.optimizer.kind = OptimizerKind::kAdam;
-  base.optimizer.learning_rate = 0x1p-5;
+  JobSpec base = golden::KerasGoldenBaseSpec(5, 3);
   {
     JobSpec s = base;
     s.seed = 42;
@@ -214,10 +200,7 @@ TEST_P(KerasBidirectionalGoldenTest, TrainingMatchesKeras) {
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalGoldenTest,
                          ::testing::Combine(::testing::ValuesIn(KerasCases()),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_f64" : "_f32");
-                         });
+                         golden::KerasCasePrecisionName());
 
 class KerasBidirectionalModelTest : public ::testing::TestWithParam<KerasCase> {
 };
@@ -228,30 +211,11 @@ class KerasBidirectionalModelTest : public ::testing::TestWithParam<KerasCase> {
 // kernels within float32 rounding (docs/keras.md).
 TEST_P(KerasBidirectionalModelTest, KerasSeedModeGivesKerasInitialWeights) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f32/";
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "w");
-  JobSpec spec = tc.spec;
-  spec.training.epochs = 0;
-  spec.data.samples = 4;
-  spec.data.eval_samples = 4;
-  absl::StatusOr<RunResult> r = RunJob(spec, *Profile::Parse("fp32"));
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->final_weights.size(), want.size());
+  RunResult run;
   int exact = 0;
-  for (size_t j = 0; j < want.size(); ++j) {
-    const NdArray& got = r->final_weights[j].array;
-    ASSERT_EQ(got.size(), want[j].size()) << r->final_weights[j].name;
-    const bool recurrent =
-        r->final_weights[j].name.find("recurrent_kernel") != std::string::npos;
-    if (!recurrent) {
-      EXPECT_EQ(
-          0, std::memcmp(got.raw(), want[j].raw(), got.size() * sizeof(float)))
-          << r->final_weights[j].name;
-      ++exact;
-    }
-    for (int64_t i = 0; i < got.size(); ++i)
-      EXPECT_NEAR(got.at(i), want[j].at(i), 1e-6) << r->final_weights[j].name;
-  }
+  ASSERT_NO_FATAL_FAILURE(golden::ExpectKerasSeedModeWeights(
+      kDir + tc.name + "/f32/", tc.spec, /*bit_exact_except_recurrent=*/true,
+      /*same_shapes=*/false, &run, &exact));
   EXPECT_GT(exact, 0);
 }
 
@@ -259,61 +223,21 @@ TEST_P(KerasBidirectionalModelTest, KerasSeedModeGivesKerasInitialWeights) {
 // against Keras float64's GradientTape.
 TEST_P(KerasBidirectionalModelTest, FirstStepGradientsMatchKeras) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f64/";
-  const std::vector<NdArray> init = golden::LoadSeries(dir, "w");
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "grads0_w");
-  ASSERT_EQ(init.size(), want.size());
-  const NdArray x = golden::Load(dir, "x");
-  const NdArray y = golden::Load(dir, "y");
-  const int batch = tc.spec.training.batch_size;
-  absl::StatusOr<std::unique_ptr<Model<double>>> model =
-      Model<double>::Create(tc.spec.model, batch);
-  ASSERT_TRUE(model.ok()) << model.status();
-  ASSERT_EQ((*model)->weights().size(), init.size());
-  std::vector<RefWeights> w(tc.spec.model.layers.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    ASSERT_EQ(mw.size, init[j].size()) << mw.name;
-    for (int64_t i = 0; i < mw.size; ++i)
-      (*model)->params()[mw.offset + i] = init[j].at(i);
-    w[mw.layer].emplace_back(init[j].data<double>(),
-                             init[j].data<double>() + init[j].size());
-  }
-  const int64_t per_x = x.size() / x.shape()[0];
-  const int64_t per_y = y.size() / y.shape()[0];
-  const std::vector<double> xb(x.data<double>(),
-                               x.data<double>() + batch * per_x);
-  Profile profile;
-  profile.precision = Precision::kFp64;
-  const Context ctx(profile);
-  const double* pred = (*model)->Forward(ctx, xb.data(), batch);
-  const int64_t n = batch * per_y;
-  std::vector<double> dy(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(n);
-  (*model)->Backward(ctx, dy.data());
-  const ActivationShape in{true, tc.spec.model.timesteps,
-                           tc.spec.model.features};
-  const std::vector<RefLayerGrads> g =
-      RefModelBackward(tc.spec.model.layers, in, w, xb, batch, dy);
-  std::vector<int> index_in_layer(tc.spec.model.layers.size(), 0);
-  for (size_t j = 0; j < want.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    const golden::RelError e =
-        golden::MaxRel((*model)->grads() + mw.offset, want[j]);
-    EXPECT_LE(e.max_rel, golden::kF64RelTol)
-        << tc.name << " engine grads of " << mw.name << " at " << e.worst
-        << ": " << e.actual << " vs Keras " << e.ref;
-    const golden::RelError r = golden::MaxRel(
-        g[mw.layer].dweights[index_in_layer[mw.layer]++].data(), want[j]);
-    EXPECT_LE(r.max_rel, golden::kF64RelTol)
-        << tc.name << " reference grads of " << mw.name;
-  }
+  golden::FirstStepGolden s;
+  ASSERT_NO_FATAL_FAILURE(
+      golden::LoadFirstStep(tc.name, kDir + tc.name + "/f64/", tc.spec, &s));
+  const double* pred = s.model->Forward(*s.ctx, s.xb.data(), s.batch);
+  const std::vector<double> dy =
+      golden::MseGradient(s, pred, golden::FirstBatchOutputs(s));
+  s.model->Backward(*s.ctx, dy.data());
+  golden::ExpectFirstStepGradientsMatchKeras(
+      s, RefModelBackward(tc.spec.model.layers, s.input_shape, s.ref_weights,
+                          s.xb, s.batch, dy));
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalModelTest,
                          ::testing::ValuesIn(KerasCases()),
-                         [](const auto& info) { return info.param.name; });
+                         golden::KerasCaseName());
 
 TEST(BidirectionalSpecTest, BadCombinationsAreRefusedNamingTheField) {
   JobSpec spec = DefaultJobSpec();

@@ -29,12 +29,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
 #include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
+using golden::KerasCase;
 using ::testing::HasSubstr;
 using testing_util::Flatten;
 using testing_util::Lcg;
@@ -565,25 +567,11 @@ TEST(EmbeddingDeviceTest, DeviceProfilesRefuseEmbeddingNamingTheField) {
   EXPECT_THAT(r.status().message(), HasSubstr("model.layers[0].embedding"));
 }
 
-struct KerasCase {
-  std::string name;
-  JobSpec spec;
-};
-
-void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
-
 // Mirrors CASES in make_embedding_golden.py.
 std::vector<KerasCase> KerasCases() {
   std::vector<KerasCase> c;
-  JobSpec base;
-  base.seed_mode = SeedMode::kKeras;
-  base.model.timesteps = 5;
-  base.model.features = 1;
-  base.loss = LossKind::kMse;
+  JobSpec base = golden::KerasGoldenBaseSpec(5, 1);
   base.data.generator = DataSpec::Generator::kTokens;
-  base.training.epochs = 2;
-  base.training.batch_size = 4;
-  base.training.shuffle = false;
   {
     JobSpec s = base;
     s.seed = 42;
@@ -648,10 +636,7 @@ TEST_P(KerasEmbeddingGoldenTest, TrainingMatchesKeras) {
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasEmbeddingGoldenTest,
                          ::testing::Combine(::testing::ValuesIn(KerasCases()),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_f64" : "_f32");
-                         });
+                         golden::KerasCasePrecisionName());
 
 class KerasEmbeddingModelTest : public ::testing::TestWithParam<KerasCase> {};
 
@@ -660,103 +645,47 @@ class KerasEmbeddingModelTest : public ::testing::TestWithParam<KerasCase> {};
 // kernel within float32 rounding (docs/keras.md).
 TEST_P(KerasEmbeddingModelTest, KerasSeedModeGivesKerasInitialWeights) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f32/";
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "w");
-  JobSpec spec = tc.spec;
-  spec.training.epochs = 0;
-  spec.data.samples = 4;
-  spec.data.eval_samples = 4;
-  absl::StatusOr<RunResult> r = RunJob(spec, *Profile::Parse("fp32"));
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->final_weights.size(), want.size());
-  EXPECT_EQ(r->final_weights[0].name, "layer0_embeddings");
-  for (size_t j = 0; j < want.size(); ++j) {
-    const NdArray& got = r->final_weights[j].array;
-    ASSERT_EQ(got.shape(), want[j].shape()) << r->final_weights[j].name;
-    const bool recurrent =
-        r->final_weights[j].name.find("recurrent_kernel") != std::string::npos;
-    if (!recurrent) {
-      EXPECT_EQ(
-          0, std::memcmp(got.raw(), want[j].raw(), got.size() * sizeof(float)))
-          << r->final_weights[j].name;
-    }
-    for (int64_t i = 0; i < got.size(); ++i)
-      EXPECT_NEAR(got.at(i), want[j].at(i), 1e-6) << r->final_weights[j].name;
-  }
+  RunResult run;
+  int exact = 0;
+  ASSERT_NO_FATAL_FAILURE(golden::ExpectKerasSeedModeWeights(
+      kDir + tc.name + "/f32/", tc.spec, /*bit_exact_except_recurrent=*/true,
+      /*same_shapes=*/true, &run, &exact));
+  EXPECT_EQ(run.final_weights[0].name, "layer0_embeddings");
 }
 
 // The first step's gradients of the engine's model and of the reference,
 // against Keras float64's GradientTape (the embedding's made dense).
 TEST_P(KerasEmbeddingModelTest, FirstStepGradientsMatchKeras) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f64/";
-  const std::vector<NdArray> init = golden::LoadSeries(dir, "w");
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "grads0_w");
-  ASSERT_EQ(init.size(), want.size());
-  const NdArray x = golden::Load(dir, "x");
-  const NdArray y = golden::Load(dir, "y");
-  const int batch = tc.spec.training.batch_size;
-  absl::StatusOr<std::unique_ptr<Model<double>>> model =
-      Model<double>::Create(tc.spec.model, batch);
-  ASSERT_TRUE(model.ok()) << model.status();
-  ASSERT_EQ((*model)->weights().size(), init.size());
-  std::vector<RefWeights> w(tc.spec.model.layers.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    ASSERT_EQ(mw.size, init[j].size()) << mw.name;
-    for (int64_t i = 0; i < mw.size; ++i)
-      (*model)->params()[mw.offset + i] = init[j].at(i);
-    w[mw.layer].emplace_back(init[j].data<double>(),
-                             init[j].data<double>() + init[j].size());
-  }
-  const int64_t per_x = x.size() / x.shape()[0];
-  const int64_t per_y = y.size() / y.shape()[0];
-  const std::vector<double> xb(x.data<double>(),
-                               x.data<double>() + batch * per_x);
-  Profile profile;
-  profile.precision = Precision::kFp64;
-  const Context ctx(profile);
-  const double* pred = (*model)->Forward(ctx, xb.data(), batch);
-  const int64_t n = batch * per_y;
-  std::vector<double> dy(static_cast<size_t>(n));
+  golden::FirstStepGolden s;
+  ASSERT_NO_FATAL_FAILURE(
+      golden::LoadFirstStep(tc.name, kDir + tc.name + "/f64/", tc.spec, &s));
+  const double* pred = s.model->Forward(*s.ctx, s.xb.data(), s.batch);
+  std::vector<double> dy(static_cast<size_t>(golden::FirstBatchOutputs(s)));
   const bool mask_zero = tc.spec.model.layers[0].mask_zero;
-  const std::vector<uint8_t> keep = RefMaskZeroKeep(xb);
+  const std::vector<uint8_t> keep = RefMaskZeroKeep(s.xb);
   if (mask_zero) {  // Keras' masked loss: the mean over the kept steps
-    ASSERT_NE((*model)->output_mask(), nullptr);
-    EXPECT_EQ(std::vector<uint8_t>((*model)->output_mask(),
-                                   (*model)->output_mask() + keep.size()),
+    ASSERT_NE(s.model->output_mask(), nullptr);
+    EXPECT_EQ(std::vector<uint8_t>(s.model->output_mask(),
+                                   s.model->output_mask() + keep.size()),
               keep);
-    LossBackward<double>(LossKind::kMse, pred, y.data<double>(),
-                         int64_t{batch} * tc.spec.model.timesteps,
+    LossBackward<double>(LossKind::kMse, pred, s.y.data<double>(),
+                         int64_t{s.batch} * tc.spec.model.timesteps,
                          ModelOutputUnits(tc.spec.model), dy.data(), 1,
-                         (*model)->output_mask());
+                         s.model->output_mask());
   } else {
-    for (int64_t i = 0; i < n; ++i)
-      dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(n);
+    dy = golden::MseGradient(s, pred, golden::FirstBatchOutputs(s));
   }
-  (*model)->Backward(ctx, dy.data());
-  const ActivationShape in{true, tc.spec.model.timesteps, 1};
-  const std::vector<RefLayerGrads> g =
-      RefModelBackward(tc.spec.model.layers, in, w, xb, batch, dy, nullptr,
-                       nullptr, mask_zero ? &keep : nullptr);
-  std::vector<int> index_in_layer(tc.spec.model.layers.size(), 0);
-  for (size_t j = 0; j < want.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    const golden::RelError e =
-        golden::MaxRel((*model)->grads() + mw.offset, want[j]);
-    EXPECT_LE(e.max_rel, golden::kF64RelTol)
-        << tc.name << " engine grads of " << mw.name << " at " << e.worst
-        << ": " << e.actual << " vs Keras " << e.ref;
-    const golden::RelError r = golden::MaxRel(
-        g[mw.layer].dweights[index_in_layer[mw.layer]++].data(), want[j]);
-    EXPECT_LE(r.max_rel, golden::kF64RelTol)
-        << tc.name << " reference grads of " << mw.name;
-  }
+  s.model->Backward(*s.ctx, dy.data());
+  golden::ExpectFirstStepGradientsMatchKeras(
+      s, RefModelBackward(tc.spec.model.layers, s.input_shape, s.ref_weights,
+                          s.xb, s.batch, dy, nullptr, nullptr,
+                          mask_zero ? &keep : nullptr));
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasEmbeddingModelTest,
                          ::testing::ValuesIn(KerasCases()),
-                         [](const auto& info) { return info.param.name; });
+                         golden::KerasCaseName());
 
 }  // namespace
 }  // namespace driftscope

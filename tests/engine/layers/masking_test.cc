@@ -27,12 +27,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
 #include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
+using golden::KerasCase;
 using ::testing::HasSubstr;
 using testing_util::Flatten;
 using testing_util::Lcg;
@@ -518,13 +520,6 @@ TEST(MaskingDataTest, PaddedSyntheticDataHaveSeededTailsOfMaskValue) {
 
 // ----------------------------------------------------------- Keras goldens
 
-struct KerasCase {
-  std::string name;
-  JobSpec spec;
-};
-
-void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
-
 LayerSpec Bi(LayerSpec l, MergeMode mode) {
   l.bidirectional = true;
   l.merge_mode = mode;
@@ -534,17 +529,8 @@ LayerSpec Bi(LayerSpec l, MergeMode mode) {
 // Mirrors CASES in make_masking_golden.py.
 std::vector<KerasCase> KerasCases() {
   std::vector<KerasCase> c;
-  JobSpec base;
-  base.seed_mode = SeedMode::kKeras;
-  base.model.timesteps = 6;
-  base.model.features = 3;
+  JobSpec base = golden::KerasGoldenBaseSpec(6, 3);
   base.model.mask_value = 0.0;
-  base.loss = LossKind::kMse;
-  base.training.epochs = 2;
-  base.training.batch_size = 4;
-  base.training.shuffle = false;
-  base.optimizer.kind = OptimizerKind::kAdam;
-  base.optimizer.learning_rate = 0x1p-5;
   {
     JobSpec s = base;
     s.seed = 42;
@@ -602,10 +588,7 @@ TEST_P(KerasMaskingGoldenTest, TrainingMatchesKeras) {
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasMaskingGoldenTest,
                          ::testing::Combine(::testing::ValuesIn(KerasCases()),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_f64" : "_f32");
-                         });
+                         golden::KerasCasePrecisionName());
 
 class KerasMaskingModelTest : public ::testing::TestWithParam<KerasCase> {};
 
@@ -613,68 +596,29 @@ class KerasMaskingModelTest : public ::testing::TestWithParam<KerasCase> {};
 // and of the reference, against Keras float64's GradientTape.
 TEST_P(KerasMaskingModelTest, FirstStepGradientsMatchKeras) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f64/";
-  const std::vector<NdArray> init = golden::LoadSeries(dir, "w");
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "grads0_w");
-  ASSERT_FALSE(init.empty());
-  ASSERT_EQ(init.size(), want.size());
-  const NdArray x = golden::Load(dir, "x");
-  const NdArray y = golden::Load(dir, "y");
-  const int batch = tc.spec.training.batch_size;
-  absl::StatusOr<std::unique_ptr<Model<double>>> model =
-      Model<double>::Create(tc.spec.model, batch);
-  ASSERT_TRUE(model.ok()) << model.status();
-  ASSERT_EQ((*model)->weights().size(), init.size());
-  std::vector<RefWeights> w(tc.spec.model.layers.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    ASSERT_EQ(mw.size, init[j].size()) << mw.name;
-    for (int64_t i = 0; i < mw.size; ++i)
-      (*model)->params()[mw.offset + i] = init[j].at(i);
-    w[mw.layer].emplace_back(init[j].data<double>(),
-                             init[j].data<double>() + init[j].size());
-  }
-  const int64_t per_x = x.size() / x.shape()[0];
-  const int64_t per_y = y.size() / y.shape()[0];
-  const std::vector<double> xb(x.data<double>(),
-                               x.data<double>() + batch * per_x);
-  Profile profile;
-  profile.precision = Precision::kFp64;
-  const Context ctx(profile);
-  const double* pred = (*model)->Forward(ctx, xb.data(), batch);
+  golden::FirstStepGolden s;
+  ASSERT_NO_FATAL_FAILURE(
+      golden::LoadFirstStep(tc.name, kDir + tc.name + "/f64/", tc.spec, &s));
+  const double* pred = s.model->Forward(*s.ctx, s.xb.data(), s.batch);
   const bool sequence = ModelOutputIsSequence(tc.spec.model);
   const int units = ModelOutputUnits(tc.spec.model);
   const int64_t rows =
-      sequence ? int64_t{batch} * tc.spec.model.timesteps : batch;
-  std::vector<double> dy(static_cast<size_t>(batch * per_y));
-  LossBackward<double>(LossKind::kMse, pred, y.data<double>(), rows, units,
-                       dy.data(), 1, (*model)->output_mask());
-  (*model)->Backward(ctx, dy.data());
-  const ActivationShape in{true, tc.spec.model.timesteps,
-                           tc.spec.model.features};
+      sequence ? int64_t{s.batch} * tc.spec.model.timesteps : s.batch;
+  std::vector<double> dy(static_cast<size_t>(golden::FirstBatchOutputs(s)));
+  LossBackward<double>(LossKind::kMse, pred, s.y.data<double>(), rows, units,
+                       dy.data(), 1, s.model->output_mask());
+  s.model->Backward(*s.ctx, dy.data());
   const std::vector<uint8_t> keep =
-      RefMaskingKeep(xb, batch, tc.spec.model.timesteps, tc.spec.model.features,
-                     *tc.spec.model.mask_value);
-  const std::vector<RefLayerGrads> g = RefModelBackward(
-      tc.spec.model.layers, in, w, xb, batch, dy, nullptr, nullptr, &keep);
-  std::vector<int> index_in_layer(tc.spec.model.layers.size(), 0);
-  for (size_t j = 0; j < want.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    const golden::RelError e =
-        golden::MaxRel((*model)->grads() + mw.offset, want[j]);
-    EXPECT_LE(e.max_rel, golden::kF64RelTol)
-        << tc.name << " engine grads of " << mw.name << " at " << e.worst
-        << ": " << e.actual << " vs Keras " << e.ref;
-    const golden::RelError r = golden::MaxRel(
-        g[mw.layer].dweights[index_in_layer[mw.layer]++].data(), want[j]);
-    EXPECT_LE(r.max_rel, golden::kF64RelTol)
-        << tc.name << " reference grads of " << mw.name;
-  }
+      RefMaskingKeep(s.xb, s.batch, tc.spec.model.timesteps,
+                     tc.spec.model.features, *tc.spec.model.mask_value);
+  golden::ExpectFirstStepGradientsMatchKeras(
+      s, RefModelBackward(tc.spec.model.layers, s.input_shape, s.ref_weights,
+                          s.xb, s.batch, dy, nullptr, nullptr, &keep));
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasMaskingModelTest,
                          ::testing::ValuesIn(KerasCases()),
-                         [](const auto& info) { return info.param.name; });
+                         golden::KerasCaseName());
 
 }  // namespace
 }  // namespace driftscope

@@ -22,11 +22,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
 
 namespace driftscope {
 namespace {
 
+using golden::KerasCase;
 using ::testing::HasSubstr;
 
 const std::string kDir =
@@ -190,26 +192,10 @@ TEST(DropoutTrainingTest, ThreeSgdStepsMatchTheReferenceWithTheSameMasks) {
   }
 }
 
-struct KerasCase {
-  std::string name;
-  JobSpec spec;
-};
-
-void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
-
 // Mirrors CASES in make_dropout_golden.py.
 std::vector<KerasCase> KerasCases() {
   std::vector<KerasCase> c;
-  JobSpec base;
-  base.seed_mode = SeedMode::kKeras;
-  base.model.timesteps = 5;
-  base.model.features = 3;
-  base.loss = LossKind::kMse;
-  base.training.epochs = 2;
-  base.training.batch_size = 4;
-  base.training.shuffle = false;
-  base.optimizer.kind = OptimizerKind::kAdam;
-  base.optimizer.learning_rate = 0x1p-5;
+  JobSpec base = golden::KerasGoldenBaseSpec(5, 3);
   {
     JobSpec s = base;
     s.seed = 42;
@@ -240,10 +226,7 @@ TEST_P(KerasDropoutGoldenTest, TrainingMatchesKeras) {
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasDropoutGoldenTest,
                          ::testing::Combine(::testing::ValuesIn(KerasCases()),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_f64" : "_f32");
-                         });
+                         golden::KerasCasePrecisionName());
 
 TEST(DropoutSpecTest, BadCombinationsAreRefusedNamingTheField) {
   JobSpec spec = DefaultJobSpec();

@@ -26,12 +26,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/golden/golden_util.h"
+#include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
 #include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
+using golden::KerasCase;
 using ::testing::HasSubstr;
 using testing_util::Flatten;
 using testing_util::Lcg;
@@ -261,26 +263,10 @@ TEST(RecurrentDropoutMaskTest, CountersFollowKerasDrawOrder) {
             (SeedPair{42, streams::Dropout(0, 29)}));
 }
 
-struct KerasCase {
-  std::string name;
-  JobSpec spec;
-};
-
-void PrintTo(const KerasCase& c, std::ostream* os) { *os << c.name; }
-
 // Mirrors CASES in make_recurrent_dropout_golden.py.
 std::vector<KerasCase> KerasCases() {
   std::vector<KerasCase> c;
-  JobSpec base;
-  base.seed_mode = SeedMode::kKeras;
-  base.model.timesteps = 5;
-  base.model.features = 3;
-  base.loss = LossKind::kMse;
-  base.training.epochs = 2;
-  base.training.batch_size = 4;
-  base.training.shuffle = false;
-  base.optimizer.kind = OptimizerKind::kAdam;
-  base.optimizer.learning_rate = 0x1p-5;
+  JobSpec base = golden::KerasGoldenBaseSpec(5, 3);
   {
     JobSpec s = base;
     s.seed = 42;
@@ -326,10 +312,7 @@ TEST_P(KerasRecurrentDropoutGoldenTest, TrainingMatchesKeras) {
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasRecurrentDropoutGoldenTest,
                          ::testing::Combine(::testing::ValuesIn(KerasCases()),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_f64" : "_f32");
-                         });
+                         golden::KerasCasePrecisionName());
 
 class KerasRecurrentDropoutGradientTest
     : public ::testing::TestWithParam<KerasCase> {};
@@ -339,54 +322,19 @@ class KerasRecurrentDropoutGradientTest
 // against Keras float64's GradientTape.
 TEST_P(KerasRecurrentDropoutGradientTest, FirstStepGradientsMatchKeras) {
   const KerasCase& tc = GetParam();
-  const std::string dir = kDir + tc.name + "/f64/";
-  const std::vector<NdArray> init = golden::LoadSeries(dir, "w");
-  const std::vector<NdArray> want = golden::LoadSeries(dir, "grads0_w");
-  ASSERT_EQ(init.size(), want.size());
-  const NdArray x = golden::Load(dir, "x");
-  const NdArray y = golden::Load(dir, "y");
-  const int batch = tc.spec.training.batch_size;
-  absl::StatusOr<std::unique_ptr<Model<double>>> model =
-      Model<double>::Create(tc.spec.model, batch);
-  ASSERT_TRUE(model.ok()) << model.status();
-  ASSERT_EQ((*model)->weights().size(), init.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    ASSERT_EQ(mw.size, init[j].size());
-    for (int64_t i = 0; i < mw.size; ++i)
-      (*model)->params()[mw.offset + i] = init[j].at(i);
-  }
-  const std::vector<LayerSeeds> seeds = ModelInitSeeds(tc.spec);
-  DropoutMasks<double> masks(tc.spec, seeds, batch);
+  golden::FirstStepGolden s;
+  ASSERT_NO_FATAL_FAILURE(
+      golden::LoadFirstStep(tc.name, kDir + tc.name + "/f64/", tc.spec, &s));
+  const int batch = s.batch;
+  DropoutMasks<double> masks(tc.spec, ModelInitSeeds(tc.spec), batch);
   masks.Draw(0, batch);
-  const int64_t per_x = x.size() / x.shape()[0];
-  const int64_t per_y = y.size() / y.shape()[0];
-  std::vector<double> xb(x.data<double>(), x.data<double>() + batch * per_x);
-  Profile profile;
-  profile.precision = Precision::kFp64;
-  const Context ctx(profile);
-  const double* pred = (*model)->Forward(ctx, xb.data(), batch, &masks);
-  const int64_t n = batch * per_y;
-  std::vector<double> dy(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    dy[i] = 2.0 * (pred[i] - y.at(i)) / static_cast<double>(n);
-  (*model)->Backward(ctx, dy.data());
-  for (size_t j = 0; j < want.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    const golden::RelError e =
-        golden::MaxRel((*model)->grads() + mw.offset, want[j]);
-    EXPECT_LE(e.max_rel, golden::kF64RelTol)
-        << tc.name << " engine grads of " << mw.name << " at " << e.worst
-        << ": " << e.actual << " vs Keras " << e.ref;
-  }
+  const double* pred = s.model->Forward(*s.ctx, s.xb.data(), batch, &masks);
+  const std::vector<double> dy =
+      golden::MseGradient(s, pred, golden::FirstBatchOutputs(s));
+  s.model->Backward(*s.ctx, dy.data());
+  golden::ExpectEngineGradientsMatchKeras(s);
 
   // The reference with the same masks, as the independent check.
-  std::vector<RefWeights> w(tc.spec.model.layers.size());
-  for (size_t j = 0; j < init.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    w[mw.layer].emplace_back(init[j].data<double>(),
-                             init[j].data<double>() + init[j].size());
-  }
   RefMasks shared(tc.spec.model.layers.size());
   std::vector<RefGateMasks> gates(tc.spec.model.layers.size());
   int width = tc.spec.model.features;
@@ -406,25 +354,14 @@ TEST_P(KerasRecurrentDropoutGradientTest, FirstStepGradientsMatchKeras) {
     }
     width = l.units;
   }
-  const ActivationShape in{true, tc.spec.model.timesteps,
-                           tc.spec.model.features};
-  const std::vector<RefLayerGrads> g = RefModelBackward(
-      tc.spec.model.layers, in, w, xb, batch, dy, &shared, &gates);
-  for (size_t j = 0; j < want.size(); ++j) {
-    const ModelWeight& mw = (*model)->weights()[j];
-    int index = 0;
-    for (size_t k = 0; k < j; ++k)
-      index += (*model)->weights()[k].layer == mw.layer;
-    const golden::RelError e =
-        golden::MaxRel(g[mw.layer].dweights[index].data(), want[j]);
-    EXPECT_LE(e.max_rel, golden::kF64RelTol)
-        << tc.name << " reference grads of " << mw.name;
-  }
+  golden::ExpectReferenceGradientsMatchKeras(
+      s, RefModelBackward(tc.spec.model.layers, s.input_shape, s.ref_weights,
+                          s.xb, batch, dy, &shared, &gates));
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasRecurrentDropoutGradientTest,
                          ::testing::ValuesIn(KerasCases()),
-                         [](const auto& info) { return info.param.name; });
+                         golden::KerasCaseName());
 
 TEST(RecurrentDropoutSpecTest, BadValuesAreRefusedNamingTheField) {
   JobSpec spec = DefaultJobSpec();
