@@ -3,7 +3,6 @@
 // .h5 files map to an embedding spec on token ids, train in fp64 like
 // Keras' float64 fit() to 1e-10, and the Embedding options driftscope
 // cannot compute the same way are refused naming the layer.
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -12,10 +11,9 @@
 #include "client/import/keras_import.h"
 #include "client/import/keras_layers.h"
 #include "engine/io/npy.h"
-#include "engine/numerics/profile.h"
-#include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/import/import_golden.h"
 
 namespace driftscope {
 namespace {
@@ -27,19 +25,7 @@ std::string Golden(const std::string& name) {
 }
 
 NdArray Npy(const std::string& name) {
-  absl::StatusOr<NdArray> a = ReadNpy(Golden(name));
-  EXPECT_TRUE(a.ok()) << a.status();
-  return a.ok() ? *a : NdArray();
-}
-
-void ExpectClose(const NdArray& a, const NdArray& r, const std::string& what) {
-  ASSERT_EQ(a.shape(), r.shape()) << what;
-  double worst = 0;
-  for (int64_t i = 0; i < r.size(); ++i) {
-    worst = std::max(worst, std::fabs(a.at(i) - r.at(i)) /
-                                std::max(1.0, std::fabs(r.at(i))));
-  }
-  EXPECT_LE(worst, 1e-10) << what;
+  return import_golden::ReadGolden(Golden(name));
 }
 
 class EmbeddingImportTest : public ::testing::TestWithParam<std::string> {};
@@ -61,30 +47,13 @@ TEST_P(EmbeddingImportTest, FileTrainsLikeKerasFloat64) {
   EXPECT_EQ(s.layers[0].kernel_initializer.minval, -0.05);
   EXPECT_EQ(s.layers[0].kernel_initializer.maxval, 0.05);
   EXPECT_EQ(m->spec.data.generator, DataSpec::Generator::kTokens);
-  ASSERT_EQ(m->init_weights.size(), 6u);
-  for (int j = 0; j < 6; ++j) {
-    const NdArray want = Npy(absl::StrCat("import/init_w", j, ".npy"));
-    ASSERT_EQ(m->init_weights[j].shape(), want.shape()) << j;
-    for (int64_t i = 0; i < want.size(); ++i)
-      ASSERT_EQ(m->init_weights[j].at(i), want.at(i)) << j << "[" << i << "]";
-  }
-  absl::StatusOr<Profile> ref64 = Profile::Parse("ref64");
-  ASSERT_TRUE(ref64.ok());
-  RunOptions options;
-  options.x = Npy("import/x.npy");
-  options.y = Npy("import/y.npy");
-  options.init_weights = m->init_weights;
-  absl::StatusOr<RunResult> r = RunJob(m->spec, *ref64, options);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->losses.size(), 6);
-  ASSERT_EQ(r->final_weights.size(), 6u);
-  EXPECT_EQ(r->final_weights[0].name, "layer0_embeddings");
-  for (int j = 0; j < 6; ++j) {
-    ExpectClose(r->final_weights[j].array,
-                Npy(absl::StrCat("import/final_w", j, ".npy")),
-                absl::StrCat(GetParam(), " final weight ", j));
-  }
-  ExpectClose(r->outputs, Npy("import/final_out.npy"), "outputs");
+  ASSERT_NO_FATAL_FAILURE(
+      import_golden::ExpectInitialWeightsAreTheFiles(*m, Golden("import/"), 6));
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(import_golden::ExpectTrainsLikeKerasFloat64(
+      *m, Golden("import/"), 6, GetParam() + " ", &r));
+  EXPECT_EQ(r.losses.size(), 6);
+  EXPECT_EQ(r.final_weights[0].name, "layer0_embeddings");
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, EmbeddingImportTest,
@@ -107,22 +76,10 @@ TEST(EmbeddingImport, MaskZeroFileTrainsLikeKerasFloat64) {
   EXPECT_TRUE(s.layers[0].mask_zero);
   EXPECT_FALSE(s.mask_value.has_value());
   ASSERT_EQ(m->init_weights.size(), 6u);
-  absl::StatusOr<Profile> ref64 = Profile::Parse("ref64");
-  ASSERT_TRUE(ref64.ok());
-  RunOptions options;
-  options.x = Npy("import_mask_zero/x.npy");
-  options.y = Npy("import_mask_zero/y.npy");
-  options.init_weights = m->init_weights;
-  absl::StatusOr<RunResult> r = RunJob(m->spec, *ref64, options);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->final_weights.size(), 6u);
-  for (int j = 0; j < 6; ++j) {
-    ExpectClose(r->final_weights[j].array,
-                Npy(absl::StrCat("import_mask_zero/final_w", j, ".npy")),
-                absl::StrCat("mask_zero final weight ", j));
-  }
-  ExpectClose(r->outputs, Npy("import_mask_zero/final_out.npy"), "outputs");
-  const NdArray& table = r->final_weights[0].array;
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(import_golden::ExpectTrainsLikeKerasFloat64(
+      *m, Golden("import_mask_zero/"), 6, "mask_zero ", &r));
+  const NdArray& table = r.final_weights[0].array;
   for (int u = 0; u < 4; ++u)
     EXPECT_EQ(table.at(u), m->init_weights[0].at(u)) << "row 0, unit " << u;
 }

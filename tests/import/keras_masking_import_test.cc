@@ -2,19 +2,15 @@
 // Masking first (tests/golden/masking/make_masking_golden.py) maps to a
 // JobSpec with mask_value and trains in fp64 like Keras' own float64 fit()
 // on padded sequences; Masking anywhere else is refused naming the layer.
-#include <algorithm>
-#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "client/import/keras_config.h"
 #include "client/import/keras_import.h"
 #include "client/import/keras_layers.h"
-#include "engine/io/npy.h"
-#include "engine/numerics/profile.h"
-#include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/import/import_golden.h"
 
 namespace driftscope {
 namespace {
@@ -26,23 +22,6 @@ std::string Golden(const std::string& name) {
                       "/tests/golden/masking/import_masked/", name);
 }
 
-NdArray Npy(const std::string& name) {
-  absl::StatusOr<NdArray> a = ReadNpy(Golden(name));
-  EXPECT_TRUE(a.ok()) << a.status();
-  return a.ok() ? *a : NdArray();
-}
-
-// |a - r| <= 1e-10 · max(1, |r|) elementwise.
-void ExpectClose(const NdArray& a, const NdArray& r, const std::string& what) {
-  ASSERT_EQ(a.shape(), r.shape()) << what;
-  double worst = 0;
-  for (int64_t i = 0; i < r.size(); ++i) {
-    worst = std::max(worst, std::fabs(a.at(i) - r.at(i)) /
-                                std::max(1.0, std::fabs(r.at(i))));
-  }
-  EXPECT_LE(worst, 1e-10) << what;
-}
-
 TEST(KerasMaskingImport, MaskedFileTrainsLikeKerasFloat64) {
   absl::StatusOr<ImportedModel> m = ImportKerasModel(Golden("model.keras"));
   ASSERT_TRUE(m.ok()) << m.status();
@@ -52,29 +31,13 @@ TEST(KerasMaskingImport, MaskedFileTrainsLikeKerasFloat64) {
   EXPECT_EQ(m->spec.model.layers[0].kind, LayerKind::kLstm);
   EXPECT_TRUE(m->spec.model.layers[1].bidirectional);
   const int weights = 3 + 6 + 2;
-  ASSERT_EQ(m->init_weights.size(), static_cast<size_t>(weights));
-  for (int j = 0; j < weights; ++j) {
-    const NdArray want = Npy(absl::StrCat("init_w", j, ".npy"));
-    ASSERT_EQ(m->init_weights[j].shape(), want.shape()) << j;
-    for (int64_t i = 0; i < want.size(); ++i)
-      ASSERT_EQ(m->init_weights[j].at(i), want.at(i)) << j;
-  }
-  absl::StatusOr<Profile> ref64 = Profile::Parse("ref64");
-  ASSERT_TRUE(ref64.ok());
-  RunOptions options;
-  options.x = Npy("x.npy");
-  options.y = Npy("y.npy");
-  options.init_weights = m->init_weights;
-  absl::StatusOr<RunResult> r = RunJob(m->spec, *ref64, options);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->losses.size(), 6);  // 2 steps per epoch (32 + 8), 3 epochs
-  ASSERT_EQ(r->final_weights.size(), static_cast<size_t>(weights));
-  for (int j = 0; j < weights; ++j) {
-    ExpectClose(r->final_weights[j].array,
-                Npy(absl::StrCat("final_w", j, ".npy")),
-                absl::StrCat("final weight ", j));
-  }
-  ExpectClose(r->outputs, Npy("final_out.npy"), "outputs");
+  const std::string dir = Golden("");
+  ASSERT_NO_FATAL_FAILURE(
+      import_golden::ExpectInitialWeightsAreTheFiles(*m, dir, weights));
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(
+      import_golden::ExpectTrainsLikeKerasFloat64(*m, dir, weights, "", &r));
+  EXPECT_EQ(r.losses.size(), 6);  // 2 steps per epoch (32 + 8), 3 epochs
 }
 
 TEST(KerasMaskingImport, MaskingAfterTheFirstLayerIsRefusedNamingIt) {
