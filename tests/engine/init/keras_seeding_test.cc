@@ -25,11 +25,14 @@
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::Dense;
+using testing_util::Rnn;
 using Kind = InitializerSpec::Kind;
 
 NdArray Golden(const std::string& name) {
@@ -37,22 +40,6 @@ NdArray Golden(const std::string& name) {
                                       "/tests/golden/seeding/" + name);
   EXPECT_TRUE(a.ok()) << a.status();
   return a.ok() ? *a : NdArray();
-}
-
-LayerSpec Rnn(LayerKind kind, int units, bool sequences = true) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
-  return l;
 }
 
 struct SeedingCase {

@@ -15,11 +15,14 @@
 #include "engine/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::Dense;
+using testing_util::Rnn;
 
 constexpr int64_t kMiB = 1024 * 1024;
 
@@ -71,22 +74,6 @@ int64_t MeasuredPeakBytes(const JobSpec& spec, const Profile& profile) {
   int status = 0;
   waitpid(pid, &status, 0);
   return grew;
-}
-
-LayerSpec Rnn(LayerKind kind, int units, bool sequences) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
-  return l;
 }
 
 JobSpec Job(std::vector<LayerSpec> layers, int timesteps, int samples,

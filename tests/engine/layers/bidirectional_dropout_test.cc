@@ -41,6 +41,7 @@ namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Dense;
 using testing_util::Flatten;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
@@ -50,22 +51,9 @@ const std::string kDir =
 
 LayerSpec Bi(LayerKind kind, int units, MergeMode mode, bool sequences,
              double dropout, double recurrent_dropout) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  l.bidirectional = true;
-  l.merge_mode = mode;
+  LayerSpec l = testing_util::Bi(kind, units, mode, sequences);
   l.dropout = dropout;
   l.recurrent_dropout = recurrent_dropout;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
   return l;
 }
 

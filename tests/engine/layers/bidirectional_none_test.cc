@@ -35,20 +35,11 @@ namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Bi;
 using testing_util::Lcg;
 
 const std::string kDir =
     std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/bidirectional/";
-
-LayerSpec Bi(LayerKind kind, int units, MergeMode mode, bool sequences) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  l.bidirectional = true;
-  l.merge_mode = mode;
-  return l;
-}
 
 // Keras' MSE / MAE of one output (rows × width, mean over the last axis,
 // then over rows), written out independently of engine/loss.

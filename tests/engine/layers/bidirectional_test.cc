@@ -32,30 +32,14 @@ namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Bi;
+using testing_util::Dense;
 using testing_util::Flatten;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
 
 const std::string kDir =
     std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/bidirectional/";
-
-LayerSpec Bi(LayerKind kind, int units, MergeMode mode, bool sequences) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  l.bidirectional = true;
-  l.merge_mode = mode;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
-  return l;
-}
 
 struct BiCase {
   std::string name;

@@ -38,28 +38,14 @@ namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Dense;
 using testing_util::Flatten;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
+using testing_util::Rnn;
 
 const std::string kDir =
     std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/embedding/";
-
-LayerSpec Rnn(LayerKind kind, int units, bool sequences) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
-  return l;
-}
 
 // Token ids (as values) with repeats, so that a row's gradient sums several
 // positions.

@@ -36,9 +36,11 @@ namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Dense;
 using testing_util::Flatten;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
+using testing_util::Rnn;
 
 const std::string kDir =
     std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/masking/";
@@ -53,22 +55,6 @@ const std::vector<uint8_t>& Keep() {
                                             0, 0, 0, 0, 0,  //
                                             0, 1, 1, 0, 1};
   return keep;
-}
-
-LayerSpec Rnn(LayerKind kind, int units, bool sequences) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = sequences;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
-  return l;
 }
 
 struct MaskCase {

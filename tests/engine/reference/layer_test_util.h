@@ -18,6 +18,32 @@
 namespace driftscope {
 namespace testing_util {
 
+// Layer specs the tests build models from: an RNN layer (LSTM, GRU,
+// SimpleRNN), a Dense layer with a linear activation, and an RNN layer
+// wrapped in Bidirectional with `mode` merging its copies.
+inline LayerSpec Rnn(LayerKind kind, int units, bool sequences = true) {
+  LayerSpec l;
+  l.kind = kind;
+  l.units = units;
+  l.return_sequences = sequences;
+  return l;
+}
+
+inline LayerSpec Dense(int units) {
+  LayerSpec l;
+  l.kind = LayerKind::kDense;
+  l.units = units;
+  l.activation = Activation::kLinear;
+  return l;
+}
+
+inline LayerSpec Bi(LayerKind kind, int units, MergeMode mode, bool sequences) {
+  LayerSpec l = Rnn(kind, units, sequences);
+  l.bidirectional = true;
+  l.merge_mode = mode;
+  return l;
+}
+
 class Lcg {
  public:
   explicit Lcg(uint64_t seed) : s_(seed * 6364136223846793005ULL + 1) {}

@@ -24,30 +24,21 @@
 #include "tests/engine/golden/golden_util.h"
 #include "tests/engine/golden/keras_first_step_golden.h"
 #include "tests/engine/golden/keras_training_golden.h"
+#include "tests/engine/reference/layer_test_util.h"
 
 namespace driftscope {
 namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Dense;
 
 const std::string kDir =
     std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/dropout/";
 
 LayerSpec Rnn(LayerKind kind, int units, double dropout) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = true;
+  LayerSpec l = testing_util::Rnn(kind, units, /*sequences=*/true);
   l.dropout = dropout;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
   return l;
 }
 

@@ -35,6 +35,7 @@ namespace {
 
 using golden::KerasCase;
 using ::testing::HasSubstr;
+using testing_util::Dense;
 using testing_util::Flatten;
 using testing_util::Lcg;
 using testing_util::RandomWeights;
@@ -43,20 +44,9 @@ const std::string kDir =
     std::string(DRIFTSCOPE_SOURCE_DIR) + "/tests/golden/recurrent_dropout/";
 
 LayerSpec Rnn(LayerKind kind, int units, double dropout, double recurrent) {
-  LayerSpec l;
-  l.kind = kind;
-  l.units = units;
-  l.return_sequences = true;
+  LayerSpec l = testing_util::Rnn(kind, units, /*sequences=*/true);
   l.dropout = dropout;
   l.recurrent_dropout = recurrent;
-  return l;
-}
-
-LayerSpec Dense(int units) {
-  LayerSpec l;
-  l.kind = LayerKind::kDense;
-  l.units = units;
-  l.activation = Activation::kLinear;
   return l;
 }
 
