@@ -59,6 +59,25 @@ struct KerasCasePrecisionName {
   }
 };
 
+// A training golden's parameters: a case, and fp64 (true) or fp32.
+class KerasTrainingGoldenTest
+    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {
+ protected:
+  // ExpectTrainingMatchesKeras for this case under golden_dir + its name.
+  void ExpectTrainingMatchesKeras(const std::string& golden_dir,
+                                  bool check_initial_outputs) {
+    const KerasCase& tc = std::get<0>(GetParam());
+    golden::ExpectTrainingMatchesKeras(tc.name, golden_dir + tc.name, tc.spec,
+                                       std::get<1>(GetParam()),
+                                       check_initial_outputs);
+  }
+};
+
+// Every case, under fp64 and fp32.
+inline auto KerasTrainingParams(const std::vector<KerasCase>& cases) {
+  return ::testing::Combine(::testing::ValuesIn(cases), ::testing::Bool());
+}
+
 // What the generators' cases share: seed_mode KERAS, MSE, 2 epochs of
 // batches of 4 in order, Adam at 2^-5; the model's input is (timesteps,
 // features) and its layers are the case's.

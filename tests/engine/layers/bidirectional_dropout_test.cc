@@ -360,22 +360,17 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-class KerasBidirectionalDropoutGoldenTest
-    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+using KerasBidirectionalDropoutGoldenTest = golden::KerasTrainingGoldenTest;
 
 // 6 steps of training with Keras' masks (seed_mode KERAS): fp64 within
 // 1e-10 of Keras float64 (float32 uniforms on both sides), fp32 within the
 // float32 tolerance; the outputs before training (no dropout) too.
 TEST_P(KerasBidirectionalDropoutGoldenTest, TrainingMatchesKeras) {
-  const KerasCase& tc = std::get<0>(GetParam());
-  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
-                                     std::get<1>(GetParam()),
-                                     /*check_initial_outputs=*/true);
+  ExpectTrainingMatchesKeras(kDir, /*check_initial_outputs=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalDropoutGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
-                                            ::testing::Bool()),
+                         golden::KerasTrainingParams(KerasCases()),
                          golden::KerasCasePrecisionName());
 
 class KerasBidirectionalDropoutModelTest

@@ -201,19 +201,14 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-class KerasBidirectionalNoneGoldenTest
-    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+using KerasBidirectionalNoneGoldenTest = golden::KerasTrainingGoldenTest;
 
 TEST_P(KerasBidirectionalNoneGoldenTest, TrainingMatchesKeras) {
-  const KerasCase& tc = std::get<0>(GetParam());
-  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
-                                     std::get<1>(GetParam()),
-                                     /*check_initial_outputs=*/true);
+  ExpectTrainingMatchesKeras(kDir, /*check_initial_outputs=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalNoneGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
-                                            ::testing::Bool()),
+                         golden::KerasTrainingParams(KerasCases()),
                          golden::KerasCasePrecisionName());
 
 class KerasBidirectionalNoneModelTest

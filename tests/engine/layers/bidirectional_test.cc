@@ -171,19 +171,14 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-class KerasBidirectionalGoldenTest
-    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+using KerasBidirectionalGoldenTest = golden::KerasTrainingGoldenTest;
 
 TEST_P(KerasBidirectionalGoldenTest, TrainingMatchesKeras) {
-  const KerasCase& tc = std::get<0>(GetParam());
-  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
-                                     std::get<1>(GetParam()),
-                                     /*check_initial_outputs=*/true);
+  ExpectTrainingMatchesKeras(kDir, /*check_initial_outputs=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasBidirectionalGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
-                                            ::testing::Bool()),
+                         golden::KerasTrainingParams(KerasCases()),
                          golden::KerasCasePrecisionName());
 
 class KerasBidirectionalModelTest : public ::testing::TestWithParam<KerasCase> {

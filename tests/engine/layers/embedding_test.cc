@@ -602,8 +602,7 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-class KerasEmbeddingGoldenTest
-    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+using KerasEmbeddingGoldenTest = golden::KerasTrainingGoldenTest;
 
 // Keras' optimizers get the embedding's gradient as IndexedSlices, one row
 // per token occurrence: the updates use the rows' sum, except that Adam's
@@ -613,15 +612,11 @@ class KerasEmbeddingGoldenTest
 // records it). The ids repeat within the batches, so a dense treatment of
 // the squares fails these cases.
 TEST_P(KerasEmbeddingGoldenTest, TrainingMatchesKeras) {
-  const KerasCase& tc = std::get<0>(GetParam());
-  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
-                                     std::get<1>(GetParam()),
-                                     /*check_initial_outputs=*/true);
+  ExpectTrainingMatchesKeras(kDir, /*check_initial_outputs=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasEmbeddingGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
-                                            ::testing::Bool()),
+                         golden::KerasTrainingParams(KerasCases()),
                          golden::KerasCasePrecisionName());
 
 class KerasEmbeddingModelTest : public ::testing::TestWithParam<KerasCase> {};

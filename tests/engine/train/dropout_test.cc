@@ -204,19 +204,14 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-class KerasDropoutGoldenTest
-    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+using KerasDropoutGoldenTest = golden::KerasTrainingGoldenTest;
 
 TEST_P(KerasDropoutGoldenTest, TrainingMatchesKeras) {
-  const KerasCase& tc = std::get<0>(GetParam());
-  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
-                                     std::get<1>(GetParam()),
-                                     /*check_initial_outputs=*/false);
+  ExpectTrainingMatchesKeras(kDir, /*check_initial_outputs=*/false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasDropoutGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
-                                            ::testing::Bool()),
+                         golden::KerasTrainingParams(KerasCases()),
                          golden::KerasCasePrecisionName());
 
 TEST(DropoutSpecTest, BadCombinationsAreRefusedNamingTheField) {

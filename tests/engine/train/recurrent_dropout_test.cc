@@ -289,19 +289,14 @@ std::vector<KerasCase> KerasCases() {
   return c;
 }
 
-class KerasRecurrentDropoutGoldenTest
-    : public ::testing::TestWithParam<std::tuple<KerasCase, bool>> {};
+using KerasRecurrentDropoutGoldenTest = golden::KerasTrainingGoldenTest;
 
 TEST_P(KerasRecurrentDropoutGoldenTest, TrainingMatchesKeras) {
-  const KerasCase& tc = std::get<0>(GetParam());
-  golden::ExpectTrainingMatchesKeras(tc.name, kDir + tc.name, tc.spec,
-                                     std::get<1>(GetParam()),
-                                     /*check_initial_outputs=*/false);
+  ExpectTrainingMatchesKeras(kDir, /*check_initial_outputs=*/false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keras315, KerasRecurrentDropoutGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(KerasCases()),
-                                            ::testing::Bool()),
+                         golden::KerasTrainingParams(KerasCases()),
                          golden::KerasCasePrecisionName());
 
 class KerasRecurrentDropoutGradientTest
