@@ -196,20 +196,14 @@ TEST_P(BidirectionalDropoutLayerTest, EngineWithMasksMatchesTheReference) {
   (*layer)->SetDirectionMasks(m->engine.data());
   (*layer)->Forward(ctx, p.data(), x.data(), kBatch, y.data());
   (*layer)->Backward(ctx, p.data(), dy.data(), dx.data(), dp.data());
-  for (size_t i = 0; i < y.size(); ++i)
-    EXPECT_NEAR(y[i], y_ref[i], 1e-12) << "y[" << i << "]";
-  for (size_t i = 0; i < dp.size(); ++i)
-    EXPECT_NEAR(dp[i], dp_ref[i], 1e-12 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "dparams[" << i << "]";
-  for (size_t i = 0; i < dx.size(); ++i)
-    EXPECT_NEAR(dx[i], g.dx[i], 1e-12 * std::max(1.0, std::fabs(g.dx[i])))
-        << "dx[" << i << "]";
+  testing_util::ExpectNearEach(y, y_ref, 1e-12, "y");
+  testing_util::ExpectNearEachScaled(dp, dp_ref, 1e-12, "dparams");
+  testing_util::ExpectNearEachScaled(dx, g.dx, 1e-12, "dx");
   // Evaluation (no masks) afterwards: the unmasked reference.
   (*layer)->SetDirectionMasks(nullptr);
   (*layer)->Forward(ctx, p.data(), x.data(), kBatch, y.data());
   const std::vector<double> plain = RefForward(spec, in, w, x, kBatch);
-  for (size_t i = 0; i < y.size(); ++i)
-    EXPECT_NEAR(y[i], plain[i], 1e-12) << "eval y[" << i << "]";
+  testing_util::ExpectNearEach(y, plain, 1e-12, "eval y");
 
   // fp32 with the same masks.
   const auto to_f = [](const std::vector<double>& v) {
@@ -238,14 +232,9 @@ TEST_P(BidirectionalDropoutLayerTest, EngineWithMasksMatchesTheReference) {
   (*layer32)->SetDirectionMasks(masks32.data());
   (*layer32)->Forward(ctx32, pf.data(), xf.data(), kBatch, yf.data());
   (*layer32)->Backward(ctx32, pf.data(), dyf.data(), dxf.data(), dpf.data());
-  for (size_t i = 0; i < yf.size(); ++i)
-    EXPECT_NEAR(yf[i], y_ref[i], 1e-5) << "f32 y[" << i << "]";
-  for (size_t i = 0; i < dpf.size(); ++i)
-    EXPECT_NEAR(dpf[i], dp_ref[i], 1e-4 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "f32 dparams[" << i << "]";
-  for (size_t i = 0; i < dxf.size(); ++i)
-    EXPECT_NEAR(dxf[i], g.dx[i], 1e-4 * std::max(1.0, std::fabs(g.dx[i])))
-        << "f32 dx[" << i << "]";
+  testing_util::ExpectNearEach(yf, y_ref, 1e-5, "f32 y");
+  testing_util::ExpectNearEachScaled(dpf, dp_ref, 1e-4, "f32 dparams");
+  testing_util::ExpectNearEachScaled(dxf, g.dx, 1e-4, "f32 dx");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKinds, BidirectionalDropoutLayerTest,

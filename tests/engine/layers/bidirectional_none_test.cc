@@ -168,11 +168,8 @@ TEST(BidirectionalNoneLayerTest, EngineAndReferenceAgree) {
   std::vector<double> y(y_ref.size()), dx(x.size()), dp(p.size());
   (*layer)->Forward(ctx, p.data(), x.data(), batch, y.data());
   (*layer)->Backward(ctx, p.data(), dy.data(), dx.data(), dp.data());
-  for (size_t i = 0; i < y.size(); ++i)
-    EXPECT_NEAR(y[i], y_ref[i], 1e-12) << "y[" << i << "]";
-  for (size_t i = 0; i < dp.size(); ++i)
-    EXPECT_NEAR(dp[i], dp_ref[i], 1e-12 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "dparams[" << i << "]";
+  testing_util::ExpectNearEach(y, y_ref, 1e-12, "y");
+  testing_util::ExpectNearEachScaled(dp, dp_ref, 1e-12, "dparams");
   for (size_t i = 0; i < dx.size(); ++i)
     EXPECT_NEAR(dx[i], g.dx[i], 1e-12 * std::max(1.0, std::fabs(g.dx[i])));
 }

@@ -284,9 +284,7 @@ TEST(EmbeddingLayerTest, EngineMatchesTheReference) {
   (*layer32)->Backward(ctx32, pf.data(), dyf.data(), nullptr, dpf.data());
   for (size_t i = 0; i < yf.size(); ++i)
     EXPECT_EQ(yf[i], static_cast<float>(y_ref[i])) << "f32 y[" << i << "]";
-  for (size_t i = 0; i < dpf.size(); ++i)
-    EXPECT_NEAR(dpf[i], dp_ref[i], 1e-5 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "f32 dparams[" << i << "]";
+  testing_util::ExpectNearEachScaled(dpf, dp_ref, 1e-5, "f32 dparams");
 }
 
 TEST(EmbeddingLayerTest, MakeLayerRefusesAnInputThatIsNotOneIdPerStep) {

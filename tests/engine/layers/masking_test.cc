@@ -217,20 +217,12 @@ TEST_P(MaskedLayerTest, EngineMatchesTheReference) {
   std::vector<double> y, dx, dp;
   RunEngineLayer<double>(tc, Precision::kFp64, p, x, dy, masks, &y, &dx, &dp);
   ASSERT_EQ(y.size(), y_ref.size());
-  for (size_t i = 0; i < y.size(); ++i)
-    EXPECT_NEAR(y[i], y_ref[i], 1e-12) << "y[" << i << "]";
-  for (size_t i = 0; i < dp.size(); ++i)
-    EXPECT_NEAR(dp[i], dp_ref[i], 1e-12 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "dparams[" << i << "]";
-  for (size_t i = 0; i < dx.size(); ++i)
-    EXPECT_NEAR(dx[i], g.dx[i], 1e-12 * std::max(1.0, std::fabs(g.dx[i])))
-        << "dx[" << i << "]";
+  testing_util::ExpectNearEach(y, y_ref, 1e-12, "y");
+  testing_util::ExpectNearEachScaled(dp, dp_ref, 1e-12, "dparams");
+  testing_util::ExpectNearEachScaled(dx, g.dx, 1e-12, "dx");
   RunEngineLayer<float>(tc, Precision::kFp32, p, x, dy, masks, &y, &dx, &dp);
-  for (size_t i = 0; i < y.size(); ++i)
-    EXPECT_NEAR(y[i], y_ref[i], 1e-5) << "f32 y[" << i << "]";
-  for (size_t i = 0; i < dp.size(); ++i)
-    EXPECT_NEAR(dp[i], dp_ref[i], 1e-4 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "f32 dparams[" << i << "]";
+  testing_util::ExpectNearEach(y, y_ref, 1e-5, "f32 y");
+  testing_util::ExpectNearEachScaled(dp, dp_ref, 1e-4, "f32 dparams");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayers, MaskedLayerTest,

@@ -37,6 +37,23 @@ inline LayerSpec Dense(int units) {
   return l;
 }
 
+// actual[i] within tol of want[i] for every i of `actual`; failures name
+// what[i]. Scaled: within tol · max(1, |want[i]|).
+template <typename A, typename W>
+void ExpectNearEach(const A& actual, const W& want, double tol,
+                    const std::string& what) {
+  for (size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], want[i], tol) << what << "[" << i << "]";
+}
+
+template <typename A, typename W>
+void ExpectNearEachScaled(const A& actual, const W& want, double tol,
+                          const std::string& what) {
+  for (size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(actual[i], want[i], tol * std::max(1.0, std::fabs(want[i])))
+        << what << "[" << i << "]";
+}
+
 inline LayerSpec Bi(LayerKind kind, int units, MergeMode mode, bool sequences) {
   LayerSpec l = Rnn(kind, units, sequences);
   l.bidirectional = true;

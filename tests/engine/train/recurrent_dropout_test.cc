@@ -204,11 +204,8 @@ TEST_P(GateMaskedLayerTest, EngineMatchesTheReferenceWithTheSameMasks) {
   (*layer32)->Forward(ctx32, p32v.data(), x32.data(), kBatch, y32.data());
   (*layer32)->Backward(ctx32, p32v.data(), dy32.data(), dx32.data(),
                        dp32.data());
-  for (size_t i = 0; i < y32.size(); ++i)
-    EXPECT_NEAR(y32[i], y_ref[i], 1e-5) << "f32 y[" << i << "]";
-  for (size_t i = 0; i < dp32.size(); ++i)
-    EXPECT_NEAR(dp32[i], dp_ref[i], 1e-4 * std::max(1.0, std::fabs(dp_ref[i])))
-        << "f32 dparams[" << i << "]";
+  testing_util::ExpectNearEach(y32, y_ref, 1e-5, "f32 y");
+  testing_util::ExpectNearEachScaled(dp32, dp_ref, 1e-4, "f32 dparams");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKinds, GateMaskedLayerTest,
