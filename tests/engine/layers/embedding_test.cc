@@ -66,12 +66,8 @@ TEST(EmbeddingReferenceTest, GradientsOfAStackMatchFiniteDifferences) {
       EmbeddingLayerSpec(kVocab, 3), Rnn(LayerKind::kLstm, 3, true), Dense(2)};
   const ActivationShape in{true, kSteps, 1};
   Lcg rng(11);
-  std::vector<RefWeights> w;
-  ActivationShape shape = in;
-  for (const LayerSpec& l : layers) {
-    w.push_back(RandomWeights(l, shape, &rng, 0.6));
-    shape = RefOutputShape(l, shape);
-  }
+  const std::vector<RefWeights> w =
+      testing_util::RandomModelWeights(layers, in, &rng, 0.6);
   const std::vector<double> x = Ids(kBatch * kSteps, kVocab, 3);
   ASSERT_LT(std::set<double>(x.begin(), x.end()).size(), x.size())
       << "the ids must repeat";
@@ -85,20 +81,7 @@ TEST(EmbeddingReferenceTest, GradientsOfAStackMatchFiniteDifferences) {
     for (size_t i = 0; i < y.size(); ++i) l += dy[i] * y[i];
     return l;
   };
-  const double h = 1e-6;
-  for (size_t k = 0; k < w.size(); ++k) {
-    for (size_t j = 0; j < w[k].size(); ++j) {
-      for (size_t i = 0; i < w[k][j].size(); ++i) {
-        std::vector<RefWeights> wp = w, wm = w;
-        wp[k][j][i] += h;
-        wm[k][j][i] -= h;
-        const double fd = (loss(wp) - loss(wm)) / (2 * h);
-        EXPECT_NEAR(g[k].dweights[j][i], fd,
-                    1e-7 * std::max(1.0, std::fabs(fd)))
-            << "layer " << k << " weight " << j << "[" << i << "]";
-      }
-    }
-  }
+  testing_util::ExpectModelGradientsMatchFiniteDifferences(w, g, loss, "");
   // A row no id selects gets no gradient.
   for (int id = 0; id < kVocab; ++id) {
     if (std::count(x.begin(), x.end(), static_cast<double>(id)) > 0) continue;
@@ -127,12 +110,8 @@ TEST(EmbeddingReferenceTest, MaskZeroGradientsMatchFiniteDifferences) {
     const int batch = kBatch + 1;
     const ActivationShape in{true, kSteps, 1};
     Lcg rng(21);
-    std::vector<RefWeights> w;
-    ActivationShape shape = in;
-    for (const LayerSpec& l : layers) {
-      w.push_back(RandomWeights(l, shape, &rng, 0.6));
-      shape = RefOutputShape(l, shape);
-    }
+    const std::vector<RefWeights> w =
+        testing_util::RandomModelWeights(layers, in, &rng, 0.6);
     const std::vector<double> x = PaddedIds();
     const std::vector<uint8_t> keep = RefMaskZeroKeep(x);
     for (size_t r = 0; r < x.size(); ++r) ASSERT_EQ(keep[r], x[r] != 0 ? 1 : 0);
@@ -152,21 +131,8 @@ TEST(EmbeddingReferenceTest, MaskZeroGradientsMatchFiniteDifferences) {
       for (size_t i = 0; i < y.size(); ++i) l += dy[i] * y[i];
       return l;
     };
-    const double h = 1e-6;
-    for (size_t k = 0; k < w.size(); ++k) {
-      for (size_t j = 0; j < w[k].size(); ++j) {
-        for (size_t i = 0; i < w[k][j].size(); ++i) {
-          std::vector<RefWeights> wp = w, wm = w;
-          wp[k][j][i] += h;
-          wm[k][j][i] -= h;
-          const double fd = (loss(wp) - loss(wm)) / (2 * h);
-          EXPECT_NEAR(g[k].dweights[j][i], fd,
-                      1e-7 * std::max(1.0, std::fabs(fd)))
-              << "sequences " << sequences << " layer " << k << " weight " << j
-              << "[" << i << "]";
-        }
-      }
-    }
+    testing_util::ExpectModelGradientsMatchFiniteDifferences(
+        w, g, loss, sequences ? "sequences 1 " : "sequences 0 ");
     for (int u = 0; u < 3; ++u) EXPECT_EQ(g[0].dweights[0][u], 0.0) << u;
   }
 }
@@ -184,12 +150,8 @@ TEST(EmbeddingModelTest, MaskZeroModelMatchesTheReference) {
   const int batch = kBatch + 1;
   const ActivationShape in{true, kSteps, 1};
   Lcg rng(5);
-  std::vector<RefWeights> w;
-  ActivationShape shape = in;
-  for (const LayerSpec& l : m.layers) {
-    w.push_back(RandomWeights(l, shape, &rng, 0.6));
-    shape = RefOutputShape(l, shape);
-  }
+  const std::vector<RefWeights> w =
+      testing_util::RandomModelWeights(m.layers, in, &rng, 0.6);
   const std::vector<double> x = PaddedIds();
   const std::vector<uint8_t> keep = RefMaskZeroKeep(x);
   const std::vector<double> y_ref =

@@ -347,12 +347,8 @@ TEST(MaskedModelTest, StackMatchesTheReferenceModel) {
   absl::StatusOr<std::unique_ptr<Model<double>>> model =
       Model<double>::Create(m, kBatch);
   ASSERT_TRUE(model.ok()) << model.status();
-  std::vector<RefWeights> w;
-  ActivationShape shape = in;
-  for (const LayerSpec& l : m.layers) {
-    w.push_back(RandomWeights(l, shape, &rng, 0.6));
-    shape = RefOutputShape(l, shape);
-  }
+  const std::vector<RefWeights> w =
+      testing_util::RandomModelWeights(m.layers, in, &rng, 0.6);
   const std::vector<double> p = [&] {
     std::vector<double> all;
     for (const RefWeights& lw : w) {

@@ -204,6 +204,43 @@ void ExpectGradientsMatchFiniteDifferences(const RefWeights& w,
   }
 }
 
+// Random weights (RandomWeights) for each layer of a model whose input is
+// `in`, layer by layer in the order the rng draws them.
+inline std::vector<RefWeights> RandomModelWeights(
+    const std::vector<LayerSpec>& layers, const ActivationShape& in, Lcg* rng,
+    double scale) {
+  std::vector<RefWeights> w;
+  ActivationShape shape = in;
+  for (const LayerSpec& l : layers) {
+    w.push_back(RandomWeights(l, shape, rng, scale));
+    shape = RefOutputShape(l, shape);
+  }
+  return w;
+}
+
+// Every layer's weight gradients g[k].dweights against central differences
+// (h = 1e-6) of loss(weights): within 1e-7 · max(1, |fd|); failures start
+// with `what`.
+template <typename Loss>
+void ExpectModelGradientsMatchFiniteDifferences(
+    const std::vector<RefWeights>& w, const std::vector<RefLayerGrads>& g,
+    const Loss& loss, const std::string& what) {
+  const double h = 1e-6;
+  for (size_t k = 0; k < w.size(); ++k) {
+    for (size_t j = 0; j < w[k].size(); ++j) {
+      for (size_t i = 0; i < w[k][j].size(); ++i) {
+        std::vector<RefWeights> wp = w, wm = w;
+        wp[k][j][i] += h;
+        wm[k][j][i] -= h;
+        const double fd = (loss(wp) - loss(wm)) / (2 * h);
+        EXPECT_NEAR(g[k].dweights[j][i], fd,
+                    1e-7 * std::max(1.0, std::fabs(fd)))
+            << what << "layer " << k << " weight " << j << "[" << i << "]";
+      }
+    }
+  }
+}
+
 }  // namespace testing_util
 }  // namespace driftscope
 
